@@ -1,0 +1,115 @@
+"""Latency measurement for sessions: warm-up, repeated runs, percentiles.
+
+Example:
+    >>> import edgeai
+    >>> from edgeai.benchmarking import benchmark, random_feeds
+    >>> sess = edgeai.Session(edgeai.demo.model_path())
+    >>> result = benchmark(sess, random_feeds(sess.inputs), warmup=2, runs=5)
+    >>> result.runs
+    5
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from edgeai.specs import TensorSpec
+
+__all__ = ["BenchResult", "benchmark", "random_feeds"]
+
+
+class BenchResult(BaseModel):
+    """Latency statistics of repeated runs, in milliseconds."""
+
+    model: str = ""
+    device: str = ""
+    runs: int
+    warmup: int
+    batch: int = 1
+    mean_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    throughput_per_s: float
+    """Items (batch elements) per second at the median latency."""
+
+
+def random_feeds(
+    specs: Sequence[TensorSpec], dims: Mapping[str, int] | None = None, *, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random arrays matching ``specs``; symbolic dims take ``dims[name]`` or 1.
+
+    Integer inputs are drawn from their quantization range when quantized,
+    else from [0, 10); floats from a standard normal.
+    """
+    rng = np.random.default_rng(seed)
+    dims = dict(dims or {})
+    feeds: dict[str, np.ndarray] = {}
+    for spec in specs:
+        shape = tuple(
+            d if isinstance(d, int) else dims.get(str(d), 1) for d in (spec.shape or (1,))
+        )
+        if spec.dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+        elif spec.dtype.kind in "iu":
+            info = np.iinfo(spec.dtype)
+            lo, hi = (info.min, info.max) if spec.quant is not None else (0, 10)
+            feeds[spec.name] = rng.integers(max(lo, info.min), hi, shape, endpoint=True).astype(
+                spec.dtype
+            )
+        elif spec.dtype.kind == "b":
+            feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            raise ValueError(f"cannot make random data for input {spec}")
+    return feeds
+
+
+def benchmark(
+    session: Any,
+    feeds: Mapping[str, np.ndarray],
+    *,
+    warmup: int = 10,
+    runs: int = 100,
+    progress: Callable[[int], None] | None = None,
+) -> BenchResult:
+    """Time ``session.run(feeds)`` ``runs`` times after ``warmup`` untimed runs."""
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    feeds = dict(feeds)
+    for _ in range(warmup):
+        session.run(feeds)
+    times = np.empty(runs, dtype=np.float64)
+    clock = time.perf_counter
+    for i in range(runs):
+        t0 = clock()
+        session.run(feeds)
+        times[i] = clock() - t0
+        if progress is not None:
+            progress(i + 1)
+    ms = times * 1e3
+    batch = 1
+    first = next(iter(feeds.values()), None)
+    if first is not None and getattr(first, "ndim", 0) > 0:
+        batch = int(first.shape[0])
+    p50 = float(np.percentile(ms, 50))
+    return BenchResult(
+        model=str(getattr(getattr(session, "_source", None), "display_name", "")),
+        device=str(getattr(getattr(session, "device", None), "id", "")),
+        runs=runs,
+        warmup=warmup,
+        batch=batch,
+        mean_ms=float(ms.mean()),
+        min_ms=float(ms.min()),
+        p50_ms=p50,
+        p90_ms=float(np.percentile(ms, 90)),
+        p99_ms=float(np.percentile(ms, 99)),
+        max_ms=float(ms.max()),
+        throughput_per_s=batch * 1e3 / p50 if p50 > 0 else float("inf"),
+    )

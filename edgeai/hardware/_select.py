@@ -1,0 +1,87 @@
+"""Discovery across backends and the ``device=`` selection rule."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from edgeai.errors import DeviceNotAvailableError
+from edgeai.hardware._device import KIND_PRIORITY, Device, DeviceKind
+
+_lock = threading.Lock()
+_cache: list[Device] | None = None
+
+
+def devices(*, refresh: bool = False) -> list[Device]:
+    """List the devices that the installed runtimes expose, best kind first.
+
+    The result is cached for the process; ``refresh=True`` asks the runtimes again.
+
+    Example:
+        >>> import edgeai
+        >>> [d.id for d in edgeai.devices() if d.backend == "onnxruntime"][-1]
+        'onnxruntime:cpu'
+    """
+    global _cache
+    with _lock:
+        if _cache is None or refresh:
+            from edgeai.backends import available_backends
+
+            found: list[Device] = []
+            for backend in available_backends():
+                found.extend(backend.devices())
+            _cache = sorted(found, key=lambda d: KIND_PRIORITY.index(d.kind))
+        return list(_cache)
+
+
+def select_device(
+    request: str | Device,
+    candidates: Sequence[Device],
+    *,
+    fallback: bool = False,
+    priority: Iterable[DeviceKind | str] = KIND_PRIORITY,
+) -> Device:
+    """Pick one device from ``candidates`` for a ``device=`` request.
+
+    ``request`` is ``"auto"`` (best kind by ``priority``: NPU > GPU > DSP > CPU),
+    a kind (``"npu"``, ``"gpu"``, ``"dsp"``, ``"cpu"``), a backend name
+    (``"native"``, ``"onnxruntime"``), a provider name
+    (``"CUDAExecutionProvider"``) or an exact device id (``"onnxruntime:cpu"``).
+    A request that matches nothing raises :class:`DeviceNotAvailableError`
+    listing what is present, unless ``fallback=True``, which then takes the
+    best CPU.
+
+    Example:
+        >>> from edgeai.hardware import Device, DeviceKind, select_device
+        >>> cpu = Device("onnxruntime:cpu", DeviceKind.CPU, "CPU", "x", "onnxruntime")
+        >>> select_device("auto", [cpu]).id
+        'onnxruntime:cpu'
+    """
+    if isinstance(request, Device):
+        if request in candidates or request.emulated:
+            return request
+        request = request.id
+    if not candidates:
+        raise DeviceNotAvailableError("no runtime that can run this model is installed")
+    order = [DeviceKind(str(k).upper()) for k in priority]
+    ranked = sorted(candidates, key=lambda d: order.index(d.kind) if d.kind in order else len(order))
+    key = request.strip()
+    low = key.lower()
+    if low == "auto":
+        return ranked[0]
+    matches = [
+        d
+        for d in ranked
+        if low in (d.id.lower(), d.provider.lower(), d.kind.value.lower(), d.backend.lower())
+    ]
+    if matches:
+        return matches[0]
+    if fallback:
+        cpus = [d for d in ranked if d.kind is DeviceKind.CPU]
+        if cpus:
+            return cpus[0]
+    present = ", ".join(f"{d.id} ({d.kind.value})" for d in ranked)
+    raise DeviceNotAvailableError(
+        f"device {request!r} is not available for this model. Present: {present}. "
+        f"Use device='auto', one of these ids or kinds, or pass fallback=True to run on the CPU."
+    )

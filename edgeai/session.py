@@ -1,0 +1,375 @@
+"""``edgeai.Session``: one API over every on-device runtime.
+
+Example:
+    >>> import numpy as np, edgeai
+    >>> with edgeai.Session(edgeai.demo.model_path()) as sess:
+    ...     x = np.zeros((1, 1, 8, 8), np.float32)
+    ...     out = sess.run({"image": x})
+    ...     sorted(out)
+    ['probabilities']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeai.backends import Executable, get_backend
+from edgeai.errors import (
+    DeviceNotAvailableError,
+    EdgeAIError,
+    InferenceError,
+    InputError,
+    InputNameError,
+    InputShapeError,
+    InputTypeError,
+    SessionClosedError,
+)
+from edgeai.formats import ModelSource, open_model
+from edgeai.hardware import Device, devices, select_device
+from edgeai.specs import TensorSpec
+
+__all__ = ["Session"]
+
+_MISSING: Any = object()
+
+
+class Session:
+    """Load a model and run it on the best available device.
+
+    Args:
+        model: a file path (``.onnx``; other formats as their backends land),
+            the model's bytes, or an ``onnx.ModelProto``.
+        device: ``"auto"`` (NPU > GPU > DSP > CPU), a kind (``"cpu"``,
+            ``"gpu"``, ``"npu"``, ``"dsp"``), a backend (``"onnxruntime"``,
+            ``"native"``), a provider name (``"CUDAExecutionProvider"``), an
+            exact device id from :func:`edgeai.devices`, or a ``Device``.
+        fallback: when the requested device is absent, run on the CPU instead
+            of raising :class:`~edgeai.errors.DeviceNotAvailableError`.
+        threads: intra-op threads for the runtime (default: the runtime's own).
+        optimization: graph optimization level: ``"none"``, ``"basic"``,
+            ``"extended"`` or ``"all"``.
+        provider_options: options handed to the chosen runtime's provider.
+        key: decryption key for an encrypted model bundle.
+        validation: an input-validation policy (``edgeai.security.InputPolicy``)
+            checked before every run.
+        monitor: ``True`` or an ``edgeai.monitor.Monitor`` to record latency
+            and input statistics of every run, without changing results.
+        **options: backend-specific options.
+
+    ``run`` is safe to call from several threads at once.
+
+    Example:
+        >>> import numpy as np, edgeai
+        >>> sess = edgeai.Session(edgeai.demo.model_path(), device="cpu")
+        >>> probs = sess(np.zeros((2, 1, 8, 8), np.float32))["probabilities"]
+        >>> probs.shape
+        (2, 10)
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        device: str | Device = "auto",
+        *,
+        fallback: bool = False,
+        threads: int | None = None,
+        optimization: str = "all",
+        provider_options: Mapping[str, Any] | None = None,
+        key: bytes | str | None = None,
+        validation: Any = None,
+        monitor: Any = False,
+        **options: Any,
+    ) -> None:
+        if optimization not in ("none", "basic", "extended", "all"):
+            raise ValueError(
+                f"optimization must be 'none', 'basic', 'extended' or 'all', not {optimization!r}"
+            )
+        source = open_model(model)
+        if source.format == "bundle":
+            source = self._open_bundle(source, key, options)
+        self._source: ModelSource = source
+        candidates = [d for d in devices() if source.format in get_backend(d.backend).formats]
+        if not candidates:
+            raise DeviceNotAvailableError(
+                f"no installed runtime can run a {source.format!r} model ({source.display_name}); "
+                f"{_install_hint(source.format)}"
+            )
+        self._device = select_device(device, candidates, fallback=fallback)
+        opts = dict(options)
+        opts.update(threads=threads, optimization=optimization, provider_options=provider_options)
+        backend = get_backend(self._device.backend)
+        self._exec: Executable = backend.load(source, self._device, opts)
+        self._inputs: list[TensorSpec] = list(self._exec.inputs)
+        self._outputs: list[TensorSpec] = list(self._exec.outputs)
+        self._input_names = [s.name for s in self._inputs]
+        self._output_names: list[str] = list(
+            getattr(self._exec, "output_names", [s.name for s in self._outputs])
+        )
+        self._spec_by_name = {s.name: s for s in self._inputs}
+        self._n_inputs = len(self._inputs)
+        # Runtimes that validate feeds themselves (ONNX Runtime) run first and are
+        # explained on failure: the common case pays nothing for validation.
+        self._trusts_runtime = bool(getattr(self._exec, "validates_inputs", False))
+        fast = getattr(self._exec, "run_fast", None)
+        self._run_fast = fast if fast is not None and self._trusts_runtime else None
+        self._placement: Any = None
+        self._validation = validation
+        self._monitor = self._make_monitor(monitor)
+        self._plain = self._validation is None and self._monitor is None
+
+    # -- construction helpers -------------------------------------------------
+    @staticmethod
+    def _open_bundle(source: ModelSource, key: Any, options: dict[str, Any]) -> ModelSource:
+        from edgeai.lifecycle.bundle import open_bundle_source
+
+        return open_bundle_source(
+            source, key=key, trusted_keys=options.pop("trusted_keys", None)
+        )
+
+    def _make_monitor(self, monitor: Any) -> Any:
+        if monitor is False or monitor is None:
+            return None
+        if monitor is True:
+            from edgeai.monitor import Monitor
+
+            return Monitor(name=self._source.display_name)
+        return monitor
+
+    # -- public properties ----------------------------------------------------
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """Input specs, in model order."""
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        """Output specs, in model order."""
+        return list(self._outputs)
+
+    @property
+    def device(self) -> Device:
+        """The device the session was compiled for."""
+        return self._device
+
+    @property
+    def format(self) -> str:
+        """The model's format: ``"onnx"``, ``"tflite"``, ``"pte"``, ``"coreml"``."""
+        return self._source.format
+
+    @property
+    def placement(self) -> Any:
+        """A :class:`~edgeai.placement.report.PlacementReport`: where every node runs."""
+        if self._placement is None:
+            self._placement = self._executable().placement()
+        return self._placement
+
+    @property
+    def monitor(self) -> Any:
+        """The session's monitor, or ``None`` when monitoring is off."""
+        return self._monitor
+
+    # -- running --------------------------------------------------------------
+    def run(
+        self,
+        output_names_or_feeds: Any,
+        feeds: Any = _MISSING,
+        run_options: Any = None,
+    ) -> Any:
+        """Run the model.
+
+        Two call forms:
+
+        * ``run(feeds)`` returns a dict of output name to array. ``feeds`` is a
+          dict of input name to array, a list in input order, or one array for
+          a one-input model.
+        * ``run(output_names, feeds)``, ONNX Runtime's form, returns a list of
+          arrays (all outputs when ``output_names`` is ``None``).
+
+        Bad feeds raise an :class:`~edgeai.errors.InputError` that names the
+        input and the expected spec.
+        """
+        ort_form = feeds is not _MISSING
+        if ort_form:
+            names = output_names_or_feeds
+        else:
+            names = None
+            feeds = output_names_or_feeds
+        if type(feeds) is not dict:
+            feeds = self._normalize(feeds)
+        if self._plain and self._run_fast is not None and len(feeds) == self._n_inputs:
+            out_names = names if names else self._output_names
+            try:
+                outs = self._run_fast(out_names, feeds, run_options)
+            except SessionClosedError:
+                raise
+            except Exception as exc:
+                raise self._explain(feeds, exc, out_names) from exc
+            return outs if ort_form else dict(zip(out_names, outs))
+        outs = self._run_checked(feeds, names)
+        if ort_form:
+            return outs
+        return dict(zip(names if names else self._output_names, outs))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+        """``session(x)`` or ``session(name=x, ...)``: like ``run(feeds)``."""
+        if kwargs:
+            if args:
+                raise TypeError("pass feeds either positionally or as keywords, not both")
+            return self.run(kwargs)  # type: ignore[no-any-return]
+        if len(args) == 1:
+            return self.run(args[0])  # type: ignore[no-any-return]
+        return self.run(list(args))  # type: ignore[no-any-return]
+
+    def _run_checked(self, feeds: dict[str, Any], names: Sequence[str] | None) -> list[np.ndarray]:
+        exe = self._executable()
+        feeds = self.validate(feeds)
+        if self._validation is not None:
+            self._validation.check(feeds, self._inputs)
+        out_names = list(names) if names else self._output_names
+        if self._monitor is not None:
+            with self._monitor.measure(feeds) as record:
+                outs = exe.run(feeds, out_names)
+                record.outputs = dict(zip(out_names, outs))
+            return outs
+        try:
+            return exe.run(feeds, out_names)
+        except EdgeAIError:
+            raise
+        except Exception as exc:
+            raise InferenceError(f"running {self._source.display_name} failed: {exc}") from exc
+
+    def _executable(self) -> Executable:
+        exe = self._exec
+        if exe is None:
+            raise SessionClosedError("the session is closed; create a new edgeai.Session")
+        return exe
+
+    # -- feeds ----------------------------------------------------------------
+    def _normalize(self, feeds: Any) -> dict[str, Any]:
+        if isinstance(feeds, Mapping):
+            return dict(feeds)
+        if isinstance(feeds, (list, tuple)) and (
+            len(self._inputs) != 1 or (feeds and isinstance(feeds[0], np.ndarray))
+        ):
+            if len(feeds) != len(self._inputs):
+                raise InputNameError(
+                    f"got {len(feeds)} feeds in a list but the model has {len(self._inputs)} "
+                    f"inputs: {self._describe_inputs()}"
+                )
+            return dict(zip(self._input_names, feeds))
+        if len(self._inputs) == 1:
+            return {self._input_names[0]: feeds}
+        raise InputNameError(
+            f"a single array was fed but the model has {len(self._inputs)} inputs: "
+            f"{self._describe_inputs()}. Pass a dict of name to array."
+        )
+
+    def _describe_inputs(self) -> str:
+        return "; ".join(str(s) for s in self._inputs)
+
+    def validate(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Check feeds against the input specs; return them as numpy arrays.
+
+        Raises :class:`~edgeai.errors.InputNameError`,
+        :class:`~edgeai.errors.InputTypeError` or
+        :class:`~edgeai.errors.InputShapeError` with the expected spec.
+        """
+        unknown = [k for k in feeds if k not in self._spec_by_name]
+        if unknown:
+            raise InputNameError(
+                f"unknown input name(s) {unknown}; the model's inputs are: {self._describe_inputs()}"
+            )
+        missing = [n for n in self._input_names if n not in feeds]
+        if missing:
+            raise InputNameError(
+                f"missing input(s) {missing}; the model's inputs are: {self._describe_inputs()}"
+            )
+        out: dict[str, np.ndarray] = {}
+        bound: dict[str, tuple[int, str]] = {}
+        for name in self._input_names:
+            spec = self._spec_by_name[name]
+            value = feeds[name]
+            if not isinstance(value, np.ndarray):
+                try:
+                    value = np.asarray(value, dtype=spec.dtype)
+                except (TypeError, ValueError) as exc:
+                    raise InputTypeError(
+                        f"input {name!r} must be an array of {spec}, got {type(value).__name__} "
+                        f"that cannot be converted: {exc}"
+                    ) from exc
+            if value.dtype != spec.dtype:
+                raise InputTypeError(
+                    f"input {name!r} expects dtype {spec.dtype} ({spec}), got {value.dtype}. "
+                    f"Convert it with .astype(np.{spec.dtype})."
+                )
+            if spec.shape is not None:
+                if value.ndim != len(spec.shape):
+                    raise InputShapeError(
+                        f"input {name!r} expects rank {len(spec.shape)} ({spec}), got an array "
+                        f"of shape {value.shape} (rank {value.ndim})"
+                    )
+                for axis, (want, got) in enumerate(zip(spec.shape, value.shape)):
+                    if isinstance(want, int) and want != got:
+                        raise InputShapeError(
+                            f"input {name!r} expects size {want} on axis {axis} ({spec}), "
+                            f"got shape {value.shape}"
+                        )
+                    if isinstance(want, str):
+                        seen = bound.setdefault(want, (got, name))
+                        if seen[0] != got:
+                            raise InputShapeError(
+                                f"dimension {want!r} is {seen[0]} in input {seen[1]!r} but {got} "
+                                f"in input {name!r}; inputs sharing a dimension name must agree"
+                            )
+            out[name] = value
+        return out
+
+    def _explain(self, feeds: Any, exc: Exception, out_names: Sequence[str]) -> Exception:
+        """Turn a runtime's failure into the clearest edgeai error we can."""
+        try:
+            self.validate(feeds)
+        except InputError as clear:
+            return clear
+        bad = [n for n in out_names if n not in self._output_names]
+        if bad:
+            return InputNameError(
+                f"unknown output name(s) {bad}; the model's outputs are: {self._output_names}"
+            )
+        return InferenceError(f"running {self._source.display_name} failed: {exc}")
+
+    # -- lifetime -------------------------------------------------------------
+    def close(self) -> None:
+        """Release the runtime's resources. Runs already in flight finish; later ones raise."""
+        exe, self._exec = self._exec, None  # type: ignore[assignment]
+        self._run_fast = _closed_run
+        self._plain = True
+        if exe is not None:
+            exe.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._exec is None else self._device.id
+        return (
+            f"Session({self._source.display_name!r}, device={state!r}, "
+            f"inputs=[{self._describe_inputs()}])"
+        )
+
+
+def _closed_run(*_: Any) -> Any:
+    raise SessionClosedError("the session is closed; create a new edgeai.Session")
+
+
+def _install_hint(fmt: str) -> str:
+    return {
+        "tflite": 'install LiteRT: pip install "edgeai[litert]"',
+        "pte": 'install ExecuTorch: pip install "edgeai[executorch]"',
+        "coreml": 'install coremltools: pip install "edgeai[coreml]"',
+    }.get(fmt, "pip install onnxruntime")
