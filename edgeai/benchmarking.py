@@ -53,17 +53,13 @@ def random_feeds(
     dims = dict(dims or {})
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:
-        shape = tuple(
-            d if isinstance(d, int) else dims.get(str(d), 1) for d in (spec.shape or (1,))
-        )
+        shape = tuple(d if isinstance(d, int) else dims.get(str(d), 1) for d in (spec.shape or (1,)))
         if spec.dtype.kind == "f":
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype.kind in "iu":
             info = np.iinfo(spec.dtype)
             lo, hi = (info.min, info.max) if spec.quant is not None else (0, 10)
-            feeds[spec.name] = rng.integers(max(lo, info.min), hi, shape, endpoint=True).astype(
-                spec.dtype
-            )
+            feeds[spec.name] = rng.integers(max(lo, info.min), hi, shape, endpoint=True).astype(spec.dtype)
         elif spec.dtype.kind == "b":
             feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
         else:

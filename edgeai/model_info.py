@@ -20,10 +20,22 @@ from edgeai.formats import open_model
 __all__ = ["ModelInfo", "inspect_model"]
 
 _QOPERATOR = {
-    "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QGemm", "QLinearAdd",
-    "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearGlobalAveragePool",
-    "QLinearAveragePool", "QLinearConcat", "QLinearSoftmax", "DynamicQuantizeMatMul",
-    "MatMulIntegerToFloat", "DynamicQuantizeLSTM",
+    "QLinearConv",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+    "QGemm",
+    "QLinearAdd",
+    "QLinearMul",
+    "QLinearSigmoid",
+    "QLinearLeakyRelu",
+    "QLinearGlobalAveragePool",
+    "QLinearAveragePool",
+    "QLinearConcat",
+    "QLinearSoftmax",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeLSTM",
 }
 
 

@@ -125,9 +125,7 @@ class Session:
     def _open_bundle(source: ModelSource, key: Any, options: dict[str, Any]) -> ModelSource:
         from edgeai.lifecycle.bundle import open_bundle_source
 
-        return open_bundle_source(
-            source, key=key, trusted_keys=options.pop("trusted_keys", None)
-        )
+        return open_bundle_source(source, key=key, trusted_keys=options.pop("trusted_keys", None))
 
     def _make_monitor(self, monitor: Any) -> Any:
         if monitor is False or monitor is None:
@@ -357,10 +355,7 @@ class Session:
 
     def __repr__(self) -> str:
         state = "closed" if self._exec is None else self._device.id
-        return (
-            f"Session({self._source.display_name!r}, device={state!r}, "
-            f"inputs=[{self._describe_inputs()}])"
-        )
+        return f"Session({self._source.display_name!r}, device={state!r}, inputs=[{self._describe_inputs()}])"
 
 
 def _closed_run(*_: Any) -> Any:

@@ -60,7 +60,10 @@ def build_mobilenetv2(width: float = 1.0, num_classes: int = 1000, seed: int = 0
             layers: list[nn.Module] = []
             if t != 1:
                 layers.append(conv_bn(inp, hidden, 1, 1))
-            layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden), conv_bn(hidden, out, 1, 1, act=False)]
+            layers += [
+                conv_bn(hidden, hidden, 3, stride, groups=hidden),
+                conv_bn(hidden, out, 1, 1, act=False),
+            ]
             self.conv = nn.Sequential(*layers)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,8 +108,14 @@ def export_mobilenetv2(path: Path, *, width: float = 0.5, resolution: int = 96, 
     model = build_mobilenetv2(width=width, num_classes=100, seed=seed)
     x = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(seed))
     torch.onnx.export(
-        model, (x,), str(path), input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, opset_version=17, dynamo=False,
+        model,
+        (x,),
+        str(path),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+        opset_version=17,
+        dynamo=False,
     )
     return path
 
@@ -114,14 +123,19 @@ def export_mobilenetv2(path: Path, *, width: float = 0.5, resolution: int = 96, 
 def calibration_data(n: int = 8, resolution: int = 96, seed: int = 1) -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
     return [
-        {"input": rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32)}
-        for _ in range(n)
+        {"input": rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32)} for _ in range(n)
     ]
 
 
-def quantize_mobilenetv2(float_path: Path, out_path: Path, *, fmt: str = "QDQ",
-                         per_channel: bool = True, reduce_range: bool = False,
-                         resolution: int = 96) -> Path:
+def quantize_mobilenetv2(
+    float_path: Path,
+    out_path: Path,
+    *,
+    fmt: str = "QDQ",
+    per_channel: bool = True,
+    reduce_range: bool = False,
+    resolution: int = 96,
+) -> Path:
     """Quantize with onnxruntime's ``quantize_static`` (QDQ or QOperator, uint8 activations)."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -138,9 +152,13 @@ def quantize_mobilenetv2(float_path: Path, out_path: Path, *, fmt: str = "QDQ",
             return next(self._it, None)
 
     quantize_static(
-        str(float_path), str(out_path), Reader(),
+        str(float_path),
+        str(out_path),
+        Reader(),
         quant_format=QuantFormat.QDQ if fmt == "QDQ" else QuantFormat.QOperator,
-        per_channel=per_channel, reduce_range=reduce_range,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
     )
     return out_path

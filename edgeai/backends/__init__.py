@@ -39,6 +39,9 @@ __all__ = [
 _MODULES: dict[str, str] = {
     "onnxruntime": "edgeai.backends.onnxruntime",
     "native": "edgeai.backends.native",
+    "litert": "edgeai.backends.litert",
+    "executorch": "edgeai.backends.executorch",
+    "coreml": "edgeai.backends.coreml",
 }
 
 

@@ -154,9 +154,7 @@ class OnnxRuntimeBackend:
         return OrtExecutable(source, device, options)
 
 
-_NOT_IMPL = re.compile(
-    r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'"
-)
+_NOT_IMPL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'")
 
 
 def _wrap_load_error(exc: Exception, what: str) -> Exception:
@@ -254,18 +252,28 @@ class OrtExecutable:
                 )
                 nodes.append(
                     NodePlacement(
-                        name=n.name, op_type=n.op_type, domain=n.domain, device=dev_id,
-                        reason=reason, partition=index,
+                        name=n.name,
+                        op_type=n.op_type,
+                        domain=n.domain,
+                        device=dev_id,
+                        reason=reason,
+                        partition=index,
                     )
                 )
                 names.append(n.name)
-            kind = dev.kind.value if dev is not None else PROVIDER_KINDS.get(
-                sub.ep_name, (DeviceKind.CPU, "", "")
-            )[0].value
+            kind = (
+                dev.kind.value
+                if dev is not None
+                else PROVIDER_KINDS.get(sub.ep_name, (DeviceKind.CPU, "", ""))[0].value
+            )
             partitions.append(
                 PartitionInfo(
-                    index=index, device=dev_id, device_kind=kind, backend="onnxruntime",
-                    provider=sub.ep_name, nodes=names,
+                    index=index,
+                    device=dev_id,
+                    device_kind=kind,
+                    backend="onnxruntime",
+                    provider=sub.ep_name,
+                    nodes=names,
                 )
             )
         return PlacementReport(

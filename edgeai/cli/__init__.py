@@ -34,9 +34,7 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgeai", description="Run and inspect ML models on edge devices."
-    )
+    parser = argparse.ArgumentParser(prog="edgeai", description="Run and inspect ML models on edge devices.")
     parser.add_argument("--version", action="version", version=f"edgeai {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

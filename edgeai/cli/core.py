@@ -26,7 +26,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run a model on .npy inputs, write outputs as .npy")
     p.add_argument("model")
     p.add_argument(
-        "--input", "-i", action="append", default=[], metavar="NAME=FILE.npy",
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
         help="an input (repeat for several); a one-input model takes just FILE.npy",
     )
     p.add_argument("--output-dir", "-o", default=".", help="where to write <output>.npy")
@@ -74,10 +78,16 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def _device_dict(d: Any) -> dict[str, Any]:
     return {
-        "id": d.id, "kind": d.kind.value, "name": d.name, "vendor": d.vendor,
-        "backend": d.backend, "provider": d.provider, "emulated": d.emulated,
-        "properties": {k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-                       for k, v in d.properties.items()},
+        "id": d.id,
+        "kind": d.kind.value,
+        "name": d.name,
+        "vendor": d.vendor,
+        "backend": d.backend,
+        "provider": d.provider,
+        "emulated": d.emulated,
+        "properties": {
+            k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in d.properties.items()
+        },
     }
 
 
@@ -93,8 +103,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     con = _console()
     con.print(f"[bold]{info.path}[/bold]  ({info.format}, {info.size_bytes:,} bytes)")
     con.print(f"producer: {info.producer or '-'}   opsets: {info.opsets}")
-    con.print(f"parameters: {info.parameters:,}   nodes: {info.nodes}   "
-              f"quantization: {info.quantization}")
+    con.print(f"parameters: {info.parameters:,}   nodes: {info.nodes}   quantization: {info.quantization}")
     for label, specs in (("inputs", info.inputs), ("outputs", info.outputs)):
         con.print(f"{label}:")
         for s in specs:
@@ -158,14 +167,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with Progress(transient=True) as progress:
         task = progress.add_task(f"benchmarking on {sess.device.id}", total=args.runs)
         result = benchmark(
-            sess, feeds, warmup=args.warmup, runs=args.runs,
+            sess,
+            feeds,
+            warmup=args.warmup,
+            runs=args.runs,
             progress=lambda i: progress.update(task, completed=i),
         )
     con = _console()
-    con.print(f"[bold]{result.model}[/bold] on {result.device}, batch {result.batch}, "
-              f"{result.runs} runs after {result.warmup} warm-up")
-    con.print(f"latency ms: p50 {result.p50_ms:.3f}  p90 {result.p90_ms:.3f}  "
-              f"p99 {result.p99_ms:.3f}  mean {result.mean_ms:.3f}  min {result.min_ms:.3f}")
+    con.print(
+        f"[bold]{result.model}[/bold] on {result.device}, batch {result.batch}, "
+        f"{result.runs} runs after {result.warmup} warm-up"
+    )
+    con.print(
+        f"latency ms: p50 {result.p50_ms:.3f}  p90 {result.p90_ms:.3f}  "
+        f"p99 {result.p99_ms:.3f}  mean {result.mean_ms:.3f}  min {result.min_ms:.3f}"
+    )
     con.print(f"throughput: {result.throughput_per_s:,.1f} items/s")
     return 0
 
@@ -191,8 +207,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             pred = probs.argmax(axis=1)
             acc = float((pred == labels).mean())
             bench = benchmark(sess, {sess.inputs[0].name: images[:1]}, warmup=20, runs=200)
-            con.print(f"\n[bold]edgeai demo[/bold] - {variant} model {path.name} "
-                      f"({path.stat().st_size:,} bytes): handwritten digits, 8x8 pixels")
+            con.print(
+                f"\n[bold]edgeai demo[/bold] - {variant} model {path.name} "
+                f"({path.stat().st_size:,} bytes): handwritten digits, 8x8 pixels"
+            )
             con.print(f"ran on: {sess.device}")
             con.print(f"placement: {sess.placement.summary()}")
             table = Table(title="held-out samples")
@@ -201,9 +219,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for i, (y, p, row) in enumerate(zip(labels, pred, probs)):
                 table.add_row(str(i), str(y), str(p), f"{row[p]:.3f}", "ok" if y == p else "MISS")
             con.print(table)
-            con.print(f"accuracy on {len(labels)} shipped held-out samples: "
-                      f"{acc * 100:.1f}% ({int((pred == labels).sum())}/{len(labels)})")
-            con.print(f"latency, batch 1: p50 {bench.p50_ms * 1e3:.1f} us, "
-                      f"p99 {bench.p99_ms * 1e3:.1f} us")
+            con.print(
+                f"accuracy on {len(labels)} shipped held-out samples: "
+                f"{acc * 100:.1f}% ({int((pred == labels).sum())}/{len(labels)})"
+            )
+            con.print(f"latency, batch 1: p50 {bench.p50_ms * 1e3:.1f} us, p99 {bench.p99_ms * 1e3:.1f} us")
     sys.stdout.flush()
     return 0
