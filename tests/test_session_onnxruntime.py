@@ -150,9 +150,9 @@ def test_wrong_feeds_get_clear_errors(two_input_model: Path) -> None:
         sess.run({"a": a, "x": c})
     with pytest.raises(InputNameError, match=r"missing input\(s\) \['c'\]"):
         sess.run({"a": a})
-    with pytest.raises(InputTypeError, match="expects dtype float32.*got float64"):
+    with pytest.raises(InputTypeError, match=r"expects dtype float32.*got float64"):
         sess.run({"a": a.astype(np.float64), "c": c})
-    with pytest.raises(InputShapeError, match="expects rank 2.*rank 3"):
+    with pytest.raises(InputShapeError, match=r"expects rank 2.*rank 3"):
         sess.run({"a": a[None], "c": c})
     with pytest.raises(InputShapeError, match="expects size 4 on axis 1"):
         sess.run({"a": np.ones((2, 5), np.float32), "c": c})
