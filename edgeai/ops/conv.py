@@ -1,0 +1,310 @@
+"""Conv and ConvTranspose (1-D, 2-D, 3-D, any group count) for the native engine.
+
+Conv is im2col made of one strided slice per kernel tap followed by a single
+batched matmul over all groups; depthwise convolutions skip the matmul and
+multiply-accumulate tap by tap. ConvTranspose is the adjoint: one matmul,
+then col2im by adding each tap's plane into a strided slice of the output.
+
+The window arithmetic (``auto_pad``, output sizes, strided tap slices) lives
+here and is shared with :mod:`edgeai.ops.pooling`.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops._base import OpContext
+    >>> from edgeai.ops.conv import Conv
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 2, 2), np.float32)
+    >>> op = Conv(OpContext(node_name="c", op_type="Conv", opset=11, attrs={"strides": [2, 2]}))
+    >>> op.run(x, w, None)[0]
+    array([[[[10., 18.],
+             [42., 50.]]]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeai.errors import InferenceError, ModelFormatError
+from edgeai.ops._base import Op, OpContext, register
+
+__all__ = ["Conv", "ConvTranspose", "pads_for", "tap_slice"]
+
+_AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def _ints(value: Any, n: int, default: int) -> list[int]:
+    if value is None or len(value) == 0:
+        return [default] * n
+    return [int(v) for v in value]
+
+
+def check_auto_pad(ctx: OpContext) -> str:
+    """The node's ``auto_pad`` attribute, validated."""
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if isinstance(auto_pad, bytes):
+        auto_pad = auto_pad.decode()
+    if auto_pad not in _AUTO_PADS:
+        raise ModelFormatError(
+            f"node {ctx.node_name!r} ({ctx.op_type}): auto_pad={auto_pad!r} is not one of {_AUTO_PADS}; "
+            "fix the attribute in the model"
+        )
+    return auto_pad
+
+
+def pads_for(
+    auto_pad: str,
+    in_size: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    pads: Sequence[int] | None,
+) -> tuple[list[int], list[int]]:
+    """Begin and end padding of each spatial axis for a forward window op.
+
+    ``SAME_UPPER`` puts the odd pixel at the end, ``SAME_LOWER`` at the
+    beginning; ``NOTSET`` uses the explicit ``pads`` (begins then ends).
+
+    Example:
+        >>> pads_for("SAME_UPPER", [5], [2], [1], [1], None)
+        ([0], [1])
+    """
+    n = len(in_size)
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for i in range(n):
+            out = -(-in_size[i] // strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_size[i])
+            small = total // 2
+            big = total - small
+            begin.append(small if auto_pad == "SAME_UPPER" else big)
+            end.append(big if auto_pad == "SAME_UPPER" else small)
+        return begin, end
+    if auto_pad == "VALID" or pads is None or len(pads) == 0:
+        return [0] * n, [0] * n
+    return [int(p) for p in pads[:n]], [int(p) for p in pads[n:]]
+
+
+def tap_slice(offset: int, stride: int, count: int) -> slice:
+    """The slice of a padded axis that a kernel tap at ``offset`` reads for ``count`` outputs."""
+    return slice(offset, offset + stride * (count - 1) + 1, stride)
+
+
+def pad_spatial(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value: Any = 0) -> np.ndarray:
+    """``x`` padded on its trailing spatial axes (after N and C); a no-op when all pads are 0."""
+    if not any(begin) and not any(end):
+        return x
+    if min(begin) < 0 or min(end) < 0:
+        # negative pads crop
+        idx = (slice(None), slice(None)) + tuple(
+            slice(max(0, -b), x.shape[2 + i] - max(0, -e)) for i, (b, e) in enumerate(zip(begin, end))
+        )
+        x = x[idx]
+        begin = [max(0, b) for b in begin]
+        end = [max(0, e) for e in end]
+    widths = [(0, 0), (0, 0)] + [(b, e) for b, e in zip(begin, end)]
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    # float16 accumulates badly over long dot products; compute in float32.
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+@register("Conv", since=1)
+@register("Conv", since=11)
+@register("Conv", since=22)
+class Conv(Op):
+    """ONNX Conv: N-D convolution with groups, strides, dilations, pads and ``auto_pad``."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self.auto_pad = check_auto_pad(ctx)
+        self.group = int(ctx.attr("group", 1))
+        self.kernel_attr = ctx.attr("kernel_shape")
+        self.strides_attr = ctx.attr("strides")
+        self.dilations_attr = ctx.attr("dilations")
+        self.pads_attr = ctx.attr("pads")
+        consts = tuple(ctx.input_consts) + (None, None, None)
+        self._packed: tuple[np.ndarray, np.ndarray | None] | None = None
+        w = consts[1]
+        if w is not None:
+            self._packed = self._pack(np.asarray(w), consts[2])
+
+    def _pack(self, w: np.ndarray, b: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        m = w.shape[0]
+        if m % self.group:
+            raise ModelFormatError(
+                f"node {self.ctx.node_name!r} (Conv): {m} output channels are not divisible by "
+                f"group={self.group}; fix the weights or the group attribute"
+            )
+        cdt = _compute_dtype(w.dtype)
+        k = int(np.prod(w.shape[2:], dtype=np.int64))
+        packed = w.astype(cdt, copy=False).reshape(self.group, m // self.group, w.shape[1] * k)
+        bias = None if b is None else np.asarray(b).astype(cdt, copy=False)
+        return np.ascontiguousarray(packed), bias
+
+    def run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray]:
+        packed, bias = self._packed if self._packed is not None else self._pack(w, b)
+        nsp = x.ndim - 2
+        ksize = list(w.shape[2:])
+        if self.kernel_attr is not None and len(self.kernel_attr) and list(self.kernel_attr) != ksize:
+            raise InferenceError(
+                f"node {self.ctx.node_name!r} (Conv): kernel_shape {list(self.kernel_attr)} does not match "
+                f"the weight shape {list(w.shape)}"
+            )
+        c_in = x.shape[1]
+        if c_in != w.shape[1] * self.group:
+            raise InferenceError(
+                f"node {self.ctx.node_name!r} (Conv): input has {c_in} channels but the weights expect "
+                f"{w.shape[1]} x group {self.group}; check the input shape"
+            )
+        strides = _ints(self.strides_attr, nsp, 1)
+        dil = _ints(self.dilations_attr, nsp, 1)
+        begin, end = pads_for(self.auto_pad, x.shape[2:], ksize, strides, dil, self.pads_attr)
+        out_dtype = x.dtype
+        xp = pad_spatial(x.astype(_compute_dtype(x.dtype), copy=False), begin, end)
+        out_sz = [(xp.shape[2 + i] - ((ksize[i] - 1) * dil[i] + 1)) // strides[i] + 1 for i in range(nsp)]
+        if min(out_sz) <= 0:
+            raise InferenceError(
+                f"node {self.ctx.node_name!r} (Conv): the kernel {ksize} (dilations {dil}) is larger than "
+                f"the padded input {list(xp.shape[2:])}"
+            )
+        n = x.shape[0]
+        g = self.group
+        cg = c_in // g
+        mg = packed.shape[1]
+        k = int(np.prod(ksize, dtype=np.int64))
+        p = int(np.prod(out_sz, dtype=np.int64))
+        taps = list(np.ndindex(*ksize))
+
+        def tap(t: tuple[int, ...]) -> np.ndarray:
+            idx = (slice(None), slice(None)) + tuple(
+                tap_slice(t[i] * dil[i], strides[i], out_sz[i]) for i in range(nsp)
+            )
+            return xp[idx]
+
+        if cg == 1 and mg == 1 and k > 1:
+            # depthwise: one multiply-accumulate per tap beats g tiny matmuls
+            wk = packed.reshape(g, k)
+            bshape = (1, g) + (1,) * nsp
+            acc = tap(taps[0]) * wk[:, 0].reshape(bshape)
+            for j in range(1, k):
+                acc += tap(taps[j]) * wk[:, j].reshape(bshape)
+            out = acc.reshape(n, g, 1, p)
+        else:
+            if k == 1 and all(s == 1 for s in strides):
+                cols = xp.reshape(n, g, cg, p)
+            else:
+                cols = np.empty((n, c_in, k) + tuple(out_sz), dtype=xp.dtype)
+                for j, t in enumerate(taps):
+                    cols[:, :, j] = tap(t)
+                cols = cols.reshape(n, g, cg * k, p)
+            out = np.matmul(packed, cols)  # (n, g, mg, p)
+        out = out.reshape((n, g * mg) + tuple(out_sz))
+        if bias is not None:
+            out += bias.reshape((1, -1) + (1,) * nsp)
+        return (out.astype(out_dtype, copy=False),)
+
+
+@register("ConvTranspose", since=1)
+@register("ConvTranspose", since=11)
+@register("ConvTranspose", since=22)
+class ConvTranspose(Op):
+    """ONNX ConvTranspose: groups, strides, dilations, pads, ``output_padding``, ``output_shape``.
+
+    Example:
+        >>> import numpy as np
+        >>> from edgeai.ops._base import OpContext
+        >>> x = np.ones((1, 1, 2), np.float32)
+        >>> w = np.ones((1, 1, 3), np.float32)
+        >>> ConvTranspose(OpContext(node_name="t", op_type="ConvTranspose", opset=11)).run(x, w)[0]
+        array([[[1., 2., 2., 1.]]], dtype=float32)
+    """
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self.auto_pad = check_auto_pad(ctx)
+        self.group = int(ctx.attr("group", 1))
+        self.consts = tuple(ctx.input_consts) + (None, None, None)
+        self._packed: np.ndarray | None = None
+        if self.consts[1] is not None:
+            self._packed = self._pack(np.asarray(self.consts[1]))
+
+    def _pack(self, w: np.ndarray) -> np.ndarray:
+        c = w.shape[0]
+        if c % self.group:
+            raise ModelFormatError(
+                f"node {self.ctx.node_name!r} (ConvTranspose): {c} input channels are not divisible by "
+                f"group={self.group}; fix the weights or the group attribute"
+            )
+        cg = c // self.group
+        k = int(np.prod(w.shape[2:], dtype=np.int64))
+        # (g, cg, mg*k) -> transposed for cols = W^T @ x
+        wg = w.astype(_compute_dtype(w.dtype), copy=False).reshape(self.group, cg, w.shape[1] * k)
+        return np.ascontiguousarray(wg.transpose(0, 2, 1))
+
+    def run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray]:
+        ctx = self.ctx
+        packed = self._packed if self._packed is not None else self._pack(w)
+        nsp = x.ndim - 2
+        ksize = list(w.shape[2:])
+        strides = _ints(ctx.attr("strides"), nsp, 1)
+        dil = _ints(ctx.attr("dilations"), nsp, 1)
+        opad = _ints(ctx.attr("output_padding"), nsp, 0)
+        in_sz = list(x.shape[2:])
+        g = self.group
+        n, c_in = x.shape[:2]
+        if c_in != w.shape[0]:
+            raise InferenceError(
+                f"node {ctx.node_name!r} (ConvTranspose): input has {c_in} channels, weights expect "
+                f"{w.shape[0]}; check the input shape"
+            )
+        mg = w.shape[1]
+        full = [strides[i] * (in_sz[i] - 1) + opad[i] + (ksize[i] - 1) * dil[i] + 1 for i in range(nsp)]
+        out_shape = ctx.attr("output_shape")
+        pads = ctx.attr("pads")
+        if out_shape is not None and len(out_shape):
+            out_sz = [int(v) for v in list(out_shape)[-nsp:]]
+            begin, end = [], []
+            for i in range(nsp):
+                total = full[i] - out_sz[i]
+                if self.auto_pad == "SAME_UPPER":
+                    begin.append(total // 2)
+                else:
+                    begin.append(total - total // 2)
+                end.append(total - begin[-1])
+        elif self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out_sz = [in_sz[i] * strides[i] for i in range(nsp)]
+            begin = []
+            for i in range(nsp):
+                total = max(0, full[i] - out_sz[i])
+                begin.append(total // 2 if self.auto_pad == "SAME_UPPER" else total - total // 2)
+        else:
+            if self.auto_pad == "VALID" or pads is None or len(pads) == 0:
+                begin, end = [0] * nsp, [0] * nsp
+            else:
+                begin, end = [int(v) for v in pads[:nsp]], [int(v) for v in pads[nsp:]]
+            out_sz = [full[i] - begin[i] - end[i] for i in range(nsp)]
+        k = int(np.prod(ksize, dtype=np.int64))
+        p = int(np.prod(in_sz, dtype=np.int64))
+        cdt = packed.dtype
+        xg = x.astype(cdt, copy=False).reshape(n, g, c_in // g, p)
+        cols = np.matmul(packed, xg).reshape((n, g * mg, k) + tuple(in_sz))
+        lead = [max(0, -bb) for bb in begin]
+        buf_sz = [max(full[i] + lead[i], lead[i] + begin[i] + out_sz[i]) for i in range(nsp)]
+        buf = np.zeros((n, g * mg) + tuple(buf_sz), dtype=cdt)
+        for j, t in enumerate(np.ndindex(*ksize)):
+            idx = (slice(None), slice(None)) + tuple(
+                tap_slice(lead[i] + t[i] * dil[i], strides[i], in_sz[i]) for i in range(nsp)
+            )
+            buf[idx] += cols[:, :, j]
+        crop = (slice(None), slice(None)) + tuple(
+            slice(lead[i] + begin[i], lead[i] + begin[i] + out_sz[i]) for i in range(nsp)
+        )
+        out = buf[crop]
+        if b is not None:
+            out = out + np.asarray(b).astype(cdt, copy=False).reshape((1, -1) + (1,) * nsp)
+        return (np.ascontiguousarray(out).astype(x.dtype, copy=False),)

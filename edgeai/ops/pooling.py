@@ -1,0 +1,249 @@
+"""Pooling family for the native engine: MaxPool (with indices), AveragePool, LpPool, global pools.
+
+Every window op reads one strided slice of the padded input per kernel tap
+and reduces across taps, so the cost is one vectorised pass per tap.
+``ceil_mode`` adds extra padding at the end that never counts in averages.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops._base import OpContext
+    >>> from edgeai.ops.pooling import MaxPool
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> op = MaxPool(OpContext(node_name="p", op_type="MaxPool", opset=12,
+    ...                        attrs={"kernel_shape": [2, 2], "strides": [2, 2]}))
+    >>> op.run(x)[0]
+    array([[[[ 5.,  7.],
+             [13., 15.]]]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeai.errors import InferenceError, ModelFormatError
+from edgeai.ops._base import Op, register
+from edgeai.ops.conv import check_auto_pad, pad_spatial, pads_for, tap_slice
+
+__all__ = [
+    "AveragePool",
+    "GlobalAveragePool",
+    "GlobalLpPool",
+    "GlobalMaxPool",
+    "LpPool",
+    "MaxPool",
+]
+
+
+def _ints(value: Any, n: int, default: int) -> list[int]:
+    if value is None or len(value) == 0:
+        return [default] * n
+    return [int(v) for v in value]
+
+
+class _Window:
+    """Geometry of one pooling window op on one input shape."""
+
+    def __init__(self, op: Op, x_shape: Sequence[int], *, ceil_ok: bool = True) -> None:
+        ctx = op.ctx
+        kernel = ctx.attr("kernel_shape")
+        if kernel is None or len(kernel) == 0:
+            raise ModelFormatError(
+                f"node {ctx.node_name!r} ({ctx.op_type}) has no kernel_shape attribute; it is required"
+            )
+        self.k = [int(v) for v in kernel]
+        nsp = len(self.k)
+        if len(x_shape) != nsp + 2:
+            raise InferenceError(
+                f"node {ctx.node_name!r} ({ctx.op_type}): input rank {len(x_shape)} does not match "
+                f"kernel_shape {self.k} (expected rank {nsp + 2})"
+            )
+        self.s = _ints(ctx.attr("strides"), nsp, 1)
+        self.d = _ints(ctx.attr("dilations"), nsp, 1)
+        auto_pad = check_auto_pad(ctx)
+        in_sz = list(x_shape[2:])
+        self.in_sz = in_sz
+        self.begin, self.end = pads_for(auto_pad, in_sz, self.k, self.s, self.d, ctx.attr("pads"))
+        ceil = bool(ctx.attr("ceil_mode", 0)) and ceil_ok
+        self.out: list[int] = []
+        self.extra: list[int] = []
+        for i in range(nsp):
+            span = (self.k[i] - 1) * self.d[i] + 1
+            avail = in_sz[i] + self.begin[i] + self.end[i] - span
+            if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+                o = -(-in_sz[i] // self.s[i])
+            elif ceil:
+                o = -(-avail // self.s[i]) + 1
+                # the last window must start inside the input or the begin padding
+                if (o - 1) * self.s[i] >= in_sz[i] + self.begin[i]:
+                    o -= 1
+            else:
+                o = avail // self.s[i] + 1
+            if o <= 0:
+                raise InferenceError(
+                    f"node {ctx.node_name!r} ({ctx.op_type}): kernel {self.k} with dilations {self.d} "
+                    f"does not fit the padded input {in_sz}"
+                )
+            self.out.append(o)
+            self.extra.append(max(0, (o - 1) * self.s[i] + span - (avail + span)))
+
+    def padded(self, x: np.ndarray, value: Any) -> np.ndarray:
+        return pad_spatial(x, self.begin, [e + x_ for e, x_ in zip(self.end, self.extra)], value)
+
+    def taps(self, xp: np.ndarray) -> Any:
+        for t in np.ndindex(*self.k):
+            idx = (slice(None), slice(None)) + tuple(
+                tap_slice(t[i] * self.d[i], self.s[i], self.out[i]) for i in range(len(self.k))
+            )
+            yield t, xp[idx]
+
+    def counts(self, include_pad: bool) -> np.ndarray:
+        """Per output position, how many taps fall inside the input (or its explicit padding)."""
+        total: np.ndarray | None = None
+        for i in range(len(self.k)):
+            lo = -self.begin[i] if include_pad else 0
+            hi = self.in_sz[i] + (self.end[i] if include_pad else 0)
+            starts = np.arange(self.out[i]) * self.s[i] - self.begin[i]
+            pos = starts[:, None] + np.arange(self.k[i])[None, :] * self.d[i]
+            c = ((pos >= lo) & (pos < hi)).sum(axis=1)
+            total = c if total is None else np.multiply.outer(total, c)
+        assert total is not None
+        return total
+
+
+def _low(dtype: np.dtype) -> Any:
+    if dtype.kind == "f":
+        return -np.inf
+    return np.iinfo(dtype).min
+
+
+@register("MaxPool", since=1)
+@register("MaxPool", since=8)
+@register("MaxPool", since=10)
+@register("MaxPool", since=11)
+@register("MaxPool", since=12)
+@register("MaxPool", since=22)
+class MaxPool(Op):
+    """ONNX MaxPool, with the optional Indices output (``storage_order`` 0 or 1)."""
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        win = _Window(self, x.shape, ceil_ok=self.ctx.opset >= 10)
+        xp = win.padded(x, _low(x.dtype))
+        want_idx = self.ctx.num_outputs > 1
+        best: np.ndarray | None = None
+        arg: np.ndarray | None = None
+        for j, (_, v) in enumerate(win.taps(xp)):
+            if best is None:
+                best = v.copy()
+                if want_idx:
+                    arg = np.zeros(v.shape, dtype=np.int64)
+            elif want_idx:
+                assert arg is not None
+                better = v > best
+                np.copyto(best, v, where=better)
+                arg[better] = j
+            else:
+                np.maximum(best, v, out=best)
+        assert best is not None
+        if not want_idx:
+            return (best,)
+        assert arg is not None
+        return best, self._indices(win, x.shape, arg)
+
+    def _indices(self, win: _Window, shape: Sequence[int], arg: np.ndarray) -> np.ndarray:
+        nsp = len(win.k)
+        taps = np.array(list(np.ndindex(*win.k)), dtype=np.int64).reshape(-1, nsp)
+        order = int(self.ctx.attr("storage_order", 0))
+        n, c = shape[:2]
+        spatial = int(np.prod(shape[2:], dtype=np.int64))
+        flat = (np.arange(n)[:, None] * c + np.arange(c)[None, :]).reshape((n, c) + (1,) * nsp) * spatial
+        coords = []
+        for i in range(nsp):
+            start = (np.arange(win.out[i]) * win.s[i] - win.begin[i]).reshape(
+                (1, 1) + tuple(-1 if a == i else 1 for a in range(nsp))
+            )
+            coords.append(start + taps[arg, i] * win.d[i])
+        idx = np.zeros(arg.shape, dtype=np.int64)
+        axes = range(nsp) if order == 0 else reversed(range(nsp))
+        for i in axes:
+            idx = idx * shape[2 + i] + coords[i]
+        return flat + idx
+
+
+@register("AveragePool", since=1)
+@register("AveragePool", since=7)
+@register("AveragePool", since=10)
+@register("AveragePool", since=11)
+@register("AveragePool", since=19)
+@register("AveragePool", since=22)
+class AveragePool(Op):
+    """ONNX AveragePool with ``count_include_pad``, ``ceil_mode`` and dilations."""
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
+        win = _Window(self, x.shape, ceil_ok=self.ctx.opset >= 10)
+        cdt = np.float32 if x.dtype == np.float16 else x.dtype
+        xp = win.padded(x.astype(cdt, copy=False), 0)
+        acc: np.ndarray | None = None
+        for _, v in win.taps(xp):
+            acc = v.copy() if acc is None else np.add(acc, v, out=acc)
+        assert acc is not None
+        include = bool(self.ctx.attr("count_include_pad", 0))
+        acc /= win.counts(include).astype(cdt)
+        return (acc.astype(x.dtype, copy=False),)
+
+
+@register("LpPool", since=1)
+@register("LpPool", since=2)
+@register("LpPool", since=11)
+@register("LpPool", since=18)
+@register("LpPool", since=22)
+class LpPool(Op):
+    """ONNX LpPool: the p-norm of each window (zero padding)."""
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
+        win = _Window(self, x.shape, ceil_ok=self.ctx.opset >= 18)
+        p = float(self.ctx.attr("p", 2))
+        cdt = np.float32 if x.dtype == np.float16 else x.dtype
+        xp = np.abs(win.padded(x.astype(cdt, copy=False), 0)) ** p
+        acc: np.ndarray | None = None
+        for _, v in win.taps(xp):
+            acc = v.copy() if acc is None else np.add(acc, v, out=acc)
+        assert acc is not None
+        return ((acc ** (1.0 / p)).astype(x.dtype, copy=False),)
+
+
+@register("GlobalAveragePool", since=1)
+@register("GlobalAveragePool", since=22)
+class GlobalAveragePool(Op):
+    """ONNX GlobalAveragePool: the mean over all spatial axes, kept as size-1 axes."""
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
+        axes = tuple(range(2, x.ndim))
+        return (
+            np.mean(x, axis=axes, keepdims=True, dtype=np.float64 if x.dtype == np.float64 else None).astype(
+                x.dtype, copy=False
+            ),
+        )
+
+
+@register("GlobalMaxPool", since=1)
+@register("GlobalMaxPool", since=22)
+class GlobalMaxPool(Op):
+    """ONNX GlobalMaxPool: the max over all spatial axes, kept as size-1 axes."""
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
+        return (np.max(x, axis=tuple(range(2, x.ndim)), keepdims=True),)
+
+
+@register("GlobalLpPool", since=1)
+@register("GlobalLpPool", since=2)
+@register("GlobalLpPool", since=22)
+class GlobalLpPool(Op):
+    """ONNX GlobalLpPool: the p-norm over all spatial axes."""
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
+        p = float(self.ctx.attr("p", 2))
+        s = np.sum(np.abs(x) ** p, axis=tuple(range(2, x.ndim)), keepdims=True)
+        return ((s ** (1.0 / p)).astype(x.dtype, copy=False),)
