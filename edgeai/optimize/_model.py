@@ -1,0 +1,143 @@
+"""Model plumbing shared by the optimization tools: load, save atomically, probe tensors."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "QUANTIZED_OPS",
+    "as_proto",
+    "model_size",
+    "quantized_ops",
+    "run_with_intermediates",
+    "save_atomic",
+]
+
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "MatMulInteger",
+        "ConvInteger",
+        "QGemm",
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearSigmoid",
+        "QLinearLeakyRelu",
+        "QLinearGlobalAveragePool",
+        "QLinearAveragePool",
+        "QLinearConcat",
+        "QLinearSoftmax",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeLSTM",
+    }
+)
+
+
+def as_proto(model: Any) -> Any:
+    """An ``onnx.ModelProto`` from a path, bytes or a ``ModelProto`` (checked by edgeai's loader)."""
+    import onnx
+
+    if isinstance(model, onnx.ModelProto):
+        return model
+    from edgeai.errors import ModelFormatError
+    from edgeai.formats import open_model
+    from edgeai.formats.onnx_format import load_onnx
+
+    source = open_model(model)
+    if source.format != "onnx":
+        raise ModelFormatError(
+            f"the optimization tools work on ONNX models; {source.display_name} is a "
+            f"{source.format!r} model. Export it to ONNX first (edgeai export)."
+        )
+    proto = load_onnx(source)
+    if source.path is not None and any(
+        t.data_location == 1 for t in proto.graph.initializer
+    ):  # pragma: no cover - external data is rare for edge models
+        from onnx.external_data_helper import load_external_data_for_model
+
+        load_external_data_for_model(proto, str(source.path.parent))
+    return proto
+
+
+def quantized_ops(proto: Any) -> list[str]:
+    """Names (or op types) of the nodes that are already quantized."""
+    return [n.name or n.op_type for n in proto.graph.node if n.op_type in QUANTIZED_OPS]
+
+
+def save_atomic(proto: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``proto`` to ``path`` through a temporary file in the same folder, then rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(proto.SerializeToString())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def model_size(proto: Any) -> int:
+    """Serialized size in bytes (what a ``.onnx`` file without external data weighs)."""
+    return int(proto.ByteSize())
+
+
+def _float_tensors(proto: Any) -> dict[str, int]:
+    """Every float tensor produced by a node, with its ONNX element type (after shape inference)."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    types: dict[str, int] = {}
+    for vi in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
+        types[vi.name] = vi.type.tensor_type.elem_type
+    return types
+
+
+def run_with_intermediates(
+    proto: Any,
+    feeds: Iterable[Mapping[str, np.ndarray]],
+    tensors: Sequence[str],
+) -> list[dict[str, np.ndarray]]:
+    """Run ``proto`` on ONNX Runtime over ``feeds``, returning the graph outputs and ``tensors``.
+
+    The named intermediate tensors are added as extra graph outputs of a copy of
+    the model; graph optimizations are turned off so that they are not fused away.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    existing = {o.name for o in model.graph.output}
+    types = _float_tensors(model) if tensors else {}
+    for name in tensors:
+        if name not in existing:
+            model.graph.output.append(
+                onnx.helper.make_tensor_value_info(name, types.get(name, onnx.TensorProto.FLOAT), None)
+            )
+            existing.add(name)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    results = []
+    for feed in feeds:
+        outs = sess.run(names, dict(feed))
+        results.append(dict(zip(names, outs)))
+    return results
