@@ -1,0 +1,272 @@
+"""Reductions, ArgMax/ArgMin, TopK and CumSum in numpy.
+
+The Reduce* ops take ``axes`` as an attribute up to opset 12 (ReduceSum) or
+17 (the others) and as an optional input afterwards, where an empty or
+omitted ``axes`` reduces everything unless ``noop_with_empty_axes=1``.
+Reductions keep the input dtype (numpy would widen int32 sums to int64) and
+give the identity of the reduction over empty axes (0 for sums, -inf for
+ReduceMax and ReduceLogSum...).
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops._base import OpContext, lookup
+    >>> ReduceSum = lookup("ReduceSum", "", 13)
+    >>> ReduceSum(OpContext(node_name="r", op_type="ReduceSum", opset=13, attrs={"keepdims": 0})).run(
+    ...     np.array([[1, 2], [3, 4]], np.int32), np.array([1]))[0]
+    array([3, 7], dtype=int32)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from edgeai.errors import InferenceError
+from edgeai.ops._base import Op, OpContext
+from edgeai.ops.elementwise import as_dtype, register_versions, unsupported
+
+__all__: list[str] = []
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f" or dtype.name == "bfloat16"
+
+
+class _Reduce(Op):
+    """Common axes/keepdims handling; subclasses implement :meth:`reduce` on a compute-dtype array."""
+
+    axes_input_from: ClassVar[int] = 18
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._keepdims = bool(ctx.attr("keepdims", 1))
+        self._noop = bool(ctx.attr("noop_with_empty_axes", 0))
+        self._axes_attr = ctx.attr("axes")
+
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def run(self, x: np.ndarray, axes: np.ndarray | None = None) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        if self.ctx.opset < self.axes_input_from:
+            axes_v = self._axes_attr
+        else:
+            axes_v = None if axes is None else np.asarray(axes).reshape(-1).tolist()
+        if not axes_v:
+            if self._noop and self.ctx.opset >= self.axes_input_from:
+                return (x.copy(),)
+            norm: tuple[int, ...] = tuple(range(x.ndim))
+        else:
+            norm = tuple(sorted({self._axis(int(a), x.ndim) for a in axes_v}))
+        work = x.astype(np.float32) if _is_float(x.dtype) and x.dtype.itemsize < 4 else x
+        with np.errstate(all="ignore"):
+            out = self.reduce(work, norm)
+        if self._keepdims:
+            out = np.reshape(out, [1 if i in norm else d for i, d in enumerate(x.shape)])
+        else:
+            out = np.reshape(out, [d for i, d in enumerate(x.shape) if i not in norm])
+        return (as_dtype(out, x.dtype),)
+
+    def _axis(self, a: int, rank: int) -> int:
+        if not -rank <= a < max(rank, 1):
+            raise InferenceError(
+                f"{self.ctx.op_type} node {self.ctx.node_name!r}: axis {a} is out of range for rank {rank}"
+            )
+        return a + rank if a < 0 else a
+
+
+def _lowest(dtype: np.dtype) -> float | int:
+    return -np.inf if _is_float(dtype) else (False if dtype == np.bool_ else np.iinfo(dtype).min)
+
+
+def _highest(dtype: np.dtype) -> float | int:
+    return np.inf if _is_float(dtype) else (True if dtype == np.bool_ else np.iinfo(dtype).max)
+
+
+@register_versions("ReduceSum", (1, 11, 13))
+class ReduceSum(_Reduce):
+    axes_input_from = 13
+
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return np.sum(x, axis=axes, dtype=x.dtype)
+
+
+@register_versions("ReduceMean", (1, 11, 13, 18))
+class ReduceMean(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        if _is_float(x.dtype):
+            return np.mean(x, axis=axes, dtype=x.dtype)
+        n = int(np.prod([x.shape[a] for a in axes]))
+        s = np.sum(x, axis=axes, dtype=np.int64 if x.dtype.kind == "i" else np.uint64)
+        return _int_div(s, n) if n else s
+
+
+def _int_div(s: np.ndarray, n: int) -> np.ndarray:
+    q = np.abs(s) // n  # integer mean truncates toward zero, as ONNX Runtime does
+    return np.where(s < 0, -q, q)
+
+
+@register_versions("ReduceMax", (1, 11, 12, 13, 18, 20))
+class ReduceMax(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return np.max(x, axis=axes, initial=_lowest(x.dtype))
+
+
+@register_versions("ReduceMin", (1, 11, 12, 13, 18, 20))
+class ReduceMin(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return np.min(x, axis=axes, initial=_highest(x.dtype))
+
+
+@register_versions("ReduceProd", (1, 11, 13, 18))
+class ReduceProd(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return np.prod(x, axis=axes, dtype=x.dtype)
+
+
+@register_versions("ReduceL1", (1, 11, 13, 18))
+class ReduceL1(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return np.sum(np.abs(x), axis=axes, dtype=x.dtype)
+
+
+@register_versions("ReduceL2", (1, 11, 13, 18))
+class ReduceL2(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        if not _is_float(x.dtype):
+            return np.sqrt(np.sum(np.square(x.astype(np.float64)), axis=axes))
+        return np.sqrt(np.sum(np.square(x), axis=axes, dtype=x.dtype))
+
+
+@register_versions("ReduceSumSquare", (1, 11, 13, 18))
+class ReduceSumSquare(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        return np.sum(np.square(x), axis=axes, dtype=x.dtype)
+
+
+@register_versions("ReduceLogSum", (1, 11, 13, 18))
+class ReduceLogSum(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        if not _is_float(x.dtype):
+            return np.log(np.sum(x.astype(np.float64), axis=axes))
+        return np.log(np.sum(x, axis=axes, dtype=x.dtype))
+
+
+@register_versions("ReduceLogSumExp", (1, 11, 13, 18))
+class ReduceLogSumExp(_Reduce):
+    def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        if not _is_float(x.dtype):
+            x = x.astype(np.float64)
+        # shift by the max so exp never overflows; an all -inf (or empty) slice stays -inf
+        m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
+        m = np.where(np.isfinite(m), m, x.dtype.type(0))
+        s = np.sum(np.exp(x - m), axis=axes, keepdims=True, dtype=x.dtype)
+        return np.squeeze(np.log(s) + m, axis=axes)
+
+
+# --------------------------------------------------------------------------- ArgMax / ArgMin
+
+
+class _ArgExtreme(Op):
+    pick: ClassVar = staticmethod(np.argmax)
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._axis = int(ctx.attr("axis", 0))
+        self._keepdims = bool(ctx.attr("keepdims", 1))
+        self._last = bool(ctx.attr("select_last_index", 0))
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        if not -x.ndim <= self._axis < x.ndim:
+            raise InferenceError(
+                f"{self.ctx.op_type} node {self.ctx.node_name!r}: axis {self._axis} is out of range "
+                f"for rank {x.ndim}"
+            )
+        axis = self._axis % x.ndim
+        if x.dtype.itemsize < 4 and _is_float(x.dtype):
+            x = x.astype(np.float32)
+        if self._last:
+            n = x.shape[axis]
+            idx = n - 1 - type(self).pick(np.flip(x, axis=axis), axis=axis)
+        else:
+            idx = type(self).pick(x, axis=axis)
+        if self._keepdims:
+            idx = np.expand_dims(idx, axis)
+        return (as_dtype(idx, np.dtype(np.int64)),)
+
+
+@register_versions("ArgMax", (1, 11, 12, 13))
+class ArgMax(_ArgExtreme):
+    pick = staticmethod(np.argmax)
+
+
+@register_versions("ArgMin", (1, 11, 12, 13))
+class ArgMin(_ArgExtreme):
+    pick = staticmethod(np.argmin)
+
+
+# --------------------------------------------------------------------------- TopK, CumSum
+
+
+@register_versions("TopK", (1, 10, 11, 24))
+class TopK(Op):
+    """TopK: values and int64 indices; among equal values the lower index comes first."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._axis = int(ctx.attr("axis", -1))
+        self._largest = bool(ctx.attr("largest", 1))
+        self._k_attr = ctx.attr("k")
+        if ctx.opset < 10 and self._k_attr is None:
+            raise unsupported(ctx, "opset < 10 TopK needs the 'k' attribute")
+
+    def run(self, x: np.ndarray, k: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(x)
+        kk = int(self._k_attr) if self.ctx.opset < 10 else int(np.asarray(k).reshape(-1)[0])
+        if not -x.ndim <= self._axis < x.ndim:
+            raise InferenceError(f"TopK node {self.ctx.node_name!r}: axis {self._axis} out of range")
+        axis = self._axis % x.ndim
+        n = x.shape[axis]
+        if not 0 <= kk <= n:
+            raise InferenceError(
+                f"TopK node {self.ctx.node_name!r}: k={kk} must be within [0, {n}] (the size of axis {axis})"
+            )
+        work = x.astype(np.float32) if x.dtype.itemsize < 4 and _is_float(x.dtype) else x
+        if self._largest:
+            # stable ascending sort of the reversed axis, read backwards: descending, ties by lower index
+            order = np.argsort(np.flip(work, axis=axis), axis=axis, kind="stable")
+            order = n - 1 - np.flip(order, axis=axis)
+        else:
+            order = np.argsort(work, axis=axis, kind="stable")
+        idx = np.take(order, np.arange(kk), axis=axis)
+        return (np.take_along_axis(x, idx, axis=axis), as_dtype(idx, np.dtype(np.int64)))
+
+
+@register_versions("CumSum", (11, 14))
+class CumSum(Op):
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._exclusive = bool(ctx.attr("exclusive", 0))
+        self._reverse = bool(ctx.attr("reverse", 0))
+
+    def run(self, x: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        a = int(np.asarray(axis).reshape(-1)[0])
+        if not -x.ndim <= a < x.ndim:
+            raise InferenceError(
+                f"CumSum node {self.ctx.node_name!r}: axis {a} out of range for rank {x.ndim}"
+            )
+        a %= x.ndim
+        work = np.flip(x, axis=a) if self._reverse else x
+        acc_dtype = np.float32 if x.dtype.itemsize < 4 and _is_float(x.dtype) else x.dtype
+        out = np.cumsum(work, axis=a, dtype=acc_dtype)
+        if self._exclusive:
+            out = np.concatenate(
+                [np.zeros_like(np.take(out, [0], axis=a)), np.take(out, np.arange(x.shape[a] - 1), axis=a)],
+                axis=a,
+            )
+        if self._reverse:
+            out = np.flip(out, axis=a)
+        return (as_dtype(out, x.dtype),)
