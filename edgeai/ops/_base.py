@@ -5,6 +5,17 @@ registers itself for an op type, a domain and the first opset version whose
 semantics it implements; the registry picks, for a model's opset, the newest
 class whose ``since`` is not newer than it (as ``onnx.reference`` does).
 
+Versions are honest. A model's opset is first resolved to the op's *schema*
+version with ``onnx.defs`` (a model at opset 12 runs ``Relu`` version 6); a
+registration covers the schema versions from its ``since`` up to its
+``until`` (inclusive) when given, else up to the next registration of the
+same op, else every later version. So ``register("Relu", since=6)`` does not
+claim ``Relu-1`` even for a model at opset 5, and ``until=13`` stops a class
+from claiming ``Relu-14``. Register one ``since`` per schema version whose
+semantics (or types) the class was checked against; the ONNX node tests check
+every claimed version. Ops that ``onnx.defs`` does not know (custom domains)
+resolve to the model's opset itself.
+
 An op is built once per node when the session is created (``__init__``
 receives an :class:`OpContext`: attributes, constant inputs, opset) so it can
 validate attributes and pre-pack weights there, and ``run`` is called on
@@ -32,7 +43,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Op", "OpContext", "lookup", "register", "registered"]
+__all__ = [
+    "Op",
+    "OpContext",
+    "claimed_versions",
+    "lookup",
+    "register",
+    "registered",
+    "resolve_version",
+    "schema_versions",
+]
 
 
 @dataclass
@@ -53,6 +73,11 @@ class OpContext:
     """``"onnx"`` (float scale, round half to even) or ``"tflite"`` (fixed-point multiplier)."""
     run_subgraph: Callable[..., Any] | None = None
     """For control-flow ops: ``run_subgraph(graph, feeds: dict, outer: dict) -> list[array]``."""
+    outer_names: tuple[str, ...] = ()
+    """Outer-scope names the node's subgraphs read. The executor passes their values to
+    ``run`` after the declared inputs, in this order (empty for ops without subgraphs)."""
+    schema_version: int | None = None
+    """The op's schema version (``since_version`` in ``onnx.defs``) at the model's opset."""
     options: dict[str, Any] = field(default_factory=dict)
     """Session options (threads, ...)."""
 
@@ -74,22 +99,28 @@ class Op:
         raise NotImplementedError
 
 
-# (domain, op_type) -> list of (since, class), sorted by since
-_REGISTRY: dict[tuple[str, str], list[tuple[int, type[Op]]]] = {}
+# (domain, op_type) -> list of (since, until, class), sorted by since
+_REGISTRY: dict[tuple[str, str], list[tuple[int, int | None, type[Op]]]] = {}
+_SCHEMA_VERSIONS: dict[tuple[str, str], tuple[int, ...]] | None = None
 
 
 def _norm_domain(domain: str) -> str:
     return "" if domain in ("", "ai.onnx") else domain
 
 
-def register(op_type: str, *, domain: str = "", since: int = 1) -> Callable[[type[Op]], type[Op]]:
-    """Class decorator: register an :class:`Op` for ``op_type`` from opset ``since`` on."""
+def register(
+    op_type: str, *, domain: str = "", since: int = 1, until: int | None = None
+) -> Callable[[type[Op]], type[Op]]:
+    """Class decorator: register an :class:`Op` for ``op_type`` from schema version ``since``
+    (up to ``until``, inclusive, when given). Registering the same ``since`` again replaces it."""
+    if until is not None and until < since:
+        raise ValueError(f"register({op_type!r}): until={until} is before since={since}")
 
     def deco(cls: type[Op]) -> type[Op]:
         key = (_norm_domain(domain), op_type)
         entries = _REGISTRY.setdefault(key, [])
         entries[:] = [e for e in entries if e[0] != since]
-        entries.append((since, cls))
+        entries.append((since, until, cls))
         entries.sort(key=lambda e: e[0])
         if not cls.op_type:
             cls.op_type = op_type
@@ -100,18 +131,72 @@ def register(op_type: str, *, domain: str = "", since: int = 1) -> Callable[[typ
     return deco
 
 
-def lookup(op_type: str, domain: str, opset: int) -> type[Op] | None:
-    """The class implementing ``op_type`` at ``opset``, or None."""
-    entries = _REGISTRY.get((_norm_domain(domain), op_type))
-    if not entries:
-        return None
+def schema_versions(op_type: str, domain: str = "") -> tuple[int, ...]:
+    """The ``since_version`` of every schema ``onnx.defs`` knows for the op (empty if none)."""
+    global _SCHEMA_VERSIONS
+    if _SCHEMA_VERSIONS is None:
+        import onnx.defs
+
+        table: dict[tuple[str, str], set[int]] = {}
+        for schema in onnx.defs.get_all_schemas_with_history():
+            table.setdefault((_norm_domain(schema.domain), schema.name), set()).add(int(schema.since_version))
+        _SCHEMA_VERSIONS = {k: tuple(sorted(v)) for k, v in table.items()}
+    return _SCHEMA_VERSIONS.get((_norm_domain(domain), op_type), ())
+
+
+def resolve_version(op_type: str, domain: str, opset: int) -> int | None:
+    """The op's schema version at a model's ``opset`` (None: the op does not exist there).
+
+    Ops unknown to ``onnx.defs`` (custom domains) resolve to ``opset`` itself.
+
+    >>> resolve_version("Relu", "", 12)
+    6
+    """
+    versions = schema_versions(op_type, domain)
+    if not versions:
+        return opset
+    found = [v for v in versions if v <= opset]
+    return found[-1] if found else None
+
+
+def _covering(entries: list[tuple[int, int | None, type[Op]]], version: int) -> type[Op] | None:
     best = None
-    for since, cls in entries:
-        if since <= opset:
-            best = cls
+    for i, (since, until, cls) in enumerate(entries):
+        if since > version:
+            break
+        nxt = entries[i + 1][0] if i + 1 < len(entries) else None
+        end = until if until is not None else (nxt - 1 if nxt is not None else None)
+        best = cls if end is None or version <= end else None
     return best
 
 
+def lookup(op_type: str, domain: str, opset: int) -> type[Op] | None:
+    """The class implementing ``op_type`` at a model's ``opset``, or None when no
+    registration covers the op's schema version there."""
+    entries = _REGISTRY.get((_norm_domain(domain), op_type))
+    if not entries:
+        return None
+    version = resolve_version(op_type, domain, opset)
+    if version is None:
+        return None
+    return _covering(entries, version)
+
+
+def claimed_versions(op_type: str, domain: str = "") -> tuple[int, ...]:
+    """The schema versions of an op that some registered class covers.
+
+    For ops ``onnx.defs`` does not know, the registered ``since`` values
+    (each meaning "this opset and later, up to the next one").
+    """
+    entries = _REGISTRY.get((_norm_domain(domain), op_type))
+    if not entries:
+        return ()
+    versions = schema_versions(op_type, domain)
+    if not versions:
+        return tuple(e[0] for e in entries)
+    return tuple(v for v in versions if _covering(entries, v) is not None)
+
+
 def registered() -> dict[tuple[str, str], list[int]]:
-    """(domain, op_type) -> the opset versions with their own implementation."""
-    return {k: [s for s, _ in v] for k, v in sorted(_REGISTRY.items())}
+    """(domain, op_type) -> the ``since`` versions with their own registration."""
+    return {k: [e[0] for e in v] for k, v in sorted(_REGISTRY.items())}

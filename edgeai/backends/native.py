@@ -1,0 +1,236 @@
+"""The native backend: edgeai's own engine over the graph IR and ``edgeai/ops``.
+
+``Session(model, device="native")`` imports the model into the IR
+(:mod:`edgeai.graph.onnx_import`), applies the rewrite passes listed in
+:data:`GRAPH_PASSES` (modules not present in this build are skipped),
+checks that every node's op and opset is implemented (else one
+:class:`~edgeai.errors.UnsupportedOpError` lists every missing op, node and
+opset) and compiles it once (:class:`~edgeai.graph.executor.CompiledGraph`).
+
+Example:
+    >>> import numpy as np, edgeai
+    >>> from edgeai.backends import get_backend
+    >>> [d.id for d in get_backend("native").devices()]
+    ['native:cpu']
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeai.backends import Support
+from edgeai.errors import InputNameError, InputShapeError, InputTypeError, SessionClosedError
+from edgeai.formats import ModelSource
+from edgeai.hardware import Device, DeviceKind
+from edgeai.placement.report import NodePlacement, PartitionInfo, PlacementReport
+from edgeai.specs import TensorSpec
+
+__all__ = ["BACKEND", "GRAPH_PASSES", "NativeBackend", "NativeExecutable", "apply_passes"]
+
+GRAPH_PASSES: tuple[str, ...] = ("edgeai.graph.qdq_fusion:fuse_qdq",)
+"""Rewrite passes run before compiling, in order: ``"module:function"``, each
+``function(graph) -> graph``. A module that is not part of this build is skipped."""
+
+_DEVICE_ID = "native:cpu"
+
+
+def apply_passes(graph: Any, passes: Sequence[str] = GRAPH_PASSES) -> Any:
+    """Run each available pass of ``passes`` over ``graph``; returns the rewritten graph."""
+    for spec in passes:
+        module_name, _, func_name = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                continue  # the pass's module is not in this build (yet)
+            raise
+        graph = getattr(module, func_name)(graph)
+    return graph
+
+
+class NativeBackend:
+    """The ``native`` backend. See the module docstring."""
+
+    name = "native"
+    formats = ("onnx",)
+
+    def __init__(self) -> None:
+        self._device: Device | None = None
+
+    def available(self) -> bool:
+        return True  # pure Python over numpy (numba for the INT8 kernels, a core dependency)
+
+    def devices(self) -> list[Device]:
+        if self._device is None:
+            from edgeai.backends.onnxruntime import cpu_name
+
+            self._device = Device(
+                id=_DEVICE_ID,
+                kind=DeviceKind.CPU,
+                name=cpu_name(),
+                vendor=_cpu_vendor(),
+                backend=self.name,
+                provider="edgeai-native",
+                properties={"engine": "edgeai native (numpy, numba INT8 kernels)"},
+            )
+        return [self._device]
+
+    def supports(self, node: Any, device: Device) -> Support:
+        """Whether the op registry implements ``node`` (an IR ``Node`` or ``onnx.NodeProto``).
+
+        The opset is read from ``node.opset`` when the caller set it, else the
+        newest one onnx knows is assumed; pass ``(node, opset)`` as ``node`` to be exact.
+        """
+        from edgeai.ops import load_all
+        from edgeai.ops._base import lookup, resolve_version
+
+        if device.backend != self.name:
+            return Support(False, f"{device.id} is not a native-engine device")
+        opset = None
+        if isinstance(node, tuple):
+            node, opset = node
+        op_type, domain = node.op_type, "" if node.domain in ("", "ai.onnx") else node.domain
+        if opset is None:
+            opset = getattr(node, "opset", None)
+        if opset is None:
+            import onnx.defs
+
+            opset = onnx.defs.onnx_opset_version() if domain == "" else 1
+        load_all()
+        cls = lookup(op_type, domain, int(opset))
+        op = f"{domain}:{op_type}" if domain else op_type
+        if cls is None:
+            version = resolve_version(op_type, domain, int(opset))
+            return Support(False, f"the native engine has no {op} for opset {opset} (schema {version})")
+        return Support(True, f"native {cls.__module__}.{cls.__name__} implements {op}-{opset}")
+
+    def load(self, source: ModelSource, device: Device, options: dict[str, Any]) -> NativeExecutable:
+        return NativeExecutable(source, device, options)
+
+
+def _cpu_vendor() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    vendor = line.split(":", 1)[1].strip()
+                    return {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(vendor, vendor)
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _spec(graph: Any, name: str) -> TensorSpec:
+    value = graph.value(name)
+    dtype = value.dtype if value.dtype is not None and value.kind == "tensor" else np.dtype(object)
+    shape = value.shape if value.kind == "tensor" else None
+    return TensorSpec(name, dtype, shape, value.quant)
+
+
+class NativeExecutable:
+    """A whole model compiled for the native engine.
+
+    Feeds are checked here (dtype, rank, fixed and shared symbolic dims of
+    tensor inputs) so that sequence and optional inputs pass through as they
+    are; on a failure Session re-validates and explains.
+    """
+
+    validates_inputs = True
+
+    def __init__(self, source: ModelSource, device: Device, options: dict[str, Any]) -> None:
+        from edgeai.graph.executor import CompiledGraph
+        from edgeai.graph.onnx_import import import_onnx
+
+        self.device = device
+        self._what = source.display_name
+        graph = import_onnx(source)
+        self.graph = apply_passes(graph, tuple(options.get("graph_passes", GRAPH_PASSES)))
+        requant = str(options.get("requant_mode") or "onnx")
+        self._compiled: CompiledGraph | None = CompiledGraph(
+            self.graph, options=options, requant_mode=requant, what=self._what
+        )
+        self.inputs = [_spec(self.graph, n) for n in self.graph.inputs]
+        self.outputs = [_spec(self.graph, n) for n in self.graph.outputs]
+        self.output_names = list(self.graph.outputs)
+        self._tensor_checks = [
+            (s.name, s.dtype, s.shape)
+            for s in self.inputs
+            if self.graph.value(s.name).kind == "tensor" and s.dtype != np.dtype(object)
+        ]
+        self._lock = threading.Lock()
+
+    def _check(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        feeds = dict(feeds)
+        bound: dict[str, int] = {}
+        for name, dtype, shape in self._tensor_checks:
+            if name not in feeds:
+                raise InputNameError(f"missing input {name!r}; the model's inputs are {self.output_names}")
+            value = feeds[name]
+            if not isinstance(value, np.ndarray):
+                value = feeds[name] = np.asarray(value, dtype=dtype)
+            if value.dtype != dtype:
+                raise InputTypeError(f"input {name!r} expects dtype {dtype}, got {value.dtype}")
+            if shape is None:
+                continue
+            if value.ndim != len(shape):
+                raise InputShapeError(f"input {name!r} expects rank {len(shape)}, got shape {value.shape}")
+            for want, got in zip(shape, value.shape):
+                if isinstance(want, int) and want != got:
+                    raise InputShapeError(f"input {name!r} expects shape {shape}, got {value.shape}")
+                if isinstance(want, str) and bound.setdefault(want, got) != got:
+                    raise InputShapeError(
+                        f"dimension {want!r} of input {name!r} is {got}, but {bound[want]} elsewhere"
+                    )
+        return feeds
+
+    def run(self, feeds: dict[str, Any], output_names: Sequence[str] | None = None) -> list[Any]:
+        compiled = self._compiled
+        if compiled is None:
+            raise SessionClosedError("the session is closed; create a new edgeai.Session")
+        return compiled.run(self._check(feeds), output_names)
+
+    def run_fast(
+        self, output_names: Sequence[str] | None, feeds: dict[str, Any], _opts: Any = None
+    ) -> list[Any]:
+        """ONNX Runtime's argument order, as Session's fast path calls it."""
+        return self.run(feeds, output_names)
+
+    def placement(self) -> PlacementReport:
+        from edgeai.ops._base import lookup
+
+        nodes = []
+        for node in self.graph.nodes:
+            opset = int(self.graph.opsets.get(node.domain, 1))
+            cls = lookup(node.op_type, node.domain, opset)
+            cls_name = f"{cls.__module__}.{cls.__name__}" if cls is not None else "?"
+            nodes.append(
+                NodePlacement(
+                    name=node.name,
+                    op_type=node.op_type,
+                    domain=node.domain,
+                    device=self.device.id,
+                    reason=f"native op {cls_name} implements {node.op_type} at opset {opset}",
+                )
+            )
+        part = PartitionInfo(
+            index=0,
+            device=self.device.id,
+            device_kind=self.device.kind.value,
+            backend="native",
+            provider=self.device.provider,
+            nodes=[n.name for n in self.graph.nodes],
+        )
+        return PlacementReport(
+            model=self._what, nodes=nodes, partitions=[part], source="edgeai native engine (whole model)"
+        )
+
+    def close(self) -> None:
+        self._compiled = None
+
+
+BACKEND = NativeBackend()

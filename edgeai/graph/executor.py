@@ -1,0 +1,311 @@
+"""Compile an IR graph against the native op registry, and run it.
+
+Compilation happens once per session: every node's op class is looked up
+for the model's opset, built once with its attributes and constant inputs
+(``OpContext.input_consts``), ``Constant`` nodes are evaluated, subgraphs are
+compiled, and the run loop becomes a flat list of steps
+``(op.run, input slots, output slots, slots to free)``.
+
+The memory plan: every value lives in a numbered slot, and a slot is cleared
+right after the last step that reads it, so an intermediate tensor is
+released (or its buffer reused by numpy's allocator) as soon as its last
+consumer has run instead of living for the whole run. Graph outputs and
+constants are never cleared. Each run has its own slot list, so one compiled
+graph can run from several threads at once.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.graph import Graph, Node, Value
+    >>> from edgeai.graph.executor import CompiledGraph
+    >>> f32 = np.dtype("float32")
+    >>> g = Graph.build(
+    ...     nodes=[Node("a", "Identity", inputs=("x",), outputs=("t",)),
+    ...            Node("b", "Identity", inputs=("t",), outputs=("y",))],
+    ...     inputs=[Value("x", f32, (2,))], outputs=[Value("y", f32, (2,))])
+    >>> CompiledGraph(g).run({"x": np.ones(2, f32)})
+    [array([1., 1.], dtype=float32)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeai.errors import InferenceError, InputNameError, UnsupportedOpError
+from edgeai.graph.ir import Graph, Node
+from edgeai.ops._base import Op, OpContext, lookup, resolve_version
+
+__all__ = ["CompiledGraph", "MissingOp", "find_missing_ops", "unsupported_op_error"]
+
+Step = tuple[Callable[..., Any], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+
+class MissingOp(tuple[str, str, int, str]):
+    """(domain, op_type, opset, node name) of a node no registered op covers."""
+
+    __slots__ = ()
+
+    def __new__(cls, domain: str, op_type: str, opset: int, node: str) -> MissingOp:
+        return super().__new__(cls, (domain, op_type, opset, node))
+
+    @property
+    def domain(self) -> str:
+        return self[0]
+
+    @property
+    def op_type(self) -> str:
+        return self[1]
+
+    @property
+    def opset(self) -> int:
+        return self[2]
+
+    @property
+    def node(self) -> str:
+        return self[3]
+
+
+def _opset_of(graph: Graph, domain: str) -> int:
+    return int(graph.opsets.get(domain, graph.opsets.get("ai.onnx", 1) if domain == "" else 1))
+
+
+def find_missing_ops(graph: Graph) -> list[MissingOp]:
+    """Every node (subgraphs included) whose op and opset no registered class covers."""
+    from edgeai.ops import load_all
+
+    load_all()
+    missing = []
+    for g, node in graph.walk():
+        opset = _opset_of(g, node.domain)
+        if lookup(node.op_type, node.domain, opset) is None:
+            missing.append(MissingOp(node.domain, node.op_type, opset, node.name))
+    return missing
+
+
+def unsupported_op_error(missing: Sequence[MissingOp], what: str = "the model") -> UnsupportedOpError:
+    """One error listing every missing (domain, op, opset, node), grouped by op."""
+    groups: dict[tuple[str, str, int], list[str]] = {}
+    for m in missing:
+        groups.setdefault((m.domain, m.op_type, m.opset), []).append(m.node)
+    lines = []
+    for (domain, op_type, opset), nodes in groups.items():
+        op = f"{domain}:{op_type}" if domain else op_type
+        version = resolve_version(op_type, domain, opset)
+        ver = f"opset {opset}" + (f", schema version {version}" if version not in (None, opset) else "")
+        if version is None:
+            ver = f"opset {opset}, where onnx defines no {op_type}"
+        shown = ", ".join(repr(n) for n in nodes[:5]) + (
+            f" and {len(nodes) - 5} more" if len(nodes) > 5 else ""
+        )
+        lines.append(f"  {op} ({ver}) at node(s) {shown}")
+    first = missing[0]
+    return UnsupportedOpError(
+        f"the native engine does not implement {len(groups)} op(s) used by {what}:\n"
+        + "\n".join(lines)
+        + "\nRun it with device='onnxruntime' (or 'auto'), or see `edgeai ops` for what native runs.",
+        op_type=first.op_type,
+        domain=first.domain,
+        opset=first.opset,
+        node=first.node,
+    )
+
+
+class CompiledGraph:
+    """A graph compiled for the native engine (see the module docstring).
+
+    Args:
+        graph: the graph (or subgraph) to compile.
+        options: session options handed to every op (``OpContext.options``).
+        requant_mode: ``"onnx"`` or ``"tflite"``, handed to every op.
+        what: how errors name the model.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        options: Mapping[str, Any] | None = None,
+        requant_mode: str = "onnx",
+        what: str = "the model",
+    ) -> None:
+        missing = find_missing_ops(graph)
+        if missing:
+            raise unsupported_op_error(missing, what)
+        self.graph = graph
+        self._options = dict(options or {})
+        self._requant_mode = requant_mode
+        self._what = what
+        self._subgraphs: dict[int, CompiledGraph] = {}
+
+        slot_of: dict[str, int] = {"": 0}  # slot 0: an omitted optional input, always None
+
+        def slot(name: str) -> int:
+            if name not in slot_of:
+                slot_of[name] = len(slot_of)
+            return slot_of[name]
+
+        consts: dict[str, Any] = dict(graph.initializers)
+        fed = [*graph.inputs, *graph.overridable, *graph.outer_names]
+        for name in fed:
+            slot(name)
+        overridable = set(graph.overridable)
+        self.ops: list[Op] = []
+        raw_steps: list[tuple[Node, Op, tuple[int, ...], tuple[int, ...]]] = []
+        for node in graph.nodes:
+            op = self._build(node, consts)
+            self.ops.append(op)
+            implicit = op.ctx.outer_names
+            if node.op_type == "Constant" and node.domain == "" and not node.inputs:
+                # Evaluated once here; its output is a constant like an initializer.
+                consts[node.outputs[0]] = _as_output(op.run()[0])
+                continue
+            ins = tuple(slot(n) for n in (*node.inputs, *implicit))
+            outs = tuple(slot(n) if n else -1 for n in node.outputs)
+            raw_steps.append((node, op, ins, outs))
+
+        n_slots = len(slot_of) + 1
+        dummy = n_slots - 1  # unnamed outputs land here
+        self._initial: list[Any] = [None] * n_slots
+        for name, arr in consts.items():
+            if name in slot_of and name not in overridable:
+                self._initial[slot_of[name]] = arr
+        for name in graph.overridable:  # default when not fed
+            self._initial[slot_of[name]] = consts[name]
+        self._feed_slots = tuple((name, slot_of[name]) for name in fed)
+        self._required = tuple(graph.inputs)
+        keep = {slot_of[n] for n in graph.outputs if n in slot_of} | {0, dummy}
+        keep |= {slot_of[n] for n in consts if n in slot_of}
+
+        last_use: dict[int, int] = {}
+        for k, (_, _, ins, _) in enumerate(raw_steps):
+            for i in ins:
+                last_use[i] = k
+        produced_at: dict[int, int] = {}
+        for k, (_, _, _, outs) in enumerate(raw_steps):
+            for i in outs:
+                if i >= 0:
+                    produced_at[i] = k
+        frees: list[list[int]] = [[] for _ in raw_steps]
+        for i, k in {**produced_at, **last_use}.items():
+            if i in keep:
+                continue
+            k = max(k, produced_at.get(i, -1))  # a value never read dies where it is born
+            frees[k].append(i)
+        self._steps: list[Step] = [
+            (op.run, ins, tuple(dummy if i < 0 else i for i in outs), tuple(sorted(frees[k])))
+            for k, (_, op, ins, outs) in enumerate(raw_steps)
+        ]
+        self._step_nodes = [node for node, _, _, _ in raw_steps]
+        self._slot_of = slot_of
+        self._output_slots = {n: slot_of[n] for n in graph.outputs if n in slot_of}
+        self.output_names = list(graph.outputs)
+
+    # -- building -------------------------------------------------------------
+    def _build(self, node: Node, consts: Mapping[str, Any]) -> Op:
+        opset = _opset_of(self.graph, node.domain)
+        cls = lookup(node.op_type, node.domain, opset)
+        assert cls is not None  # find_missing_ops checked every node
+        for sub in node.subgraphs():
+            if id(sub) not in self._subgraphs:
+                self._subgraphs[id(sub)] = CompiledGraph(
+                    sub, options=self._options, requant_mode=self._requant_mode, what=self._what
+                )
+        ctx = OpContext(
+            node_name=node.name,
+            op_type=node.op_type,
+            domain=node.domain,
+            opset=opset,
+            attrs=dict(node.attrs),
+            input_consts=tuple(consts.get(n) if n else None for n in node.inputs),
+            num_outputs=len(node.outputs),
+            requant_mode=self._requant_mode,
+            run_subgraph=self.run_subgraph if any(True for _ in node.subgraphs()) else None,
+            options=self._options,
+            outer_names=node.implicit_inputs(),
+            schema_version=resolve_version(node.op_type, node.domain, opset),
+        )
+        try:
+            return cls(ctx)
+        except (UnsupportedOpError, InferenceError):
+            raise
+        except Exception as exc:
+            raise InferenceError(
+                f"building node {node.name!r} ({node.op_type}, opset {opset}) of {self._what} failed: {exc}"
+            ) from exc
+
+    # -- running --------------------------------------------------------------
+    def run_subgraph(
+        self, graph: Graph, feeds: Mapping[str, Any], outer: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """Run one of this graph's (compiled) subgraphs; its outputs in order."""
+        compiled = self._subgraphs.get(id(graph))
+        if compiled is None:
+            compiled = self._subgraphs[id(graph)] = CompiledGraph(
+                graph, options=self._options, requant_mode=self._requant_mode, what=self._what
+            )
+        if outer:
+            feeds = {**outer, **feeds}
+        return compiled.run(feeds)
+
+    def run(self, feeds: Mapping[str, Any], output_names: Sequence[str] | None = None) -> list[Any]:
+        """Run on ``feeds`` (graph inputs, and outer-scope names for a subgraph)."""
+        slots = self._initial.copy()
+        for name, i in self._feed_slots:
+            try:
+                slots[i] = feeds[name]
+            except KeyError:
+                if name in self._required or name in self.graph.outer_names:
+                    raise InputNameError(
+                        f"missing input {name!r}; the graph's inputs are {list(self._required)}"
+                    ) from None
+        k = -1
+        try:
+            for k, (fn, ins, outs, frees) in enumerate(self._steps):  # noqa: B007
+                results = fn(*[slots[i] for i in ins])
+                if type(results) is not tuple and type(results) is not list:
+                    raise TypeError(f"the op returned {type(results).__name__}, not a tuple of outputs")
+                for i, v in zip(outs, results):
+                    slots[i] = v
+                for i in frees:
+                    slots[i] = None
+        except (InferenceError, UnsupportedOpError, InputNameError):
+            raise
+        except Exception as exc:
+            node = self._step_nodes[k]
+            raise InferenceError(
+                f"node {node.name!r} ({node.op_type}) of {self._what} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        names = output_names if output_names else self.output_names
+        try:
+            return [_as_output(slots[self._output_slots[n]]) for n in names]
+        except KeyError as exc:
+            raise InputNameError(
+                f"unknown output name {exc.args[0]!r}; the model's outputs are {self.output_names}"
+            ) from None
+
+    # -- introspection --------------------------------------------------------
+    @property
+    def steps(self) -> int:
+        """How many ops the run loop calls (``Constant`` nodes are folded away)."""
+        return len(self._steps)
+
+    def peak_live_values(self) -> int:
+        """The largest number of non-constant values held at once by the memory plan."""
+        const = {i for i, v in enumerate(self._initial) if v is not None}
+        live: set[int] = {i for _, i in self._feed_slots}
+        peak = len(live)
+        for _, _, outs, frees in self._steps:
+            live |= {i for i in outs if i not in const}
+            peak = max(peak, len(live))
+            live -= set(frees)
+        return peak
+
+
+def _as_output(value: Any) -> Any:
+    if isinstance(value, np.ndarray) or value is None or isinstance(value, list):
+        return value
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    return value
