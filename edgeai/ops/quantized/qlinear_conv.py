@@ -1,0 +1,138 @@
+"""QLinearConv and ConvInteger: integer convolution, then (for QLinearConv) requantization.
+
+``acc = conv(x - x_zp, w - w_zp) + bias`` in int32 (N-d, groups, depthwise,
+strides, dilations, pads, auto_pad), then QLinearConv requantizes with the
+float32 scale ``x_scale * w_scale[m] / y_scale`` (ONNX mode, as ONNX
+Runtime) or the equivalent fixed-point multiplier (TFLite mode).
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops._base import OpContext
+    >>> from edgeai.ops.quantized.qlinear_conv import ConvInteger
+    >>> x = np.arange(9, dtype=np.uint8).reshape(1, 1, 3, 3); w = np.ones((1, 1, 2, 2), np.uint8)
+    >>> ConvInteger(OpContext("c", "ConvInteger", opset=10)).run(x, w, np.uint8(1))[0][0, 0]
+    array([[ 4,  8],
+           [16, 20]], dtype=int32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edgeai.ops._base import Op, OpContext, register
+from edgeai.ops.quantized._common import (
+    bad_model,
+    check_int_dtype,
+    const_input,
+    per_channel,
+    requantize,
+    scalar,
+    try_kernel,
+    zero_point_or_default,
+)
+from edgeai.ops.quantized.reference import conv_int32, conv_output_pads, wrap_int32
+
+__all__ = ["ConvInteger", "QLinearConv"]
+
+
+class _IntegerConv(Op):
+    """Shared attribute handling and the integer core (kernel when one fits, else the reference)."""
+
+    _w_index = 1
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self.group = int(ctx.attr("group", 1))
+        self.auto_pad = ctx.attr("auto_pad", "NOTSET")
+        if isinstance(self.auto_pad, bytes):
+            self.auto_pad = self.auto_pad.decode()
+        self.kernel_shape = ctx.attr("kernel_shape")
+        self.pads_attr = ctx.attr("pads")
+        self.strides_attr = ctx.attr("strides")
+        self.dilations_attr = ctx.attr("dilations")
+        if self.group < 1:
+            raise bad_model(ctx, f"group must be >= 1, got {self.group}")
+        self._kernels: dict[tuple[Any, ...], Callable[..., np.ndarray] | None] = {}
+
+    def _geometry(self, x: np.ndarray, w: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+        nsp = w.ndim - 2
+        if x.ndim != w.ndim:
+            raise bad_model(self.ctx, f"input rank {x.ndim} does not match weight rank {w.ndim}")
+        if self.kernel_shape is not None and list(self.kernel_shape) != list(w.shape[2:]):
+            raise bad_model(self.ctx, f"kernel_shape {self.kernel_shape} does not match weight {w.shape}")
+        strides = list(self.strides_attr or [1] * nsp)
+        dilations = list(self.dilations_attr or [1] * nsp)
+        if len(strides) != nsp or len(dilations) != nsp or min(strides + dilations) < 1:
+            raise bad_model(self.ctx, f"strides {strides} / dilations {dilations} must be {nsp} positive ints")
+        pads = conv_output_pads(x.shape[2:], w.shape[2:], strides, dilations, self.pads_attr, self.auto_pad)
+        return strides, pads, dilations
+
+    def _accumulate(
+        self, x: np.ndarray, x_zp: np.ndarray, w: np.ndarray, w_zp: np.ndarray
+    ) -> np.ndarray:
+        strides, pads, dilations = self._geometry(x, w)
+        w_const = const_input(self.ctx, self._w_index) is not None
+        if w_const and np.ndim(w_zp) == 0:
+            key = (x.dtype.str, tuple(pads))
+            if key not in self._kernels:
+                self._kernels[key] = try_kernel(
+                    self.ctx, "prepare_conv", w, w_zp, x_dtype=x.dtype, strides=strides, pads=pads,
+                    dilations=dilations, group=self.group,
+                )
+            kernel = self._kernels[key]
+            if kernel is not None:
+                return kernel(x, int(x_zp))
+        return conv_int32(x, x_zp, w, w_zp, strides=strides, pads=pads, dilations=dilations, group=self.group)
+
+
+@register("ConvInteger", since=10)
+class ConvInteger(_IntegerConv):
+    """ONNX ConvInteger: int32 ``conv(x - x_zp, w - w_zp)``; ``w_zp`` may be per output channel."""
+
+    def run(
+        self, x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None = None,
+        w_zero_point: np.ndarray | None = None,
+    ) -> tuple[Any, ...]:
+        check_int_dtype(self.ctx, x, "input", ("int8", "uint8"))
+        check_int_dtype(self.ctx, w, "weight", ("int8", "uint8"))
+        xz = scalar(self.ctx, zero_point_or_default(x_zero_point, x.dtype), "x_zero_point")
+        wz = zero_point_or_default(w_zero_point, w.dtype)
+        wz = wz.reshape(()) if wz.size == 1 else per_channel(self.ctx, wz, w.shape[0], "w_zero_point")
+        return (self._accumulate(x, xz, w, wz),)
+
+
+@register("QLinearConv", since=10)
+class QLinearConv(_IntegerConv):
+    """ONNX QLinearConv: integer convolution + bias, requantized per output channel."""
+
+    _w_index = 3
+
+    def run(
+        self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray, w: np.ndarray,
+        w_scale: np.ndarray, w_zero_point: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray,
+        bias: np.ndarray | None = None,
+    ) -> tuple[Any, ...]:
+        ctx = self.ctx
+        check_int_dtype(ctx, x, "input", ("int8", "uint8"))
+        check_int_dtype(ctx, w, "weight", ("int8", "uint8"))
+        m = w.shape[0]
+        xz = scalar(ctx, x_zero_point, "x_zero_point")
+        wz = np.asarray(w_zero_point)
+        wz = wz.reshape(()) if wz.size == 1 else per_channel(ctx, wz, m, "w_zero_point")
+        ws = per_channel(ctx, w_scale, m, "w_scale")
+        yz = scalar(ctx, y_zero_point, "y_zero_point")
+        acc = self._accumulate(x, xz, w, wz)
+        chan = (-1,) + (1,) * (acc.ndim - 2)
+        if bias is not None:
+            b = np.asarray(bias)
+            if b.dtype != np.int32 or b.shape != (m,):
+                raise bad_model(ctx, f"bias must be int32 of shape ({m},), got {b.dtype} {b.shape}")
+            acc = wrap_int32(acc.astype(np.int64) + b.reshape(chan))
+        y = requantize(
+            ctx, acc, (scalar(ctx, x_scale, "x_scale"), ws.reshape(chan)), scalar(ctx, y_scale, "y_scale"),
+            yz, yz.dtype,
+        )
+        return (y,)

@@ -1,0 +1,140 @@
+"""QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear (ONNX), as ONNX Runtime computes them.
+
+* QuantizeLinear: ``sat(rint(x / scale) + zp)``: a float32 *division* (not a
+  multiply by the reciprocal), clamped to ``[qmin - zp, qmax - zp]`` before
+  rounding half to even; NaN saturates to ``qmin`` (MLAS's ``max_ps`` keeps
+  its second operand when the first is NaN).
+* DequantizeLinear: ``float32(x - zp) * scale``.
+* Per tensor, per axis and blocked (opset 21) parameters; int8, uint8, int16,
+  uint16, int4, uint4 (ml_dtypes) integer types. Float8/float4/int2 are not
+  implemented and raise :class:`~edgeai.errors.UnsupportedOpError`.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops._base import OpContext
+    >>> from edgeai.ops.quantized.quantize_linear import QuantizeLinear
+    >>> q = QuantizeLinear(OpContext("q", "QuantizeLinear", opset=13))
+    >>> q.run(np.array([-1.0, 0.25, 0.75, 300.0], np.float32), np.float32(0.5), np.uint8(10))[0]
+    array([  8,  10,  12, 255], dtype=uint8)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeai.ops._base import Op, OpContext, register
+from edgeai.ops.quantized._common import bad_model, check_int_dtype, const_input, unsupported
+from edgeai.quant.params import expand_param, qrange
+
+__all__ = ["DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear", "quantize_onnx"]
+
+
+def quantize_onnx(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, out_dtype: Any) -> np.ndarray:
+    """MLAS ``QuantizeLinear``: float32 divide, clamp, round half to even, add zero point."""
+    qmin, qmax = qrange(out_dtype)
+    v = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32)
+    zp32 = np.asarray(zp).astype(np.int32)
+    lo = (qmin - zp32).astype(np.float32)
+    hi = (qmax - zp32).astype(np.float32)
+    v = np.where(np.isnan(v), lo, v)
+    v = np.minimum(np.maximum(v, lo), hi)
+    return (np.rint(v).astype(np.int32) + zp32).astype(out_dtype)
+
+
+def _onnx_dtype(code: int) -> np.dtype[Any]:
+    from onnx import helper
+
+    return np.dtype(helper.tensor_dtype_to_np_dtype(code))
+
+
+class _QParams(Op):
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self.axis = int(ctx.attr("axis", 1))
+        self.block_size = int(ctx.attr("block_size", 0))
+        if self.block_size < 0:
+            raise bad_model(ctx, f"block_size must be >= 0, got {self.block_size}")
+        if ctx.opset < 21 and self.block_size:
+            raise bad_model(ctx, "block_size needs opset 21 or newer")
+        code = int(ctx.attr("output_dtype", 0))
+        self.attr_dtype = _onnx_dtype(code) if code else None
+
+    def _params(self, x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        s = expand_param(np.asarray(scale), x.shape, self.axis, self.block_size)
+        z = None if zp is None else expand_param(np.asarray(zp), x.shape, self.axis, self.block_size)
+        return s, z
+
+
+@register("QuantizeLinear", since=10)
+@register("QuantizeLinear", since=13)
+@register("QuantizeLinear", since=19)
+@register("QuantizeLinear", since=21)
+class QuantizeLinear(_QParams):
+    """ONNX QuantizeLinear with ONNX Runtime's float arithmetic."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        zp = const_input(ctx, 2)
+        if zp is not None:
+            check_int_dtype(ctx, np.asarray(zp), "zero point")
+        if self.attr_dtype is not None:
+            check_int_dtype(ctx, np.zeros(0, self.attr_dtype), "output_dtype")
+        if int(ctx.attr("precision", 0)):
+            raise unsupported(ctx, "the precision attribute")
+
+    def run(self, x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
+        x = np.asarray(x)
+        if y_zero_point is not None:
+            out_dtype = np.asarray(y_zero_point).dtype
+        else:
+            out_dtype = self.attr_dtype if self.attr_dtype is not None else np.dtype(np.uint8)
+        check_int_dtype(self.ctx, np.zeros(0, out_dtype), "output type")
+        s, z = self._params(x, y_scale, y_zero_point)
+        if z is None:
+            z = np.zeros((), dtype=np.int32)
+        return (quantize_onnx(x, s, z, out_dtype),)
+
+
+@register("DequantizeLinear", since=10)
+@register("DequantizeLinear", since=13)
+@register("DequantizeLinear", since=19)
+@register("DequantizeLinear", since=21)
+class DequantizeLinear(_QParams):
+    """ONNX DequantizeLinear: ``float32(x - zp) * scale``, output in the scale's float type."""
+
+    def run(self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
+        x = np.asarray(x)
+        check_int_dtype(self.ctx, x, "input", (*("int8", "uint8", "int16", "uint16", "int4", "uint4"), "int32"))
+        if x.dtype == np.int32 and x_zero_point is not None and np.any(np.asarray(x_zero_point) != 0):
+            raise bad_model(self.ctx, "an int32 input must have no zero point (or zero)")
+        scale = np.asarray(x_scale)
+        out_dtype = self.attr_dtype if self.attr_dtype is not None else scale.dtype
+        s, z = self._params(x, scale, x_zero_point)
+        centered = x.astype(np.int32) if z is None else x.astype(np.int32) - z.astype(np.int32)
+        y = centered.astype(np.float32) * s.astype(np.float32)
+        return (y.astype(out_dtype),)
+
+
+@register("DynamicQuantizeLinear", since=11)
+class DynamicQuantizeLinear(Op):
+    """ONNX DynamicQuantizeLinear (uint8), with ONNX Runtime's parameter arithmetic.
+
+    ``scale = (max(x, 0) - min(x, 0)) / 255`` in float32 (1 when the range is
+    empty), ``zp = rint(clamp(0 - min / scale, 0, 255))``, then QuantizeLinear.
+    """
+
+    def run(self, x: np.ndarray) -> tuple[Any, ...]:
+        y, scale, zp = dynamic_quantize_uint8(np.asarray(x, dtype=np.float32))
+        return y, scale, zp
+
+
+def dynamic_quantize_uint8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantize a float32 array to uint8 with parameters from its own range (ORT's formulas)."""
+    lo = np.float32(min(float(x.min(initial=0.0)), 0.0))
+    hi = np.float32(max(float(x.max(initial=0.0)), 0.0))
+    scale = np.float32(1.0) if hi == lo else np.float32((hi - lo) / np.float32(255.0))
+    initial = np.float32(np.float32(0.0) - lo / scale)
+    zp = np.uint8(np.rint(min(max(initial, np.float32(0.0)), np.float32(255.0))))
+    return quantize_onnx(x, scale, zp, np.uint8), np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
