@@ -141,3 +141,30 @@ def run_with_intermediates(
         outs = sess.run(names, dict(feed))
         results.append(dict(zip(names, outs)))
     return results
+
+
+def produced_tensors(proto: Any) -> set[str]:
+    """Names of every tensor a node of the graph produces."""
+    return {o for n in proto.graph.node for o in n.output if o}
+
+
+def quantized_counterpart(name: str, produced: set[str]) -> str | None:
+    """The tensor of a quantized model that stands for float tensor ``name``.
+
+    A QDQ model keeps the float tensor's name for the op's output and adds
+    ``<name>_DequantizeLinear_Output``, the activation as the next op sees it
+    (after rounding to int8); that one is preferred.
+    """
+    dq = f"{name}_DequantizeLinear_Output"
+    if dq in produced:
+        return dq
+    return name if name in produced else None
+
+
+def effective_output(proto: Any, node: Any) -> str:
+    """The tensor a layer hands on: its output, or that of a lone Relu/Clip after it (QDQ fuses them)."""
+    out = node.output[0]
+    consumers = [n for n in proto.graph.node if out in n.input]
+    if len(consumers) == 1 and consumers[0].op_type in ("Relu", "Clip"):
+        return str(consumers[0].output[0])
+    return str(out)

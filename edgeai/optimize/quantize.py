@@ -314,18 +314,25 @@ def _sensitivities(
     feeds: Sequence[dict[str, np.ndarray]],
     progress: bool,
 ) -> list[LayerSensitivity]:
-    out_names = [o.name for o in quantizer.proto.graph.output]
-    layer_outputs = [n.output[0] for n in candidates]
-    ref = _run_outputs(quantizer.proto, feeds, layer_outputs)
+    from edgeai.optimize._model import effective_output, produced_tensors, quantized_counterpart
+
+    proto = quantizer.proto
+    out_names = [o.name for o in proto.graph.output]
+    layer_outputs = {n.name: effective_output(proto, n) for n in candidates}
+    ref = _run_outputs(proto, feeds, list(layer_outputs.values()))
     found: list[LayerSensitivity] = []
     with progress_bar(len(candidates), "measuring layer sensitivity", progress) as adv:
         for node in candidates:
             q = quantizer.run(exclude=exclude, only=[node.name], exclude_op_types=exclude_op_types)
-            got = _run_outputs(q, feeds, [node.output[0]])
-            layer = sqnr_db(
-                np.concatenate([r[node.output[0]].ravel() for r in ref]),
-                np.concatenate([g[node.output[0]].ravel() for g in got]),
-            )
+            tensor = layer_outputs[node.name]
+            q_tensor = quantized_counterpart(tensor, produced_tensors(q))
+            got = _run_outputs(q, feeds, [q_tensor] if q_tensor else [])
+            layer = math.nan
+            if q_tensor is not None:
+                layer = sqnr_db(
+                    np.concatenate([r[tensor].ravel() for r in ref]),
+                    np.concatenate([g[q_tensor].ravel() for g in got]),
+                )
             outs = sqnr_db(
                 np.concatenate([r[n].ravel() for r in ref for n in out_names]),
                 np.concatenate([g[n].ravel() for g in got for n in out_names]),
