@@ -1,0 +1,322 @@
+"""The kernel API the native INT8 ops call: prepare once, run many times.
+
+``prepare_gemm`` / ``prepare_conv`` validate and pack constant weights once
+(when the session is created) and return a callable that runs the fast kernel
+for the CPU's best path (see :mod:`edgeai.kernels.cpu`), or ``None`` when no
+kernel fits (the caller then uses its reference implementation).
+
+Zero points, bias and requantization are fused into the store of each output
+tile. Results are exact: the same integers as an int64 reference, and, after
+requantization, the same bytes as ONNX Runtime (``mode="onnx"``) or TFLite
+(``mode="tflite"``).
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.kernels.api import prepare_gemm
+    >>> b = np.array([[1, -2], [3, 4], [-5, 6]], dtype=np.int8)
+    >>> f = prepare_gemm(b, 0, a_dtype=np.uint8)
+    >>> a = np.array([[10, 20, 30]], dtype=np.uint8)
+    >>> f(a, 10)
+    array([[ -70,  100]], dtype=int32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeai.errors import EdgeAIError, InputShapeError, InputTypeError
+from edgeai.kernels.cpu import cpu_features, kernel_path, set_kernel_path
+
+__all__ = [
+    "KernelArgumentError",
+    "Requant",
+    "cpu_features",
+    "prepare_conv",
+    "prepare_gemm",
+    "set_kernel_path",
+]
+
+_INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
+
+
+class KernelArgumentError(EdgeAIError, ValueError):
+    """Weights, zero points or requantization parameters that no kernel can take as given."""
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Output requantization fused into the kernel's store.
+
+    ``mode="onnx"``: ``q = saturate(rint(float32(acc) * scale) + zero_point)`` in float32 with
+    round half to even, exactly as ONNX Runtime's MLAS; ``scale`` is
+    ``x_scale * w_scale / y_scale`` (float32, shape ``()`` or ``(N,)``).
+
+    ``mode="tflite"``: gemmlowp fixed point, ``multiplier`` (int32, Q31) and ``shift`` (int32)
+    per tensor or per output channel. ``shift`` uses TFLite's sign convention: positive
+    shifts left, negative shifts right (``real_scale ~= multiplier * 2**(shift - 31)``).
+
+    ``act_min``/``act_max`` clamp the quantized output (a fused ReLU/ReLU6); they default to
+    the range of ``dtype``.
+
+    Example:
+        >>> import numpy as np
+        >>> r = Requant("onnx", np.float32(0.02), None, None, zero_point=128, dtype=np.dtype(np.uint8))
+        >>> r.bounds()
+        (0, 255)
+    """
+
+    mode: str
+    scale: np.ndarray | None
+    multiplier: np.ndarray | None
+    shift: np.ndarray | None
+    zero_point: int
+    dtype: np.dtype
+    act_min: int | None = None
+    act_max: int | None = None
+
+    def bounds(self) -> tuple[int, int]:
+        info = np.iinfo(np.dtype(self.dtype))
+        lo = info.min if self.act_min is None else max(info.min, int(self.act_min))
+        hi = info.max if self.act_max is None else min(info.max, int(self.act_max))
+        return lo, hi
+
+
+def _per_column(value: Any, n: int, dtype: Any, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.ndim == 0 or arr.size == 1:
+        return np.full(n, arr.reshape(()), dtype)
+    if arr.shape != (n,):
+        raise KernelArgumentError(f"{what} has shape {arr.shape}; expected a scalar or ({n},)")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+@dataclass
+class _Epilogue:
+    """Per-column arrays for the fused store, in the order the drivers take them."""
+
+    mode: int
+    scale: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    zp: int
+    qmin: int
+    qmax: int
+    out_dtype: np.dtype
+
+    def slice(self, lo: int, hi: int) -> _Epilogue:
+        return _Epilogue(self.mode, self.scale[lo:hi].copy(), self.mult[lo:hi].copy(),
+                         self.shift[lo:hi].copy(), self.zp, self.qmin, self.qmax, self.out_dtype)  # fmt: skip
+
+
+def _epilogue(requant: Requant | None, n: int) -> _Epilogue:
+    if requant is None:
+        z = np.zeros(n, np.int32)
+        return _Epilogue(0, np.zeros(n, np.float32), z, z.copy(), 0, 0, 0, np.dtype(np.int32))
+    if not isinstance(requant, Requant):
+        raise KernelArgumentError(f"requant must be a Requant or None, not {type(requant).__name__}")
+    dtype = np.dtype(requant.dtype)
+    if dtype not in _INT8:
+        raise KernelArgumentError(f"requant.dtype must be uint8 or int8, not {dtype}")
+    qmin, qmax = requant.bounds()
+    if qmin > qmax:
+        raise KernelArgumentError(f"act_min {requant.act_min} > act_max {requant.act_max}")
+    zp = int(requant.zero_point)
+    if not np.iinfo(dtype).min <= zp <= np.iinfo(dtype).max:
+        raise KernelArgumentError(f"output zero point {zp} is outside the range of {dtype}")
+    z = np.zeros(n, np.int32)
+    if requant.mode == "onnx":
+        if requant.scale is None:
+            raise KernelArgumentError("Requant(mode='onnx') needs scale (x_scale * w_scale / y_scale)")
+        scale = _per_column(requant.scale, n, np.float32, "requant.scale")
+        if not np.all(np.isfinite(scale)):
+            raise KernelArgumentError("requant.scale has a non-finite value")
+        return _Epilogue(1, scale, z, z.copy(), zp, qmin, qmax, dtype)
+    if requant.mode == "tflite":
+        if requant.multiplier is None or requant.shift is None:
+            raise KernelArgumentError("Requant(mode='tflite') needs multiplier and shift (int32)")
+        mult = _per_column(requant.multiplier, n, np.int64, "requant.multiplier")
+        shift = _per_column(requant.shift, n, np.int64, "requant.shift")
+        if mult.min() < 0 or mult.max() > 2**31 - 1 or shift.min() < -31 or shift.max() > 30:
+            raise KernelArgumentError(
+                "requant.multiplier must be in [0, 2**31) and shift in [-31, 30] (TFLite convention)"
+            )
+        return _Epilogue(2, np.zeros(n, np.float32), mult.astype(np.int32), shift.astype(np.int32),
+                         zp, qmin, qmax, dtype)  # fmt: skip
+    raise KernelArgumentError(f"requant.mode must be 'onnx' or 'tflite', not {requant.mode!r}")
+
+
+def _check_int8(arr: np.ndarray, what: str) -> None:
+    if arr.dtype not in _INT8:
+        raise KernelArgumentError(f"{what} must be uint8 or int8, not {arr.dtype}")
+
+
+def _zero_points(zp: Any, n: int, dtype: np.dtype, what: str) -> np.ndarray:
+    z = _per_column(zp, n, np.int64, what)
+    info = np.iinfo(dtype)
+    if z.size and (z.min() < info.min or z.max() > info.max):
+        raise KernelArgumentError(f"{what} is outside the range of {dtype}")
+    return z
+
+
+def _bias(bias: Any, n: int) -> np.ndarray:
+    if bias is None:
+        return np.zeros(n, np.int64)
+    b = np.asarray(bias)
+    if b.dtype != np.int32 or b.shape != (n,):
+        raise KernelArgumentError(f"bias must be int32 of shape ({n},), got {b.dtype} {b.shape}")
+    return b.astype(np.int64)
+
+
+class _Packed:
+    """Weights [K, N] packed for one kernel kind, with what the zero-point correction needs."""
+
+    def __init__(self, bmat: np.ndarray, bz: np.ndarray, k_real: int, path: str) -> None:
+        from edgeai.kernels.pack import choose_kind, pack_panels
+        from edgeai.kernels.tiles import KIND_CODES, KIND_TILE
+
+        self.kind, offset = choose_kind(path, bmat)
+        self.code = KIND_CODES[self.kind]
+        self.mr, self.nr = KIND_TILE[self.code]
+        shifted = bmat - offset
+        self.packed, self.panel_bytes = pack_panels(shifted, self.kind)
+        self.n = bmat.shape[1]
+        self.bz = bz - offset  # (b - bz) == (shifted - (bz - offset))
+        self.colsum = shifted.sum(axis=0)
+        self.k_real = k_real
+        self.has_bz = bool(np.any(self.bz != 0))
+        self._coloff: dict[int, np.ndarray] = {}
+
+    def coloff(self, azp: int, bias: np.ndarray) -> np.ndarray:
+        """bias - a_zp * colsum(b) + K * a_zp * b_zp, per column (cached per activation zero point)."""
+        c = self._coloff.get(azp)
+        if c is None:
+            c = bias - azp * self.colsum + self.k_real * azp * self.bz
+            self._coloff[azp] = c
+        return c
+
+
+def _entry(code: int, threads: int) -> Any:
+    from edgeai.kernels.tiles import ENTRY_PARALLEL, ENTRY_SERIAL
+
+    return (ENTRY_PARALLEL if threads > 1 else ENTRY_SERIAL)[code]
+
+
+class _ThreadScope:
+    """Run numba's parallel region with ``threads`` threads, restoring the previous count."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def __enter__(self) -> None:
+        import numba
+
+        self.prev = numba.get_num_threads()
+        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+
+    def __exit__(self, *exc: object) -> None:
+        import numba
+
+        numba.set_num_threads(self.prev)
+
+
+def _check_threads(threads: int) -> int:
+    if not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise KernelArgumentError(f"threads must be a positive integer, not {threads!r}")
+    return int(threads)
+
+
+class GemmKernel:
+    """``f(a, a_zp)``: INT8 GEMM against weights packed at construction (see :func:`prepare_gemm`)."""
+
+    def __init__(self, b: np.ndarray, b_zp: Any, a_dtype: Any, bias: Any, requant: Requant | None,
+                 threads: int, path: str) -> None:  # fmt: skip
+        self.k, self.n = b.shape
+        self.a_dtype = np.dtype(a_dtype)
+        self.k4 = -(-self.k // 4) * 4
+        bmat = np.zeros((self.k4, self.n), np.int64)
+        bmat[: self.k] = b
+        self.pk = _Packed(bmat, _zero_points(b_zp, self.n, b.dtype, "b_zp"), self.k, path)
+        self.path = path
+        self.bias = _bias(bias, self.n)
+        self.ep = _epilogue(requant, self.n)
+        self.threads = threads
+        self.fn = _entry(self.pk.code, threads)
+        self._segoff = np.zeros(1, np.int64)
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, a: np.ndarray, a_zp: int = 0) -> np.ndarray:
+        if not isinstance(a, np.ndarray) or a.dtype != self.a_dtype:
+            raise InputTypeError(
+                f"GEMM input must be a {self.a_dtype} array, got {getattr(a, 'dtype', type(a).__name__)}"
+            )
+        if a.ndim != 2 or a.shape[1] != self.k:
+            raise InputShapeError(f"GEMM input has shape {a.shape}; expected (M, {self.k})")
+        azp = int(a_zp)
+        info = np.iinfo(self.a_dtype)
+        if not info.min <= azp <= info.max:
+            raise InputTypeError(f"a_zp {azp} is outside the range of {self.a_dtype}")
+        m = a.shape[0]
+        if self.a_dtype == np.int8:  # u8 = s8 + 128: the same differences with a_zp + 128
+            a = a.view(np.uint8) ^ np.uint8(0x80)
+            azp += 128
+        elif not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        if self.k4 != self.k:
+            padded = np.zeros((m, self.k4), np.uint8)
+            padded[:, : self.k] = a
+            a = padded
+        rows = self._rows.get(m)
+        if rows is None:
+            rows = (np.arange(max(m, 1), dtype=np.int64) * self.k4, np.zeros(max(m, 1), np.int64))
+            if len(self._rows) < 16:
+                self._rows[m] = rows
+        rowoffs, rowsum = rows
+        if self.pk.has_bz:
+            rowsum = a.sum(axis=1, dtype=np.int64)
+        out = np.empty((m, self.n), self.ep.out_dtype)
+        if m == 0 or self.n == 0:
+            return out
+        ep = self.ep
+        mc = max(self.pk.mr, (131072 // self.k4) // self.pk.mr * self.pk.mr)
+        args = (a.reshape(-1), rowoffs, self._segoff, 1, self.k4 // 4, self.pk.packed, self.pk.panel_bytes,
+                self.n, m, mc, rowsum, self.pk.bz, self.pk.coloff(azp, self.bias), ep.mode, ep.scale,
+                ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax, out.reshape(-1), 0, self.n, 1)  # fmt: skip
+        if self.threads > 1:
+            with _ThreadScope(self.threads):
+                self.fn(*args)
+        else:
+            self.fn(*args)
+        return out
+
+
+def prepare_gemm(b: np.ndarray, b_zp: Any, *, a_dtype: Any, bias: np.ndarray | None = None,
+                 requant: Requant | None = None, threads: int = 1) -> Callable[[np.ndarray, int], np.ndarray] | None:  # fmt: skip
+    """Pack constant weights ``b`` [K, N] once; return ``f(a, a_zp)`` computing the INT8 GEMM.
+
+    ``f(a, a_zp)`` takes ``a`` [M, K] of ``a_dtype`` and returns ``(a - a_zp) @ (b - b_zp) + bias``
+    as int32 [M, N] when ``requant`` is None, else that result requantized to ``requant.dtype``.
+    ``b_zp`` is a scalar or per column [N]. Returns None when no kernel fits (no numba).
+
+    Example:
+        >>> import numpy as np
+        >>> b = np.full((64, 8), 3, np.int8)
+        >>> f = prepare_gemm(b, 1, a_dtype=np.int8, requant=Requant(
+        ...     "onnx", np.float32(0.25), None, None, zero_point=0, dtype=np.dtype(np.int8)))
+        >>> f(np.ones((2, 64), np.int8), 0)[0, :3]   # 64 * 1 * 2 * 0.25 = 32
+        array([32, 32, 32], dtype=int8)
+    """
+    b = np.asarray(b)
+    _check_int8(b, "b (weights)")
+    if b.ndim != 2:
+        raise KernelArgumentError(f"b must be a 2-D [K, N] matrix, got shape {b.shape}")
+    if np.dtype(a_dtype) not in _INT8:
+        raise KernelArgumentError(f"a_dtype must be uint8 or int8, not {np.dtype(a_dtype)}")
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return None
+    return GemmKernel(b, b_zp, a_dtype, bias, requant, _check_threads(threads), kernel_path())

@@ -1,0 +1,242 @@
+"""The tile loop shared by GEMM and convolution: microkernel, then a fused store.
+
+One driver walks blocks of output rows and packed weight panels; for each
+register tile it calls the path's microkernel (int32 tile into an L1 scratch)
+and then :func:`_store_tile`, which applies the zero-point correction, bias
+and requantization while writing the output: there is no separate pass over
+an int32 result.
+
+The kernel kind is a compile-time literal (``numba.literally``), so only
+the microkernels of the chosen path are ever compiled, and each path's
+driver is cached on disk separately (``cache=True``).
+
+Output addressing is ``out[obase + row * ors + col * ocs]`` on a flat array,
+so the same driver writes a row-major GEMM result and an NCHW convolution
+output (rows are pixels, columns are channels).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numba
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from edgeai.kernels.requant import requantize_fixed_point, requantize_float
+
+__all__ = ["KIND_CODES", "KIND_TILE", "drive_parallel", "drive_serial"]
+
+# kind code -> (microkernel kind name or "portable", MR, NR)
+KIND_CODES = {"vnni": 0, "avx2_7bit": 1, "avx2_i16": 2, "portable": 3}
+KIND_TILE = {0: (8, 32), 1: (6, 16), 2: (6, 16), 3: (4, 16)}
+_NAMES = {v: k for k, v in KIND_CODES.items()}
+
+MODE_INT32, MODE_FLOAT, MODE_FIXED = 0, 1, 2
+
+
+@functools.cache
+def _microkernel(code: int, rows: int) -> Any:
+    from edgeai.kernels.x86 import make_microkernel
+
+    return make_microkernel(_NAMES[code], rows)
+
+
+@njit(cache=True)
+def _tile_portable(rows: int, a: np.ndarray, rowoff: np.ndarray, segoff: np.ndarray, nseg: int,
+                   seglen: int, bp: np.ndarray, boff: int, c: np.ndarray) -> None:  # fmt: skip
+    # weights packed as int16 [K, 16]; plain loops that any LLVM target vectorizes
+    for r in range(rows):
+        for j in range(16):
+            c[r, j] = 0
+    kb = boff // 2
+    for s in range(nseg):
+        so = segoff[s]
+        for k in range(seglen * 4):
+            for r in range(rows):
+                av = np.int32(a[rowoff[r] + so + k])
+                for j in range(16):
+                    c[r, j] += av * np.int32(bp[kb + j])
+            kb += 16
+
+
+def _tile(code: int, rows: int, a: np.ndarray, rowoff: np.ndarray, segoff: np.ndarray, nseg: int,
+          seglen: int, bp: np.ndarray, boff: int, c: np.ndarray) -> None:  # fmt: skip
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_tile, prefer_literal=True)
+def _tile_overload(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
+    # (no annotations: numba compares the overload's parameters with the implementation's)
+    if not isinstance(code, types.IntegerLiteral) or not isinstance(rows, types.IntegerLiteral):
+        return None
+    kcode, nrows = code.literal_value, rows.literal_value
+    mr = KIND_TILE[kcode][0]
+    nrows = nrows or mr
+    if kcode == KIND_CODES["portable"]:
+
+        def impl_portable(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
+            _tile_portable(nrows, a, rowoff, segoff, nseg, seglen, bp, boff, c)
+
+        return impl_portable
+    mk = _microkernel(kcode, nrows)
+
+    def impl(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
+        mk(a, rowoff, segoff, nseg, seglen, bp, boff, c)
+
+    return impl
+
+
+@njit(cache=True, inline="always")
+def _store_tile(c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                out, obase, ors, ocs):  # type: ignore[no-untyped-def]  # fmt: skip
+    for r in range(mr):
+        rs = rowsum[r0 + r]
+        orow = obase + (r0 + r) * ors
+        if mode == 0:
+            for j in range(nr):
+                n = col0 + j
+                out[orow + n * ocs] = c[r, j] + coloff[n] - bz[n] * rs
+        elif mode == 1:
+            for j in range(nr):
+                n = col0 + j
+                v = np.int32(c[r, j] + coloff[n] - bz[n] * rs)
+                out[orow + n * ocs] = requantize_float(v, scale[n], zp, qmin, qmax)
+        else:
+            for j in range(nr):
+                n = col0 + j
+                v = np.int32(c[r, j] + coloff[n] - bz[n] * rs)
+                out[orow + n * ocs] = requantize_fixed_point(v, mult[n], shift[n], zp, qmin, qmax)
+
+
+@njit(cache=True)
+def _drive_block(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, m_lo, m_hi, p_lo, p_hi,
+                 mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                 out, obase, ors, ocs):  # type: ignore[no-untyped-def]  # fmt: skip
+    numba.literally(code)
+    MR, NR = _tile_shape(code)
+    c = np.empty((MR, NR), np.int32)
+    ro = np.empty(MR, np.int64)
+    for mb in range(m_lo, m_hi, mc):
+        me = min(mb + mc, m_hi)
+        for p in range(p_lo, p_hi):
+            col0 = p * NR
+            nr = min(NR, N - col0)
+            boff = p * panel_bytes
+            for i0 in range(mb, me, MR):
+                mr = min(MR, me - i0)
+                for r in range(MR):
+                    ro[r] = rowoffs[i0 + min(r, mr - 1)]
+                if mr > 4:
+                    _tile(code, 0, a, ro, segoff, nseg, seglen, bp, boff, c)
+                elif mr > 2:
+                    _tile(code, 4, a, ro, segoff, nseg, seglen, bp, boff, c)
+                elif mr == 2:
+                    _tile(code, 2, a, ro, segoff, nseg, seglen, bp, boff, c)
+                else:
+                    _tile(code, 1, a, ro, segoff, nseg, seglen, bp, boff, c)
+                _store_tile(c, mr, nr, i0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp,
+                            qmin, qmax, out, obase, ors, ocs)  # fmt: skip
+
+
+def _tile_shape(code):  # type: ignore[no-untyped-def]
+    raise NotImplementedError
+
+
+@overload(_tile_shape, prefer_literal=True)
+def _tile_shape_overload(code):  # type: ignore[no-untyped-def]
+    if not isinstance(code, types.IntegerLiteral):
+        return None
+    mr, nr = KIND_TILE[code.literal_value]
+    return lambda code: (mr, nr)
+
+
+@njit(cache=True)
+def drive_serial(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc,
+                 rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                 out, obase, ors, ocs):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Run every tile of ``M`` rows x ``N`` columns on the calling thread."""
+    numba.literally(code)
+    npanels = (N + KIND_TILE_NR(code) - 1) // KIND_TILE_NR(code)
+    _drive_block(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, 0, M, 0, npanels, mc,
+                 rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)  # fmt: skip
+
+
+def KIND_TILE_NR(code):  # type: ignore[no-untyped-def]  # noqa: N802
+    raise NotImplementedError
+
+
+@overload(KIND_TILE_NR, prefer_literal=True)
+def _nr_overload(code):  # type: ignore[no-untyped-def]
+    if not isinstance(code, types.IntegerLiteral):
+        return None
+    nr = KIND_TILE[code.literal_value][1]
+    return lambda code: nr
+
+
+@njit(cache=True, parallel=True)
+def drive_parallel(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc,
+                   rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                   out, obase, ors, ocs):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Split the tiles into (row block, panel) work items over numba's threads (one region per call)."""
+    numba.literally(code)
+    nr = KIND_TILE_NR(code)
+    npanels = (N + nr - 1) // nr
+    nmb = (M + mc - 1) // mc
+    for item in prange(nmb * npanels):
+        mb, p = divmod(item, npanels)
+        _drive_block(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, mb * mc,
+                     min(M, (mb + 1) * mc), p, p + 1, mc, rowsum, bz, coloff, mode, scale, mult, shift,
+                     zp, qmin, qmax, out, obase, ors, ocs)  # fmt: skip
+
+
+# Entry points with the kind as a constant: a Python call then dispatches on plain types
+# (fast path) and only the chosen kind's code is compiled.
+# fmt: off
+
+
+@njit(cache=True)
+def serial_vnni(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
+    drive_serial(0, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+
+
+@njit(cache=True)
+def parallel_vnni(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
+    drive_parallel(0, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+
+
+@njit(cache=True)
+def serial_avx2_7bit(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
+    drive_serial(1, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+
+
+@njit(cache=True)
+def parallel_avx2_7bit(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
+    drive_parallel(1, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+
+
+@njit(cache=True)
+def serial_avx2_i16(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
+    drive_serial(2, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+
+
+@njit(cache=True)
+def parallel_avx2_i16(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
+    drive_parallel(2, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+
+
+@njit(cache=True)
+def serial_portable(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
+    drive_serial(3, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+
+
+@njit(cache=True)
+def parallel_portable(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
+    drive_parallel(3, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+
+# fmt: on
+
+ENTRY_SERIAL = {0: serial_vnni, 1: serial_avx2_7bit, 2: serial_avx2_i16, 3: serial_portable}
+ENTRY_PARALLEL = {0: parallel_vnni, 1: parallel_avx2_7bit, 2: parallel_avx2_i16, 3: parallel_portable}

@@ -1,0 +1,172 @@
+"""x86 SIMD microkernels, emitted as LLVM IR through numba's ``@intrinsic``.
+
+LLVM does not turn plain loops into ``vpdpbusd`` / ``vpmaddubsw`` and widens
+int32 products to int64, so the inner loops are written as IR here. Each
+microkernel computes one register tile ``C[mr, NR] = A_rows . B_panel`` in
+int32 and stores it into a small scratch tile; the caller fuses the
+zero-point correction, bias and requantization into the store of the output.
+
+Operands (the same for every kind, see :mod:`edgeai.kernels.pack`):
+
+* ``a``: uint8 bytes; row ``r`` of the tile starts at ``rowoff[r]``; its
+  K values are ``nseg`` runs of ``4 * seglen`` contiguous bytes, run ``s``
+  at ``rowoff[r] + segoff[s]`` (one run for a GEMM; one per kernel row for a
+  direct NHWC convolution).
+* ``bp``: the packed weight panel starting at byte ``boff``: for each group
+  of 4 K values, ``NR`` columns x 4 values (int8), or x 4 int16 for the
+  exact int16 kind.
+* ``c``: int32 ``[MR, NR]`` scratch, C-contiguous.
+
+Kinds:
+
+* ``"vnni"``   AVX-512 VNNI, ``vpdpbusd`` zmm, NR=32. Exact for all u8 x s8.
+* ``"avx2_7bit"`` AVX2 ``vpmaddubsw`` + ``vpmaddwd``, NR=16. Exact only when
+  every weight is in [-64, 63]: then a pair sum is at most 2*255*64 = 32640
+  and the int16 saturation of ``vpmaddubsw`` cannot trigger.
+* ``"avx2_i16"``  AVX2 ``vpmaddwd`` on int16 operands, NR=16. Exact for all
+  8-bit weights, half the throughput.
+
+These functions may only be *compiled* on a CPU that has the features:
+LLVM cannot select the instructions otherwise. :mod:`edgeai.kernels.cpu`
+decides; nothing here is compiled at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["KINDS", "Kind", "make_microkernel"]
+
+_i8, _i16, _i32, _i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    mr: int  # rows of the register tile
+    nr: int  # columns of a packed panel
+    lanes: int  # int32 lanes per vector register
+    wbytes: int  # bytes per packed weight value (1: int8, 2: int16)
+
+
+KINDS = {
+    "vnni": Kind("vnni", mr=8, nr=32, lanes=16, wbytes=1),
+    "avx2_7bit": Kind("avx2_7bit", mr=6, nr=16, lanes=8, wbytes=1),
+    "avx2_i16": Kind("avx2_i16", mr=6, nr=16, lanes=8, wbytes=2),
+}
+
+
+def _data_addr(context: Any, builder: ir.IRBuilder, aty: types.Array, val: Any) -> ir.Value:
+    arr = context.make_array(aty)(context, builder, val)
+    return builder.ptrtoint(arr.data, _i64)
+
+
+def _load(builder: ir.IRBuilder, addr: ir.Value, ty: ir.Type) -> ir.Value:
+    return builder.load(builder.inttoptr(addr, ty.as_pointer()), align=1)
+
+
+def _splat(builder: ir.IRBuilder, scalar: ir.Value, vty: ir.VectorType) -> ir.Value:
+    undef = ir.Constant(vty, None)
+    v = builder.insert_element(undef, scalar, ir.Constant(_i32, 0))
+    return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(_i32, vty.count), [0] * vty.count))
+
+
+def _const(n: int) -> ir.Constant:
+    return ir.Constant(_i64, n)
+
+
+def make_microkernel(kind_name: str, rows: int) -> Any:
+    """An ``@intrinsic`` computing ``rows`` (<= MR) rows of one tile of kind ``kind_name``."""
+    kind = KINDS[kind_name]
+    nv = kind.nr // kind.lanes  # vector registers per tile row
+    vacc = ir.VectorType(_i32, kind.lanes)
+    vbytes = ir.VectorType(_i8, kind.lanes * 4)
+    vshort = ir.VectorType(_i16, kind.lanes * 2)
+    group_bytes = kind.nr * 4 * kind.wbytes  # packed bytes per group of 4 K values
+
+    def emit_group(builder: ir.IRBuilder, module: ir.Module, acc: list, arow: list, bptr: ir.Value) -> None:
+        if kind.name == "vnni":
+            fn = cgutils.get_or_insert_function(
+                module, ir.FunctionType(vacc, [vacc, vbytes, vbytes]), "llvm.x86.avx512.vpdpbusd.512"
+            )
+            bv = [_load(builder, builder.add(bptr, _const(64 * j)), vbytes) for j in range(nv)]
+            for r in range(rows):
+                av = builder.bitcast(_splat(builder, _load(builder, arow[r], _i32), vacc), vbytes)
+                for j in range(nv):
+                    builder.store(builder.call(fn, [builder.load(acc[r][j]), av, bv[j]]), acc[r][j])
+        elif kind.name == "avx2_7bit":
+            maddubs = cgutils.get_or_insert_function(
+                module, ir.FunctionType(vshort, [vbytes, vbytes]), "llvm.x86.avx2.pmadd.ub.sw"
+            )
+            maddwd = cgutils.get_or_insert_function(
+                module, ir.FunctionType(vacc, [vshort, vshort]), "llvm.x86.avx2.pmadd.wd"
+            )
+            ones = ir.Constant(vshort, [1] * (kind.lanes * 2))
+            bv = [_load(builder, builder.add(bptr, _const(32 * j)), vbytes) for j in range(nv)]
+            for r in range(rows):
+                av = builder.bitcast(_splat(builder, _load(builder, arow[r], _i32), vacc), vbytes)
+                for j in range(nv):
+                    pairs = builder.call(maddubs, [av, bv[j]])
+                    quads = builder.call(maddwd, [pairs, ones])
+                    builder.store(builder.add(builder.load(acc[r][j]), quads), acc[r][j])
+        else:  # avx2_i16: two steps of 2 K values, operands widened to int16
+            maddwd = cgutils.get_or_insert_function(
+                module, ir.FunctionType(vacc, [vshort, vshort]), "llvm.x86.avx2.pmadd.wd"
+            )
+            v2i8, v2i16 = ir.VectorType(_i8, 2), ir.VectorType(_i16, 2)
+            for half in range(2):
+                boff = half * kind.nr * 4
+                bv = [_load(builder, builder.add(bptr, _const(boff + 32 * j)), vshort) for j in range(nv)]
+                for r in range(rows):
+                    pair = _load(builder, builder.add(arow[r], _const(2 * half)), v2i8)
+                    word = builder.bitcast(builder.zext(pair, v2i16), _i32)
+                    av = builder.bitcast(_splat(builder, word, vacc), vshort)
+                    for j in range(nv):
+                        prod = builder.call(maddwd, [av, bv[j]])
+                        builder.store(builder.add(builder.load(acc[r][j]), prod), acc[r][j])
+
+    @intrinsic
+    def microkernel(typingctx: Any, a: Any, rowoff: Any, segoff: Any, nseg: Any, seglen: Any,
+                    bp: Any, boff: Any, c: Any) -> Any:  # fmt: skip
+        sig = types.void(a, rowoff, segoff, types.intp, types.intp, bp, types.intp, c)
+
+        def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+            a_v, rowoff_v, segoff_v, nseg_v, seglen_v, bp_v, boff_v, c_v = args
+            sa = signature.args
+            a_addr = _data_addr(context, builder, sa[0], a_v)
+            ro_addr = _data_addr(context, builder, sa[1], rowoff_v)
+            so_addr = _data_addr(context, builder, sa[2], segoff_v)
+            b_addr = builder.add(_data_addr(context, builder, sa[5], bp_v), boff_v)
+            c_addr = _data_addr(context, builder, sa[7], c_v)
+            module = builder.module
+            acc = [[cgutils.alloca_once_value(builder, ir.Constant(vacc, None)) for _ in range(nv)]
+                   for _ in range(rows)]  # fmt: skip
+            for r in range(rows):
+                for j in range(nv):
+                    builder.store(ir.Constant(vacc, [0] * kind.lanes), acc[r][j])
+            rbase = [builder.add(a_addr, _load(builder, builder.add(ro_addr, _const(8 * r)), _i64))
+                     for r in range(rows)]  # fmt: skip
+            bptr = cgutils.alloca_once_value(builder, b_addr)
+            with cgutils.for_range(builder, nseg_v) as segloop:
+                so = _load(builder, builder.add(so_addr, builder.mul(segloop.index, _const(8))), _i64)
+                with cgutils.for_range(builder, seglen_v) as kloop:
+                    koff = builder.add(so, builder.mul(kloop.index, _const(4)))
+                    arow = [builder.add(rbase[r], koff) for r in range(rows)]
+                    bcur = builder.load(bptr)
+                    emit_group(builder, module, acc, arow, bcur)
+                    builder.store(builder.add(bcur, _const(group_bytes)), bptr)
+            for r in range(rows):
+                for j in range(nv):
+                    dst = builder.add(c_addr, _const((r * kind.nr + j * kind.lanes) * 4))
+                    builder.store(builder.load(acc[r][j]), builder.inttoptr(dst, vacc.as_pointer()), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return microkernel
