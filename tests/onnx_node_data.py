@@ -220,3 +220,95 @@ def load_light_case(model_path: Path) -> LightModelCase:
         tensor.ParseFromString(Path(f"{prefix}_output_{i}.pb").read_bytes())
         outputs.append(numpy_helper.to_array(tensor))
     return LightModelCase(model_path.stem, model_path, inputs, outputs)
+
+
+# -- running cases on the native engine ------------------------------------------
+
+
+def model_ops(model_path: str | Path) -> list[tuple[str, str, int]]:
+    """(domain, op_type, model opset) of every node of a model, subgraphs included."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): int(o.version) for o in model.opset_import}
+    found: list[tuple[str, str, int]] = []
+
+    def walk(graph: Any) -> None:
+        for node in graph.node:
+            domain = "" if node.domain == "ai.onnx" else node.domain
+            found.append((domain, node.op_type, opsets.get(domain, 1)))
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    walk(attr.g)
+                for g in attr.graphs:
+                    walk(g)
+
+    walk(model.graph)
+    for f in model.functions:  # model-local functions are inlined on import
+        for node in f.node:
+            domain = "" if node.domain == "ai.onnx" else node.domain
+            found.append((domain, node.op_type, opsets.get(domain, 1)))
+    return found
+
+
+def unclaimed_ops(model_path: str | Path) -> list[tuple[str, str, int]]:
+    """The (domain, op_type, opset) of the model's nodes that the native registry does not cover."""
+    from edgeai.ops import load_all
+    from edgeai.ops._base import lookup
+
+    load_all()
+    local_functions = _local_function_names(model_path)
+    return sorted(
+        {
+            (d, op, v)
+            for d, op, v in model_ops(model_path)
+            if (d, op) not in local_functions and lookup(op, d, v) is None
+        }
+    )
+
+
+def _local_function_names(model_path: str | Path) -> set[tuple[str, str]]:
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    return {(f.domain, f.name) for f in model.functions}
+
+
+def assert_outputs_match(expected: list[Any], actual: list[Any], rtol: float, atol: float) -> None:
+    """Compare like onnx's backend runner, and exactly for integer, bool and string outputs."""
+    assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
+    for i, (ref, out) in enumerate(zip(expected, actual)):
+        if ref is None:
+            assert out is None, f"output {i}: expected an empty optional, got {type(out).__name__}"
+            continue
+        if isinstance(ref, (list, tuple)):
+            assert isinstance(out, (list, tuple)), f"output {i}: expected a sequence, got {type(out)}"
+            assert_outputs_match(list(ref), list(out), rtol, atol)
+            continue
+        assert isinstance(out, np.ndarray), f"output {i}: expected an array, got {type(out).__name__}"
+        assert out.shape == ref.shape, f"output {i}: shape {out.shape}, expected {ref.shape}"
+        if ref.dtype == object:
+            np.testing.assert_array_equal(out, ref, err_msg=f"output {i}")
+            continue
+        assert out.dtype == ref.dtype, f"output {i}: dtype {out.dtype}, expected {ref.dtype}"
+        if ref.dtype.kind in "iub":
+            np.testing.assert_array_equal(out, ref, err_msg=f"output {i}")
+            continue
+        if ref.dtype.name == "bfloat16":
+            rtol = max(rtol, 2**-6)
+        if ref.dtype.kind not in "fc":  # float8/int4 and other ml_dtypes types
+            out, ref = out.astype(np.float32), ref.astype(np.float32)
+        np.testing.assert_allclose(out, ref, rtol=rtol, atol=atol, err_msg=f"output {i}")
+
+
+def run_native(case: NodeTestCase) -> list[Any]:
+    """Run one case through ``edgeai.Session(model, device="native")``."""
+    import onnx
+
+    import edgeai
+
+    model = onnx.load(str(case.model_path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    names = [vi.name for vi in model.graph.input if vi.name not in inits]
+    with edgeai.Session(case.model_path, device="native") as sess:
+        return list(sess.run(None, dict(zip(names, case.inputs))))

@@ -160,6 +160,7 @@ class CompiledGraph:
             if node.op_type == "Constant" and node.domain == "" and not node.inputs:
                 # Evaluated once here; its output is a constant like an initializer.
                 consts[node.outputs[0]] = _as_output(op.run()[0])
+                slot(node.outputs[0])
                 continue
             ins = tuple(slot(n) for n in (*node.inputs, *implicit))
             outs = tuple(slot(n) if n else -1 for n in node.outputs)
