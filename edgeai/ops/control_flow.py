@@ -155,6 +155,48 @@ class Loop(Op):
         return value.dtype if value.dtype is not None else np.float32
 
 
+@register("Scan", since=8, until=8)
+class ScanBatched(Op):
+    """Scan-8: a leading batch axis on states and scan inputs, scan axis 1, optional lengths."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self.body = ctx.attrs["body"]
+        self.m = int(ctx.attrs["num_scan_inputs"])
+        self.n = len(self.body.inputs) - self.m
+        self.k = len(self.body.outputs) - self.n
+        self.in_dirs = list(ctx.attrs.get("directions", [0] * self.m))
+
+    def run(self, seq_lens: Any, *args: Any) -> tuple[Any, ...]:
+        assert self.ctx.run_subgraph is not None
+        states = [np.asarray(a) for a in args[: self.n]]
+        scans = [np.asarray(a) for a in args[self.n : self.n + self.m]]
+        outer = _outer(self.ctx, args[self.n + self.m :])
+        body = self.body
+        batch = (states or scans)[0].shape[0]
+        max_len = scans[0].shape[1] if scans else 0
+        lens = [max_len] * batch if seq_lens is None else [int(v) for v in np.asarray(seq_lens)]
+        final_states: list[list[Any]] = [[] for _ in range(self.n)]
+        outputs: list[list[Any]] = [[] for _ in range(self.k)]
+        for b in range(batch):
+            st = [s[b] for s in states]
+            per_step: list[list[Any]] = [[] for _ in range(self.k)]
+            for t in range(lens[b]):
+                feeds = dict(zip(body.inputs[: self.n], st))
+                for j, x in enumerate(scans):
+                    index = lens[b] - 1 - t if self.in_dirs[j] else t
+                    feeds[body.inputs[self.n + j]] = x[b, index]
+                outs = self.ctx.run_subgraph(body, feeds, outer)
+                st = list(outs[: self.n])
+                for j in range(self.k):
+                    per_step[j].append(np.asarray(outs[self.n + j]))
+            for j in range(self.n):
+                final_states[j].append(np.asarray(st[j]))
+            for j in range(self.k):
+                outputs[j].append(np.stack(per_step[j]))
+        return (*(np.stack(v) for v in final_states), *(np.stack(v) for v in outputs))
+
+
 @register("Scan", since=9)
 class Scan(Op):
     """Iterate a body over slices of scan inputs, with state carried between iterations."""
@@ -210,6 +252,31 @@ class Scan(Op):
 
 
 # -- sequences -------------------------------------------------------------------
+
+
+@register("SequenceMap", since=17)
+class SequenceMap(Op):
+    """Run ``body`` on each element of the input sequence (extra inputs: sequences
+    walked in step, tensors passed whole); each body output becomes a sequence."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self.body = ctx.attrs["body"]
+        self.n_declared = len(self.body.inputs)
+
+    def run(self, seq: list[Any], *rest: Any) -> tuple[Any, ...]:
+        assert self.ctx.run_subgraph is not None
+        extra = rest[: self.n_declared - 1]
+        outer = _outer(self.ctx, rest[self.n_declared - 1 :])
+        body = self.body
+        results: list[list[Any]] = [[] for _ in body.outputs]
+        for i in range(len(seq)):
+            feeds = {body.inputs[0]: seq[i]}
+            for name, value in zip(body.inputs[1:], extra):
+                feeds[name] = value[i] if isinstance(value, list) else value
+            for j, out in enumerate(self.ctx.run_subgraph(body, feeds, outer)):
+                results[j].append(out)
+        return tuple(results)
 
 
 def _position(pos: Any, length: int, *, inserting: bool = False) -> int:
@@ -271,7 +338,7 @@ class ConcatFromSequence(Op):
         return (np.concatenate(seq, axis=axis),)
 
 
-@register("SplitToSequence", since=11, until=11)
+@register("SplitToSequence", since=11)
 class SplitToSequence(Op):
     def run(self, x: np.ndarray, split: Any = None) -> tuple[Any, ...]:
         axis = int(self.ctx.attrs.get("axis", 0)) % x.ndim
