@@ -28,6 +28,7 @@ __all__ = [
     "Concat",
     "ConstantOfShape",
     "DepthToSpace",
+    "Dropout",
     "Expand",
     "EyeLike",
     "Flatten",
@@ -657,3 +658,36 @@ class NonZero(Op):
         if x.ndim == 0:
             return (np.zeros((0, int(bool(x))), dtype=np.int64),)
         return (np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1),)
+
+
+@register("Dropout", since=1)
+@register("Dropout", since=6)
+@register("Dropout", since=7)
+@register("Dropout", since=10)
+@register("Dropout", since=12)
+@register("Dropout", since=13)
+@register("Dropout", since=22)
+class Dropout(Op):
+    """ONNX Dropout: the identity at inference; with ``training_mode`` (opset 12+) a random mask.
+
+    The training mask draws ``uniform(0, 1) >= ratio`` from ``numpy.random.RandomState(seed)``
+    (fresh entropy when no ``seed`` attribute), as ONNX's own test generator does.
+    """
+
+    def run(
+        self, x: np.ndarray, ratio: np.ndarray | None = None, training_mode: np.ndarray | None = None
+    ) -> tuple[np.ndarray, ...]:
+        ctx = self.ctx
+        training = ctx.opset >= 12 and training_mode is not None and bool(np.asarray(training_mode))
+        r = float(ctx.attr("ratio", 0.5)) if ratio is None else float(np.asarray(ratio))
+        if not 0.0 <= r < 1.0 and training:
+            raise _fail(self, f"ratio {r} must be in [0, 1)")
+        if not training or r == 0.0:
+            # the mask is bool from opset 10, the input's type before
+            outs: tuple[np.ndarray, ...] = (x.copy(), np.ones(x.shape, bool if ctx.opset >= 10 else x.dtype))
+        else:
+            seed = ctx.attr("seed")
+            rng = np.random.RandomState(None if seed is None else int(seed))
+            mask = rng.uniform(0.0, 1.0, x.shape) >= r
+            outs = ((x * mask / (1.0 - r)).astype(x.dtype), mask)
+        return outs[: max(1, ctx.num_outputs)]
