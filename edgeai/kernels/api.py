@@ -320,3 +320,182 @@ def prepare_gemm(b: np.ndarray, b_zp: Any, *, a_dtype: Any, bias: np.ndarray | N
     except ImportError:
         return None
     return GemmKernel(b, b_zp, a_dtype, bias, requant, _check_threads(threads), kernel_path())
+
+
+def _pair(value: Any, name: str, default: int) -> tuple[int, int]:
+    if value is None:
+        return default, default
+    v = tuple(int(x) for x in value)
+    if len(v) != 2:
+        raise KernelArgumentError(f"{name} must have 2 values for a 2-D convolution, got {list(v)}")
+    return v  # type: ignore[return-value]
+
+
+class ConvKernel:
+    """``f(x, x_zp)``: INT8 2-D convolution, NCHW in and out, NHWC inside (see :func:`prepare_conv`)."""
+
+    def __init__(self, w: np.ndarray, w_zp: Any, x_dtype: Any, strides: Any, pads: Any, dilations: Any,
+                 group: int, bias: Any, requant: Requant | None, threads: int, path: str) -> None:  # fmt: skip
+        self.m, self.cg, self.kh, self.kw = w.shape
+        self.group = int(group)
+        if self.group < 1 or self.m % self.group:
+            raise KernelArgumentError(f"group={group} must be >= 1 and divide the {self.m} output channels")
+        self.c = self.cg * self.group
+        self.mg = self.m // self.group
+        self.sh, self.sw = _pair(strides, "strides", 1)
+        self.dh, self.dw = _pair(dilations, "dilations", 1)
+        p = [0, 0, 0, 0] if pads is None else [int(v) for v in pads]
+        if len(p) != 4 or min(p) < 0:
+            raise KernelArgumentError(f"pads must be 4 non-negative values [top, left, bottom, right], got {p}")
+        if min(self.sh, self.sw, self.dh, self.dw) < 1:
+            raise KernelArgumentError("strides and dilations must be >= 1")
+        self.pt, self.pl, self.pb, self.pr = p
+        self.x_dtype = np.dtype(x_dtype)
+        self.threads = threads
+        self.path = path
+        wz = _zero_points(w_zp, self.m, w.dtype, "w_zp")
+        self.bias = _bias(bias, self.m)
+        self.ep = _epilogue(requant, self.m)
+        self.depthwise = self.cg == 1 and self.mg == 1
+        if self.depthwise:
+            # (x - x_zp) * (w - w_zp) in int16 x int16 -> int32: exact, no correction terms
+            self.wdw = np.ascontiguousarray(
+                (w[:, 0].astype(np.int64) - wz[:, None, None]).transpose(1, 2, 0).astype(np.int16))
+            return
+        self.c4 = -(-self.cg // 4) * 4
+        self.packs: list[_Packed] = []
+        self.eps: list[_Epilogue] = []
+        self.biases: list[np.ndarray] = []
+        for g in range(self.group):
+            sl = slice(g * self.mg, (g + 1) * self.mg)
+            wg = w[sl].astype(np.int64).transpose(2, 3, 1, 0)  # [kH, kW, Cg, Mg]
+            bmat = np.zeros((self.kh, self.kw, self.c4, self.mg), np.int64)
+            bmat[:, :, : self.cg] = wg
+            self.packs.append(_Packed(bmat.reshape(-1, self.mg), wz[sl], self.kh * self.kw * self.cg, path))
+            self.eps.append(self.ep.slice(g * self.mg, (g + 1) * self.mg))
+            self.biases.append(self.bias[sl].copy())
+        self.fn = _entry(self.packs[0].code, threads)
+        self._geom: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int]] = {}
+
+    def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        key = (hp, wp)
+        g = self._geom.get(key)
+        if g is None:
+            y, x = np.divmod(np.arange(oh * ow, dtype=np.int64), ow)
+            rowoffs = (y * self.sh * wp + x * self.sw) * self.c4
+            if self.dw == 1:  # one contiguous run of kW * C4 bytes per kernel row
+                segoff = np.arange(self.kh, dtype=np.int64) * self.dh * wp * self.c4
+                seglen = self.kw * self.c4 // 4
+            else:
+                i, j = np.divmod(np.arange(self.kh * self.kw, dtype=np.int64), self.kw)
+                segoff = (i * self.dh * wp + j * self.dw) * self.c4
+                seglen = self.c4 // 4
+            g = (rowoffs, segoff, len(segoff), seglen)
+            if len(self._geom) < 16:
+                self._geom[key] = g
+        return g
+
+    def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
+        from edgeai.kernels import conv
+
+        if not isinstance(x, np.ndarray) or x.dtype != self.x_dtype:
+            raise InputTypeError(
+                f"convolution input must be a {self.x_dtype} array, got {getattr(x, 'dtype', type(x).__name__)}"
+            )
+        if x.ndim != 4 or x.shape[1] != self.c:
+            raise InputShapeError(f"convolution input has shape {x.shape}; expected (N, {self.c}, H, W)")
+        xzp = int(x_zp)
+        info = np.iinfo(self.x_dtype)
+        if not info.min <= xzp <= info.max:
+            raise InputTypeError(f"x_zp {xzp} is outside the range of {self.x_dtype}")
+        flip = 0
+        if self.x_dtype == np.int8:  # u8 = s8 ^ 0x80 = s8 + 128
+            flip, xzp = 0x80, xzp + 128
+        xu = np.ascontiguousarray(x).view(np.uint8)
+        nb, _, h, w_in = x.shape
+        hp, wp = h + self.pt + self.pb, w_in + self.pl + self.pr
+        oh = (hp - self.dh * (self.kh - 1) - 1) // self.sh + 1
+        ow = (wp - self.dw * (self.kw - 1) - 1) // self.sw + 1
+        if oh < 1 or ow < 1:
+            raise InputShapeError(
+                f"convolution input {h}x{w_in} (padded {hp}x{wp}) is smaller than the "
+                f"{self.kh}x{self.kw} kernel at dilation {self.dh}x{self.dw}"
+            )
+        out = np.empty((nb, self.m, oh, ow), self.ep.out_dtype)
+        flat = out.reshape(-1)
+        plane = oh * ow
+        ep = self.ep
+        scope = _ThreadScope(self.threads) if self.threads > 1 else None
+        if scope:
+            scope.__enter__()
+        try:
+            if self.depthwise:
+                buf = np.empty((hp, wp, self.c), np.int16)
+                for n in range(nb):
+                    conv.depthwise_stage(xu, n, self.pt, self.pl, xzp, flip, buf)
+                    if self.threads > 1:
+                        conv.depthwise_rows_parallel(buf, self.wdw, self.sh, self.sw, self.dh, self.dw, oh, ow,
+                                                     self.bias, ep.mode, ep.scale, ep.mult, ep.shift, ep.zp,
+                                                     ep.qmin, ep.qmax, flat, n * self.m * plane,
+                                                     min(oh, 4 * self.threads))  # fmt: skip
+                    else:
+                        conv.depthwise_rows(buf, self.wdw, self.sh, self.sw, self.dh, self.dw, oh, ow, self.bias,
+                                            ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax, flat,
+                                            n * self.m * plane)  # fmt: skip
+                return out
+            rowoffs, segoff, nseg, seglen = self._geometry(hp, wp, oh, ow)
+            buf = np.empty((hp, wp, self.c4), np.uint8)
+            rowsum = np.zeros(plane, np.int64)
+            k_total = self.kh * self.kw * self.c4
+            mc = max(8, (131072 // max(k_total, 1)) // 8 * 8)
+            for n in range(nb):
+                for g in range(self.group):
+                    pk, epg = self.packs[g], self.eps[g]
+                    conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
+                    if pk.has_bz:
+                        conv.window_sums(buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw,
+                                         oh, ow, rowsum)  # fmt: skip
+                    self.fn(buf.reshape(-1), rowoffs, segoff, nseg, seglen, pk.packed, pk.panel_bytes, self.mg,
+                            plane, mc, rowsum, pk.bz, pk.coloff(xzp, self.biases[g]), epg.mode, epg.scale,
+                            epg.mult, epg.shift, epg.zp, epg.qmin, epg.qmax, flat,
+                            (n * self.m + g * self.mg) * plane, 1, plane)  # fmt: skip
+            return out
+        finally:
+            if scope:
+                scope.__exit__(None, None, None)
+
+
+def prepare_conv(w: np.ndarray, w_zp: Any, *, x_dtype: Any, strides: Any = None, pads: Any = None,
+                 dilations: Any = None, group: int = 1, bias: np.ndarray | None = None,
+                 requant: Requant | None = None, threads: int = 1) -> Callable[[np.ndarray, int], np.ndarray] | None:  # fmt: skip
+    """Pack constant conv weights once; return ``f(x, x_zp)`` computing the INT8 2-D convolution.
+
+    ``w`` is in ONNX layout [M, C/group, kH, kW]; ``w_zp`` a scalar or per output channel [M];
+    ``pads`` in ONNX order [top, left, bottom, right]. ``f(x, x_zp)`` takes ``x`` NCHW of
+    ``x_dtype`` and returns NCHW int32 accumulators (+ bias) when ``requant`` is None, else the
+    requantized output. Regular, 1x1, grouped and depthwise convolutions are covered; returns
+    None when no kernel fits (no numba, or not a 2-D convolution).
+
+    Example:
+        >>> import numpy as np
+        >>> w = np.ones((2, 3, 3, 3), np.int8)
+        >>> f = prepare_conv(w, 0, x_dtype=np.uint8, strides=(1, 1), pads=(1, 1, 1, 1),
+        ...                  dilations=(1, 1), group=1)
+        >>> f(np.full((1, 3, 4, 4), 2, np.uint8), 0)[0, 0]
+        array([[24, 36, 36, 24],
+               [36, 54, 54, 36],
+               [36, 54, 54, 36],
+               [24, 36, 36, 24]], dtype=int32)
+    """
+    w = np.asarray(w)
+    _check_int8(w, "w (weights)")
+    if w.ndim != 4:
+        return None  # 1-D / 3-D convolutions: the caller's reference path
+    if np.dtype(x_dtype) not in _INT8:
+        raise KernelArgumentError(f"x_dtype must be uint8 or int8, not {np.dtype(x_dtype)}")
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return None
+    return ConvKernel(w, w_zp, x_dtype, strides, pads, dilations, group, bias, requant,
+                      _check_threads(threads), kernel_path())  # fmt: skip
