@@ -6,7 +6,10 @@ the fast kernels in :mod:`edgeai.kernels`).
 """
 
 from edgeai.ops.quantized import (  # noqa: F401  (imported to register the ops)
+    qlinear_concat,
     qlinear_conv,
+    qlinear_elementwise,
     qlinear_matmul,
+    qlinear_pool,
     quantize_linear,
 )

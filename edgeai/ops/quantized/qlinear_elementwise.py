@@ -1,0 +1,165 @@
+"""com.microsoft QLinearAdd, QLinearMul (broadcasting binary) and the lookup-table
+unary ops QLinearSigmoid, QLinearLeakyRelu, as ONNX Runtime computes them.
+
+* QLinearAdd: with ``ra = sa / sc``, ``rb = sb / sc`` and
+  ``k = zc - fma(ra, za, rb * zb)``, ``c = sat(rint(fma(ra, a, fma(rb, b, k))))``
+  (float32, single-rounding FMAs as MLAS's AVX2 kernel).
+* QLinearMul: ``c = sat(rint(float32((a - za) * (b - zb)) * (sa * sb / sc)) + zc)``.
+* QLinearSigmoid / QLinearLeakyRelu: a 256-entry table ``quantize(f(dequantize(q)))``
+  built once (when the scales are constants) and indexed per element; the
+  sigmoid is MLAS's rational approximation of the logistic function.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops._base import OpContext
+    >>> from edgeai.ops.quantized.qlinear_elementwise import QLinearAdd
+    >>> op = QLinearAdd(OpContext("a", "QLinearAdd", "com.microsoft"))
+    >>> f = np.float32
+    >>> op.run(np.array([10, 20], np.uint8), f(0.5), np.uint8(0), np.array([2], np.uint8), f(0.5), np.uint8(0),
+    ...        f(1.0), np.uint8(0))[0]
+    array([ 6, 11], dtype=uint8)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeai.ops._base import Op, OpContext, register
+from edgeai.ops.quantized._common import check_int_dtype, scalar, zero_point_or_default
+from edgeai.ops.quantized.quantize_linear import quantize_onnx
+from edgeai.quant.float32 import fma_f32
+from edgeai.quant.params import qrange
+
+__all__ = ["QLinearAdd", "QLinearLeakyRelu", "QLinearMul", "QLinearSigmoid", "mlas_logistic"]
+
+_I8 = ("int8", "uint8")
+_F = np.float32
+
+
+def _saturate(v: np.ndarray, dtype: Any) -> np.ndarray:
+    qmin, qmax = qrange(dtype)
+    return np.clip(np.rint(v), qmin, qmax).astype(dtype)
+
+
+class _Binary(Op):
+    def _operands(
+        self, a: np.ndarray, a_scale: Any, a_zp: Any, b: np.ndarray, b_scale: Any, b_zp: Any,
+        c_scale: Any, c_zp: Any,
+    ) -> tuple[np.ndarray, ...]:
+        ctx = self.ctx
+        check_int_dtype(ctx, np.asarray(a), "A", _I8)
+        check_int_dtype(ctx, np.asarray(b), "B", _I8)
+        a = np.asarray(a)
+        zpa = scalar(ctx, zero_point_or_default(a_zp, a.dtype), "A_zero_point")
+        zpb = scalar(ctx, zero_point_or_default(b_zp, a.dtype), "B_zero_point")
+        zpc = scalar(ctx, zero_point_or_default(c_zp, a.dtype), "C_zero_point")
+        sa = scalar(ctx, a_scale, "A_scale").astype(_F)
+        sb = scalar(ctx, b_scale, "B_scale").astype(_F)
+        sc = scalar(ctx, c_scale, "C_scale").astype(_F)
+        return a, np.asarray(b), sa, zpa, sb, zpb, sc, zpc
+
+
+@register("QLinearAdd", domain="com.microsoft", since=1)
+class QLinearAdd(_Binary):
+    """com.microsoft QLinearAdd with numpy broadcasting."""
+
+    def run(self, *inputs: Any) -> tuple[Any, ...]:
+        a, b, sa, zpa, sb, zpb, sc, zpc = self._operands(*inputs)
+        ra = _F(sa / sc)
+        rb = _F(sb / sc)
+        k = _F(_F(zpc) - fma_f32(ra, _F(zpa), _F(rb * _F(zpb))))
+        fa = a.astype(np.int32).astype(_F)
+        fb = b.astype(np.int32).astype(_F)
+        v = fma_f32(ra, fa, fma_f32(rb, fb, k))
+        return (_saturate(v, zpc.dtype),)
+
+
+@register("QLinearMul", domain="com.microsoft", since=1)
+class QLinearMul(_Binary):
+    """com.microsoft QLinearMul with numpy broadcasting."""
+
+    def run(self, *inputs: Any) -> tuple[Any, ...]:
+        a, b, sa, zpa, sb, zpb, sc, zpc = self._operands(*inputs)
+        m = _F(_F(sa * sb) / sc)
+        prod = (a.astype(np.int32) - np.int32(zpa)) * (b.astype(np.int32) - np.int32(zpb))
+        v = (prod.astype(_F) * m).astype(_F)
+        qmin, qmax = qrange(zpc.dtype)
+        lo, hi = _F(qmin - int(zpc)), _F(qmax - int(zpc))
+        return ((np.rint(np.clip(v, lo, hi)).astype(np.int32) + np.int32(zpc)).astype(zpc.dtype),)
+
+
+# MLAS's logistic: a rational approximation on [-18, 18] (odd polynomial over even polynomial).
+_ALPHA = (4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05, 8.51377133304701e-03,
+          2.48287947061529e-01)  # fmt: skip
+_BETA = (6.10247389755681e-13, 5.76102136993427e-09, 6.29106785017040e-06, 1.70198817374094e-03,
+         1.16817656904453e-01, 9.93151921023180e-01)  # fmt: skip
+
+
+def mlas_logistic(x: np.ndarray) -> np.ndarray:
+    """MLAS ``MlasComputeLogistic`` in float32 (the sigmoid ONNX Runtime's CPU kernels use)."""
+    v = np.clip(np.asarray(x, dtype=_F), _F(-18.0), _F(18.0))
+    v2 = (v * v).astype(_F)
+    p = _F(_ALPHA[0])
+    for c in _ALPHA[1:]:
+        p = fma_f32(p, v2, _F(c))
+    p = (p * v).astype(_F)
+    q = _F(_BETA[0])
+    for c in _BETA[1:]:
+        q = fma_f32(q, v2, _F(c))
+    out = ((p / q).astype(_F) + _F(0.5)).astype(_F)
+    return np.clip(out, _F(0.0), _F(1.0))
+
+
+class _Lookup(Op):
+    """A unary op run as a 256-entry table ``quantize(f(dequantize(q)))``, built once per parameters."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._tables: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def fn(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _build(self, dtype: Any, xs: np.ndarray, xz: np.ndarray, ys: np.ndarray, yz: np.ndarray) -> np.ndarray:
+        qmin, qmax = qrange(dtype)
+        q = np.arange(qmin, qmax + 1, dtype=np.int32)
+        deq = ((q - np.int32(xz)).astype(_F) * xs).astype(_F)
+        return quantize_onnx(self.fn(deq), ys, yz, np.dtype(dtype))
+
+    def run(
+        self, x: np.ndarray, x_scale: Any, x_zp: Any = None, y_scale: Any = None, y_zp: Any = None
+    ) -> tuple[Any, ...]:
+        ctx = self.ctx
+        x = np.asarray(x)
+        check_int_dtype(ctx, x, "X", _I8)
+        xs = scalar(ctx, x_scale, "X_scale").astype(_F)
+        xz = scalar(ctx, zero_point_or_default(x_zp, x.dtype), "X_zero_point")
+        ys = scalar(ctx, y_scale, "Y_scale").astype(_F)
+        yz = scalar(ctx, zero_point_or_default(y_zp, x.dtype), "Y_zero_point")
+        key = (x.dtype.str, float(xs), int(xz), float(ys), int(yz))
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = self._build(x.dtype, xs, xz, ys, yz)
+        return (table[x.astype(np.int32) - qrange(x.dtype)[0]],)
+
+
+@register("QLinearSigmoid", domain="com.microsoft", since=1)
+class QLinearSigmoid(_Lookup):
+    """com.microsoft QLinearSigmoid (table over MLAS's logistic)."""
+
+    def fn(self, x: np.ndarray) -> np.ndarray:
+        return mlas_logistic(x)
+
+
+@register("QLinearLeakyRelu", domain="com.microsoft", since=1)
+class QLinearLeakyRelu(_Lookup):
+    """com.microsoft QLinearLeakyRelu: ``x if x >= 0 else alpha * x`` through a table."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        self.alpha = _F(ctx.attr("alpha", 0.01))
+        super().__init__(ctx)
+
+    def fn(self, x: np.ndarray) -> np.ndarray:
+        return np.where(x >= 0, x, (x * self.alpha).astype(_F)).astype(_F)
