@@ -1,0 +1,81 @@
+"""ExecuTorch programs built once per test session with ExecuTorch's own export API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("executorch.runtime", reason='ExecuTorch is optional: pip install "edgeai[executorch]"')
+
+import torch  # noqa: E402  (after the skip: torch comes with the executorch extra)
+
+
+class SmallCNN(torch.nn.Module):
+    """Conv-ReLU-Conv(stride 2)-ReLU-GlobalMean-Linear: conv and linear go to XNNPACK, mean does not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.c1(x))
+        x = torch.relu(self.c2(x))
+        return self.fc(x.mean((2, 3)))
+
+
+class TwoInTwoOut(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return a + b, (a * b).sum(1)
+
+
+class Scaled(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return 3 * a, b - a
+
+
+def _lower(programs: Any, path: Path, xnnpack: bool) -> Path:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    partitioner = [XnnpackPartitioner()] if xnnpack else None
+    edge = to_edge_transform_and_lower(programs, partitioner=partitioner)
+    path.write_bytes(edge.to_executorch().buffer)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cnn() -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return SmallCNN().eval(), torch.randn(1, 3, 16, 16)
+
+
+@pytest.fixture(scope="session")
+def et_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("executorch")
+
+
+@pytest.fixture(scope="session")
+def cnn_xnnpack(cnn: tuple[torch.nn.Module, torch.Tensor], et_dir: Path) -> Path:
+    model, x = cnn
+    return _lower(torch.export.export(model, (x,)), et_dir / "cnn_xnnpack.pte", xnnpack=True)
+
+
+@pytest.fixture(scope="session")
+def cnn_portable(cnn: tuple[torch.nn.Module, torch.Tensor], et_dir: Path) -> Path:
+    model, x = cnn
+    return _lower(torch.export.export(model, (x,)), et_dir / "cnn_portable.pte", xnnpack=False)
+
+
+@pytest.fixture(scope="session")
+def two_methods(et_dir: Path) -> Path:
+    """A portable program with methods ``forward`` (a+b, sum(a*b)) and ``scaled`` (3a, b-a)."""
+    args = (torch.randn(2, 5), torch.randn(2, 5))
+    programs = {
+        "forward": torch.export.export(TwoInTwoOut(), args),
+        "scaled": torch.export.export(Scaled(), args),
+    }
+    return _lower(programs, et_dir / "two_methods.pte", xnnpack=False)
