@@ -108,8 +108,16 @@ class _Epilogue:
     out_dtype: np.dtype
 
     def slice(self, lo: int, hi: int) -> _Epilogue:
-        return _Epilogue(self.mode, self.scale[lo:hi].copy(), self.mult[lo:hi].copy(),
-                         self.shift[lo:hi].copy(), self.zp, self.qmin, self.qmax, self.out_dtype)  # fmt: skip
+        return _Epilogue(
+            self.mode,
+            self.scale[lo:hi].copy(),
+            self.mult[lo:hi].copy(),
+            self.shift[lo:hi].copy(),
+            self.zp,
+            self.qmin,
+            self.qmax,
+            self.out_dtype,
+        )
 
 
 def _epilogue(requant: Requant | None, n: int) -> _Epilogue:
@@ -144,8 +152,9 @@ def _epilogue(requant: Requant | None, n: int) -> _Epilogue:
             raise KernelArgumentError(
                 "requant.multiplier must be in [0, 2**31) and shift in [-31, 30] (TFLite convention)"
             )
-        return _Epilogue(2, np.zeros(n, np.float32), mult.astype(np.int32), shift.astype(np.int32),
-                         zp, qmin, qmax, dtype)  # fmt: skip
+        return _Epilogue(
+            2, np.zeros(n, np.float32), mult.astype(np.int32), shift.astype(np.int32), zp, qmin, qmax, dtype
+        )
     raise KernelArgumentError(f"requant.mode must be 'onnx' or 'tflite', not {requant.mode!r}")
 
 
@@ -232,8 +241,16 @@ def _check_threads(threads: int) -> int:
 class GemmKernel:
     """``f(a, a_zp)``: INT8 GEMM against weights packed at construction (see :func:`prepare_gemm`)."""
 
-    def __init__(self, b: np.ndarray, b_zp: Any, a_dtype: Any, bias: Any, requant: Requant | None,
-                 threads: int, path: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        b: np.ndarray,
+        b_zp: Any,
+        a_dtype: Any,
+        bias: Any,
+        requant: Requant | None,
+        threads: int,
+        path: str,
+    ) -> None:
         self.k, self.n = b.shape
         self.a_dtype = np.dtype(a_dtype)
         self.k4 = -(-self.k // 4) * 4
@@ -282,9 +299,32 @@ class GemmKernel:
             return out
         ep = self.ep
         mc = max(self.pk.mr, (131072 // self.k4) // self.pk.mr * self.pk.mr)
-        args = (a.reshape(-1), rowoffs, self._segoff, 1, self.k4 // 4, self.pk.packed, self.pk.panel_bytes,
-                self.n, m, mc, rowsum, self.pk.bz, self.pk.coloff(azp, self.bias), ep.mode, ep.scale,
-                ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax, out.reshape(-1), 0, self.n, 1)  # fmt: skip
+        args = (
+            a.reshape(-1),
+            rowoffs,
+            self._segoff,
+            1,
+            self.k4 // 4,
+            self.pk.packed,
+            self.pk.panel_bytes,
+            self.n,
+            m,
+            mc,
+            rowsum,
+            self.pk.bz,
+            self.pk.coloff(azp, self.bias),
+            ep.mode,
+            ep.scale,
+            ep.mult,
+            ep.shift,
+            ep.zp,
+            ep.qmin,
+            ep.qmax,
+            out.reshape(-1),
+            0,
+            self.n,
+            1,
+        )
         if self.threads > 1:
             with _ThreadScope(self.threads):
                 self.fn(*args)
@@ -293,8 +333,15 @@ class GemmKernel:
         return out
 
 
-def prepare_gemm(b: np.ndarray, b_zp: Any, *, a_dtype: Any, bias: np.ndarray | None = None,
-                 requant: Requant | None = None, threads: int = 1) -> Callable[[np.ndarray, int], np.ndarray] | None:  # fmt: skip
+def prepare_gemm(
+    b: np.ndarray,
+    b_zp: Any,
+    *,
+    a_dtype: Any,
+    bias: np.ndarray | None = None,
+    requant: Requant | None = None,
+    threads: int = 1,
+) -> Callable[[np.ndarray, int], np.ndarray] | None:
     """Pack constant weights ``b`` [K, N] once; return ``f(a, a_zp)`` computing the INT8 GEMM.
 
     ``f(a, a_zp)`` takes ``a`` [M, K] of ``a_dtype`` and returns ``(a - a_zp) @ (b - b_zp) + bias``
@@ -334,8 +381,20 @@ def _pair(value: Any, name: str, default: int) -> tuple[int, int]:
 class ConvKernel:
     """``f(x, x_zp)``: INT8 2-D convolution, NCHW in and out, NHWC inside (see :func:`prepare_conv`)."""
 
-    def __init__(self, w: np.ndarray, w_zp: Any, x_dtype: Any, strides: Any, pads: Any, dilations: Any,
-                 group: int, bias: Any, requant: Requant | None, threads: int, path: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        w: np.ndarray,
+        w_zp: Any,
+        x_dtype: Any,
+        strides: Any,
+        pads: Any,
+        dilations: Any,
+        group: int,
+        bias: Any,
+        requant: Requant | None,
+        threads: int,
+        path: str,
+    ) -> None:
         self.m, self.cg, self.kh, self.kw = w.shape
         self.group = int(group)
         if self.group < 1 or self.m % self.group:
@@ -346,7 +405,9 @@ class ConvKernel:
         self.dh, self.dw = _pair(dilations, "dilations", 1)
         p = [0, 0, 0, 0] if pads is None else [int(v) for v in pads]
         if len(p) != 4 or min(p) < 0:
-            raise KernelArgumentError(f"pads must be 4 non-negative values [top, left, bottom, right], got {p}")
+            raise KernelArgumentError(
+                f"pads must be 4 non-negative values [top, left, bottom, right], got {p}"
+            )
         if min(self.sh, self.sw, self.dh, self.dw) < 1:
             raise KernelArgumentError("strides and dilations must be >= 1")
         self.pt, self.pl, self.pb, self.pr = p
@@ -360,7 +421,8 @@ class ConvKernel:
         if self.depthwise:
             # (x - x_zp) * (w - w_zp) in int16 x int16 -> int32: exact, no correction terms
             self.wdw = np.ascontiguousarray(
-                (w[:, 0].astype(np.int64) - wz[:, None, None]).transpose(1, 2, 0).astype(np.int16))
+                (w[:, 0].astype(np.int64) - wz[:, None, None]).transpose(1, 2, 0).astype(np.int16)
+            )
             return
         self.c4 = -(-self.cg // 4) * 4
         self.packs: list[_Packed] = []
@@ -400,7 +462,8 @@ class ConvKernel:
 
         if not isinstance(x, np.ndarray) or x.dtype != self.x_dtype:
             raise InputTypeError(
-                f"convolution input must be a {self.x_dtype} array, got {getattr(x, 'dtype', type(x).__name__)}"
+                f"convolution input must be a {self.x_dtype} array, "
+                f"got {getattr(x, 'dtype', type(x).__name__)}"
             )
         if x.ndim != 4 or x.shape[1] != self.c:
             raise InputShapeError(f"convolution input has shape {x.shape}; expected (N, {self.c}, H, W)")
@@ -434,14 +497,48 @@ class ConvKernel:
                 for n in range(nb):
                     conv.depthwise_stage(xu, n, self.pt, self.pl, xzp, flip, buf)
                     if self.threads > 1:
-                        conv.depthwise_rows_parallel(buf, self.wdw, self.sh, self.sw, self.dh, self.dw, oh, ow,
-                                                     self.bias, ep.mode, ep.scale, ep.mult, ep.shift, ep.zp,
-                                                     ep.qmin, ep.qmax, flat, n * self.m * plane,
-                                                     min(oh, 4 * self.threads))  # fmt: skip
+                        conv.depthwise_rows_parallel(
+                            buf,
+                            self.wdw,
+                            self.sh,
+                            self.sw,
+                            self.dh,
+                            self.dw,
+                            oh,
+                            ow,
+                            self.bias,
+                            ep.mode,
+                            ep.scale,
+                            ep.mult,
+                            ep.shift,
+                            ep.zp,
+                            ep.qmin,
+                            ep.qmax,
+                            flat,
+                            n * self.m * plane,
+                            min(oh, 4 * self.threads),
+                        )
                     else:
-                        conv.depthwise_rows(buf, self.wdw, self.sh, self.sw, self.dh, self.dw, oh, ow, self.bias,
-                                            ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax, flat,
-                                            n * self.m * plane)  # fmt: skip
+                        conv.depthwise_rows(
+                            buf,
+                            self.wdw,
+                            self.sh,
+                            self.sw,
+                            self.dh,
+                            self.dw,
+                            oh,
+                            ow,
+                            self.bias,
+                            ep.mode,
+                            ep.scale,
+                            ep.mult,
+                            ep.shift,
+                            ep.zp,
+                            ep.qmin,
+                            ep.qmax,
+                            flat,
+                            n * self.m * plane,
+                        )
                 return out
             rowoffs, segoff, nseg, seglen = self._geometry(hp, wp, oh, ow)
             buf = np.empty((hp, wp, self.c4), np.uint8)
@@ -453,21 +550,54 @@ class ConvKernel:
                     pk, epg = self.packs[g], self.eps[g]
                     conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
                     if pk.has_bz:
-                        conv.window_sums(buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw,
-                                         oh, ow, rowsum)  # fmt: skip
-                    self.fn(buf.reshape(-1), rowoffs, segoff, nseg, seglen, pk.packed, pk.panel_bytes, self.mg,
-                            plane, mc, rowsum, pk.bz, pk.coloff(xzp, self.biases[g]), epg.mode, epg.scale,
-                            epg.mult, epg.shift, epg.zp, epg.qmin, epg.qmax, flat,
-                            (n * self.m + g * self.mg) * plane, 1, plane)  # fmt: skip
+                        conv.window_sums(
+                            buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum
+                        )
+                    self.fn(
+                        buf.reshape(-1),
+                        rowoffs,
+                        segoff,
+                        nseg,
+                        seglen,
+                        pk.packed,
+                        pk.panel_bytes,
+                        self.mg,
+                        plane,
+                        mc,
+                        rowsum,
+                        pk.bz,
+                        pk.coloff(xzp, self.biases[g]),
+                        epg.mode,
+                        epg.scale,
+                        epg.mult,
+                        epg.shift,
+                        epg.zp,
+                        epg.qmin,
+                        epg.qmax,
+                        flat,
+                        (n * self.m + g * self.mg) * plane,
+                        1,
+                        plane,
+                    )
             return out
         finally:
             if scope:
                 scope.__exit__(None, None, None)
 
 
-def prepare_conv(w: np.ndarray, w_zp: Any, *, x_dtype: Any, strides: Any = None, pads: Any = None,
-                 dilations: Any = None, group: int = 1, bias: np.ndarray | None = None,
-                 requant: Requant | None = None, threads: int = 1) -> Callable[[np.ndarray, int], np.ndarray] | None:  # fmt: skip
+def prepare_conv(
+    w: np.ndarray,
+    w_zp: Any,
+    *,
+    x_dtype: Any,
+    strides: Any = None,
+    pads: Any = None,
+    dilations: Any = None,
+    group: int = 1,
+    bias: np.ndarray | None = None,
+    requant: Requant | None = None,
+    threads: int = 1,
+) -> Callable[[np.ndarray, int], np.ndarray] | None:
     """Pack constant conv weights once; return ``f(x, x_zp)`` computing the INT8 2-D convolution.
 
     ``w`` is in ONNX layout [M, C/group, kH, kW]; ``w_zp`` a scalar or per output channel [M];
@@ -497,5 +627,16 @@ def prepare_conv(w: np.ndarray, w_zp: Any, *, x_dtype: Any, strides: Any = None,
         import numba  # noqa: F401
     except ImportError:
         return None
-    return ConvKernel(w, w_zp, x_dtype, strides, pads, dilations, group, bias, requant,
-                      _check_threads(threads), kernel_path())  # fmt: skip
+    return ConvKernel(
+        w,
+        w_zp,
+        x_dtype,
+        strides,
+        pads,
+        dilations,
+        group,
+        bias,
+        requant,
+        _check_threads(threads),
+        kernel_path(),
+    )

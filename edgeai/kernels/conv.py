@@ -20,7 +20,7 @@ __all__ = ["depthwise_rows", "depthwise_stage", "nhwc_stage", "window_sums"]
 
 @njit(cache=True)
 def nhwc_stage(x, n, c0, cg, pt, pl, fill, flip, buf):  # type: ignore[no-untyped-def]
-    """Copy channels ``c0:c0+cg`` of image ``n`` (NCHW bytes) into ``buf`` [Hp, Wp, C4], padded with ``fill``."""
+    """Copy channels ``c0:c0+cg`` of image ``n`` (NCHW bytes) into ``buf`` [Hp, Wp, C4], padded."""
     buf[:] = fill
     h_in, w_in = x.shape[2], x.shape[3]
     for c in range(cg):
@@ -61,8 +61,9 @@ def depthwise_stage(x, n, pt, pl, xzp, flip, buf):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True, inline="always")
-def _depthwise_row(buf, w, sh, sw, dh, dw, ow_n, oy, bias, mode, scale, mult, shift, zp, qmin, qmax,
-                   out, obase, plane, acc):  # type: ignore[no-untyped-def]  # fmt: skip
+def _depthwise_row(
+    buf, w, sh, sw, dh, dw, ow_n, oy, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase, plane, acc
+):  # type: ignore[no-untyped-def]
     kh, kw, C = w.shape
     for x in range(ow_n):
         for c in range(C):
@@ -89,21 +90,63 @@ def _depthwise_row(buf, w, sh, sw, dh, dw, ow_n, oy, bias, mode, scale, mult, sh
 
 
 @njit(cache=True)
-def depthwise_rows(buf, w, sh, sw, dh, dw, oh_n, ow_n, bias, mode, scale, mult, shift, zp, qmin, qmax,
-                   out, obase):  # type: ignore[no-untyped-def]  # fmt: skip
+def depthwise_rows(
+    buf, w, sh, sw, dh, dw, oh_n, ow_n, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase
+):  # type: ignore[no-untyped-def]
     """Depthwise convolution of one staged image, every output row, on the calling thread."""
     acc = np.empty((ow_n, w.shape[2]), np.int32)
     for oy in range(oh_n):
-        _depthwise_row(buf, w, sh, sw, dh, dw, ow_n, oy, bias, mode, scale, mult, shift, zp, qmin, qmax,
-                       out, obase, oh_n * ow_n, acc)  # fmt: skip
+        _depthwise_row(
+            buf,
+            w,
+            sh,
+            sw,
+            dh,
+            dw,
+            ow_n,
+            oy,
+            bias,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            oh_n * ow_n,
+            acc,
+        )
 
 
 @njit(cache=True, parallel=True)
-def depthwise_rows_parallel(buf, w, sh, sw, dh, dw, oh_n, ow_n, bias, mode, scale, mult, shift, zp,
-                            qmin, qmax, out, obase, nchunks):  # type: ignore[no-untyped-def]  # fmt: skip
+def depthwise_rows_parallel(
+    buf, w, sh, sw, dh, dw, oh_n, ow_n, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase, nchunks
+):  # type: ignore[no-untyped-def]
     """As :func:`depthwise_rows`, output rows split into ``nchunks`` parallel chunks (one region)."""
     for t in prange(nchunks):
         acc = np.empty((ow_n, w.shape[2]), np.int32)
         for oy in range(t * oh_n // nchunks, (t + 1) * oh_n // nchunks):
-            _depthwise_row(buf, w, sh, sw, dh, dw, ow_n, oy, bias, mode, scale, mult, shift, zp, qmin,
-                           qmax, out, obase, oh_n * ow_n, acc)  # fmt: skip
+            _depthwise_row(
+                buf,
+                w,
+                sh,
+                sw,
+                dh,
+                dw,
+                ow_n,
+                oy,
+                bias,
+                mode,
+                scale,
+                mult,
+                shift,
+                zp,
+                qmin,
+                qmax,
+                out,
+                obase,
+                oh_n * ow_n,
+                acc,
+            )

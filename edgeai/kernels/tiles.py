@@ -45,8 +45,17 @@ def _microkernel(code: int, rows: int) -> Any:
 
 
 @njit(cache=True)
-def _tile_portable(rows: int, a: np.ndarray, rowoff: np.ndarray, segoff: np.ndarray, nseg: int,
-                   seglen: int, bp: np.ndarray, boff: int, c: np.ndarray) -> None:  # fmt: skip
+def _tile_portable(
+    rows: int,
+    a: np.ndarray,
+    rowoff: np.ndarray,
+    segoff: np.ndarray,
+    nseg: int,
+    seglen: int,
+    bp: np.ndarray,
+    boff: int,
+    c: np.ndarray,
+) -> None:
     # weights packed as int16 [K, 16]; plain loops that any LLVM target vectorizes
     for r in range(rows):
         for j in range(16):
@@ -62,8 +71,18 @@ def _tile_portable(rows: int, a: np.ndarray, rowoff: np.ndarray, segoff: np.ndar
             kb += 16
 
 
-def _tile(code: int, rows: int, a: np.ndarray, rowoff: np.ndarray, segoff: np.ndarray, nseg: int,
-          seglen: int, bp: np.ndarray, boff: int, c: np.ndarray) -> None:  # fmt: skip
+def _tile(
+    code: int,
+    rows: int,
+    a: np.ndarray,
+    rowoff: np.ndarray,
+    segoff: np.ndarray,
+    nseg: int,
+    seglen: int,
+    bp: np.ndarray,
+    boff: int,
+    c: np.ndarray,
+) -> None:
     raise NotImplementedError("only callable from numba-compiled code")
 
 
@@ -90,8 +109,9 @@ def _tile_overload(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  #
 
 
 @njit(cache=True, inline="always")
-def _store_tile(c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
-                out, obase, ors, ocs):  # type: ignore[no-untyped-def]  # fmt: skip
+def _store_tile(
+    c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+):  # type: ignore[no-untyped-def]
     for r in range(mr):
         rs = rowsum[r0 + r]
         orow = obase + (r0 + r) * ors
@@ -112,9 +132,36 @@ def _store_tile(c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shif
 
 
 @njit(cache=True)
-def _drive_block(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, m_lo, m_hi, p_lo, p_hi,
-                 mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
-                 out, obase, ors, ocs):  # type: ignore[no-untyped-def]  # fmt: skip
+def _drive_block(
+    code,
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    m_lo,
+    m_hi,
+    p_lo,
+    p_hi,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
     numba.literally(code)
     MR, NR = _tile_shape(code)
     c = np.empty((MR, NR), np.int32)
@@ -137,8 +184,27 @@ def _drive_block(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, m_l
                     _tile(code, 2, a, ro, segoff, nseg, seglen, bp, boff, c)
                 else:
                     _tile(code, 1, a, ro, segoff, nseg, seglen, bp, boff, c)
-                _store_tile(c, mr, nr, i0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp,
-                            qmin, qmax, out, obase, ors, ocs)  # fmt: skip
+                _store_tile(
+                    c,
+                    mr,
+                    nr,
+                    i0,
+                    col0,
+                    rowsum,
+                    bz,
+                    coloff,
+                    mode,
+                    scale,
+                    mult,
+                    shift,
+                    zp,
+                    qmin,
+                    qmax,
+                    out,
+                    obase,
+                    ors,
+                    ocs,
+                )
 
 
 def _tile_shape(code):  # type: ignore[no-untyped-def]
@@ -154,17 +220,69 @@ def _tile_shape_overload(code):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def drive_serial(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc,
-                 rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
-                 out, obase, ors, ocs):  # type: ignore[no-untyped-def]  # fmt: skip
+def drive_serial(
+    code,
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
     """Run every tile of ``M`` rows x ``N`` columns on the calling thread."""
     numba.literally(code)
     npanels = (N + KIND_TILE_NR(code) - 1) // KIND_TILE_NR(code)
-    _drive_block(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, 0, M, 0, npanels, mc,
-                 rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)  # fmt: skip
+    _drive_block(
+        code,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        0,
+        M,
+        0,
+        npanels,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
 
-def KIND_TILE_NR(code):  # type: ignore[no-untyped-def]  # noqa: N802
+def KIND_TILE_NR(code):  # type: ignore[no-untyped-def]
     raise NotImplementedError
 
 
@@ -177,9 +295,33 @@ def _nr_overload(code):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, parallel=True)
-def drive_parallel(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc,
-                   rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
-                   out, obase, ors, ocs):  # type: ignore[no-untyped-def]  # fmt: skip
+def drive_parallel(
+    code,
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
     """Split the tiles into (row block, panel) work items over numba's threads (one region per call)."""
     numba.literally(code)
     nr = KIND_TILE_NR(code)
@@ -187,56 +329,489 @@ def drive_parallel(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M
     nmb = (M + mc - 1) // mc
     for item in prange(nmb * npanels):
         mb, p = divmod(item, npanels)
-        _drive_block(code, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, mb * mc,
-                     min(M, (mb + 1) * mc), p, p + 1, mc, rowsum, bz, coloff, mode, scale, mult, shift,
-                     zp, qmin, qmax, out, obase, ors, ocs)  # fmt: skip
+        _drive_block(
+            code,
+            a,
+            rowoffs,
+            segoff,
+            nseg,
+            seglen,
+            bp,
+            panel_bytes,
+            N,
+            mb * mc,
+            min(M, (mb + 1) * mc),
+            p,
+            p + 1,
+            mc,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
+        )
 
 
 # Entry points with the kind as a constant: a Python call then dispatches on plain types
 # (fast path) and only the chosen kind's code is compiled.
-# fmt: off
 
 
 @njit(cache=True)
-def serial_vnni(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
-    drive_serial(0, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+def serial_vnni(
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    drive_serial(
+        0,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        M,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
 
 @njit(cache=True)
-def parallel_vnni(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
-    drive_parallel(0, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+def parallel_vnni(
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    drive_parallel(
+        0,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        M,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
 
 @njit(cache=True)
-def serial_avx2_7bit(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
-    drive_serial(1, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+def serial_avx2_7bit(
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    drive_serial(
+        1,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        M,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
 
 @njit(cache=True)
-def parallel_avx2_7bit(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
-    drive_parallel(1, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+def parallel_avx2_7bit(
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    drive_parallel(
+        1,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        M,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
 
 @njit(cache=True)
-def serial_avx2_i16(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
-    drive_serial(2, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+def serial_avx2_i16(
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    drive_serial(
+        2,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        M,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
 
 @njit(cache=True)
-def parallel_avx2_i16(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
-    drive_parallel(2, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+def parallel_avx2_i16(
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    drive_parallel(
+        2,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        M,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
 
 @njit(cache=True)
-def serial_portable(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
-    drive_serial(3, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+def serial_portable(
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    drive_serial(
+        3,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        M,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
 
 @njit(cache=True)
-def parallel_portable(a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs):  # type: ignore[no-untyped-def]
-    drive_parallel(3, a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, mc, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs)
+def parallel_portable(
+    a,
+    rowoffs,
+    segoff,
+    nseg,
+    seglen,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    drive_parallel(
+        3,
+        a,
+        rowoffs,
+        segoff,
+        nseg,
+        seglen,
+        bp,
+        panel_bytes,
+        N,
+        M,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
 
-# fmt: on
 
 ENTRY_SERIAL = {0: serial_vnni, 1: serial_avx2_7bit, 2: serial_avx2_i16, 3: serial_portable}
 ENTRY_PARALLEL = {0: parallel_vnni, 1: parallel_avx2_7bit, 2: parallel_avx2_i16, 3: parallel_portable}

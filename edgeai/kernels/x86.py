@@ -132,8 +132,9 @@ def make_microkernel(kind_name: str, rows: int) -> Any:
                         builder.store(builder.add(builder.load(acc[r][j]), prod), acc[r][j])
 
     @intrinsic
-    def microkernel(typingctx: Any, a: Any, rowoff: Any, segoff: Any, nseg: Any, seglen: Any,
-                    bp: Any, boff: Any, c: Any) -> Any:  # fmt: skip
+    def microkernel(
+        typingctx: Any, a: Any, rowoff: Any, segoff: Any, nseg: Any, seglen: Any, bp: Any, boff: Any, c: Any
+    ) -> Any:
         sig = types.void(a, rowoff, segoff, types.intp, types.intp, bp, types.intp, c)
 
         def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
@@ -145,13 +146,17 @@ def make_microkernel(kind_name: str, rows: int) -> Any:
             b_addr = builder.add(_data_addr(context, builder, sa[5], bp_v), boff_v)
             c_addr = _data_addr(context, builder, sa[7], c_v)
             module = builder.module
-            acc = [[cgutils.alloca_once_value(builder, ir.Constant(vacc, None)) for _ in range(nv)]
-                   for _ in range(rows)]  # fmt: skip
+            acc = [
+                [cgutils.alloca_once_value(builder, ir.Constant(vacc, None)) for _ in range(nv)]
+                for _ in range(rows)
+            ]
             for r in range(rows):
                 for j in range(nv):
                     builder.store(ir.Constant(vacc, [0] * kind.lanes), acc[r][j])
-            rbase = [builder.add(a_addr, _load(builder, builder.add(ro_addr, _const(8 * r)), _i64))
-                     for r in range(rows)]  # fmt: skip
+            rbase = [
+                builder.add(a_addr, _load(builder, builder.add(ro_addr, _const(8 * r)), _i64))
+                for r in range(rows)
+            ]
             bptr = cgutils.alloca_once_value(builder, b_addr)
             with cgutils.for_range(builder, nseg_v) as segloop:
                 so = _load(builder, builder.add(so_addr, builder.mul(segloop.index, _const(8))), _i64)
