@@ -11,5 +11,6 @@ from edgeai.ops.quantized import (  # noqa: F401  (imported to register the ops)
     qlinear_elementwise,
     qlinear_matmul,
     qlinear_pool,
+    qlinear_softmax,
     quantize_linear,
 )
