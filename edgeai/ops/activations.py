@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeai.errors import InferenceError
 from edgeai.ops._base import Op, OpContext
-from edgeai.ops.elementwise import as_dtype, erf, register_versions, unsupported
+from edgeai.ops.elementwise import as_dtype, erfc, register_versions, unsupported
 
 __all__ = ["gelu", "gelu_tanh", "sigmoid"]
 
@@ -40,16 +40,24 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """Exact GELU, ``0.5 x (1 + erf(x / sqrt(2)))``, in ``x``'s dtype."""
+    """Exact GELU, ``0.5 x (1 + erf(x / sqrt(2)))``, in ``x``'s dtype.
+
+    Written as ``0.5 x erfc(-x / sqrt(2))``: the same function without the
+    cancellation of ``1 + erf`` for large negative ``x``.
+    """
     t = x.dtype.type
-    return (t(0.5) * x * (t(1) + erf(x * t(1 / math.sqrt(2))))).astype(x.dtype, copy=False)
+    return (t(0.5) * x * erfc(x * t(-1 / math.sqrt(2)))).astype(x.dtype, copy=False)
 
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    """Tanh-approximated GELU, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    """Tanh-approximated GELU, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+
+    Computed as ``x sigmoid(2 inner)``, the same function without the
+    cancellation of ``1 + tanh`` for large negative ``x``.
+    """
     t = x.dtype.type
-    inner = t(math.sqrt(2 / math.pi)) * (x + t(0.044715) * x * x * x)
-    return (t(0.5) * x * (t(1) + np.tanh(inner))).astype(x.dtype, copy=False)
+    inner = t(2 * math.sqrt(2 / math.pi)) * (x + t(0.044715) * x * x * x)
+    return (x * sigmoid(inner)).astype(x.dtype, copy=False)
 
 
 class _Activation(Op):

@@ -26,7 +26,7 @@ import numpy as np
 from edgeai.errors import InferenceError, UnsupportedOpError
 from edgeai.ops._base import Op, OpContext, register
 
-__all__ = ["as_dtype", "erf", "register_versions", "unsupported"]
+__all__ = ["as_dtype", "erf", "erfc", "register_versions", "unsupported"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -87,9 +87,10 @@ def _legacy_broadcast(ctx: OpContext, a: np.ndarray, b: np.ndarray) -> np.ndarra
     return b.reshape(b.shape + (1,) * trailing)
 
 
-def _np_erf_builder() -> Callable[[np.ndarray], np.ndarray]:
-    # libm's erf through numba: exact to the last ulp and vectorised. Built on
-    # first use so that importing this module does not import numba.
+@functools.cache
+def _erf_ufuncs() -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    # libm's erf and erfc through numba: exact to the last ulp and vectorised.
+    # Built on first use so that importing this module does not import numba.
     import math
 
     from numba import vectorize
@@ -98,10 +99,19 @@ def _np_erf_builder() -> Callable[[np.ndarray], np.ndarray]:
     def _erf(v: float) -> float:  # pragma: no cover - compiled
         return math.erf(v)
 
-    return _erf
+    @vectorize(["float32(float32)", "float64(float64)"], cache=True)
+    def _erfc(v: float) -> float:  # pragma: no cover - compiled
+        return math.erfc(v)
+
+    return _erf, _erfc
 
 
-_erf_ufunc = functools.cache(_np_erf_builder)
+def _apply(fn_index: int, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    fn = _erf_ufuncs()[fn_index]
+    if x.dtype in (np.float32, np.float64):
+        return fn(x)
+    return fn(x.astype(np.float32)).astype(x.dtype)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -112,10 +122,18 @@ def erf(x: np.ndarray) -> np.ndarray:
         >>> float(erf(np.array([0.5], np.float32))[0])  # doctest: +ELLIPSIS
         0.5204998...
     """
-    x = np.asarray(x)
-    if x.dtype in (np.float32, np.float64):
-        return _erf_ufunc()(x)
-    return _erf_ufunc()(x.astype(np.float32)).astype(x.dtype)
+    return _apply(0, x)
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    """``1 - erf(x)`` without cancellation for large ``x``, in ``x``'s float dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> float(erfc(np.array([5.0], np.float32))[0])  # doctest: +ELLIPSIS
+        1.537459...e-12
+    """
+    return _apply(1, x)
 
 
 # --------------------------------------------------------------------------- binary arithmetic

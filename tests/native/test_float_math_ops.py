@@ -1,0 +1,507 @@
+"""Float math ops of the native engine beyond ONNX's node tests.
+
+Oracles: ONNX Runtime (the com.microsoft fused ops, Gemm/Einsum/TopK/Cast
+over random inputs), numpy in float64 and Python's own integer arithmetic
+(broadcasting, dtypes, edge values). Property tests draw shapes and values
+with hypothesis. ONNX's node tests for these ops run in
+``tests/native/test_onnx_node_tests.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import edgeai.ops.activations
+import edgeai.ops.contrib_float
+import edgeai.ops.elementwise
+import edgeai.ops.linalg
+import edgeai.ops.reductions  # noqa: F401  (registers the ops)
+from edgeai.errors import InferenceError, UnsupportedOpError
+from edgeai.ops._base import OpContext, lookup
+
+from .ort_single_node import ort_node
+
+MS = "com.microsoft"
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def native(
+    op_type: str,
+    *inputs: Any,
+    attrs: dict[str, Any] | None = None,
+    opset: int = 21,
+    domain: str = "",
+    num_outputs: int = 1,
+    consts: tuple[Any, ...] = (),
+) -> tuple[np.ndarray, ...]:
+    """Build the registered op for one node and run it once."""
+    cls = lookup(op_type, domain, opset)
+    assert cls is not None, f"{op_type} is not registered for opset {opset}"
+    ctx = OpContext(
+        node_name="n0",
+        op_type=op_type,
+        domain=domain,
+        opset=opset,
+        attrs=dict(attrs or {}),
+        input_consts=consts,
+        num_outputs=num_outputs,
+    )
+    return cls(ctx).run(*inputs)
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def close(got: np.ndarray, want: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol)
+
+
+# --------------------------------------------------------------------------- broadcasting and dtypes
+
+shapes_pair = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4)
+finite32 = st.floats(-1e3, 1e3, width=32, allow_nan=False)
+
+
+@SETTINGS
+@given(shapes=shapes_pair, data=st.data(), op=st.sampled_from(["Add", "Sub", "Mul", "Div"]))
+def test_binary_arithmetic_broadcasts_like_float64(shapes: Any, data: Any, op: str) -> None:
+    a = data.draw(hnp.arrays(np.float32, shapes.input_shapes[0], elements=finite32))
+    b = data.draw(hnp.arrays(np.float32, shapes.input_shapes[1], elements=finite32.filter(lambda v: v != 0)))
+    (got,) = native(op, a, b, opset=14)
+    ref = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op](
+        a.astype(np.float64), b.astype(np.float64)
+    )
+    assert got.dtype == np.float32 and got.shape == shapes.result_shape
+    # IEEE float32 ops are correctly rounded, and float64 leaves no double-rounding error: bit-exact
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(got, ref.astype(np.float32))
+
+
+int32s = st.integers(-(2**31), 2**31 - 1)
+
+
+@SETTINGS
+@given(
+    a=st.lists(int32s, min_size=1, max_size=16),
+    b=st.lists(st.integers(-1000, 1000).filter(lambda v: v != 0), min_size=1, max_size=1),
+)
+def test_integer_div_truncates_and_mod_follows_divisor(a: list[int], b: list[int]) -> None:
+    x = np.array(a, np.int32)
+    y = np.array(b, np.int32)
+    (q,) = native("Div", x, y, opset=14)
+    (m,) = native("Mod", x, y, opset=13)
+    (fm,) = native("Mod", x, y, opset=13, attrs={"fmod": 1})
+    d = b[0]
+    assert q.dtype == m.dtype == fm.dtype == np.int32
+    assert q.tolist() == [int(v / d) if abs(v) < 2**52 else -(-v // d) if v * d < 0 else v // d for v in a]
+    assert m.tolist() == [v % d for v in a]  # Python's % takes the divisor's sign
+    assert fm.tolist() == [int(math.fmod(v, d)) for v in a]
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint8, np.uint16]
+)
+def test_binary_ops_keep_the_input_dtype(dtype: Any) -> None:
+    a = np.array([[1, 2, 3]], dtype)
+    b = np.array([[2], [1]], dtype)
+    for op in ("Add", "Sub", "Mul", "Div", "Max", "Min", "Sum"):
+        (got,) = native(op, a, b, opset=14)
+        assert got.dtype == dtype and got.shape == (2, 3), op
+    (mean,) = native("Mean", a.astype(np.float32), b.astype(np.float32), opset=13)
+    assert mean.dtype == np.float32
+
+
+def test_legacy_broadcast_attribute_aligns_b_at_axis() -> None:
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    b = np.array([10, 20, 30], np.float32)
+    (got,) = native("Add", a, b, opset=6, attrs={"broadcast": 1, "axis": 1})
+    close(got, a + b[None, :, None])
+    with pytest.raises(InferenceError, match="broadcast=1"):
+        native("Add", a, b, opset=6)
+
+
+def test_shapes_that_do_not_broadcast_raise_a_clear_error() -> None:
+    with pytest.raises(InferenceError, match=r"\(2, 3\) and \(4,\) cannot be broadcast"):
+        native("Mul", np.ones((2, 3), np.float32), np.ones(4, np.float32), opset=14)
+
+
+def test_round_is_half_to_even_and_max_min_propagate_nan() -> None:
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5], np.float32)
+    assert native("Round", x, opset=22)[0].tolist() == [-2, -2, -0, 0, 2, 2, 4]
+    a = np.array([1.0, np.nan, 3.0], np.float32)
+    b = np.array([np.nan, 2.0, 1.0], np.float32)
+    for op in ("Max", "Min"):
+        got = native(op, a, b, opset=13)[0]
+        assert np.isnan(got[:2]).all() and got[2] == (3.0 if op == "Max" else 1.0)
+
+
+@SETTINGS
+@given(x=hnp.arrays(np.float32, hnp.array_shapes(max_dims=3, max_side=5), elements=finite32))
+def test_unary_math_matches_float64(x: np.ndarray) -> None:
+    x64 = x.astype(np.float64)
+    cases = {
+        "Exp": np.exp(np.clip(x64, -80, 80)),
+        "Abs": np.abs(x64),
+        "Neg": -x64,
+        "Tanh": np.tanh(x64),
+        "Sigmoid": 1 / (1 + np.exp(-x64)),
+        "Softplus": np.logaddexp(0, x64),
+        "Erf": np.array([math.erf(v) for v in x64.ravel()]).reshape(x.shape),
+        "Sin": np.sin(x64),
+        "Atan": np.arctan(x64),
+        "Softsign": x64 / (1 + np.abs(x64)),
+    }
+    for op, ref in cases.items():
+        arg = np.clip(x, -80, 80) if op == "Exp" else x
+        (got,) = native(op, arg, opset=22)
+        assert got.dtype == np.float32, op
+        np.testing.assert_allclose(got, ref, rtol=2e-6, atol=1e-7, err_msg=op)
+
+
+def test_gelu_variants_match_the_float64_formulas() -> None:
+    x = np.linspace(-6, 6, 97, dtype=np.float32)
+    x64 = x.astype(np.float64)
+    exact = 0.5 * x64 * (1 + np.array([math.erf(v / math.sqrt(2)) for v in x64]))
+    tanh = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))
+    np.testing.assert_allclose(native("Gelu", x, opset=20)[0], exact, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        native("Gelu", x, opset=20, attrs={"approximate": "tanh"})[0], tanh, rtol=1e-6, atol=1e-7
+    )
+    half = native("Gelu", x.astype(np.float16), opset=20)[0]
+    assert half.dtype == np.float16
+    np.testing.assert_allclose(half, exact, rtol=2e-3, atol=2e-3)
+
+
+def test_sigmoid_saturates_without_overflow() -> None:
+    x = np.array([-1000.0, -100.0, 0.0, 100.0, 1000.0], np.float32)
+    with np.errstate(all="raise"):
+        got = native("Sigmoid", x, opset=13)[0]
+    assert got.tolist() == [0.0, pytest.approx(3.7e-44, rel=0.1), 0.5, 1.0, 1.0]
+
+
+# --------------------------------------------------------------------------- softmax and reductions
+
+
+@SETTINGS
+@given(
+    x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), elements=finite32),
+    data=st.data(),
+)
+def test_softmax_and_logsoftmax_match_float64(x: np.ndarray, data: Any) -> None:
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    x64 = x.astype(np.float64)
+    shifted = x64 - x64.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    ref = e / e.sum(axis=axis, keepdims=True)
+    close(native("Softmax", x, opset=13, attrs={"axis": axis})[0], ref.astype(np.float32), atol=1e-6)
+    close(
+        native("LogSoftmax", x, opset=13, attrs={"axis": axis})[0],
+        (shifted - np.log(e.sum(axis=axis, keepdims=True))).astype(np.float32),
+        rtol=1e-5,
+        atol=2e-5,
+    )
+
+
+def test_softmax_before_opset_13_flattens_to_2d_at_axis() -> None:
+    x = rng().standard_normal((2, 3, 4)).astype(np.float32)
+    flat = x.reshape(2, 12).astype(np.float64)
+    e = np.exp(flat - flat.max(axis=1, keepdims=True))
+    ref = (e / e.sum(axis=1, keepdims=True)).reshape(2, 3, 4).astype(np.float32)
+    close(native("Softmax", x, opset=11)[0], ref)
+
+
+REDUCERS = {
+    "ReduceSum": lambda x, a, k: np.sum(x, axis=a, keepdims=k),
+    "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k),
+    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k),
+    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k),
+    "ReduceProd": lambda x, a, k: np.prod(x, axis=a, keepdims=k),
+    "ReduceL1": lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k),
+    "ReduceL2": lambda x, a, k: np.sqrt(np.sum(x * x, axis=a, keepdims=k)),
+    "ReduceSumSquare": lambda x, a, k: np.sum(x * x, axis=a, keepdims=k),
+    "ReduceLogSumExp": lambda x, a, k: np.log(np.sum(np.exp(x), axis=a, keepdims=k)),
+}
+
+
+@SETTINGS
+@given(
+    x=hnp.arrays(
+        np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=4), elements=st.floats(-3, 3, width=32)
+    ),
+    data=st.data(),
+    op=st.sampled_from(sorted(REDUCERS)),
+    keepdims=st.booleans(),
+)
+def test_reductions_match_float64_with_axes_as_attribute_and_input(
+    x: np.ndarray, data: Any, op: str, keepdims: bool
+) -> None:
+    axes = data.draw(st.lists(st.integers(-x.ndim, x.ndim - 1), min_size=1, max_size=x.ndim, unique=True))
+    if len({a % x.ndim for a in axes}) != len(axes):
+        axes = sorted({a % x.ndim for a in axes})
+    ref = REDUCERS[op](x.astype(np.float64), tuple(axes), keepdims).astype(np.float32)
+    attrs = {"keepdims": int(keepdims)}
+    from_input = native(op, x, np.array(axes, np.int64), opset=18, attrs=attrs)[0]
+    # axes moved from attribute to input at opset 13 (ReduceSum) and 18 (the others)
+    from_attr = native(op, x, opset=11, attrs={**attrs, "axes": axes})[0]
+    close(from_input, ref, rtol=1e-5, atol=1e-5)
+    close(from_attr, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_reduce_empty_axes_reduces_all_or_is_a_noop() -> None:
+    x = np.arange(6, dtype=np.int32).reshape(2, 3)
+    total = native("ReduceSum", x, np.array([], np.int64), opset=13)[0]
+    assert total.dtype == np.int32 and total.shape == (1, 1) and total.item() == 15
+    same = native("ReduceSum", x, None, opset=13, attrs={"noop_with_empty_axes": 1})[0]
+    assert np.array_equal(same, x)
+
+
+def test_reductions_over_an_empty_axis_give_the_identity() -> None:
+    x = np.zeros((2, 0, 3), np.float32)
+    axes = np.array([1], np.int64)
+    expect = {"ReduceSum": 0.0, "ReduceProd": 1.0, "ReduceMax": -np.inf, "ReduceMin": np.inf, "ReduceL2": 0.0}
+    for op, v in expect.items():
+        got = native(op, x, axes, opset=18, attrs={"keepdims": 0})[0]
+        assert got.shape == (2, 3) and (got == v).all(), op
+
+
+def test_argmax_select_last_index() -> None:
+    x = np.array([[1, 5, 5, 2], [7, 7, 0, 7]], np.int32)
+    assert native("ArgMax", x, opset=13, attrs={"axis": 1})[0].tolist() == [[1], [0]]
+    got = native("ArgMax", x, opset=13, attrs={"axis": 1, "keepdims": 0, "select_last_index": 1})[0]
+    assert got.dtype == np.int64 and got.tolist() == [2, 3]
+    assert native("ArgMin", x, opset=13, attrs={"axis": 0, "select_last_index": 1})[0].tolist() == [
+        [0, 0, 1, 0]
+    ]
+
+
+@SETTINGS
+@given(
+    x=hnp.arrays(np.float32, (3, 7), elements=st.sampled_from([-1.0, 0.0, 0.5, 2.0])),
+    k=st.integers(0, 7),
+    largest=st.booleans(),
+)
+def test_topk_matches_onnxruntime_including_ties(x: np.ndarray, k: int, largest: bool) -> None:
+    attrs = {"axis": 1, "largest": int(largest), "sorted": 1}
+    want = ort_node("TopK", [x, np.array([k], np.int64)], n_outputs=2, attrs=attrs)
+    got = native("TopK", x, np.array([k], np.int64), opset=11, attrs=attrs)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_topk_with_k_larger_than_the_axis_raises() -> None:
+    with pytest.raises(InferenceError, match="k=5"):
+        native("TopK", np.ones((2, 3), np.float32), np.array([5]), opset=11)
+
+
+def test_cumsum_exclusive_reverse_matches_onnxruntime() -> None:
+    x = rng(1).standard_normal((3, 4)).astype(np.float32)
+    for exclusive in (0, 1):
+        for reverse in (0, 1):
+            attrs = {"exclusive": exclusive, "reverse": reverse}
+            want = ort_node("CumSum", [x, np.array(1, np.int64)], attrs=attrs, opset=14)[0]
+            close(native("CumSum", x, np.array(1, np.int64), opset=14, attrs=attrs)[0], want)
+
+
+# --------------------------------------------------------------------------- linalg
+
+
+@SETTINGS
+@given(
+    m=st.integers(1, 6),
+    k=st.integers(1, 6),
+    n=st.integers(1, 6),
+    ta=st.booleans(),
+    tb=st.booleans(),
+    c_shape=st.sampled_from(["none", "scalar", "row", "col", "full"]),
+    alpha=st.sampled_from([1.0, 0.5]),
+    beta=st.sampled_from([1.0, 2.0]),
+    b_const=st.booleans(),
+)
+def test_gemm_matches_onnxruntime(
+    m: int, k: int, n: int, ta: bool, tb: bool, c_shape: str, alpha: float, beta: float, b_const: bool
+) -> None:
+    r = rng(m * 100 + k * 10 + n)
+    a = r.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = r.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    c = {
+        "none": None,
+        "scalar": np.array(0.25, np.float32),
+        "row": r.standard_normal(n).astype(np.float32),
+        "col": r.standard_normal((m, 1)).astype(np.float32),
+        "full": r.standard_normal((m, n)).astype(np.float32),
+    }[c_shape]
+    attrs = {"transA": int(ta), "transB": int(tb), "alpha": alpha, "beta": beta}
+    want = ort_node("Gemm", [a, b, c], n_feeds=1 if b_const else 3, attrs=attrs, opset=13)[0]
+    consts = (None, b if b_const else None, None)
+    got = native("Gemm", a, b, c, opset=13, attrs=attrs, consts=consts)[0]
+    close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("equation", "shapes"),
+    [
+        ("ij,jk->ik", [(3, 4), (4, 5)]),
+        ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+        ("bhqd,bhkd->bhqk", [(1, 2, 3, 4), (1, 2, 5, 4)]),
+        ("ii->i", [(4, 4)]),
+        ("ij->", [(3, 4)]),
+        ("...ij,...jk", [(2, 3, 4), (2, 4, 2)]),
+        ("i,j,k->ijk", [(2,), (3,), (4,)]),
+    ],
+)
+def test_einsum_matches_onnxruntime(equation: str, shapes: list[tuple[int, ...]]) -> None:
+    xs = [rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)]
+    want = ort_node("Einsum", xs, n_feeds=len(xs), attrs={"equation": equation}, opset=12)[0]
+    close(native("Einsum", *xs, opset=12, attrs={"equation": equation})[0], want, atol=1e-5)
+
+
+def test_matmul_half_precision_and_batched_broadcast() -> None:
+    a = rng(2).standard_normal((2, 1, 3, 4)).astype(np.float16)
+    b = rng(3).standard_normal((5, 4, 2)).astype(np.float16)
+    got = native("MatMul", a, b, opset=13)[0]
+    ref = (a.astype(np.float64) @ b.astype(np.float64)).astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == (2, 5, 3, 2)
+    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), rtol=2e-3, atol=2e-3)
+    with pytest.raises(InferenceError, match="MatMul"):
+        native("MatMul", np.ones((2, 3), np.float32), np.ones((4, 2), np.float32), opset=13)
+
+
+# --------------------------------------------------------------------------- Cast
+
+
+@pytest.mark.parametrize(
+    "to", ["FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT16", "BFLOAT16", "INT8", "UINT8", "BOOL"]
+)
+@pytest.mark.parametrize("saturate", [0, 1])
+def test_cast_matches_onnx_reference(to: str, saturate: int) -> None:
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.concatenate(
+        [
+            rng(4).standard_normal(64).astype(np.float32) * 100,
+            np.array([0.0, -0.0, 1e6, -1e6, 464.0, 127.5, np.inf, -np.inf, np.nan, 1e-9]),
+        ]
+    ).astype(np.float32)
+    if to in ("INT8", "UINT8"):
+        x = np.clip(np.trunc(np.nan_to_num(x)), -128 if to == "INT8" else 0, 127)
+    attrs: dict[str, Any] = {"to": int(getattr(TensorProto, to))}
+    if to.startswith("FLOAT8"):
+        attrs["saturate"] = saturate
+    node = helper.make_node("Cast", ["x"], ["y"], **attrs)
+    want = ReferenceEvaluator(node).run(None, {"x": x})[0]
+    got = native("Cast", x, opset=21, attrs=attrs)[0]
+    assert got.dtype == want.dtype
+    same_bits = got.view(np.uint8 if got.itemsize == 1 else np.uint16) == want.view(
+        np.uint8 if got.itemsize == 1 else np.uint16
+    )
+    both_nan = np.isnan(got.astype(np.float32)) & np.isnan(want.astype(np.float32))
+    assert (same_bits | both_nan).all(), x[~(same_bits | both_nan)]
+
+
+def test_cast_to_an_unknown_type_is_refused_when_built() -> None:
+    with pytest.raises(UnsupportedOpError, match="cast to ONNX data type 999"):
+        native("Cast", np.ones(2, np.float32), attrs={"to": 999})
+
+
+# --------------------------------------------------------------------------- com.microsoft fused ops
+
+
+@pytest.mark.parametrize(
+    ("op", "n_inputs"), [("Gelu", 1), ("BiasGelu", 2), ("FastGelu", 1), ("FastGelu", 2), ("QuickGelu", 1)]
+)
+def test_contrib_gelus_match_onnxruntime(op: str, n_inputs: int) -> None:
+    x = rng(5).standard_normal((2, 3, 16)).astype(np.float32) * 3
+    bias = rng(6).standard_normal(16).astype(np.float32)
+    ins = [x, bias][:n_inputs]
+    want = ort_node(op, ins, n_feeds=n_inputs, domain=MS)[0]
+    close(native(op, *ins, domain=MS, opset=1)[0], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_beta", [True, False])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_skip_layer_normalization_matches_onnxruntime(with_beta: bool, with_bias: bool) -> None:
+    r = rng(7)
+    x, skip = (r.standard_normal((2, 5, 16)).astype(np.float32) for _ in range(2))
+    gamma, beta, bias = (r.standard_normal(16).astype(np.float32) for _ in range(3))
+    ins = [x, skip, gamma, beta if with_beta else None, bias if with_bias else None]
+    want = ort_node("SkipLayerNormalization", ins, n_feeds=2, n_outputs=4, domain=MS, attrs={"epsilon": 1e-5})
+    got = native("SkipLayerNormalization", *ins, domain=MS, opset=1, num_outputs=4, attrs={"epsilon": 1e-5})
+    for g, w in zip(got, want):
+        close(g, w, atol=2e-6)
+
+
+def test_simplified_layer_normalizations_match_onnxruntime() -> None:
+    r = rng(8)
+    x, skip = (r.standard_normal((2, 5, 16)).astype(np.float32) for _ in range(2))
+    gamma, bias = (r.standard_normal(16).astype(np.float32) for _ in range(2))
+    want = ort_node(
+        "SkipSimplifiedLayerNormalization", [x, skip, gamma, bias], n_feeds=2, n_outputs=4, domain=MS
+    )
+    got = native("SkipSimplifiedLayerNormalization", x, skip, gamma, bias, domain=MS, opset=1, num_outputs=4)
+    for g, w in zip(got, want):
+        close(g, w, atol=2e-6)
+    want = ort_node("SimplifiedLayerNormalization", [x, gamma], n_outputs=2, opset=17)
+    got = native("SimplifiedLayerNormalization", x, gamma, opset=17, num_outputs=2)
+    for g, w in zip(got, want):
+        close(g, w, atol=2e-6)
+
+
+B, S, D, HEADS = 2, 5, 16, 4
+MASKS: dict[str, tuple[np.ndarray | None, dict[str, Any]]] = {
+    "no mask": (None, {}),
+    "key lengths": (np.array([3, 5], np.int32), {}),
+    "end and start positions": (np.array([4, 5, 1, 0], np.int32), {}),
+    "raw 2-D mask": (np.array([[1, 1, 0, 1, 0], [1, 1, 1, 1, 1]], np.int32), {}),
+    "raw 3-D mask": ((rng(9).random((B, S, S)) > 0.3).astype(np.int32), {}),
+    "causal": (None, {"unidirectional": 1}),
+    "causal and raw mask": (np.array([[1, 1, 0, 1, 1], [1, 1, 1, 1, 0]], np.int32), {"unidirectional": 1}),
+    "scale": (None, {"scale": 0.1}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MASKS))
+def test_attention_matches_onnxruntime(case: str) -> None:
+    mask, extra = MASKS[case]
+    r = rng(10)
+    x = r.standard_normal((B, S, D)).astype(np.float32)
+    w = (r.standard_normal((D, 3 * D)) * 0.3).astype(np.float32)
+    bias = r.standard_normal(3 * D).astype(np.float32)
+    attrs = {"num_heads": HEADS, **extra}
+    want = ort_node("Attention", [x, w, bias, mask], domain=MS, attrs=attrs)[0]
+    close(native("Attention", x, w, bias, mask, domain=MS, opset=1, attrs=attrs)[0], want, atol=2e-6)
+
+
+def test_attention_with_past_and_uneven_qkv_sizes_matches_onnxruntime() -> None:
+    r = rng(11)
+    x = r.standard_normal((B, S, D)).astype(np.float32)
+    w = (r.standard_normal((D, 3 * D)) * 0.3).astype(np.float32)
+    bias = r.standard_normal(3 * D).astype(np.float32)
+    past = r.standard_normal((2, B, HEADS, 3, D // HEADS)).astype(np.float32)
+    mask = np.ones((B, 3 + S), np.int32)
+    attrs = {"num_heads": HEADS, "unidirectional": 1}
+    want = ort_node("Attention", [x, w, bias, mask, past], n_outputs=2, domain=MS, attrs=attrs)
+    got = native("Attention", x, w, bias, mask, past, domain=MS, opset=1, attrs=attrs, num_outputs=2)
+    for g, wnt in zip(got, want):
+        close(g, wnt, atol=2e-6)
+    w2 = (r.standard_normal((D, 8 + 8 + 12)) * 0.3).astype(np.float32)
+    b2 = r.standard_normal(28).astype(np.float32)
+    attrs = {"num_heads": 4, "qkv_hidden_sizes": [8, 8, 12]}
+    want = ort_node("Attention", [x, w2, b2], domain=MS, attrs=attrs)[0]
+    close(native("Attention", x, w2, b2, domain=MS, opset=1, attrs=attrs)[0], want, atol=2e-6)
+
+
+def test_attention_refuses_what_it_does_not_implement() -> None:
+    with pytest.raises(UnsupportedOpError, match="do_rotary"):
+        native("Attention", domain=MS, opset=1, attrs={"num_heads": 2, "do_rotary": 1})
+    with pytest.raises(UnsupportedOpError, match="num_heads"):
+        native("Attention", domain=MS, opset=1)
