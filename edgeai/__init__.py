@@ -21,6 +21,7 @@ from edgeai._version import __version__
 if TYPE_CHECKING:  # pragma: no cover
     from edgeai import demo
     from edgeai.hardware import Device, DeviceKind, devices
+    from edgeai.placement import plan
     from edgeai.session import Session
     from edgeai.specs import QuantParams, TensorSpec
 
@@ -34,6 +35,7 @@ __all__ = [
     "demo",
     "devices",
     "errors",
+    "plan",
 ]
 
 # name -> module that defines it; imported on first attribute access (PEP 562)
@@ -43,6 +45,7 @@ _LAZY: dict[str, str] = {
     "DeviceKind": "edgeai.hardware",
     "devices": "edgeai.hardware",
     "TensorSpec": "edgeai.specs",
+    "plan": "edgeai.placement",
     "QuantParams": "edgeai.specs",
 }
 _LAZY_MODULES = {"demo"}

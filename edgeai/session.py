@@ -25,10 +25,12 @@ from edgeai.errors import (
     InputNameError,
     InputShapeError,
     InputTypeError,
+    PlacementError,
     SessionClosedError,
+    UnsupportedOpError,
 )
 from edgeai.formats import ModelSource, open_model
-from edgeai.hardware import Device, devices, select_device
+from edgeai.hardware import Device, devices_for_format, select_device
 from edgeai.specs import TensorSpec
 
 __all__ = ["Session"]
@@ -57,6 +59,19 @@ class Session:
             checked before every run.
         monitor: ``True`` or an ``edgeai.monitor.Monitor`` to record latency
             and input statistics of every run, without changing results.
+        pin: op type or node name to device, e.g. ``{"Softmax": "native"}``:
+            those nodes run there (an error if that device cannot run them).
+        forbid: devices (ids, kinds or backends) the planner must not use.
+        require: a placement contract, e.g. ``{"npu": 0.9}``: at least that
+            share of MACs on that kind of device, else
+            :class:`~edgeai.errors.PlacementError` before anything runs.
+        target: a target profile name (``edgeai.hardware.targets.target_names()``)
+            to run as planned for that hardware; needs ``emulate=True`` when the
+            hardware is not present.
+        emulate: run the target's partitions on this host under the target's
+            op and precision limits, the rest on the native engine; the
+            placement report marks those devices as emulated.
+        profile: time every partition; ``session.placement`` then reports them.
         **options: backend-specific options.
 
     ``run`` is safe to call from several threads at once.
@@ -81,6 +96,12 @@ class Session:
         key: bytes | str | None = None,
         validation: Any = None,
         monitor: Any = False,
+        pin: Mapping[str, str | Device] | None = None,
+        forbid: Sequence[str | Device] = (),
+        require: Mapping[str, float] | None = None,
+        target: str | None = None,
+        emulate: bool = False,
+        profile: bool = False,
         **options: Any,
     ) -> None:
         if optimization not in ("none", "basic", "extended", "all"):
@@ -91,17 +112,42 @@ class Session:
         if source.format == "bundle":
             source = self._open_bundle(source, key, options)
         self._source: ModelSource = source
-        candidates = [d for d in devices() if source.format in get_backend(d.backend).formats]
-        if not candidates:
-            raise DeviceNotAvailableError(
-                f"no installed runtime can run a {source.format!r} model ({source.display_name}); "
-                f"{_install_hint(source.format)}"
-            )
-        self._device = select_device(device, candidates, fallback=fallback)
         opts = dict(options)
         opts.update(threads=threads, optimization=optimization, provider_options=provider_options)
-        backend = get_backend(self._device.backend)
-        self._exec: Executable = backend.load(source, self._device, opts)
+        opts["profile"] = bool(profile)
+        planned = bool(pin or forbid or require or target)
+        if planned:
+            if source.format != "onnx":
+                raise PlacementError(
+                    f"pin=, forbid=, require= and target= plan ONNX models; {source.display_name} is "
+                    f"{source.format!r}, whose runtime places nodes itself"
+                )
+            self._device, self._exec = self._load_planned(
+                device, fallback, pin, forbid, require, target, emulate, opts
+            )
+        else:
+            candidates = devices_for_format(source.format)
+            if not candidates:
+                raise DeviceNotAvailableError(
+                    f"no installed runtime can run a {source.format!r} model ({source.display_name}); "
+                    f"{_install_hint(source.format)}"
+                )
+            self._device = select_device(device, candidates, fallback=fallback)
+            backend = get_backend(self._device.backend)
+            try:
+                self._exec = backend.load(source, self._device, opts)
+            except UnsupportedOpError as exc:
+                # A whole-model load failed on an op: split the model, the native engine
+                # taking what the runtime cannot, unless the user asked for one device.
+                explicit = isinstance(device, str) and device.lower() not in ("auto",) and not fallback
+                if source.format != "onnx" or self._device.backend == "native" or explicit:
+                    raise
+                try:
+                    self._device, self._exec = self._load_planned(
+                        self._device, fallback, None, (), None, None, False, opts
+                    )
+                except PlacementError as plan_exc:
+                    raise exc from plan_exc
         self._inputs: list[TensorSpec] = list(self._exec.inputs)
         self._outputs: list[TensorSpec] = list(self._exec.outputs)
         self._input_names = [s.name for s in self._inputs]
@@ -115,7 +161,6 @@ class Session:
         self._trusts_runtime = bool(getattr(self._exec, "validates_inputs", False))
         fast = getattr(self._exec, "run_fast", None)
         self._run_fast = fast if fast is not None and self._trusts_runtime else None
-        self._placement: Any = None
         self._validation = validation
         self._monitor = self._make_monitor(monitor)
         self._plain = self._validation is None and self._monitor is None
@@ -126,6 +171,57 @@ class Session:
         from edgeai.lifecycle.bundle import open_bundle_source
 
         return open_bundle_source(source, key=key, trusted_keys=options.pop("trusted_keys", None))
+
+    def _load_planned(
+        self,
+        device: str | Device,
+        fallback: bool,
+        pin: Mapping[str, str | Device] | None,
+        forbid: Sequence[str | Device],
+        require: Mapping[str, float] | None,
+        target: str | None,
+        emulate: bool,
+        opts: dict[str, Any],
+    ) -> tuple[Device, Any]:
+        """Plan the model over the devices (or an emulated target) and compile each partition."""
+        from edgeai.formats.onnx_format import io_specs, load_onnx
+        from edgeai.graph.onnx_import import import_model_proto
+        from edgeai.placement import target_devices
+        from edgeai.placement.capability import Capability
+        from edgeai.placement.partitioned import PartitionedExecutable
+        from edgeai.placement.planner import plan_graph
+
+        source = self._source
+        proto = load_onnx(source)
+        base = source.path.parent if source.path is not None else None
+        graph = import_model_proto(proto, base_dir=base, what=source.display_name)
+        if target is not None:
+            from edgeai.hardware.targets import load_target
+
+            profile = load_target(target)
+            if not emulate:
+                raise DeviceNotAvailableError(
+                    f"target {target!r} ({profile.title}) is not present on this machine; pass emulate=True "
+                    "to run its partitions on this host under its op and precision limits, or use "
+                    f"edgeai.plan(model, target={target!r}) to plan for it"
+                )
+            devs = target_devices(target, emulate=True)
+            capability = Capability(graph, {profile.name: profile})
+        else:
+            present = devices_for_format("onnx")
+            chosen = select_device(device, present, fallback=fallback)
+            devs = [chosen, *[d for d in present if d.backend == "native" and d.id != chosen.id]]
+            if isinstance(device, str) and device.lower() == "auto":
+                devs = [chosen, *[d for d in present if d.id != chosen.id]]
+            capability = Capability(graph)
+        plan = plan_graph(graph, devs, capability=capability, pin=pin, forbid=forbid, require=require)
+        main = next((d for d in devs if any(p.device.id == d.id for p in plan.partitions)), devs[0])
+        if len(plan.partitions) == 1 and target is None:
+            # one device takes everything: compile the original model as it is (the fast path)
+            dev = plan.partitions[0].device
+            return dev, get_backend(dev.backend).load(source, dev, opts)
+        inputs, outputs = io_specs(proto)
+        return main, PartitionedExecutable(source, proto, plan, opts, inputs, outputs, main)
 
     def _make_monitor(self, monitor: Any) -> Any:
         if monitor is False or monitor is None:
@@ -160,9 +256,8 @@ class Session:
     @property
     def placement(self) -> Any:
         """A :class:`~edgeai.placement.report.PlacementReport`: where every node runs."""
-        if self._placement is None:
-            self._placement = self._executable().placement()
-        return self._placement
+        # not cached: after profile=True runs the report carries measured times
+        return self._executable().placement()
 
     @property
     def monitor(self) -> Any:

@@ -157,8 +157,21 @@ class OnnxRuntimeBackend:
 _NOT_IMPL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'")
 
 
+_NOT_REGISTERED = re.compile(r"(?:([\w.]+):)?(\w+)\((-?\d+)\) is not a registered function/op")
+
+
 def _wrap_load_error(exc: Exception, what: str) -> Exception:
     msg = str(exc)
+    m = _NOT_REGISTERED.search(msg)
+    if m:
+        domain, op = m.group(1) or "", m.group(2)
+        return UnsupportedOpError(
+            f"ONNX Runtime does not know op {domain + ':' if domain else ''}{op} in {what} "
+            "(no kernel or schema is registered for it). Try device='auto' or device='native' "
+            "to run it on edgeai's native engine.",
+            op_type=op,
+            domain=domain,
+        )
     m = _NOT_IMPL.search(msg)
     if m:
         op, ver, node = m.group(1), int(m.group(2)), m.group(3)

@@ -12,6 +12,6 @@ Example:
 from __future__ import annotations
 
 from edgeai.hardware._device import KIND_PRIORITY, Device, DeviceKind
-from edgeai.hardware._select import devices, select_device
+from edgeai.hardware._select import devices, devices_for_format, select_device
 
-__all__ = ["KIND_PRIORITY", "Device", "DeviceKind", "devices", "select_device"]
+__all__ = ["KIND_PRIORITY", "Device", "DeviceKind", "devices", "devices_for_format", "select_device"]

@@ -34,6 +34,25 @@ def devices(*, refresh: bool = False) -> list[Device]:
         return list(_cache)
 
 
+def devices_for_format(fmt: str) -> list[Device]:
+    """Devices of the backends that can load a ``fmt`` model, best kind first.
+
+    Only those backends' runtimes are asked, so opening an ONNX model never
+    imports torch for ExecuTorch's device list.
+    """
+    from edgeai.backends import backend_names, get_backend
+
+    found: list[Device] = []
+    for name in backend_names():
+        try:
+            backend = get_backend(name)
+        except KeyError:
+            continue
+        if fmt in backend.formats and backend.available():
+            found.extend(backend.devices())
+    return sorted(found, key=lambda d: KIND_PRIORITY.index(d.kind))
+
+
 def select_device(
     request: str | Device,
     candidates: Sequence[Device],

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["NodePlacement", "PartitionInfo", "PlacementReport"]
+__all__ = ["NodePlacement", "PartitionInfo", "PlacementReport", "PlanEstimate"]
 
 
 class NodePlacement(BaseModel):
@@ -54,6 +54,21 @@ class PartitionInfo(BaseModel):
     """Mean measured time per run, after ``profile=True`` runs."""
 
 
+class PlanEstimate(BaseModel):
+    """A roofline estimate for a target that is not present (``edgeai plan --target``)."""
+
+    target: str
+    latency_ms: float
+    energy_mj: float
+    energy_source: str = "estimate from the target profile's typical power"
+    weights_bytes: int
+    peak_activation_bytes: int
+    memory_bytes: int
+    fits_in_memory: bool
+    assumptions: list[str] = Field(default_factory=list)
+    partitions: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class PlacementReport(BaseModel):
     """Where a model runs: per node, per partition, and shares per device."""
 
@@ -63,6 +78,7 @@ class PlacementReport(BaseModel):
     source: str = ""
     """Where the placement came from, e.g. ONNX Runtime's graph-assignment record."""
     notes: list[str] = Field(default_factory=list)
+    estimate: PlanEstimate | None = None
 
     def device_share(self, by: str = "nodes") -> dict[str, float]:
         """Share of nodes (``by="nodes"``) or of MACs (``by="macs"``) per device."""
@@ -107,6 +123,27 @@ class PlacementReport(BaseModel):
         console = Console(width=120, record=True, file=_NullIO(), color_system=None)
         console.print(self._table())
         console.print(f"Share by nodes: {self.summary()}")
+        macs = self.device_share("macs")
+        if macs:
+            console.print("Share by MACs: " + "; ".join(f"{d}: {100 * v:.1f}%" for d, v in macs.items()))
+        for p in self.partitions:
+            timing = f", {p.time_ms:.3f} ms/run" if p.time_ms is not None else ""
+            tag = " (emulated)" if p.emulated else ""
+            console.print(
+                f"partition {p.index}: {p.device}{tag}, {len(p.nodes)} nodes, "
+                f"{p.macs or 0:,} MACs, {p.params or 0:,} params{timing}"
+            )
+        for note in self.notes:
+            console.print(f"note: {note}")
+        if self.estimate is not None:
+            e = self.estimate
+            console.print(
+                f"estimate on {e.target}: {e.latency_ms:.3f} ms, {e.energy_mj:.3f} mJ per inference "
+                f"({e.energy_source}); memory {e.memory_bytes:,} bytes "
+                f"({'fits' if e.fits_in_memory else 'does NOT fit'})"
+            )
+            for a in e.assumptions:
+                console.print(f"  assumption: {a}")
         return console.export_text()
 
     def _repr_html_(self) -> str:
