@@ -108,39 +108,49 @@ def _float_tensors(proto: Any) -> dict[str, int]:
     return types
 
 
+class IntermediateRunner:
+    """An ONNX Runtime session over a copy of ``proto`` whose graph outputs include ``tensors``.
+
+    Graph optimizations are off so that the named tensors are not fused away.
+    """
+
+    def __init__(self, proto: Any, tensors: Sequence[str]) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.ModelProto()
+        model.CopyFrom(proto)
+        existing = {o.name for o in model.graph.output}
+        types = _float_tensors(model) if tensors else {}
+        for name in tensors:
+            if name not in existing:
+                model.graph.output.append(
+                    onnx.helper.make_tensor_value_info(name, types.get(name, onnx.TensorProto.FLOAT), None)
+                )
+                existing.add(name)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self._sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        self.names = [o.name for o in self._sess.get_outputs()]
+
+    def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(zip(self.names, self._sess.run(self.names, dict(feed))))
+
+
+def float_tensor_types(proto: Any) -> dict[str, int]:
+    """ONNX element type of every tensor whose type shape inference knows."""
+    return _float_tensors(proto)
+
+
 def run_with_intermediates(
     proto: Any,
     feeds: Iterable[Mapping[str, np.ndarray]],
     tensors: Sequence[str],
 ) -> list[dict[str, np.ndarray]]:
-    """Run ``proto`` on ONNX Runtime over ``feeds``, returning the graph outputs and ``tensors``.
-
-    The named intermediate tensors are added as extra graph outputs of a copy of
-    the model; graph optimizations are turned off so that they are not fused away.
-    """
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    existing = {o.name for o in model.graph.output}
-    types = _float_tensors(model) if tensors else {}
-    for name in tensors:
-        if name not in existing:
-            model.graph.output.append(
-                onnx.helper.make_tensor_value_info(name, types.get(name, onnx.TensorProto.FLOAT), None)
-            )
-            existing.add(name)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    results = []
-    for feed in feeds:
-        outs = sess.run(names, dict(feed))
-        results.append(dict(zip(names, outs)))
-    return results
+    """Run ``proto`` on ONNX Runtime over ``feeds``, returning the graph outputs and ``tensors``."""
+    runner = IntermediateRunner(proto, tensors)
+    return [runner.run(feed) for feed in feeds]
 
 
 def produced_tensors(proto: Any) -> set[str]:

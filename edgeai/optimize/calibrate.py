@@ -28,7 +28,14 @@ import numpy as np
 from edgeai.errors import InputError, InputNameError
 from edgeai.optimize._errors import CalibrationError
 
-__all__ = ["CALIBRATION_METHODS", "CalibrationSet", "progress_bar", "quiet_ort_quantization_logs"]
+__all__ = [
+    "CALIBRATION_METHODS",
+    "CalibrationSet",
+    "collect_ranges",
+    "entropy_threshold",
+    "progress_bar",
+    "quiet_ort_quantization_logs",
+]
 
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 
@@ -99,9 +106,7 @@ class _FeedChecker:
         elif len(self.names) == 1:
             feed = {self.names[0]: item}
         else:
-            raise InputNameError(
-                f"a single array was given but the model has inputs {self.names}; pass a dict"
-            )
+            raise InputNameError(f"a single array was given but the model has inputs {self.names}; pass a dict")
         unknown = sorted(set(feed) - set(self.names))
         missing = [n for n in self.names if n not in feed]
         if unknown or missing:
@@ -122,9 +127,7 @@ class _FeedChecker:
                     f"input {spec.name!r} expects dtype {spec.dtype} ({spec}), got {value.dtype}; "
                     f"convert it with .astype(np.{spec.dtype})"
                 )
-            if spec.shape is not None and (
-                value.ndim != len(spec.shape) or not spec.matches_shape(value.shape)
-            ):
+            if spec.shape is not None and (value.ndim != len(spec.shape) or not spec.matches_shape(value.shape)):
                 raise InputShapeError(f"input {spec.name!r} expects {spec}, got shape {value.shape}")
             out[spec.name] = value
         return out
@@ -174,21 +177,160 @@ def quiet_ort_quantization_logs() -> Iterator[None]:
         root.removeFilter(flt)
 
 
-def make_reader(feeds: list[dict[str, np.ndarray]], advance: Any) -> Any:
-    """An ``onnxruntime.quantization.CalibrationDataReader`` over checked feeds."""
-    from onnxruntime.quantization import CalibrationDataReader
+HISTOGRAM_BINS = 2048
+"""Bins of the activation histograms of the percentile and entropy calibrators (as TensorRT)."""
+QUANTIZED_BINS = 128
+"""Levels the entropy calibrator compares against: 8-bit magnitudes (7 bits plus sign)."""
 
-    class _Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._it = iter(feeds)
 
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            item = next(self._it, None)
-            if item is not None:
-                advance(1)
-            return item
+def calibration_tensors(proto: Any) -> list[str]:
+    """Float activations to calibrate: float graph inputs and every float tensor a node produces."""
+    from edgeai.optimize._model import float_tensor_types
 
-        def __len__(self) -> int:
-            return len(feeds)
+    types = float_tensor_types(proto)
+    inits = {i.name for i in proto.graph.initializer}
+    names = [i.name for i in proto.graph.input if i.name not in inits]
+    for node in proto.graph.node:
+        if node.op_type == "Constant":
+            continue
+        names.extend(o for o in node.output if o)
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        if name not in seen and types.get(name) in (1, 10):  # float32, float16
+            seen.add(name)
+            out.append(name)
+    return out
 
-    return _Reader()
+
+def collect_ranges(
+    proto: Any,
+    feeds: list[dict[str, np.ndarray]],
+    method: str,
+    *,
+    percentile: float = 99.999,
+    advance: Any = None,
+) -> dict[str, tuple[float, float]]:
+    """Activation ranges ``{tensor: (low, high)}`` measured on ``feeds`` with one calibrator.
+
+    * ``minmax``: the smallest and largest value seen.
+    * ``percentile``: the ``100 - p`` and ``p`` percentiles of the values (from a
+      2048-bin histogram over the min-max range), so rare outliers are clipped.
+    * ``entropy``: the clipping threshold ``t`` on ``|x|`` that minimises the KL
+      divergence between the histogram clipped at ``t`` and its 128-level
+      quantization (Migacz, "8-bit inference with TensorRT", 2017).
+
+    Every range includes 0, so that zero is exactly representable. Min-max needs
+    one pass over the feeds; the histogram calibrators two.
+    """
+    from edgeai.optimize._model import IntermediateRunner
+
+    tensors = calibration_tensors(proto)
+    runner = IntermediateRunner(proto, tensors)
+    step = advance or (lambda n=1: None)
+    lo = {t: np.inf for t in tensors}
+    hi = {t: -np.inf for t in tensors}
+    for feed in feeds:
+        outs = runner.run(feed)
+        for t in tensors:
+            v = outs[t]
+            if v.size:
+                lo[t] = min(lo[t], float(np.min(v)))
+                hi[t] = max(hi[t], float(np.max(v)))
+        step(1)
+    for t in tensors:
+        if not np.isfinite(lo[t]) or not np.isfinite(hi[t]):
+            lo[t] = hi[t] = 0.0
+    if method == "minmax":
+        return {t: (min(lo[t], 0.0), max(hi[t], 0.0)) for t in tensors}
+    hists = {t: np.zeros(HISTOGRAM_BINS, np.float64) for t in tensors}
+    for feed in feeds:
+        outs = runner.run(feed)
+        for t in tensors:
+            v = np.asarray(outs[t], np.float64).ravel()
+            if method == "percentile":
+                if hi[t] > lo[t]:
+                    hists[t] += np.histogram(v, HISTOGRAM_BINS, range=(lo[t], hi[t]))[0]
+            else:
+                amax = max(abs(lo[t]), abs(hi[t]))
+                if amax > 0:
+                    hists[t] += np.histogram(np.abs(v), HISTOGRAM_BINS, range=(0.0, amax))[0]
+        step(1)
+    ranges: dict[str, tuple[float, float]] = {}
+    for t in tensors:
+        if method == "percentile":
+            low, high = _percentile_range(hists[t], lo[t], hi[t], percentile)
+        else:
+            amax = max(abs(lo[t]), abs(hi[t]))
+            threshold = entropy_threshold(hists[t], amax)
+            low, high = max(lo[t], -threshold), min(hi[t], threshold)
+        ranges[t] = (min(low, 0.0), max(high, 0.0))
+    return ranges
+
+
+def _percentile_range(hist: np.ndarray, lo: float, hi: float, percentile: float) -> tuple[float, float]:
+    total = hist.sum()
+    if total == 0 or hi <= lo:
+        return lo, hi
+    edges = np.linspace(lo, hi, len(hist) + 1)
+    cdf = np.cumsum(hist) / total
+    tail = (100.0 - percentile) / 100.0
+    low_idx = int(np.searchsorted(cdf, tail, side="right"))
+    high_idx = int(np.searchsorted(cdf, 1.0 - tail, side="left"))
+    return float(edges[min(low_idx, len(hist) - 1)]), float(edges[min(high_idx + 1, len(hist))])
+
+
+def entropy_threshold(hist: np.ndarray, amax: float, levels: int = QUANTIZED_BINS, stride: int = 4) -> float:
+    """The ``|x|`` clipping threshold minimising KL(P || Q) over a histogram of ``|x|`` on [0, amax].
+
+    P is the histogram cut at ``i`` bins with the clipped mass added to its last
+    bin; Q spreads each of ``levels`` groups of P's bins evenly over the group's
+    non-empty bins. Candidates run from ``levels`` bins to all bins.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.abs(np.concatenate([rng.normal(0, 1, 100_000), [60.0]]))  # one outlier
+    >>> h, _ = np.histogram(x, 2048, range=(0, x.max()))
+    >>> entropy_threshold(h, x.max()) < 10  # clips the outlier, keeps the bulk
+    True
+    """
+    hist = np.asarray(hist, np.float64)
+    n = len(hist)
+    if amax <= 0 or hist.sum() == 0 or n <= levels:
+        return float(amax)
+    width = amax / n
+    best_i, best_kl = n, np.inf
+    for i in range(levels, n + 1, stride):
+        p = hist[:i].copy()
+        p[-1] += hist[i:].sum()
+        nonzero = hist[:i] > 0
+        # group the first i bins into `levels` groups of (nearly) equal width
+        group = (np.arange(i) * levels) // i
+        sums = np.bincount(group, weights=hist[:i], minlength=levels)
+        counts = np.bincount(group, weights=nonzero.astype(np.float64), minlength=levels)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(nonzero, sums[group] / np.maximum(counts[group], 1), 0.0)
+        mask = p > 0
+        if np.any(mask & (q == 0)):
+            # P has mass where Q has none (the clipped tail): smooth Q so KL stays finite
+            q = np.where(q == 0, 1e-4 * q[q > 0].min() if np.any(q > 0) else 1e-12, q)
+        p_n = p[mask] / p.sum()
+        q_n = q[mask] / q.sum()
+        kl = float(np.sum(p_n * np.log(p_n / q_n)))
+        if kl < best_kl:
+            best_kl, best_i = kl, i
+    return float(best_i * width)
+
+
+def ranges_to_ort(ranges: dict[str, tuple[float, float]], method: str) -> Any:
+    """Ranges as onnxruntime.quantization ``TensorsData`` (its quantizer only reads the range)."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+
+    ort_method = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[method]
+    return TensorsData(
+        ort_method,
+        {t: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for t, (lo, hi) in ranges.items()},
+    )

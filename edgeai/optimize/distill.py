@@ -158,9 +158,7 @@ def distill(
     return result
 
 
-def _validate(
-    torch: Any, student: Any, teacher: Any, loader: Iterable[Any], result: DistillationResult
-) -> None:
+def _validate(torch: Any, student: Any, teacher: Any, loader: Iterable[Any], result: DistillationResult) -> None:
     student.eval()
     agree = correct = t_correct = n = 0
     has_labels = True

@@ -277,9 +277,7 @@ def _compare(name: str, ref: np.ndarray, got: np.ndarray) -> OutputComparison:
     )
 
 
-def _layer_sqnr(
-    ref_proto: Any, proto: Any, feeds: list[dict[str, np.ndarray]], layer_samples: int
-) -> list[LayerSQNR]:
+def _layer_sqnr(ref_proto: Any, proto: Any, feeds: list[dict[str, np.ndarray]], layer_samples: int) -> list[LayerSQNR]:
     """SQNR of every float activation the reference and the model both have (same name and shape)."""
     from edgeai.optimize._model import produced_tensors, quantized_counterpart, run_with_intermediates
     from edgeai.optimize.quantize import sqnr_db

@@ -239,9 +239,7 @@ def _check_input(proto: Any, ratio: float, what: str) -> None:
         raise OptimizationError(f"{what} must be in [0, 1), not {ratio}")
     done = quantized_ops(proto)
     if done:
-        raise OptimizationError(
-            f"the model is quantized ({done[:3]}...); prune the float model, then quantize it"
-        )
+        raise OptimizationError(f"the model is quantized ({done[:3]}...); prune the float model, then quantize it")
 
 
 def prune_magnitude(
@@ -378,8 +376,7 @@ def _follow(g: _Graph, tensor: str, plan: _Plan, channels: int) -> None:
         label = c.name or c.op_type
         if c.op_type not in _FOLLOWED:
             raise _Refusal(
-                f"it feeds {c.op_type} {label!r}, which is not channel-wise "
-                "(channels cannot be removed through it)"
+                f"it feeds {c.op_type} {label!r}, which is not channel-wise (channels cannot be removed through it)"
             )
         if c.input[0] != tensor:
             raise _Refusal(f"{c.op_type} {label!r} reads it as a non-data input")

@@ -8,9 +8,11 @@ symmetric int8, per channel by default; activations are asymmetric uint8 or
 int8. ``reduce_range`` keeps weights to 7 bits for CPUs without VNNI, where the
 u8 x s8 multiply-add could saturate.
 
-The graph rewriting is done by ``onnxruntime.quantization``; edgeai checks the
-inputs, runs the calibration once (with a progress bar), drives the accuracy
-budget loop and reports what was done.
+edgeai checks the inputs and measures the activation ranges itself
+(:mod:`edgeai.optimize.calibrate`, once, with a progress bar); the graph
+rewriting into Q/DQ or QLinear ops is done by ``onnxruntime.quantization``
+from those ranges. edgeai then drives the accuracy budget loop and reports what
+was done.
 
 With ``max_accuracy_drop`` and ``eval_fn``, layers are kept in float, most
 sensitive first, until the accuracy drop is within budget. Sensitivity is the
@@ -47,9 +49,10 @@ from edgeai.optimize._model import as_proto, model_size, quantized_ops, save_ato
 from edgeai.optimize.calibrate import (
     CALIBRATION_METHODS,
     CalibrationSet,
-    make_reader,
+    collect_ranges,
     progress_bar,
     quiet_ort_quantization_logs,
+    ranges_to_ort,
 )
 
 __all__ = ["FloatLayer", "LayerSensitivity", "QuantizationResult", "quantize", "quantize_dynamic", "sqnr_db"]
@@ -161,9 +164,7 @@ class QuantizationResult(BaseModel):
             f"{self.size_bytes:,} bytes ({self.size_ratio:.1%})"
         ]
         if self.accuracy is not None and self.float_accuracy is not None:
-            parts.append(
-                f"accuracy {self.float_accuracy:.4f} -> {self.accuracy:.4f} (drop {self.accuracy_drop:+.4f})"
-            )
+            parts.append(f"accuracy {self.float_accuracy:.4f} -> {self.accuracy:.4f} (drop {self.accuracy_drop:+.4f})")
         if self.float_layers:
             parts.append("kept in float: " + ", ".join(f"{f.name} ({f.reason})" for f in self.float_layers))
         return "; ".join(parts)
@@ -240,6 +241,7 @@ class _StaticQuantizer:
         # to external data); it gets a file instead, so the caller's model stays intact.
         self.float_path = save_atomic(proto, Path(self._tmp.name) / "float.onnx")
         self.calibration_seconds = 0.0
+        self.ranges: dict[str, tuple[float, float]] | None = None
 
     def close(self) -> None:
         self._tmp.cleanup()
@@ -261,9 +263,17 @@ class _StaticQuantizer:
     ) -> Any:
         import onnx
         from onnxruntime.quantization import QuantFormat, quantize_static
+        from onnxruntime.quantization.calibrate import save_tensors_data
 
-        first = not self.cache.exists()
-        extra: dict[str, Any] = {"CalibPercentile": self.percentile}
+        if self.ranges is None:
+            start = time.perf_counter()
+            passes = 1 if self.method == "minmax" else 2
+            with progress_bar(passes * len(self.calib), f"calibrating ({self.method})", self.progress) as advance:
+                self.ranges = collect_ranges(
+                    self.proto, self.calib.feeds, self.method, percentile=self.percentile, advance=advance
+                )
+            save_tensors_data(ranges_to_ort(self.ranges, self.method), self.cache)
+            self.calibration_seconds = time.perf_counter() - start
         op_types = self.op_types
         if exclude_op_types:
             from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
@@ -271,16 +281,12 @@ class _StaticQuantizer:
             registry = QDQRegistry if self.fmt == "qdq" else QLinearOpsRegistry
             op_types = [t for t in (op_types or list(registry)) if t not in set(exclude_op_types)]
         out = Path(self._tmp.name) / "quantized.onnx"
-        start = time.perf_counter()
         try:
-            with (
-                progress_bar(len(self.calib), f"calibrating ({self.method})", self.progress and first) as adv,
-                quiet_ort_quantization_logs(),
-            ):
+            with quiet_ort_quantization_logs():
                 quantize_static(
                     str(self.float_path),
                     str(out),
-                    make_reader(self.calib.feeds, adv) if first else None,
+                    None,  # ranges come from edgeai's calibration, through the cache file
                     quant_format=QuantFormat.QDQ if self.fmt == "qdq" else QuantFormat.QOperator,
                     op_types_to_quantize=op_types,
                     per_channel=self.per_channel,
@@ -290,13 +296,10 @@ class _StaticQuantizer:
                     nodes_to_quantize=list(only) if only is not None else None,
                     nodes_to_exclude=list(exclude),
                     calibrate_method=self._method(),
-                    extra_options=extra,
                     calibration_cache_path=self.cache,
                 )
-        except (ValueError, TypeError, RuntimeError) as exc:
+        except (ValueError, TypeError, RuntimeError, KeyError) as exc:
             raise OptimizationError(f"ONNX Runtime's quantizer refused the model or options: {exc}") from exc
-        if first:
-            self.calibration_seconds = time.perf_counter() - start
         return onnx.load(str(out))
 
 
@@ -338,9 +341,7 @@ def _sensitivities(
                 np.concatenate([g[n].ravel() for g in got for n in out_names]),
             )
             found.append(
-                LayerSensitivity(
-                    name=node.name, op_type=node.op_type, layer_sqnr_db=layer, output_sqnr_db=outs
-                )
+                LayerSensitivity(name=node.name, op_type=node.op_type, layer_sqnr_db=layer, output_sqnr_db=outs)
             )
             adv(1)
     return sorted(found, key=lambda s: s.output_sqnr_db)
@@ -429,9 +430,7 @@ def quantize(
     try:
         excluded = list(exclude_nodes)
         qproto = quantizer.run(exclude=excluded, exclude_op_types=exclude_op_types)
-        float_layers = [
-            FloatLayer(name=n, op_type=_op_of(proto, n), reason="excluded by name") for n in excluded
-        ]
+        float_layers = [FloatLayer(name=n, op_type=_op_of(proto, n), reason="excluded by name") for n in excluded]
         result = QuantizationResult(
             mode="static",
             format=fmt,
@@ -499,9 +498,7 @@ def _meet_budget(
         n for n in quantizer.proto.graph.node if n.op_type in _WEIGHTED_OPS and n.name in quantized and n.name
     ]
     feeds = quantizer.calib.head(max(1, sensitivity_samples))
-    result.sensitivity = _sensitivities(
-        quantizer, candidates, excluded, exclude_op_types, feeds, quantizer.progress
-    )
+    result.sensitivity = _sensitivities(quantizer, candidates, excluded, exclude_op_types, feeds, quantizer.progress)
     for sens in result.sensitivity:
         excluded.append(sens.name)
         qproto = quantizer.run(exclude=excluded, exclude_op_types=exclude_op_types)
@@ -556,9 +553,7 @@ def _gemm_to_matmul(proto: Any) -> Any:
         nodes.append(onnx.helper.make_node("MatMul", [node.input[0], b_name], [mm_out], name=node.name))
         if has_bias:
             nodes.append(
-                onnx.helper.make_node(
-                    "Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_bias"
-                )
+                onnx.helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=f"{node.name}_bias")
             )
     del model.graph.node[:]
     model.graph.node.extend(nodes)
