@@ -47,9 +47,7 @@ def qrange(dtype: Any) -> tuple[int, int]:
     """``(qmin, qmax)`` of an integer quantized type (numpy or ml_dtypes int4/uint4)."""
     name = np.dtype(dtype).name
     if name not in _RANGES:
-        raise ModelFormatError(
-            f"{name} is not a supported quantized integer type; use one of {', '.join(_RANGES)}"
-        )
+        raise ModelFormatError(f"{name} is not a supported quantized integer type; use one of {', '.join(_RANGES)}")
     return _RANGES[name]
 
 
@@ -63,9 +61,7 @@ def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
     return axis % max(rank, 1)
 
 
-def expand_param(
-    param: np.ndarray, x_shape: tuple[int, ...], axis: int = 1, block_size: int = 0
-) -> np.ndarray:
+def expand_param(param: np.ndarray, x_shape: tuple[int, ...], axis: int = 1, block_size: int = 0) -> np.ndarray:
     """Shape a scale or zero point so that it broadcasts against an input of ``x_shape``."""
     p = np.asarray(param)
     rank = len(x_shape)
@@ -86,14 +82,12 @@ def expand_param(
         return np.repeat(p, block_size, axis=ax)[tuple(slice(0, n) for n in x_shape)]
     if p.ndim != 1:
         raise ModelFormatError(
-            f"per-axis scale/zero point must be 1-D, got shape {p.shape}; "
-            "use block_size for blocked quantization"
+            f"per-axis scale/zero point must be 1-D, got shape {p.shape}; use block_size for blocked quantization"
         )
     ax = normalize_axis(axis, rank)
     if p.shape[0] != x_shape[ax]:
         raise ModelFormatError(
-            f"per-axis scale/zero point has {p.shape[0]} entries but the input has {x_shape[ax]} "
-            f"along axis {ax}"
+            f"per-axis scale/zero point has {p.shape[0]} entries but the input has {x_shape[ax]} along axis {ax}"
         )
     shape = [1] * rank
     shape[ax] = -1

@@ -7,8 +7,8 @@ rounded half to even and saturated after adding the output zero point.
 **TFLite mode** (gemmlowp / TFLite reference kernels): the real multiplier
 is stored as an int32 Q31 fixed-point multiplier and a power-of-two shift;
 the accumulator is multiplied with gemmlowp's *saturating rounding doubling
-high multiply* and divided by a power of two with *rounding divide by POT*
-(both round half away from zero).
+high multiply* (nearest, ties toward +infinity) and divided by a power of
+two with *rounding divide by POT* (nearest, ties away from zero).
 
 Every scalar helper is a numba ``register_jitable`` function: callable from
 plain Python and from ``@njit`` kernels, so the fast kernels and this
@@ -135,7 +135,11 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
 
 @register_jitable
 def saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
-    """gemmlowp ``SaturatingRoundingDoublingHighMul``: round(a*b / 2**31), ties away from zero."""
+    """gemmlowp ``SaturatingRoundingDoublingHighMul``: round(a*b / 2**31), ties toward +infinity.
+
+    (The nudge is +2**30 for a non-negative product and 1 - 2**30 for a
+    negative one, then C's truncating division: -1.5 becomes -1, 1.5 becomes 2.)
+    """
     if a == -2147483648 and b == -2147483648:
         return 2147483647
     ab = np.int64(a) * np.int64(b)
@@ -169,9 +173,7 @@ def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int
 
 
 @register_jitable
-def requantize_tflite_scalar(
-    acc: int, multiplier: int, shift: int, zero_point: int, qmin: int, qmax: int
-) -> int:
+def requantize_tflite_scalar(acc: int, multiplier: int, shift: int, zero_point: int, qmin: int, qmax: int) -> int:
     """One accumulator, TFLite's way: ``clamp(MBQM(acc, m, shift) + zp)``."""
     v = multiply_by_quantized_multiplier(acc, multiplier, shift) + zero_point
     return min(max(v, qmin), qmax)

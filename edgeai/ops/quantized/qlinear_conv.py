@@ -70,17 +70,22 @@ class _IntegerConv(Op):
         pads = conv_output_pads(x.shape[2:], w.shape[2:], strides, dilations, self.pads_attr, self.auto_pad)
         return strides, pads, dilations
 
-    def _accumulate(
-        self, x: np.ndarray, x_zp: np.ndarray, w: np.ndarray, w_zp: np.ndarray
-    ) -> np.ndarray:
+    def _accumulate(self, x: np.ndarray, x_zp: np.ndarray, w: np.ndarray, w_zp: np.ndarray) -> np.ndarray:
         strides, pads, dilations = self._geometry(x, w)
         w_const = const_input(self.ctx, self._w_index) is not None
         if w_const and np.ndim(w_zp) == 0:
             key = (x.dtype.str, tuple(pads))
             if key not in self._kernels:
                 self._kernels[key] = try_kernel(
-                    self.ctx, "prepare_conv", w, w_zp, x_dtype=x.dtype, strides=strides, pads=pads,
-                    dilations=dilations, group=self.group,
+                    self.ctx,
+                    "prepare_conv",
+                    w,
+                    w_zp,
+                    x_dtype=x.dtype,
+                    strides=strides,
+                    pads=pads,
+                    dilations=dilations,
+                    group=self.group,
                 )
             kernel = self._kernels[key]
             if kernel is not None:
@@ -93,7 +98,10 @@ class ConvInteger(_IntegerConv):
     """ONNX ConvInteger: int32 ``conv(x - x_zp, w - w_zp)``; ``w_zp`` may be per output channel."""
 
     def run(
-        self, x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | None = None,
+        self,
+        x: np.ndarray,
+        w: np.ndarray,
+        x_zero_point: np.ndarray | None = None,
         w_zero_point: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
         check_int_dtype(self.ctx, x, "input", ("int8", "uint8"))
@@ -111,8 +119,15 @@ class QLinearConv(_IntegerConv):
     _w_index = 3
 
     def run(
-        self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray, w: np.ndarray,
-        w_scale: np.ndarray, w_zero_point: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray,
+        self,
+        x: np.ndarray,
+        x_scale: np.ndarray,
+        x_zero_point: np.ndarray,
+        w: np.ndarray,
+        w_scale: np.ndarray,
+        w_zero_point: np.ndarray,
+        y_scale: np.ndarray,
+        y_zero_point: np.ndarray,
         bias: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
         ctx = self.ctx
@@ -132,7 +147,11 @@ class QLinearConv(_IntegerConv):
                 raise bad_model(ctx, f"bias must be int32 of shape ({m},), got {b.dtype} {b.shape}")
             acc = wrap_int32(acc.astype(np.int64) + b.reshape(chan))
         y = requantize(
-            ctx, acc, (scalar(ctx, x_scale, "x_scale"), ws.reshape(chan)), scalar(ctx, y_scale, "y_scale"),
-            yz, yz.dtype,
+            ctx,
+            acc,
+            (scalar(ctx, x_scale, "x_scale"), ws.reshape(chan)),
+            scalar(ctx, y_scale, "y_scale"),
+            yz,
+            yz.dtype,
         )
         return (y,)

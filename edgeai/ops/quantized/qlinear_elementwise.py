@@ -45,8 +45,15 @@ def _saturate(v: np.ndarray, dtype: Any) -> np.ndarray:
 
 class _Binary(Op):
     def _operands(
-        self, a: np.ndarray, a_scale: Any, a_zp: Any, b: np.ndarray, b_scale: Any, b_zp: Any,
-        c_scale: Any, c_zp: Any,
+        self,
+        a: np.ndarray,
+        a_scale: Any,
+        a_zp: Any,
+        b: np.ndarray,
+        b_scale: Any,
+        b_zp: Any,
+        c_scale: Any,
+        c_zp: Any,
     ) -> tuple[np.ndarray, ...]:
         ctx = self.ctx
         check_int_dtype(ctx, np.asarray(a), "A", _I8)

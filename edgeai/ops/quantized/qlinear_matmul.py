@@ -101,7 +101,10 @@ class MatMulInteger(_IntegerMatMul):
     """ONNX MatMulInteger: int32 ``(a - a_zp) @ (b - b_zp)``."""
 
     def run(
-        self, a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | None = None,
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        a_zero_point: np.ndarray | None = None,
         b_zero_point: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
         check_int_dtype(self.ctx, a, "A", _I8)
@@ -119,8 +122,15 @@ class QLinearMatMul(_IntegerMatMul):
     _b_index = 3
 
     def run(
-        self, a: np.ndarray, a_scale: np.ndarray, a_zero_point: np.ndarray, b: np.ndarray,
-        b_scale: np.ndarray, b_zero_point: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray,
+        self,
+        a: np.ndarray,
+        a_scale: np.ndarray,
+        a_zero_point: np.ndarray,
+        b: np.ndarray,
+        b_scale: np.ndarray,
+        b_zero_point: np.ndarray,
+        y_scale: np.ndarray,
+        y_zero_point: np.ndarray,
     ) -> tuple[Any, ...]:
         ctx = self.ctx
         check_int_dtype(ctx, a, "A", _I8)
@@ -133,7 +143,6 @@ class QLinearMatMul(_IntegerMatMul):
         yz = scalar(ctx, y_zero_point, "y_zero_point")
         num = (_a_param(ctx, a_scale, a, "a_scale"), _b_param(ctx, b_scale, b, "b_scale"))
         return (requantize(ctx, acc, num, scalar(ctx, y_scale, "y_scale"), yz, yz.dtype),)
-
 
 
 @register("QGemm", domain="com.microsoft", since=1)
@@ -156,9 +165,16 @@ class QGemm(_IntegerMatMul):
         self._b_t = None if b is None or not self.trans_b else np.ascontiguousarray(b.T)
 
     def run(
-        self, a: np.ndarray, a_scale: np.ndarray, a_zero_point: np.ndarray, b: np.ndarray,
-        b_scale: np.ndarray, b_zero_point: np.ndarray, c: np.ndarray | None = None,
-        y_scale: np.ndarray | None = None, y_zero_point: np.ndarray | None = None,
+        self,
+        a: np.ndarray,
+        a_scale: np.ndarray,
+        a_zero_point: np.ndarray,
+        b: np.ndarray,
+        b_scale: np.ndarray,
+        b_zero_point: np.ndarray,
+        c: np.ndarray | None = None,
+        y_scale: np.ndarray | None = None,
+        y_zero_point: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
         ctx = self.ctx
         check_int_dtype(ctx, a, "A", _I8)
@@ -194,8 +210,13 @@ class MatMulIntegerToFloat(_IntegerMatMul):
     """com.microsoft MatMulIntegerToFloat: ``float32(acc) * (a_scale * b_scale) + bias``."""
 
     def run(
-        self, a: np.ndarray, b: np.ndarray, a_scale: np.ndarray, b_scale: np.ndarray,
-        a_zero_point: np.ndarray | None = None, b_zero_point: np.ndarray | None = None,
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        a_scale: np.ndarray,
+        b_scale: np.ndarray,
+        a_zero_point: np.ndarray | None = None,
+        b_zero_point: np.ndarray | None = None,
         bias: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
         ctx = self.ctx
@@ -213,7 +234,11 @@ class DynamicQuantizeMatMul(_IntegerMatMul):
     """com.microsoft DynamicQuantizeMatMul: A quantized to uint8 on the fly, then MatMulIntegerToFloat."""
 
     def run(
-        self, a: np.ndarray, b: np.ndarray, b_scale: np.ndarray, b_zero_point: np.ndarray | None = None,
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        b_scale: np.ndarray,
+        b_zero_point: np.ndarray | None = None,
         bias: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
         ctx = self.ctx

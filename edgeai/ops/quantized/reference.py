@@ -48,9 +48,7 @@ def _centered(x: np.ndarray, zp: np.ndarray | int) -> np.ndarray:
     return np.asarray(x).astype(np.float64) - np.asarray(zp).astype(np.float64)
 
 
-def matmul_int32(
-    a: np.ndarray, a_zp: np.ndarray | int, b: np.ndarray, b_zp: np.ndarray | int
-) -> np.ndarray:
+def matmul_int32(a: np.ndarray, a_zp: np.ndarray | int, b: np.ndarray, b_zp: np.ndarray | int) -> np.ndarray:
     """``(a - a_zp) @ (b - b_zp)`` with numpy matmul broadcasting, as int32.
 
     ``a_zp`` broadcasts against ``a`` (scalar, or per row as shape (M, 1));
@@ -82,9 +80,7 @@ def conv_output_pads(
     if auto_pad == "VALID":
         return [0] * (2 * n)
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        raise ModelFormatError(
-            f"auto_pad={auto_pad!r} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"
-        )
+        raise ModelFormatError(f"auto_pad={auto_pad!r} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER")
     begin, end = [], []
     for i in range(n):
         out = -(-in_spatial[i] // strides[i])
@@ -133,9 +129,7 @@ def conv_int32(
     if cg * int(np.prod(kernel)) * 65536.0 * 65536.0 >= _EXACT:
         raise ModelFormatError("conv reduction is too long for an exact accumulator")
     xp = np.pad(x_c, [(0, 0), (0, 0)] + [(pads[i], pads[i + nsp]) for i in range(nsp)])
-    out_sp = [
-        (xp.shape[2 + i] - dilations[i] * (kernel[i] - 1) - 1) // strides[i] + 1 for i in range(nsp)
-    ]
+    out_sp = [(xp.shape[2 + i] - dilations[i] * (kernel[i] - 1) - 1) // strides[i] + 1 for i in range(nsp)]
     if any(o <= 0 for o in out_sp):
         raise ModelFormatError(f"conv output would be empty: input {x.shape}, kernel {tuple(kernel)}")
     mg = m // group

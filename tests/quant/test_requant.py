@@ -1,0 +1,165 @@
+"""Requantization arithmetic against independent exact references (fractions) and known values."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeai.quant import requant as rq
+from edgeai.quant.float32 import fma_f32
+
+INT32 = st.integers(-(2**31), 2**31 - 1)
+SETTINGS = settings(max_examples=300, deadline=None)
+
+
+def _round_half_up(q: Fraction) -> int:
+    return math.floor(q + Fraction(1, 2))
+
+
+def _round_half_away(q: Fraction) -> int:
+    return int(math.copysign(math.floor(abs(q) + Fraction(1, 2)), q))
+
+
+def _srdhm_ref(a: int, b: int) -> int:
+    """Nearest a*b/2**31 with ties toward +inf, saturated (gemmlowp's definition, derived by hand)."""
+    return min(_round_half_up(Fraction(a * b, 2**31)), 2**31 - 1)
+
+
+def _mbqm_ref(x: int, m: int, shift: int) -> int:
+    left, right = max(shift, 0), max(-shift, 0)
+    xl = ((x * 2**left + 2**31) % 2**32) - 2**31
+    return _round_half_away(Fraction(_srdhm_ref(xl, m), 2**right))
+
+
+# ---------------------------------------------------------------- fixed point
+
+
+def test_known_values() -> None:
+    # gemmlowp: the only overflow case saturates
+    assert rq.saturating_rounding_doubling_high_mul(-(2**31), -(2**31)) == 2**31 - 1
+    # ties: SRDHM rounds -1.5 to -1 and 1.5 to 2; RoundingDivideByPOT rounds -1.5 to -2
+    assert rq.saturating_rounding_doubling_high_mul(-3, 2**30) == -1
+    assert rq.saturating_rounding_doubling_high_mul(3, 2**30) == 2
+    assert rq.rounding_divide_by_pot(-3, 1) == -2
+    assert rq.rounding_divide_by_pot(3, 1) == 2
+    assert rq.rounding_divide_by_pot(-5, 2) == -1
+    # TFLite QuantizeMultiplier: 0.5 = 2**30 * 2**(0-31); 1.0 -> shift 1; 0.75 -> 0.75 * 2**31
+    assert rq.quantize_multiplier(0.5) == (2**30, 0)
+    assert rq.quantize_multiplier(1.0) == (2**30, 1)
+    assert rq.quantize_multiplier(0.75) == (3 * 2**29, 0)
+    assert rq.quantize_multiplier(2.0**-40) == (0, 0)
+    # rounding up to 2**31 renormalises
+    assert rq.quantize_multiplier(1.0 - 2.0**-40) == (2**30, 1)
+
+
+def test_quantize_multiplier_rejects_bad_scale() -> None:
+    with pytest.raises(ValueError, match="positive and finite"):
+        rq.quantize_multiplier(-0.1)
+
+
+@SETTINGS
+@given(INT32, INT32)
+def test_srdhm_matches_exact(a: int, b: int) -> None:
+    assert rq.saturating_rounding_doubling_high_mul(a, b) == _srdhm_ref(a, b)
+
+
+@SETTINGS
+@given(INT32, st.integers(0, 31))
+def test_rounding_divide_by_pot_matches_exact(x: int, e: int) -> None:
+    assert rq.rounding_divide_by_pot(x, e) == _round_half_away(Fraction(x, 2**e))
+
+
+@SETTINGS
+@given(st.floats(2.0**-30, 2.0**10, allow_nan=False))
+def test_quantize_multiplier_represents_the_real(real: float) -> None:
+    m, shift = rq.quantize_multiplier(real)
+    assert 2**30 <= m < 2**31
+    approx = Fraction(m) * Fraction(2) ** (shift - 31)
+    assert abs(approx - Fraction(real)) <= Fraction(2) ** (shift - 32)
+
+
+@SETTINGS
+@given(
+    st.lists(INT32, min_size=1, max_size=20),
+    st.floats(2.0**-20, 4.0, allow_nan=False),
+    st.integers(-128, 127),
+)
+def test_requantize_tflite_vector_matches_scalar_and_exact(acc: list[int], real: float, zp: int) -> None:
+    m, shift = rq.quantize_multiplier(real)
+    got = rq.requantize_tflite(np.array(acc, np.int32), m, shift, zp, -128, 127)
+    for a, g in zip(acc, got.tolist()):
+        want = min(max(_mbqm_ref(a, m, shift) + zp, -128), 127)
+        assert g == want
+        assert rq.requantize_tflite_scalar(a, m, shift, zp, -128, 127) == want
+
+
+# ---------------------------------------------------------------------- ONNX
+
+
+@SETTINGS
+@given(
+    st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=20),
+    st.floats(2.0**-20, 2.0, allow_nan=False, width=32),
+    st.integers(0, 255),
+)
+def test_requantize_onnx_matches_exact(acc: list[int], scale: float, zp: int) -> None:
+    s = np.float32(scale)
+    got = rq.requantize_onnx(np.array(acc, np.int32), s, zp, 0, 255)
+    for a, g in zip(acc, got.tolist()):
+        prod = Fraction(float(np.float32(a))) * Fraction(float(s))
+        v = float(np.float32(float(prod)))  # float32 product, correctly rounded
+        want = min(max(round(Fraction(v)) + zp, 0), 255)  # Python round: ties to even
+        assert g == want
+        assert rq.requantize_onnx_scalar(a, s, zp, 0, 255) == want
+
+
+def test_round_half_even_ties() -> None:
+    assert [rq.round_half_even(v) for v in (0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4999)] == [
+        0.0, 2.0, 2.0, -0.0, -2.0, -2.0, 2.0,
+    ]  # fmt: skip
+
+
+def test_jit_helpers_agree_with_python() -> None:
+    numba = pytest.importorskip("numba")
+
+    @numba.njit(cache=False)
+    def both(acc: int, scale: np.float32, m: int, shift: int) -> tuple[int, int]:
+        return (
+            rq.requantize_onnx_scalar(acc, scale, 3, -128, 127),
+            rq.requantize_tflite_scalar(acc, m, shift, 3, -128, 127),
+        )
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        acc = int(rng.integers(-(2**20), 2**20))
+        real = float(rng.uniform(1e-5, 0.1))
+        scale = np.float32(real)
+        m, shift = rq.quantize_multiplier(real)
+        assert both(acc, scale, m, shift) == (
+            rq.requantize_onnx_scalar(acc, scale, 3, -128, 127),
+            rq.requantize_tflite_scalar(acc, m, shift, 3, -128, 127),
+        )
+
+
+# ----------------------------------------------------------------------- FMA
+
+
+@SETTINGS
+@given(*(st.floats(-(2.0**20), 2.0**20, allow_nan=False, width=32) for _ in range(3)))
+def test_fma_is_correctly_rounded(a: float, b: float, c: float) -> None:
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    r = fma_f32(np.float32(a), np.float32(b), np.float32(c))
+    # the float32 nearest to the exact value, ties to even
+    below = np.float32(float(exact))
+    cands = {
+        float(below),
+        float(np.nextafter(below, np.float32(np.inf))),
+        float(np.nextafter(below, np.float32(-np.inf))),
+    }
+    best = min(cands, key=lambda v: (abs(Fraction(v) - exact), int(np.float32(v).view(np.int32)) & 1))
+    assert float(r) == best
