@@ -124,7 +124,7 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
     if not (real_multiplier > 0.0 and math.isfinite(real_multiplier)):
         raise ValueError(f"requantization multiplier must be positive and finite, got {real_multiplier!r}")
     q, shift = math.frexp(real_multiplier)  # real = q * 2**shift, q in [0.5, 1)
-    q_fixed = int(math.floor(q * (1 << 31) + 0.5))  # TfLiteRound: half away from zero (q > 0)
+    q_fixed = math.floor(q * (1 << 31) + 0.5)  # TfLiteRound: half away from zero (q > 0)
     if q_fixed == (1 << 31):
         q_fixed //= 2
         shift += 1

@@ -4,9 +4,10 @@ A float32 table ``t[i] = exp((i - 255) * x_scale + b)`` (computed in double,
 ``b = log(FLT_MAX / D) - 5`` keeps the row sum finite), indexed by each
 element's distance from its row maximum; the row sum is accumulated in
 float32 left to right; ``y = rint(t * (floor(1 / y_scale) / sum)) + y_zp``,
-saturated (``floor(1 / y_scale) / sum`` first, which cannot overflow). The zero points of ``x`` do not matter (softmax is shift
-invariant). ``opset`` < 13 flattens the input to 2-D at ``axis``; 13 and
-later reduce over the single ``axis``.
+saturated (``floor(1 / y_scale) / sum`` first, which cannot overflow). The
+zero points of ``x`` do not matter (softmax is shift invariant). ``opset``
+< 13 flattens the input to 2-D at ``axis``; 13 and later reduce over the
+single ``axis``.
 
 Example:
     >>> import numpy as np
