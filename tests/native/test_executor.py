@@ -1,0 +1,290 @@
+"""The native executor: memory plan, compile-once, control flow, errors, threads.
+
+Ops registered here live in the ``test.edgeai`` domain so they never shadow a
+real op.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+import weakref
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+import edgeai
+from edgeai.errors import InferenceError, UnsupportedOpError
+from edgeai.graph import Graph, Node, Value
+from edgeai.graph.executor import CompiledGraph
+from edgeai.graph.onnx_import import import_onnx
+from edgeai.ops._base import Op, OpContext, register
+
+F32 = np.dtype("float32")
+DOMAIN = "test.edgeai"
+
+
+class _Tracker:
+    """Weak references to every array the Track op produced, to count the live ones."""
+
+    def __init__(self) -> None:
+        self.refs: list[weakref.ref[np.ndarray]] = []
+        self.peak_alive = 0
+        self.built = 0
+
+    def alive(self) -> int:
+        return sum(r() is not None for r in self.refs)
+
+
+TRACK = _Tracker()
+
+
+@register("Track", domain=DOMAIN, since=1)
+class Track(Op):
+    """y = x + 1, in a fresh array; records how many earlier outputs are still alive."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        TRACK.built += 1
+        self.offset = ctx.input_consts[1] if len(ctx.input_consts) > 1 else None
+
+    def run(self, x: np.ndarray, offset: np.ndarray | None = None) -> tuple[Any, ...]:
+        TRACK.peak_alive = max(TRACK.peak_alive, TRACK.alive())
+        y = x + (1 if offset is None else offset)
+        TRACK.refs.append(weakref.ref(y))
+        return (y,)
+
+
+def _chain(n: int, extra_outputs: tuple[str, ...] = ()) -> Graph:
+    nodes = [
+        Node(f"t{i}", "Track", DOMAIN, inputs=("x" if i == 0 else f"v{i - 1}",), outputs=(f"v{i}",)) for i in range(n)
+    ]
+    outputs = [Value(f"v{n - 1}", F32, (4,)), *(Value(o, F32, (4,)) for o in extra_outputs)]
+    return Graph.build(nodes, [Value("x", F32, (4,))], outputs, opsets={"": 21, DOMAIN: 1})
+
+
+def test_memory_plan_frees_each_value_after_its_last_consumer() -> None:
+    n = 60
+    compiled = CompiledGraph(_chain(n))
+    TRACK.refs.clear()
+    TRACK.peak_alive = 0
+    (y,) = compiled.run({"x": np.zeros(4, np.float32)})
+    np.testing.assert_array_equal(y, np.full(4, n, np.float32))
+    # When each op runs, only its own input (the previous output) is still alive:
+    # the n - 1 earlier intermediates were released. Without a plan this would reach n - 1.
+    assert TRACK.peak_alive == 1
+    assert compiled.peak_live_values() == 2  # the value being read and the one being written
+    del y
+    assert TRACK.alive() == 0
+
+
+def test_graph_outputs_in_the_middle_of_a_chain_are_kept() -> None:
+    compiled = CompiledGraph(_chain(10, extra_outputs=("v3",)))
+    last, mid = compiled.run({"x": np.zeros(4, np.float32)})
+    np.testing.assert_array_equal(mid, np.full(4, 4, np.float32))
+    np.testing.assert_array_equal(last, np.full(4, 10, np.float32))
+
+
+def test_value_with_two_consumers_lives_until_the_second() -> None:
+    nodes = [
+        Node("a", "Track", DOMAIN, ("x",), ("a",)),
+        Node("b", "Track", DOMAIN, ("a",), ("b",)),
+        Node("c", "Track", DOMAIN, ("b",), ("c",)),
+        Node("d", "Add", "", ("a", "c"), ("y",)),
+    ]
+    g = Graph.build(nodes, [Value("x", F32, (4,))], [Value("y", F32, (4,))], opsets={"": 14, DOMAIN: 1})
+    (y,) = CompiledGraph(g).run({"x": np.zeros(4, np.float32)})
+    np.testing.assert_array_equal(y, np.full(4, 1 + 3, np.float32))
+
+
+def test_ops_are_built_once_with_their_constant_inputs() -> None:
+    nodes = [Node(f"t{i}", "Track", DOMAIN, ("x" if i == 0 else f"v{i - 1}", "k"), (f"v{i}",)) for i in range(5)]
+    g = Graph.build(
+        nodes,
+        [Value("x", F32, (4,))],
+        [Value("v4", F32, (4,))],
+        initializers={"k": np.full(4, 2, np.float32)},
+        opsets={"": 21, DOMAIN: 1},
+    )
+    TRACK.built = 0
+    compiled = CompiledGraph(g)
+    assert TRACK.built == 5
+    for _ in range(3):
+        (y,) = compiled.run({"x": np.zeros(4, np.float32)})
+    assert TRACK.built == 5
+    assert all(np.array_equal(op.offset, np.full(4, 2, np.float32)) for op in compiled.ops)
+    np.testing.assert_array_equal(y, np.full(4, 10, np.float32))
+
+
+def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], opset: int = 17, **kw: Any) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, **kw)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _vi(name: str, shape: list[Any], elem: int = TensorProto.FLOAT) -> Any:
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def test_loop_with_outer_scope_reads_matches_onnxruntime() -> None:
+    """A Loop body reading a value of the enclosing graph, with a carried value and a scan output."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["acc_in", "step"], ["acc_out"]),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Mul", ["acc_out", "scale"], ["scanned"]),
+        ],
+        "body",
+        [_vi("i", [], TensorProto.INT64), _vi("cond_in", [], TensorProto.BOOL), _vi("acc_in", [3])],
+        [_vi("cond_out", [], TensorProto.BOOL), _vi("acc_out", [3]), _vi("scanned", [3])],
+    )
+    nodes = [
+        helper.make_node("Relu", ["x"], ["step"]),
+        helper.make_node("Loop", ["n", "", "init"], ["final", "stacked"], body=body),
+    ]
+    model = _model(
+        nodes,
+        [_vi("x", [3]), _vi("init", [3]), _vi("n", [], TensorProto.INT64), _vi("scale", [3])],
+        [_vi("final", [3]), _vi("stacked", [None, 3])],
+    )
+    rng = np.random.default_rng(1)
+    feeds = {
+        "x": rng.standard_normal(3).astype(np.float32),
+        "init": rng.standard_normal(3).astype(np.float32),
+        "n": np.array(4, np.int64),
+        "scale": rng.standard_normal(3).astype(np.float32),
+    }
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    with edgeai.Session(model, device="native") as sess:
+        got = sess.run(None, feeds)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+    assert got[1].shape == (4, 3)
+
+
+def test_scan_matches_onnxruntime() -> None:
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "x_t"], ["s_out"]), helper.make_node("Identity", ["s_out"], ["y_t"])],
+        "body",
+        [_vi("s_in", [2]), _vi("x_t", [2])],
+        [_vi("s_out", [2]), _vi("y_t", [2])],
+    )
+    node = helper.make_node("Scan", ["s0", "xs"], ["s", "ys"], body=body, num_scan_inputs=1, scan_input_directions=[1])
+    model = _model([node], [_vi("s0", [2]), _vi("xs", [5, 2])], [_vi("s", [2]), _vi("ys", [5, 2])])
+    feeds = {"s0": np.zeros(2, np.float32), "xs": np.arange(10, dtype=np.float32).reshape(5, 2)}
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    with edgeai.Session(model, device="native") as sess:
+        got = sess.run(None, feeds)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_unsupported_ops_are_all_named_with_node_and_opset() -> None:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="ok"),
+        helper.make_node("Frobnicate", ["a"], ["b"], name="frob_1"),
+        helper.make_node("Frobnicate", ["b"], ["c"], name="frob_2"),
+        helper.make_node("Warp", ["c"], ["y"], name="warp", domain="com.example"),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [_vi("x", [2])], [_vi("y", [2])]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 3)],
+    )
+    with pytest.raises(UnsupportedOpError) as info:
+        edgeai.Session(model, device="native")
+    msg = str(info.value)
+    assert "Frobnicate (opset 17" in msg and "'frob_1'" in msg and "'frob_2'" in msg
+    assert "com.example:Warp (opset 3)" in msg and "'warp'" in msg
+    assert "Relu" not in msg
+    assert (info.value.op_type, info.value.opset, info.value.node) == ("Frobnicate", 17, "frob_1")
+
+
+def test_unsupported_op_inside_a_subgraph_is_found_at_load() -> None:
+    then = helper.make_graph([helper.make_node("Frobnicate", ["x"], ["t"], name="deep")], "then", [], [_vi("t", [2])])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["e"])], "else", [], [_vi("e", [2])])
+    node = helper.make_node("If", ["c"], ["y"], name="if", then_branch=then, else_branch=other)
+    model = _model([node], [_vi("x", [2]), _vi("c", [], TensorProto.BOOL)], [_vi("y", [2])])
+    with pytest.raises(UnsupportedOpError, match="'deep'"):
+        edgeai.Session(model, device="native")
+
+
+def test_op_failure_names_the_node() -> None:
+    model = _model(
+        [helper.make_node("Reshape", ["x", "s"], ["y"], name="bad_reshape")],
+        [_vi("x", [6]), _vi("s", [2], TensorProto.INT64)],
+        [_vi("y", None)],
+    )
+    with edgeai.Session(model, device="native") as sess, pytest.raises(InferenceError, match="bad_reshape"):
+        sess.run({"x": np.zeros(6, np.float32), "s": np.array([4, 4], np.int64)})
+
+
+def test_concurrent_runs_give_the_same_results() -> None:
+    sess = edgeai.Session(edgeai.demo.model_path(), device="native")
+    rng = np.random.default_rng(0)
+    xs = [rng.random((3, 1, 8, 8), dtype=np.float32) for _ in range(8)]
+    want = [sess.run({"image": x})["probabilities"] for x in xs]
+    got: list[Any] = [None] * len(xs)
+
+    def work(i: int) -> None:
+        for _ in range(5):
+            got[i] = sess.run({"image": xs[i]})["probabilities"]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_demo_model_matches_onnxruntime_and_reports_placement() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 1, 8, 8), dtype=np.float32)
+    with edgeai.Session(edgeai.demo.model_path(), device="native") as native:
+        got = native.run({"image": x})["probabilities"]
+        report = native.placement
+    with edgeai.Session(edgeai.demo.model_path(), device="onnxruntime") as ref:
+        want = ref.run({"image": x})["probabilities"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert native.device.id == "native:cpu"
+    assert {n.device for n in report.nodes} == {"native:cpu"}
+    assert len(report.nodes) == len(import_onnx(edgeai.demo.model_path()).nodes)
+    assert all("implements" in n.reason and n.op_type in n.reason for n in report.nodes)
+
+
+def test_bad_feeds_get_clear_input_errors() -> None:
+    with edgeai.Session(edgeai.demo.model_path(), device="native") as sess:
+        with pytest.raises(edgeai.errors.InputTypeError, match="float32"):
+            sess.run({"image": np.zeros((1, 1, 8, 8), np.float64)})
+        with pytest.raises(edgeai.errors.InputShapeError, match="axis 2"):
+            sess.run({"image": np.zeros((1, 1, 7, 8), np.float32)})
+        with pytest.raises(edgeai.errors.InputNameError):
+            sess.run({"img": np.zeros((1, 1, 8, 8), np.float32)})
+
+
+def test_graph_passes_run_in_order_and_missing_modules_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    module = types.ModuleType("edgeai_test_pass_module")
+
+    def rename_outputs(graph: Graph) -> Graph:
+        seen.append(graph.name)
+        return graph.replace(name="rewritten")
+
+    module.rename_outputs = rename_outputs  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "edgeai_test_pass_module", module)
+    from edgeai.backends.native import GRAPH_PASSES, apply_passes
+
+    assert "edgeai.graph.qdq_fusion:fuse_qdq" in GRAPH_PASSES
+    g = import_onnx(edgeai.demo.model_path())
+    out = apply_passes(g, ("edgeai_does_not_exist.pass:run", "edgeai_test_pass_module:rename_outputs"))
+    assert seen == [g.name] and out.name == "rewritten"
+    sess = edgeai.Session(
+        edgeai.demo.model_path(), device="native", graph_passes=("edgeai_test_pass_module:rename_outputs",)
+    )
+    assert seen == [g.name, g.name]
+    assert sess.run({"image": np.zeros((1, 1, 8, 8), np.float32)})["probabilities"].shape == (1, 10)
