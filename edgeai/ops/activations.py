@@ -150,7 +150,7 @@ class Selu(_Activation):
         return np.where(x > 0, gamma * x, gamma * alpha * np.expm1(x))
 
 
-@register_versions("Celu", (12,))
+@register_versions("Celu", (12, 28))  # 28 adds float16, bfloat16, double
 class Celu(_Activation):
     def f(self, x: np.ndarray) -> np.ndarray:
         t = x.dtype.type
@@ -222,9 +222,7 @@ class _SoftmaxFamily(Op):
     def run(self, x: np.ndarray) -> tuple[np.ndarray]:
         x = np.asarray(x)
         if x.ndim == 0:
-            raise InferenceError(
-                f"{self.ctx.op_type} node {self.ctx.node_name!r} needs an input of rank >= 1"
-            )
+            raise InferenceError(f"{self.ctx.op_type} node {self.ctx.node_name!r} needs an input of rank >= 1")
         axis = self._axis + x.ndim if self._axis < 0 else self._axis
         if not 0 <= axis < x.ndim:
             raise InferenceError(

@@ -200,9 +200,7 @@ class Attention(Op):
         dtype = x.dtype
         w = _work(x)
         if w.ndim != 3:
-            raise InferenceError(
-                f"Attention node {self.ctx.node_name!r}: input must be (B, S, D), got {x.shape}"
-            )
+            raise InferenceError(f"Attention node {self.ctx.node_name!r}: input must be (B, S, D), got {x.shape}")
         b, s, _ = w.shape
         wt = _work(np.asarray(weights))
         total = wt.shape[1]

@@ -33,13 +33,16 @@ __all__ = ["as_dtype", "erf", "erfc", "register_versions", "unsupported"]
 
 
 def register_versions(
-    op_type: str, versions: tuple[int, ...], domain: str = ""
+    op_type: str, versions: tuple[int, ...], domain: str = "", until: int | None = None
 ) -> Callable[[type[Op]], type[Op]]:
-    """Register one class for every schema version in ``versions`` (it reads ``ctx.opset``)."""
+    """Register one class for every schema version in ``versions`` (it reads ``ctx.opset``).
+
+    The last version covers later schemas too unless ``until`` ends the claim there.
+    """
 
     def deco(cls: type[Op]) -> type[Op]:
         for v in versions:
-            register(op_type, domain=domain, since=v)(cls)
+            register(op_type, domain=domain, since=v, until=until if v == versions[-1] else None)(cls)
         return cls
 
     return deco
@@ -218,7 +221,7 @@ class Pow(_Binary):
         return as_dtype(np.power(a.astype(np.float64), b.astype(np.float64)), a.dtype)
 
 
-@register_versions("Mod", (10, 13))
+@register_versions("Mod", (10, 13, 28))
 class Mod(_Binary):
     legacy_until = 0
 
@@ -256,12 +259,8 @@ class _Unary(Op):
             return (as_dtype(type(self).fn(x.astype(np.float32)), x.dtype),)
 
 
-def _unary(
-    name: str, versions: tuple[int, ...], fn: Callable[[np.ndarray], Any], float_only: bool = True
-) -> type[Op]:
-    cls = type(
-        name, (_Unary,), {"fn": staticmethod(fn), "float_only": float_only, "__doc__": f"ONNX {name}."}
-    )
+def _unary(name: str, versions: tuple[int, ...], fn: Callable[[np.ndarray], Any], float_only: bool = True) -> type[Op]:
+    cls = type(name, (_Unary,), {"fn": staticmethod(fn), "float_only": float_only, "__doc__": f"ONNX {name}."})
     register_versions(name, versions)(cls)
     return cls
 
@@ -398,9 +397,7 @@ class Clip(Op):
         self._lo = ctx.attr("min")
         self._hi = ctx.attr("max")
 
-    def run(
-        self, x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None
-    ) -> tuple[np.ndarray]:
+    def run(self, x: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> tuple[np.ndarray]:
         x = np.asarray(x)
         if self.ctx.opset < 11:
             lo, hi = self._lo, self._hi
@@ -415,8 +412,11 @@ class Clip(Op):
 # --------------------------------------------------------------------------- bitwise, comparison, logic
 
 
-@register_versions("BitShift", (11,))
+@register_versions("BitShift", (11, 28))
 class BitShift(_Binary):
+    """BitShift; from opset 28 also signed types (arithmetic right shift) and defined
+    results for shifts that are negative or not below the bit width."""
+
     legacy_until = 0
 
     def __init__(self, ctx: OpContext) -> None:
@@ -427,8 +427,15 @@ class BitShift(_Binary):
         self._left = direction == "LEFT"
 
     def compute(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        b = b.astype(a.dtype)
-        return as_dtype(np.left_shift(a, b) if self._left else np.right_shift(a, b), a.dtype)
+        shift = b.astype(np.int64)
+        out_of_range = (shift < 0) | (shift >= a.dtype.itemsize * 8)
+        safe = np.where(out_of_range, 0, shift).astype(a.dtype)
+        shifted = np.left_shift(a, safe) if self._left else np.right_shift(a, safe)
+        if not out_of_range.any():
+            return as_dtype(shifted, a.dtype)
+        # only the sign extension is left: -1 for a right shift of a negative value, else 0
+        fill = (a < 0) if (not self._left and a.dtype.kind == "i") else np.zeros((), np.bool_)
+        return as_dtype(np.where(out_of_range, np.where(fill, -1, 0).astype(a.dtype), shifted), a.dtype)
 
 
 def _binary(name: str, versions: tuple[int, ...], fn: Callable[..., Any], *, out_bool: bool) -> type[Op]:
@@ -522,7 +529,7 @@ def _format_float(v: float) -> str:
     return f"{v:.9g}"
 
 
-@register_versions("Cast", (1, 6, 9, 13, 19, 21, 23, 24, 25))
+@register_versions("Cast", (1, 6, 9, 13, 19, 21, 23, 24, 25), until=25)  # 28 adds float6
 class Cast(Op):
     """ONNX Cast: strings, float8 (``saturate``), float8e8m0 (``round_mode``), 4- and 2-bit types."""
 

@@ -70,9 +70,7 @@ class Gemm(Op):
         a = np.asarray(a)
         dtype = a.dtype
         if a.ndim != 2 or np.ndim(b) != 2:
-            raise InferenceError(
-                f"Gemm node {self.ctx.node_name!r} needs 2-D A and B, got {a.shape} and {np.shape(b)}"
-            )
+            raise InferenceError(f"Gemm node {self.ctx.node_name!r} needs 2-D A and B, got {a.shape} and {np.shape(b)}")
         aw = _work(a)
         aw = aw.T if self._ta else aw
         bw = self._b if self._b is not None else _work(np.asarray(b))
@@ -103,7 +101,7 @@ class Gemm(Op):
         return (as_dtype(y, dtype),)
 
 
-@register_versions("Einsum", (12,))
+@register_versions("Einsum", (12, 28))  # 28 adds bfloat16
 class Einsum(Op):
     """numpy ``einsum`` with path optimisation; the equation is checked when the session is built."""
 

@@ -145,7 +145,7 @@ class ReduceSumSquare(_Reduce):
         return np.sum(np.square(x), axis=axes, dtype=x.dtype)
 
 
-@register_versions("ReduceLogSum", (1, 11, 13, 18))
+@register_versions("ReduceLogSum", (1, 11, 13, 18, 28))  # 28 drops the integer types
 class ReduceLogSum(_Reduce):
     def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         if not _is_float(x.dtype):
@@ -153,7 +153,7 @@ class ReduceLogSum(_Reduce):
         return np.log(np.sum(x, axis=axes, dtype=x.dtype))
 
 
-@register_versions("ReduceLogSumExp", (1, 11, 13, 18))
+@register_versions("ReduceLogSumExp", (1, 11, 13, 18, 28))
 class ReduceLogSumExp(_Reduce):
     def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         if not _is_float(x.dtype):
@@ -181,8 +181,7 @@ class _ArgExtreme(Op):
         x = np.asarray(x)
         if not -x.ndim <= self._axis < x.ndim:
             raise InferenceError(
-                f"{self.ctx.op_type} node {self.ctx.node_name!r}: axis {self._axis} is out of range "
-                f"for rank {x.ndim}"
+                f"{self.ctx.op_type} node {self.ctx.node_name!r}: axis {self._axis} is out of range for rank {x.ndim}"
             )
         axis = self._axis % x.ndim
         if x.dtype.itemsize < 4 and _is_float(x.dtype):
@@ -255,9 +254,7 @@ class CumSum(Op):
         x = np.asarray(x)
         a = int(np.asarray(axis).reshape(-1)[0])
         if not -x.ndim <= a < x.ndim:
-            raise InferenceError(
-                f"CumSum node {self.ctx.node_name!r}: axis {a} out of range for rank {x.ndim}"
-            )
+            raise InferenceError(f"CumSum node {self.ctx.node_name!r}: axis {a} out of range for rank {x.ndim}")
         a %= x.ndim
         work = np.flip(x, axis=a) if self._reverse else x
         acc_dtype = np.float32 if x.dtype.itemsize < 4 and _is_float(x.dtype) else x.dtype

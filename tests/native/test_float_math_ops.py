@@ -235,9 +235,7 @@ REDUCERS = {
 
 @SETTINGS
 @given(
-    x=hnp.arrays(
-        np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=4), elements=st.floats(-3, 3, width=32)
-    ),
+    x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=4, max_side=4), elements=st.floats(-3, 3, width=32)),
     data=st.data(),
     op=st.sampled_from(sorted(REDUCERS)),
     keepdims=st.booleans(),
@@ -279,9 +277,7 @@ def test_argmax_select_last_index() -> None:
     assert native("ArgMax", x, opset=13, attrs={"axis": 1})[0].tolist() == [[1], [0]]
     got = native("ArgMax", x, opset=13, attrs={"axis": 1, "keepdims": 0, "select_last_index": 1})[0]
     assert got.dtype == np.int64 and got.tolist() == [2, 3]
-    assert native("ArgMin", x, opset=13, attrs={"axis": 0, "select_last_index": 1})[0].tolist() == [
-        [0, 0, 1, 0]
-    ]
+    assert native("ArgMin", x, opset=13, attrs={"axis": 0, "select_last_index": 1})[0].tolist() == [[0, 0, 1, 0]]
 
 
 @SETTINGS
@@ -444,9 +440,7 @@ def test_simplified_layer_normalizations_match_onnxruntime() -> None:
     r = rng(8)
     x, skip = (r.standard_normal((2, 5, 16)).astype(np.float32) for _ in range(2))
     gamma, bias = (r.standard_normal(16).astype(np.float32) for _ in range(2))
-    want = ort_node(
-        "SkipSimplifiedLayerNormalization", [x, skip, gamma, bias], n_feeds=2, n_outputs=4, domain=MS
-    )
+    want = ort_node("SkipSimplifiedLayerNormalization", [x, skip, gamma, bias], n_feeds=2, n_outputs=4, domain=MS)
     got = native("SkipSimplifiedLayerNormalization", x, skip, gamma, bias, domain=MS, opset=1, num_outputs=4)
     for g, w in zip(got, want):
         close(g, w, atol=2e-6)
@@ -505,3 +499,35 @@ def test_attention_refuses_what_it_does_not_implement() -> None:
         native("Attention", domain=MS, opset=1, attrs={"num_heads": 2, "do_rotary": 1})
     with pytest.raises(UnsupportedOpError, match="num_heads"):
         native("Attention", domain=MS, opset=1)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.uint8, np.uint64])
+@pytest.mark.parametrize("direction", ["LEFT", "RIGHT"])
+def test_bitshift_28_matches_python_integers(dtype: Any, direction: str) -> None:
+    info = np.iinfo(dtype)
+    bits = info.bits
+    x = np.array([info.min, -5 if info.min < 0 else 250, 5, info.max], dtype)
+    for shift in (-1, 0, 1, bits - 1, bits, bits + 3):
+        s = np.array([shift], dtype if shift >= 0 or info.min < 0 else np.int64).astype(dtype)
+        got = native("BitShift", x, s, opset=28, attrs={"direction": direction})[0]
+        want = []
+        for v in x.tolist():
+            if not 0 <= shift < bits:
+                want.append(-1 if direction == "RIGHT" and v < 0 else 0)
+            elif direction == "LEFT":  # keep the low bits, reinterpret in two's complement
+                r = (v << shift) & ((1 << bits) - 1)
+                want.append(r - (1 << bits) if info.min < 0 and r >> (bits - 1) else r)
+            else:
+                want.append(v >> shift)  # Python's >> is arithmetic
+        assert got.dtype == dtype and got.tolist() == want, (shift, got, want)
+
+
+def test_mod_28_float_special_cases() -> None:
+    a = np.array([-0.0, 5.0, -5.0, np.inf, 3.0, 7.5, -7.5], np.float32)
+    b = np.array([3.0, np.inf, np.inf, 2.0, 0.0, -2.0, 2.0], np.float32)
+    got = native("Mod", a, b, opset=28)[0]
+    want = [0.0, 5.0, np.inf, np.nan, np.nan, -0.5, 0.5]
+    np.testing.assert_array_equal(got, np.array(want, np.float32))
+    assert not np.signbit(got[0])  # sign of the divisor
+    fm = native("Mod", a, b, opset=28, attrs={"fmod": 1})[0]
+    np.testing.assert_array_equal(fm, np.fmod(a, b))
