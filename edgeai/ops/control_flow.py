@@ -71,28 +71,6 @@ class Identity(Op):
         return (x,)
 
 
-@register("Dropout", since=7)
-class Dropout(Op):
-    """Inference: the input unchanged and an all-true mask. With ``training_mode`` true
-    (opset 12+) and a non-zero ratio: drop with ``RandomState(seed).uniform() >= ratio``
-    and scale by ``1 / (1 - ratio)``, as the ONNX reference does."""
-
-    def __init__(self, ctx: OpContext) -> None:
-        super().__init__(ctx)
-        self.default_ratio = float(ctx.attrs.get("ratio", 0.5))
-        seed = ctx.attrs.get("seed")
-        self.seed = None if seed is None else int(seed)
-
-    def run(self, x: np.ndarray, ratio: Any = None, training_mode: Any = None) -> tuple[Any, ...]:
-        p = self.default_ratio if ratio is None else float(np.asarray(ratio))
-        training = training_mode is not None and bool(np.asarray(training_mode))
-        if not training or p == 0:
-            mask = np.ones(x.shape, dtype=bool) if self.ctx.num_outputs > 1 else None
-            return (x, mask)
-        keep = np.random.RandomState(self.seed).uniform(0, 1.0, x.shape) >= p
-        return ((keep * x * (1 / (1 - p))).astype(x.dtype), keep)
-
-
 def _outer(ctx: OpContext, values: tuple[Any, ...]) -> dict[str, Any]:
     return dict(zip(ctx.outer_names, values))
 
@@ -148,8 +126,7 @@ class Loop(Op):
         keep_going = True if cond is None else _scalar_bool(cond)
         if max_trips is None and cond is None:
             raise InferenceError(
-                f"Loop node {self.ctx.node_name!r} has neither a trip count nor a condition: "
-                "it would never end"
+                f"Loop node {self.ctx.node_name!r} has neither a trip count nor a condition: it would never end"
             )
         scans: list[list[Any]] = [[] for _ in range(self.n_scan)]
         cond_value = np.array(keep_going)
