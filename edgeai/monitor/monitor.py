@@ -3,7 +3,7 @@
 ``Session(model, monitor=True)`` builds one and wraps every run in
 :meth:`Monitor.measure`. The hot path is a clock read and a list store; input
 features and output confidence are computed on one run in ``sample_every``
-(default 8), so monitoring costs little and never changes results.
+(default 16), so monitoring costs little and never changes results.
 
 Example:
     >>> import numpy as np, edgeai
@@ -85,7 +85,16 @@ class Measurement:
         m._inference.add(elapsed)
         m.runs += 1
         if m.runs % m.sample_every == 0:
-            m._sample(self._feeds, self.outputs)
+            # Copies, because callers often refill the same buffers; features are computed later.
+            outs = self.outputs
+            m._pending.append(
+                (
+                    {k: np.array(v) for k, v in self._feeds.items()},
+                    None if outs is None else {k: np.array(v) for k, v in outs.items()},
+                )
+            )
+            if len(m._pending) >= m._drain_at:
+                m._drain()
 
 
 class Monitor:
@@ -109,7 +118,7 @@ class Monitor:
         name: str = "model",
         *,
         window: int = 4096,
-        sample_every: int = 8,
+        sample_every: int = 16,
         reference_size: int = 500,
         psi_threshold: float = 0.2,
         ks_alpha: float = 0.01,
@@ -139,6 +148,8 @@ class Monitor:
         self._current: dict[str, deque[float]] = {}
         self._conf_ref: list[float] = []
         self._conf_cur: deque[float] = deque(maxlen=window)
+        self._pending: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]] = []
+        self._drain_at = 256
         self._resources: ResourceSampler | None = None
         self._rapl = RaplMeter()
         self._rapl_runs = 0
@@ -196,32 +207,46 @@ class Monitor:
                 w = table.setdefault(name, LatencyWindow(self.window))
         return w
 
-    def _sample(self, feeds: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray] | None) -> None:
-        feats = input_features(feeds)
-        conf = _confidence(outputs) if outputs else None
+    def _drain(self) -> None:
+        """Compute features of the sampled runs in one vectorised pass (off the per-run path)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+        feeds = _stack([p[0] for p in pending])
+        outs = [p[1] for p in pending if p[1] is not None]
+        if feeds is None:  # shapes vary between runs: one sample at a time
+            for f, o in pending:
+                self._ingest(input_features(f), _confidence(o) if o else None)
+            return
+        stacked_outs = _stack(outs) if len(outs) == len(pending) else None
+        conf = _confidence(stacked_outs) if stacked_outs else None
+        self._ingest(input_features(feeds), conf)
+
+    def _ingest(self, feats: dict[str, np.ndarray], conf: np.ndarray | None) -> None:
+        """The first ``reference_size`` samples fill the reference; later ones the current window."""
         with self._lock:
             fill_ref = not self._reference_frozen
             for name, values in feats.items():
-                if fill_ref:
-                    ref = self._reference.setdefault(name, [])
-                    room = self.reference_size - len(ref)
-                    if room > 0:
-                        ref.extend(values[:room].tolist())
-                        continue
-                self._current.setdefault(name, deque(maxlen=self.window)).extend(values.tolist())
+                rest = self._fill(self._reference.setdefault(name, []), values) if fill_ref else values
+                self._current.setdefault(name, deque(maxlen=self.window)).extend(rest.tolist())
             if conf is not None:
-                if fill_ref and len(self._conf_ref) < self.reference_size:
-                    self._conf_ref.extend(conf[: self.reference_size - len(self._conf_ref)].tolist())
-                else:
-                    self._conf_cur.extend(conf.tolist())
+                rest = self._fill(self._conf_ref, conf) if fill_ref else conf
+                self._conf_cur.extend(rest.tolist())
             if fill_ref and all(len(v) >= self.reference_size for v in self._reference.values()):
                 self._reference_frozen = True
+
+    def _fill(self, reference: list[float], values: np.ndarray) -> np.ndarray:
+        room = max(0, self.reference_size - len(reference))
+        reference.extend(values[:room].tolist())
+        return values[room:]
 
     def set_reference(self, feeds: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray] | None = None) -> None:
         """Use these inputs (a batch, e.g. the validation set) and outputs as the drift reference."""
         feats = input_features(feeds)
         conf = _confidence(outputs) if outputs else None
         with self._lock:
+            self._pending.clear()
             self._reference = {k: v.tolist() for k, v in feats.items()}
             self._conf_ref = [] if conf is None else conf.tolist()
             self._reference_frozen = True
@@ -236,6 +261,7 @@ class Monitor:
 
     def drift(self, min_samples: int = 50) -> DriftReport | None:
         """Drift of every input feature and of confidence, once both windows hold ``min_samples``."""
+        self._drain()
         with self._lock:
             ref = {k: np.asarray(v) for k, v in self._reference.items()}
             cur = {k: np.asarray(v) for k, v in self._current.items()}
@@ -297,6 +323,8 @@ class Monitor:
         return None
 
     def mean_confidence(self) -> float | None:
+        """Mean top-class probability over the recent window (the reference before it fills)."""
+        self._drain()
         with self._lock:
             values = list(self._conf_cur) or list(self._conf_ref)
         return float(np.mean(values)) if values else None
@@ -335,6 +363,18 @@ def _stats(table: dict[str, LatencyWindow]) -> dict[str, LatencyStats]:
         s = w.stats()
         if s is not None:
             out[name] = s
+    return out
+
+
+def _stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray] | None:
+    """Concatenate sampled feeds along the batch axis; ``None`` when shapes differ."""
+    first = samples[0]
+    out = {}
+    for name, value in first.items():
+        parts = [s.get(name) for s in samples]
+        if any(p is None or p.shape[1:] != value.shape[1:] or p.ndim == 0 for p in parts):
+            return None
+        out[name] = np.concatenate(parts, axis=0)  # type: ignore[arg-type]
     return out
 
 
