@@ -172,9 +172,7 @@ def plan(
     from edgeai.placement.capability import Capability
 
     graph = _fix_dims(import_onnx(model), dims or {})
-    label = (
-        str(getattr(model, "name", None) or model) if not isinstance(model, (bytes, bytearray)) else "<bytes>"
-    )
+    label = str(getattr(model, "name", None) or model) if not isinstance(model, (bytes, bytearray)) else "<bytes>"
     if target is not None:
         profile = load_target(target)
         devs: Sequence[Device] = target_devices(target)
@@ -189,8 +187,7 @@ def plan(
         on_accel = [n for n in report.nodes if n.device == profile.name]
         if not on_accel:
             report.notes.append(
-                f"nothing runs on {profile.title}: "
-                + _why_nothing(report, profile.quantized_only, profile.title)
+                f"nothing runs on {profile.title}: " + _why_nothing(report, profile.quantized_only, profile.title)
             )
         report.estimate = PlanEstimate(
             target=profile.name,
@@ -208,8 +205,7 @@ def plan(
                 f"{profile.call_overhead_us} us per dispatch; {profile.power_w} W typical",
                 f"host CPU ({profile.host_cpu}): {profile.host_cpu_gmacs} GMAC/s, {profile.host_power_w} W",
                 "each partition takes max(compute, memory traffic) plus its dispatch cost (roofline)",
-                "symbolic dimensions set to "
-                + (", ".join(f"{k}={v}" for k, v in (dims or {}).items()) or "1"),
+                "symbolic dimensions set to " + (", ".join(f"{k}={v}" for k, v in (dims or {}).items()) or "1"),
                 "weights counted at their stored size; peak activations from a liveness walk of the plan order",
                 f"sources: {'; '.join(profile.sources)}",
             ],
@@ -221,9 +217,7 @@ def plan(
 
         chosen = select_device(device, candidates)
         candidates = [chosen, *[d for d in candidates if d.id != chosen.id and d.backend == "native"]]
-    the_plan = plan_graph(
-        graph, candidates, capability=Capability(graph), pin=pin, forbid=forbid, require=require
-    )
+    the_plan = plan_graph(graph, candidates, capability=Capability(graph), pin=pin, forbid=forbid, require=require)
     return report_from_plan(the_plan, label, source="edgeai planner over the devices present")
 
 

@@ -76,7 +76,12 @@ _DATA_MOVEMENT = {
 }
 
 
-def node_is_quantized(graph: Graph, node: Node, consumers: Mapping[str, list[Node]] | None = None) -> bool:
+def node_is_quantized(
+    graph: Graph,
+    node: Node,
+    consumers: Mapping[str, list[Node]] | None = None,
+    producers: Mapping[str, Node] | None = None,
+) -> bool:
     """True when ``node`` computes on integer-quantized data.
 
     Quantized ops (QLinear*, *Integer, Q/DQ) are; so is a float op inside a QDQ
@@ -86,7 +91,8 @@ def node_is_quantized(graph: Graph, node: Node, consumers: Mapping[str, list[Nod
     """
     if node.op_type in _INT_OPS:
         return True
-    producers = {o: n for n in graph.nodes for o in n.outputs}
+    if producers is None:
+        producers = {o: n for n in graph.nodes for o in n.outputs}
     if consumers is None:
         consumers = graph.consumers()
     dyn_inputs = [i for i in node.inputs if i and i not in graph.initializers]
@@ -166,7 +172,9 @@ class Capability:
         self.graph = graph
         self.targets = dict(targets or {})
         self._consumers = graph.consumers()
+        self._producers = {o: n for n in graph.nodes for o in n.outputs if o}
         self._cache: dict[tuple[str, str], Support] = {}
+        self._ort_cache: dict[tuple[Any, ...], Support] = {}
 
     def supports(self, node: Node, device: Device) -> Support:
         key = (node.name, device.id)
@@ -196,6 +204,26 @@ class Capability:
         return backend.supports((node, opset), native_device)
 
     def _ort_supports(self, node: Node, provider: str) -> Support:
+        # Nodes alike in op, opset, input types and attributes get one probe.
+        key = (
+            provider,
+            node.domain,
+            node.op_type,
+            self.graph.opsets.get(node.domain),
+            tuple(self._input_sig(i) for i in node.inputs),
+            repr(sorted(node.attrs.items())),
+        )
+        if key not in self._ort_cache:
+            self._ort_cache[key] = self._ort_probe_node(node, provider)
+        return self._ort_cache[key]
+
+    def _input_sig(self, name: str) -> tuple[Any, ...]:
+        if not name:
+            return ("",)
+        v = self.graph.value(name)
+        return (str(v.dtype), None if v.shape is None else len(v.shape), name in self.graph.initializers)
+
+    def _ort_probe_node(self, node: Node, provider: str) -> Support:
         try:
             signature = _probe_model(self.graph, node)
         except _NeedsWholeModel:
@@ -213,7 +241,7 @@ class Capability:
                 False,
                 f"{node.op_type} is not in {profile.title}'s op table ({profile.sources[0].split(' ')[0]})",
             )
-        if profile.quantized_only and not node_is_quantized(self.graph, node, self._consumers):
+        if profile.quantized_only and not node_is_quantized(self.graph, node, self._consumers, self._producers):
             return Support(
                 False,
                 f"{profile.title} runs only quantized ({'/'.join(profile.precisions)}) ops and this node "

@@ -88,9 +88,7 @@ class PartitionedExecutable:
             free = [v for v, last in last_use.items() if last == p.index and v not in keep]
             self._steps.append((exe, list(p.inputs), list(p.outputs), free))
 
-    def run(
-        self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None
-    ) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
         env: dict[str, Any] = dict(feeds)
         clock = time.perf_counter
         for k, (exe, ins, outs, free) in enumerate(self._steps):

@@ -142,9 +142,7 @@ def _node_macs(graph: Graph) -> dict[str, int]:
             if w_shape and o and all(isinstance(d, int) for d in w_shape):
                 per_out = int(np.prod(w_shape[1:]))
                 macs = (
-                    o * per_out
-                    if op != "ConvTranspose"
-                    else (numel(node.inputs[0]) or 0) * int(np.prod(w_shape[1:]))
+                    o * per_out if op != "ConvTranspose" else (numel(node.inputs[0]) or 0) * int(np.prod(w_shape[1:]))
                 )
         elif op in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul", "QGemm", "MatMulIntegerToFloat"):
             a_name = node.inputs[0]
@@ -216,8 +214,7 @@ def plan_graph(
             ok = capability.supports(node, want)
             if not ok:
                 raise PlacementError(
-                    f"node {node.name!r} ({node.op_type}) is pinned to {want.id}, "
-                    f"which cannot run it: {ok.reason}"
+                    f"node {node.name!r} ({node.op_type}) is pinned to {want.id}, which cannot run it: {ok.reason}"
                 )
             assignment[node.name] = want
             reasons[node.name] = f"pinned by {key!r}; {ok.reason}"
@@ -228,16 +225,12 @@ def plan_graph(
             ok = capability.supports(node, dev)
             if ok:
                 assignment[node.name] = dev
-                reasons[node.name] = (
-                    ok.reason if not refusals else "; ".join(refusals) + f"; so {dev.id}: {ok.reason}"
-                )
+                reasons[node.name] = ok.reason if not refusals else "; ".join(refusals) + f"; so {dev.id}: {ok.reason}"
                 break
             refusals.append(ok.reason)
         else:
             op = f"{node.domain + ':' if node.domain else ''}{node.op_type}"
-            raise PlacementError(
-                f"no available device can run node {node.name!r} ({op}): " + "; ".join(refusals)
-            )
+            raise PlacementError(f"no available device can run node {node.name!r} ({op}): " + "; ".join(refusals))
     _keep_qdq_groups(graph, assignment, reasons, pinned, capability)
     macs = _node_macs(graph)
     partitions = _partition(graph, assignment, macs)
@@ -296,41 +289,74 @@ def _deps(graph: Graph) -> dict[str, set[str]]:
     return deps
 
 
+def constant_nodes(graph: Graph) -> set[str]:
+    """Nodes computed from initializers alone (weight DequantizeLinear, Constant, shape arithmetic).
+
+    They are scheduled with their first consumer and re-computed by every
+    partition that reads them, never handed between partitions: a runtime must
+    see ``DequantizeLinear(weights) -> Conv`` together to fuse it.
+    """
+    producer = {o: n for n in graph.nodes for o in n.outputs if o}
+    const: set[str] = set()
+    for n in graph.nodes:  # topological order: producers come first
+        if n.subgraphs() and n.implicit_inputs():
+            continue
+        if all(not i or i in graph.initializers or (i in producer and producer[i].name in const) for i in n.inputs):
+            const.add(n.name)
+    return const
+
+
 def _partition(graph: Graph, assignment: Mapping[str, Device], macs: Mapping[str, int]) -> list[Partition]:
     deps = _deps(graph)
+    const = constant_nodes(graph)
     users: dict[str, list[str]] = {n.name: [] for n in graph.nodes}
     for name, ds in deps.items():
         for d in ds:
             users[d].append(name)
-    indeg = {name: len(ds) for name, ds in deps.items()}
+    indeg = {name: len([d for d in ds if d not in const]) for name, ds in deps.items()}
     position = {n.name: i for i, n in enumerate(graph.nodes)}
     by_name = {n.name: n for n in graph.nodes}
-    ready = sorted((n for n, k in indeg.items() if k == 0), key=position.__getitem__)
+    ready = sorted((n for n, k in indeg.items() if k == 0 and n not in const), key=position.__getitem__)
     order: list[str] = []
+    emitted: set[str] = set()
+
+    def emit_constants(name: str) -> None:
+        for d in sorted(deps[name], key=position.__getitem__):
+            if d in const and d not in emitted:
+                emit_constants(d)
+                emitted.add(d)
+                order.append(d)
+
     current: str | None = None
     while ready:
         pick = next((n for n in ready if assignment[n].id == current), ready[0])
         ready.remove(pick)
         current = assignment[pick].id
+        emit_constants(pick)
         order.append(pick)
+        emitted.add(pick)
         newly = []
         for u in users[pick]:
+            if u in const:
+                continue
             indeg[u] -= 1
             if indeg[u] == 0:
                 newly.append(u)
         if newly:
             ready = sorted([*ready, *newly], key=position.__getitem__)
+    # constants nobody reads (dead, or read only by graph outputs)
+    order.extend(n.name for n in graph.nodes if n.name in const and n.name not in emitted)
     partitions: list[Partition] = []
     for name in order:
-        dev = assignment[name]
+        dev = assignment[name] if name not in const or not partitions else partitions[-1].device
         if not partitions or partitions[-1].device.id != dev.id:
             partitions.append(Partition(len(partitions), dev, []))
         partitions[-1].nodes.append(by_name[name])
-    _wire(graph, partitions, macs)
+    _wire(graph, partitions, macs, const)
     return partitions
 
 
-def _wire(graph: Graph, partitions: list[Partition], macs: Mapping[str, int]) -> None:
+def _wire(graph: Graph, partitions: list[Partition], macs: Mapping[str, int], const: set[str] = frozenset()) -> None:
     produced_in: dict[str, int] = {}
     for p in partitions:
         for n in p.nodes:
@@ -338,11 +364,13 @@ def _wire(graph: Graph, partitions: list[Partition], macs: Mapping[str, int]) ->
                 if o:
                     produced_in[o] = p.index
     needed_later: dict[int, set[str]] = {p.index: set() for p in partitions}
+    # values of constant nodes are recomputed where they are read (see constant_nodes)
+    const_values = {o for n in graph.nodes if n.name in const for o in n.outputs}
     for p in partitions:
         reads: dict[str, None] = {}
         for n in p.nodes:
             for i in (*n.inputs, *n.implicit_inputs()):
-                if i and i not in graph.initializers and produced_in.get(i) != p.index:
+                if i and i not in graph.initializers and i not in const_values and produced_in.get(i) != p.index:
                     reads.setdefault(i, None)
         p.inputs = list(reads)
         for i in reads:
@@ -358,9 +386,7 @@ def _wire(graph: Graph, partitions: list[Partition], macs: Mapping[str, int]) ->
         p.outputs = list(dict.fromkeys(order))
 
 
-def _partition_time_us(
-    graph: Graph, p: Partition, dev: Device, crossing: Iterable[str], other: Device | None
-) -> float:
+def _partition_time_us(graph: Graph, p: Partition, dev: Device, crossing: Iterable[str], other: Device | None) -> float:
     cost = device_cost(dev)
     t = cost.call_overhead_us + p.macs / (cost.gmacs * 1e3)
     if other is not None:
@@ -416,9 +442,7 @@ def _check_contract(plan: Plan, require: Mapping[str, float], capability: Capabi
             for node in plan.graph.nodes:
                 dev = plan.assignment[node.name]
                 if dev.kind.value.lower() != k and plan.macs.get(node.name, 0) > 0:
-                    blockers.append(
-                        f"{node.name} ({node.op_type}, {plan.macs[node.name]:,} MACs) on {dev.id}"
-                    )
+                    blockers.append(f"{node.name} ({node.op_type}, {plan.macs[node.name]:,} MACs) on {dev.id}")
             why = "; ".join(blockers[:8]) or "no device of that kind is available"
             raise PlacementError(
                 f"placement contract not met: {100 * got:.1f}% of MACs on {k.upper()}, "
