@@ -163,9 +163,7 @@ def read_program(data: bytes) -> ProgramInfo:
         from executorch.exir._serialize._program import deserialize_pte_binary
         from executorch.exir.schema import DelegateCall, KernelCall
     except ImportError as exc:
-        raise MissingDependencyError(
-            f'ExecuTorch is not installed ({exc}): pip install "edgeai[executorch]"'
-        ) from exc
+        raise MissingDependencyError(f'ExecuTorch is not installed ({exc}): pip install "edgeai[executorch]"') from exc
     try:
         program = deserialize_pte_binary(data).program
     except Exception as exc:  # flatbuffers raises plain struct/index errors on bad bytes
@@ -363,9 +361,7 @@ class ExecuTorchExecutable:
         index = self._out_index
         return [outs[index[n]].numpy() for n in output_names]
 
-    def run(
-        self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None
-    ) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
         try:
             return self.run_fast(output_names, feeds)
         except KeyError as exc:

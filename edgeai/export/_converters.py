@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeai.errors import MissingDependencyError, ModelError
 
 __all__ = ["tflite_converter_status", "to_coreml", "to_onnx", "to_pte", "to_tflite"]
@@ -141,8 +143,11 @@ def to_coreml(
             exported = torch.export.export(model, args).run_decompositions({})
             mlmodel = ct.convert(
                 exported,
-                inputs=[ct.TensorType(name=n, shape=tuple(a.shape)) for n, a in zip(input_names, args)],
-                outputs=[ct.TensorType(name=n) for n in output_names],
+                # float32 at the boundary (as the other formats), whatever the compute precision
+                inputs=[
+                    ct.TensorType(name=n, shape=tuple(a.shape), dtype=_ct_dtype(a)) for n, a in zip(input_names, args)
+                ],
+                outputs=[ct.TensorType(name=n, dtype=np.float32) for n in output_names],
                 convert_to="mlprogram",
                 compute_precision=(ct.precision.FLOAT16 if precision == "float16" else ct.precision.FLOAT32),
                 # iOS16 keeps int8 weights as constexpr_affine_dequantize (iOS18 would use
@@ -163,6 +168,12 @@ def to_coreml(
     except Exception as exc:
         raise ConversionError(f"coremltools conversion failed: {exc}") from exc
     mlmodel.save(str(path))
+
+
+def _ct_dtype(tensor: Any) -> Any:
+    import torch
+
+    return {torch.int32: np.int32, torch.int64: np.int32, torch.float16: np.float16}.get(tensor.dtype, np.float32)
 
 
 _LITERT_MODULES = ("litert_torch", "ai_edge_torch")
