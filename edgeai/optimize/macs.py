@@ -77,16 +77,58 @@ def _fixed_shapes(proto: Any, dims: Mapping[str, int]) -> dict[str, tuple[int, .
                 size = int(dims.get(d.dim_param, 1)) if d.dim_param else 1
                 d.Clear()
                 d.dim_value = size
-    with contextlib.suppress(Exception):  # best effort: unknown shapes count 0
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes: dict[str, tuple[int, ...]] = {}
+    # ONNX shape inference stops at ops it has no schema for (com.microsoft's QLinearAdd
+    # and friends); their shapes are filled in here and inference runs again past them.
+    for _ in range(64):
+        with contextlib.suppress(Exception):  # best effort: unknown shapes count 0
+            model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        shapes, types = _known(model)
+        added = 0
+        for node in model.graph.node:
+            if not node.output or node.output[0] in shapes:
+                continue
+            shape = _contrib_shape(node, shapes)
+            if shape is not None and node.input[0] in types:
+                model.graph.value_info.append(
+                    onnx.helper.make_tensor_value_info(node.output[0], types[node.input[0]], shape)
+                )
+                added += 1
+        if not added:
+            break
+    return shapes
+
+
+def _known(model: Any) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    types: dict[str, int] = {}
     for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
         t = vi.type.tensor_type
+        types[vi.name] = t.elem_type
         if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
             shapes[vi.name] = tuple(int(d.dim_value) for d in t.shape.dim)
     for init in model.graph.initializer:
         shapes[init.name] = tuple(int(d) for d in init.dims)
-    return shapes
+        types[init.name] = init.data_type
+    return shapes, types
+
+
+def _contrib_shape(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, ...] | None:
+    """Output shape of the com.microsoft quantized ops ONNX shape inference does not know."""
+    import numpy as np
+
+    ins = [shapes.get(i) if i else None for i in node.input]
+    op = node.op_type
+    if op in ("QLinearAdd", "QLinearMul") and len(ins) > 3 and ins[0] is not None and ins[3] is not None:
+        return tuple(np.broadcast_shapes(ins[0], ins[3]))
+    if op in ("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax") and ins[0] is not None:
+        return ins[0]
+    if op == "QLinearGlobalAveragePool" and ins[0] is not None:
+        x = ins[0]
+        if _attr(node, "channels_last", 0):
+            return (x[0], *([1] * (len(x) - 2)), x[-1])
+        return (x[0], x[1], *([1] * (len(x) - 2)))
+    return None
 
 
 def _node_macs(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int:
@@ -103,16 +145,16 @@ def _node_macs(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int:
     if op == "ConvTranspose":
         x, w = shape(0), shape(1)
         return _prod(x) * _prod(w[1:]) if x is not None and w is not None else 0
-    if op in _MATMUL or op in _GEMM:
-        a_index = (_MATMUL.get(op) or _GEMM[op])[0]
-        a = shape(a_index)
-        if out is None or a is None:
+    if op in _GEMM:
+        a, b = shape(_GEMM[op][0]), shape(_GEMM[op][1])
+        if a is None or b is None or len(a) != 2 or len(b) != 2:
             return 0
-        if op in _GEMM and _attr(node, "transA", 0):
-            k = a[0]
-        else:
-            k = a[-1]
-        return _prod(out) * int(k)
+        m, k = (a[1], a[0]) if _attr(node, "transA", 0) else a
+        n = b[0] if _attr(node, "transB", 0) else b[1]
+        return int(m) * int(n) * int(k)
+    if op in _MATMUL:
+        a = shape(_MATMUL[op][0])
+        return _prod(out) * int(a[-1]) if out is not None and a is not None else 0
     if op in _RNN_GATES:
         x, w = shape(0), shape(1)
         if x is None or w is None:
