@@ -80,23 +80,19 @@ class NativeBackend:
             )
         return [self._device]
 
-    def supports(self, node: Any, device: Device) -> Support:
+    def supports(self, node: Any, device: Device, opset: int | None = None) -> Support:
         """Whether the op registry implements ``node`` (an IR ``Node`` or ``onnx.NodeProto``).
 
-        The opset is read from ``node.opset`` when the caller set it, else the
-        newest one onnx knows is assumed; pass ``(node, opset)`` as ``node`` to be exact.
+        ``opset`` is the model's opset for the node's domain (see ``Graph.opsets``);
+        when omitted, the newest opset onnx knows is assumed for the default domain.
+        The reason names the implementing class, or the missing op and version.
         """
         from edgeai.ops import load_all
         from edgeai.ops._base import lookup, resolve_version
 
         if device.backend != self.name:
             return Support(False, f"{device.id} is not a native-engine device")
-        opset = None
-        if isinstance(node, tuple):
-            node, opset = node
         op_type, domain = node.op_type, "" if node.domain in ("", "ai.onnx") else node.domain
-        if opset is None:
-            opset = getattr(node, "opset", None)
         if opset is None:
             import onnx.defs
 
@@ -106,8 +102,9 @@ class NativeBackend:
         op = f"{domain}:{op_type}" if domain else op_type
         if cls is None:
             version = resolve_version(op_type, domain, int(opset))
-            return Support(False, f"the native engine has no {op} for opset {opset} (schema {version})")
-        return Support(True, f"native {cls.__module__}.{cls.__name__} implements {op}-{opset}")
+            where = f"schema version {version}" if version is not None else "no schema at that opset"
+            return Support(False, f"the native engine has no {op} for opset {opset} ({where})")
+        return Support(True, f"native {cls.__module__}.{cls.__name__} implements {op} at opset {opset}")
 
     def load(self, source: ModelSource, device: Device, options: dict[str, Any]) -> NativeExecutable:
         return NativeExecutable(source, device, options)
@@ -169,7 +166,7 @@ class NativeExecutable:
         bound: dict[str, int] = {}
         for name, dtype, shape in self._tensor_checks:
             if name not in feeds:
-                raise InputNameError(f"missing input {name!r}; the model's inputs are {self.output_names}")
+                raise InputNameError(f"missing input {name!r}; the model's inputs are {[s.name for s in self.inputs]}")
             value = feeds[name]
             if not isinstance(value, np.ndarray):
                 value = feeds[name] = np.asarray(value, dtype=dtype)
@@ -183,9 +180,7 @@ class NativeExecutable:
                 if isinstance(want, int) and want != got:
                     raise InputShapeError(f"input {name!r} expects shape {shape}, got {value.shape}")
                 if isinstance(want, str) and bound.setdefault(want, got) != got:
-                    raise InputShapeError(
-                        f"dimension {want!r} of input {name!r} is {got}, but {bound[want]} elsewhere"
-                    )
+                    raise InputShapeError(f"dimension {want!r} of input {name!r} is {got}, but {bound[want]} elsewhere")
         return feeds
 
     def run(self, feeds: dict[str, Any], output_names: Sequence[str] | None = None) -> list[Any]:
@@ -194,9 +189,7 @@ class NativeExecutable:
             raise SessionClosedError("the session is closed; create a new edgeai.Session")
         return compiled.run(self._check(feeds), output_names)
 
-    def run_fast(
-        self, output_names: Sequence[str] | None, feeds: dict[str, Any], _opts: Any = None
-    ) -> list[Any]:
+    def run_fast(self, output_names: Sequence[str] | None, feeds: dict[str, Any], _opts: Any = None) -> list[Any]:
         """ONNX Runtime's argument order, as Session's fast path calls it."""
         return self.run(feeds, output_names)
 

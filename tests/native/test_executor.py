@@ -288,3 +288,23 @@ def test_graph_passes_run_in_order_and_missing_modules_are_skipped(monkeypatch: 
     )
     assert seen == [g.name, g.name]
     assert sess.run({"image": np.zeros((1, 1, 8, 8), np.float32)})["probabilities"].shape == (1, 10)
+
+
+def test_backend_supports_answers_from_the_registry() -> None:
+    from edgeai.backends import get_backend
+    from edgeai.hardware import Device, DeviceKind
+
+    backend = get_backend("native")
+    (device,) = backend.devices()
+    assert (device.id, device.kind, device.backend, device.provider) == (
+        "native:cpu",
+        DeviceKind.CPU,
+        "native",
+        "edgeai-native",
+    )
+    yes = backend.supports(Node("i", "Identity", inputs=("x",), outputs=("y",)), device, opset=14)
+    assert yes and "Identity" in yes.reason and "control_flow" in yes.reason
+    no = backend.supports(Node("f", "Frobnicate"), device, opset=17)
+    assert not no and "Frobnicate" in no.reason and "17" in no.reason
+    other = Device("onnxruntime:cpu", DeviceKind.CPU, "cpu", "x", "onnxruntime")
+    assert not backend.supports(Node("i", "Identity"), other)
