@@ -310,9 +310,7 @@ def _split(data: bytes, what: str) -> tuple[bytes, bytes, int]:
         raise IntegrityError(f"{what} is truncated ({len(data)} bytes): not a complete edgeai bundle")
     magic, layout, signed_len, sigs_len = _FIXED.unpack_from(data)
     if magic != BUNDLE_MAGIC:
-        raise IntegrityError(
-            f"{what} does not start with {BUNDLE_MAGIC!r}: corrupted or not an edgeai bundle"
-        )
+        raise IntegrityError(f"{what} does not start with {BUNDLE_MAGIC!r}: corrupted or not an edgeai bundle")
     if layout != _LAYOUT:
         raise IntegrityError(
             f"{what} has layout version {layout}; this edgeai reads version {_LAYOUT} "
@@ -362,8 +360,7 @@ def read_bundle(
     expected = offset + sum(e.size for e in meta.files)
     if expected != len(data):
         raise IntegrityError(
-            f"{what} is {len(data):,} bytes but its signed manifest says {expected:,}: "
-            "bytes were cut off or appended"
+            f"{what} is {len(data):,} bytes but its signed manifest says {expected:,}: bytes were cut off or appended"
         )
     names = [e.name for e in meta.files]
     if _MODEL not in names:
@@ -392,9 +389,7 @@ def read_bundle(
             )
         for entry in meta.files:
             nonce = base64.b64decode(entry.nonce or "")
-            sections[entry.name] = decrypt(
-                dkey, nonce, sections[entry.name], _aad(meta.name, meta.version, entry.name)
-            )
+            sections[entry.name] = decrypt(dkey, nonce, sections[entry.name], _aad(meta.name, meta.version, entry.name))
     return Bundle(meta, sections, signer)
 
 

@@ -60,9 +60,7 @@ class ArmMetrics:
         self._conf_n = 0
         self._lock = threading.Lock()
 
-    def record(
-        self, latency_ms: float | None = None, *, error: bool = False, confidence: float | None = None
-    ) -> None:
+    def record(self, latency_ms: float | None = None, *, error: bool = False, confidence: float | None = None) -> None:
         with self._lock:
             self._runs += 1
             self._errors += bool(error)
@@ -134,9 +132,7 @@ class Rollout:
     @classmethod
     def staged(cls, candidate_percent: float, *, experiment: str) -> Rollout:
         """``candidate`` on ``candidate_percent``% of devices, ``control`` on the rest."""
-        return cls(
-            {"candidate": candidate_percent, "control": 100.0 - candidate_percent}, experiment=experiment
-        )
+        return cls({"candidate": candidate_percent, "control": 100.0 - candidate_percent}, experiment=experiment)
 
     def assign(self, device_id: str) -> str:
         """The arm of ``device_id`` (``control`` for everyone once rolled back)."""

@@ -306,9 +306,7 @@ class ModelStore:
                     return previous
             raise StoreError(f"store {str(self.root)!r} has no earlier version to roll back to")
 
-    def _activate(
-        self, state: StoreState, version: str, *, record: bool = True, force_commit: bool = False
-    ) -> None:
+    def _activate(self, state: StoreState, version: str, *, record: bool = True, force_commit: bool = False) -> None:
         if version not in state.installed:
             raise StoreError(
                 f"version {version} is not installed in {str(self.root)!r}; installed: "

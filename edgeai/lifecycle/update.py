@@ -88,9 +88,7 @@ def _copy_limited(src: Any, out: Any, have: int, max_bytes: int, what: str) -> i
         out.write(chunk)
 
 
-def _download_http(
-    url: str, dest: Path, max_bytes: int, retries: int, timeout: float, backoff: float
-) -> Path:
+def _download_http(url: str, dest: Path, max_bytes: int, retries: int, timeout: float, backoff: float) -> Path:
     part = dest.with_name(dest.name + ".part")
     last: Exception | None = None
     for attempt in range(retries + 1):
@@ -207,9 +205,7 @@ class UpdateClient:
         if problem:
             with contextlib.suppress(EdgeAIError):
                 self.store.uninstall(installed.version)
-            return UpdateResult(
-                status="rejected", version=installed.version, previous=previous, reason=problem
-            )
+            return UpdateResult(status="rejected", version=installed.version, previous=previous, reason=problem)
         self.store.activate(installed.version)
         return UpdateResult(status="activated", version=installed.version, previous=previous)
 
@@ -240,8 +236,5 @@ class UpdateClient:
                     if got[out_name].shape == want.shape
                     else float("nan")
                 )
-                return (
-                    f"smoke test failed: output {out_name!r} differs from the expected "
-                    f"(max abs diff {diff:g})"
-                )
+                return f"smoke test failed: output {out_name!r} differs from the expected (max abs diff {diff:g})"
         return ""

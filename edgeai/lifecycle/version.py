@@ -47,9 +47,7 @@ class SemVer:
 
     def _key(self) -> tuple[object, ...]:
         # A release ranks above its pre-releases; numeric identifiers rank below alphanumeric ones.
-        pre: tuple[object, ...] = tuple(
-            (0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.prerelease
-        )
+        pre: tuple[object, ...] = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.prerelease)
         return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre)
 
     def __lt__(self, other: object) -> bool:

@@ -107,9 +107,7 @@ class InputPolicy:
         default: a rule for inputs without their own (``None``: not checked).
     """
 
-    def __init__(
-        self, rules: Mapping[str, InputRule | Mapping[str, Any]] | None = None, default: Any = None
-    ) -> None:
+    def __init__(self, rules: Mapping[str, InputRule | Mapping[str, Any]] | None = None, default: Any = None) -> None:
         self.rules: dict[str, InputRule] = {
             name: r if isinstance(r, InputRule) else InputRule(**r) for name, r in (rules or {}).items()
         }

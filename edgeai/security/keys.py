@@ -76,9 +76,7 @@ def save_signing_key(key: Ed25519PrivateKey, path: str | os.PathLike[str]) -> Pa
     """Write a private key as unencrypted PKCS#8 PEM, readable by the owner only (mode 0600)."""
     from cryptography.hazmat.primitives import serialization
 
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return atomic_write_bytes(path, pem, mode=0o600)
 
 

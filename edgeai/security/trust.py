@@ -138,9 +138,7 @@ class TrustPolicy:
                     "hide newer fixes (freeze attack). Fetch a freshly signed bundle"
                 )
         if self.name is not None and meta.get("name") != self.name:
-            raise MixAndMatchError(
-                f"{what} is for model {meta.get('name')!r}, but {self.name!r} was expected"
-            )
+            raise MixAndMatchError(f"{what} is for model {meta.get('name')!r}, but {self.name!r} was expected")
         if self.target is not None and meta.get("target") != self.target:
             raise MixAndMatchError(
                 f"{what} is built for target {meta.get('target')!r}, but this device is {self.target!r}"

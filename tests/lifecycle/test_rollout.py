@@ -30,9 +30,7 @@ def test_bucketing_is_stable_across_processes() -> None:
         "r = Rollout({'a': 30, 'b': 70}, experiment='exp-2')\n"
         "print(''.join(r.assign(f'device-{i:05d}') for i in range(500)))"
     )
-    other = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     here = Rollout({"a": 30, "b": 70}, experiment="exp-2")
     assert other.stdout.strip() == "".join(here.assign(d) for d in IDS[:500])
 

@@ -72,9 +72,7 @@ def test_store_refuses_rollback_mix_and_match_and_strangers(
     wrong_target = ModelStore(tmp_path / "t", trusted_keys=[bundles["pub"]], target="rpi5")
     with pytest.raises(MixAndMatchError, match="target"):
         wrong_target.install(bundles["1.0.0"])
-    stranger = create_bundle(
-        affine_onnx(9), name="affine", version="3.0.0", signing_key=generate_signing_key()
-    )
+    stranger = create_bundle(affine_onnx(9), name="affine", version="3.0.0", signing_key=generate_signing_key())
     with pytest.raises(SignatureError):
         store.install(stranger)
     same_version = create_bundle(affine_onnx(9), name="affine", version="1.1.0", signing_key=signer)
@@ -139,7 +137,5 @@ def test_kill_at_every_write_step_leaves_a_valid_store(tmp_path: Path, bundles: 
     )
     assert steps >= 9  # half-written, tmp-written, renamed, synced for bundle and state, removal
     # rollback from 1.1.0 to 1.0.0
-    steps = _kill_at_every_step(
-        template, tmp_path / "w2", bundles["pub"], "rollback", {"1.0.0", "1.1.0"}, "1.0.0"
-    )
+    steps = _kill_at_every_step(template, tmp_path / "w2", bundles["pub"], "rollback", {"1.0.0", "1.1.0"}, "1.0.0")
     assert steps >= 4

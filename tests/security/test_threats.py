@@ -132,9 +132,7 @@ def test_rollback_is_rejected(signer, bundle: bytes) -> None:  # type: ignore[no
 
 
 def test_expired_bundle_is_rejected(signer) -> None:  # type: ignore[no-untyped-def]
-    data = create_bundle(
-        MODEL, name="digits", version="1.0.0", signing_key=signer, expires=timedelta(hours=1)
-    )
+    data = create_bundle(MODEL, name="digits", version="1.0.0", signing_key=signer, expires=timedelta(hours=1))
     later = datetime.now(timezone.utc) + timedelta(hours=2)
     with pytest.raises(ExpiredError, match="freeze"):
         read_bundle(data, trusted_keys=TrustPolicy([signer.public_key()], now=later))
@@ -214,9 +212,7 @@ def test_session_over_encrypted_bundle_writes_no_plaintext(signer, tmp_path: Pat
     bundle_dir.mkdir()
     scratch.mkdir()
     path = bundle_dir / "digits.eai"
-    path.write_bytes(
-        create_bundle(MODEL, name="digits", version="1.0.0", signing_key=signer, encryption_key=key)
-    )
+    path.write_bytes(create_bundle(MODEL, name="digits", version="1.0.0", signing_key=signer, encryption_key=key))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.chdir(scratch)
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
