@@ -128,6 +128,12 @@ class HardSwish(_Activation):
         return x * np.clip(x * t(1 / 6) + t(0.5), t(0), t(1))
 
 
+@register_versions("Swish", (24,))
+class Swish(_Activation):
+    def f(self, x: np.ndarray) -> np.ndarray:
+        return x * sigmoid(x * x.dtype.type(self.fattr("alpha", 1.0)))
+
+
 @register_versions("Tanh", (1, 6, 13))
 class Tanh(_Activation):
     def f(self, x: np.ndarray) -> np.ndarray:

@@ -613,3 +613,33 @@ class CastLike(Cast):
         if like is not None and (self._to == -1 or np.asarray(like).dtype != self._dtype):
             self._setup_like(np.asarray(like))
         return (self.cast(np.asarray(x)),)
+
+
+@register_versions("BitCast", (26,))
+class BitCast(Op):
+    """Reinterpret the bytes (little endian) as another type of the same bit width."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        to = ctx.attr("to")
+        if to is None or int(to) == _STRING:
+            raise unsupported(ctx, "the 'to' attribute must name a non-string ONNX data type")
+        self._dtype = _np_dtype(ctx, int(to))
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        if _bit_width(x.dtype) != _bit_width(self._dtype):
+            raise InferenceError(
+                f"BitCast node {self.ctx.node_name!r}: {x.dtype} ({_bit_width(x.dtype)} bits) cannot be "
+                f"reinterpreted as {self._dtype} ({_bit_width(self._dtype)} bits); the widths must match"
+            )
+        le = x.astype(x.dtype.newbyteorder("<"), copy=False) if x.dtype.byteorder == ">" else x
+        return (np.ascontiguousarray(le).view(self._dtype).reshape(x.shape),)
+
+
+_SUB_BYTE_BITS = {"int2": 2, "uint2": 2, "int4": 4, "uint4": 4, "float4_e2m1fn": 4}
+
+
+def _bit_width(dtype: np.dtype) -> int:
+    # ml_dtypes keeps 2- and 4-bit values in the low bits of one byte, so a view is a bit cast
+    return _SUB_BYTE_BITS.get(dtype.name, dtype.itemsize * 8)

@@ -1,4 +1,4 @@
-"""Reductions, ArgMax/ArgMin, TopK and CumSum in numpy.
+"""Reductions, ArgMax/ArgMin, TopK, CumSum and CumProd in numpy.
 
 The Reduce* ops take ``axes`` as an attribute up to opset 12 (ReduceSum) or
 17 (the others) and as an optional input afterwards, where an empty or
@@ -243,27 +243,49 @@ class TopK(Op):
         return (np.take_along_axis(x, idx, axis=axis), as_dtype(idx, np.dtype(np.int64)))
 
 
-@register_versions("CumSum", (11, 14))
-class CumSum(Op):
+class _Cumulative(Op):
+    """CumSum / CumProd along an axis given as a scalar input, ``exclusive`` and ``reverse`` attributes."""
+
+    identity = 0
+
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         self._exclusive = bool(ctx.attr("exclusive", 0))
         self._reverse = bool(ctx.attr("reverse", 0))
 
+    def accumulate(self, x: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
+        raise NotImplementedError
+
     def run(self, x: np.ndarray, axis: np.ndarray) -> tuple[np.ndarray]:
         x = np.asarray(x)
         a = int(np.asarray(axis).reshape(-1)[0])
         if not -x.ndim <= a < x.ndim:
-            raise InferenceError(f"CumSum node {self.ctx.node_name!r}: axis {a} out of range for rank {x.ndim}")
+            raise InferenceError(
+                f"{self.ctx.op_type} node {self.ctx.node_name!r}: axis {a} out of range for rank {x.ndim}"
+            )
         a %= x.ndim
         work = np.flip(x, axis=a) if self._reverse else x
-        acc_dtype = np.float32 if x.dtype.itemsize < 4 and _is_float(x.dtype) else x.dtype
-        out = np.cumsum(work, axis=a, dtype=acc_dtype)
+        acc_dtype = np.dtype(np.float32) if x.dtype.itemsize < 4 and _is_float(x.dtype) else x.dtype
+        out = self.accumulate(work, a, acc_dtype)
         if self._exclusive:
-            out = np.concatenate(
-                [np.zeros_like(np.take(out, [0], axis=a)), np.take(out, np.arange(x.shape[a] - 1), axis=a)],
-                axis=a,
-            )
+            first = np.full_like(np.take(out, [0], axis=a), self.identity)
+            out = np.concatenate([first, np.take(out, np.arange(x.shape[a] - 1), axis=a)], axis=a)
         if self._reverse:
             out = np.flip(out, axis=a)
         return (as_dtype(out, x.dtype),)
+
+
+@register_versions("CumSum", (11, 14))
+class CumSum(_Cumulative):
+    identity = 0
+
+    def accumulate(self, x: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
+        return np.cumsum(x, axis=axis, dtype=dtype)
+
+
+@register_versions("CumProd", (26,))
+class CumProd(_Cumulative):
+    identity = 1
+
+    def accumulate(self, x: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
+        return np.cumprod(x, axis=axis, dtype=dtype)

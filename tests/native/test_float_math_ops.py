@@ -531,3 +531,20 @@ def test_mod_28_float_special_cases() -> None:
     assert not np.signbit(got[0])  # sign of the divisor
     fm = native("Mod", a, b, opset=28, attrs={"fmod": 1})[0]
     np.testing.assert_array_equal(fm, np.fmod(a, b))
+
+
+def test_cumprod_exclusive_reverse_matches_python() -> None:
+    x = np.array([[1, 2, 3, 4], [2, 0, 5, -1]], np.int32)
+    got = native("CumProd", x, np.array(1), opset=26, attrs={"exclusive": 1, "reverse": 1})[0]
+    want = [[math.prod(row[j + 1 :]) for j in range(4)] for row in x.tolist()]
+    assert got.dtype == np.int32 and got.tolist() == want
+
+
+def test_bitcast_reinterprets_bits_and_refuses_other_widths() -> None:
+    from onnx import TensorProto
+
+    x = np.array([1.0, -2.0, np.inf], np.float32)
+    got = native("BitCast", x, opset=26, attrs={"to": TensorProto.INT32})[0]
+    assert got.dtype == np.int32 and got.tolist() == [0x3F800000, -0x40000000, 0x7F800000]
+    with pytest.raises(InferenceError, match="widths must match"):
+        native("BitCast", x, opset=26, attrs={"to": TensorProto.INT16})
