@@ -96,9 +96,7 @@ def unsupported_op_error(missing: Sequence[MissingOp], what: str = "the model") 
         ver = f"opset {opset}" + (f", schema version {version}" if version not in (None, opset) else "")
         if version is None:
             ver = f"opset {opset}, where onnx defines no {op_type}"
-        shown = ", ".join(repr(n) for n in nodes[:5]) + (
-            f" and {len(nodes) - 5} more" if len(nodes) > 5 else ""
-        )
+        shown = ", ".join(repr(n) for n in nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
         lines.append(f"  {op} ({ver}) at node(s) {shown}")
     first = missing[0]
     return UnsupportedOpError(
@@ -166,6 +164,8 @@ class CompiledGraph:
             outs = tuple(slot(n) if n else -1 for n in node.outputs)
             raw_steps.append((node, op, ins, outs))
 
+        for name in graph.outputs:  # an output may be an initializer no node reads
+            slot(name)
         n_slots = len(slot_of) + 1
         dummy = n_slots - 1  # unnamed outputs land here
         self._initial: list[Any] = [None] * n_slots
@@ -237,9 +237,7 @@ class CompiledGraph:
             ) from exc
 
     # -- running --------------------------------------------------------------
-    def run_subgraph(
-        self, graph: Graph, feeds: Mapping[str, Any], outer: Mapping[str, Any] | None = None
-    ) -> list[Any]:
+    def run_subgraph(self, graph: Graph, feeds: Mapping[str, Any], outer: Mapping[str, Any] | None = None) -> list[Any]:
         """Run one of this graph's (compiled) subgraphs; its outputs in order."""
         compiled = self._subgraphs.get(id(graph))
         if compiled is None:

@@ -308,3 +308,18 @@ def test_backend_supports_answers_from_the_registry() -> None:
     assert not no and "Frobnicate" in no.reason and "17" in no.reason
     other = Device("onnxruntime:cpu", DeviceKind.CPU, "cpu", "x", "onnxruntime")
     assert not backend.supports(Node("i", "Identity"), other)
+
+
+def test_outputs_that_are_inputs_or_initializers() -> None:
+    k = np.arange(3, dtype=np.float32)
+    g = Graph.build(
+        [Node("n", "Identity", inputs=("x",), outputs=("y",))],
+        [Value("x", F32, (3,))],
+        [Value("y", F32, (3,)), Value("x", F32, (3,)), Value("k", F32, (3,))],
+        initializers={"k": k},
+    )
+    x = np.ones(3, np.float32)
+    y, x_out, k_out = CompiledGraph(g).run({"x": x})
+    np.testing.assert_array_equal(y, x)
+    assert x_out is x
+    np.testing.assert_array_equal(k_out, k)
