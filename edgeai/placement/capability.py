@@ -201,7 +201,7 @@ class Capability:
         except KeyError:
             return Support(False, "the native engine is not part of this build")
         native_device = device if device.backend == "native" else backend.devices()[0]
-        return backend.supports((node, opset), native_device)
+        return backend.supports(node, native_device, opset=opset)  # type: ignore[call-arg]
 
     def _ort_supports(self, node: Node, provider: str) -> Support:
         # Nodes alike in op, opset, input types and attributes get one probe.
