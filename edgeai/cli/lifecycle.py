@@ -153,6 +153,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         name, file = item.split("=", 1)
         samples[name] = np.load(file, allow_pickle=False)
     expires = None if args.no_expiry else timedelta(days=args.expires_days)
+    out.parent.mkdir(parents=True, exist_ok=True)
     path = write_bundle(
         out,
         args.model,
