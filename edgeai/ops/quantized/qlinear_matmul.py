@@ -135,14 +135,23 @@ class QLinearMatMul(_IntegerMatMul):
         ctx = self.ctx
         check_int_dtype(ctx, a, "A", _I8)
         check_int_dtype(ctx, b, "B", _I8)
-        if np.asarray(a_scale).dtype != np.float32 or np.asarray(y_scale).dtype != np.float32:
-            raise unsupported(ctx, "a scale that is not float32")
         acc = self._accumulate(
             a, _a_param(ctx, a_zero_point, a, "a_zero_point"), b, _b_param(ctx, b_zero_point, b, "b_zero_point")
         )
         yz = scalar(ctx, y_zero_point, "y_zero_point")
         num = (_a_param(ctx, a_scale, a, "a_scale"), _b_param(ctx, b_scale, b, "b_scale"))
-        return (requantize(ctx, acc, num, scalar(ctx, y_scale, "y_scale"), yz, yz.dtype),)
+        ys = scalar(ctx, y_scale, "y_scale")
+        scale_types = {np.asarray(v).dtype.name for v in (*num, ys)}
+        if scale_types == {"float32"}:
+            return (requantize(ctx, acc, num, ys, yz, yz.dtype),)
+        if not scale_types <= {"float16", "bfloat16", "float32"}:
+            raise unsupported(ctx, f"scales of type {sorted(scale_types)}")
+        # float16/bfloat16 scales (opset 21): the multiplier in the scales' own type, as the
+        # ONNX reference computes it; ONNX Runtime's CPU provider has no such kernel.
+        mult = (num[0] * num[1] / ys).astype(np.float64)
+        qmin, qmax = np.iinfo(yz.dtype).min, np.iinfo(yz.dtype).max
+        y = np.rint(acc.astype(np.float64) * mult + float(yz))
+        return (np.clip(y, qmin, qmax).astype(yz.dtype),)
 
 
 @register("QGemm", domain="com.microsoft", since=1)
