@@ -1,4 +1,5 @@
-"""The com.microsoft float ops that ONNX Runtime's transformer optimizer writes.
+"""Fused transformer ops: the com.microsoft float ops ONNX Runtime's transformer
+optimizer writes, and ONNX's own ``Attention`` (opset 23 on).
 
 ``Gelu``, ``FastGelu``, ``BiasGelu``, ``QuickGelu``, ``SkipLayerNormalization``,
 ``SkipSimplifiedLayerNormalization``, ``SimplifiedLayerNormalization`` (which
@@ -279,3 +280,146 @@ class Attention(Op):
             causal = np.where(future, fill, dtype.type(0))[None]
             mask = causal if mask is None else np.where(future[None], fill, mask)
         return mask
+
+
+# --------------------------------------------------------------------------- ONNX Attention (opset 23+)
+
+
+def _softmax_rows(scores: np.ndarray, fully_masked: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis; rows with no attendable key become zeros (not NaN)."""
+    m = scores.max(axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, scores.dtype.type(0))
+    e = np.exp(scores - m)
+    s = e.sum(axis=-1, keepdims=True)
+    probs = e / np.where(s == 0, scores.dtype.type(1), s)
+    return np.where(fully_masked, scores.dtype.type(0), probs)
+
+
+@register_versions("Attention", (23, 24, 25))
+class OnnxAttention(Op):
+    """ONNX Attention: scaled dot-product attention over 3-D or 4-D Q/K/V with MHA, GQA and MQA,
+    boolean or additive masks, bottom-right causal masking, a past/present KV cache,
+    ``nonpad_kv_seqlen`` (24), softcap, ``qk_matmul_output`` modes and sliding windows (25).
+
+    Fully masked query rows give zeros, following the onnx 1.23 errata.
+    """
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._causal = bool(ctx.attr("is_causal", 0))
+        qn, kvn = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
+        self._qn = None if qn is None else int(qn)
+        self._kvn = None if kvn is None else int(kvn)
+        self._mode = int(ctx.attr("qk_matmul_output_mode", 0))
+        if self._mode not in (0, 1, 2, 3):
+            raise unsupported(ctx, f"qk_matmul_output_mode must be 0, 1, 2 or 3, got {self._mode}")
+        self._scale = ctx.attr("scale")
+        self._softcap = float(ctx.attr("softcap", 0.0))
+        precision = ctx.attr("softmax_precision")
+        self._softmax_dtype = None
+        if precision is not None:
+            from onnx import helper
+
+            self._softmax_dtype = np.dtype(helper.tensor_dtype_to_np_dtype(int(precision)))
+        self._left = int(ctx.attr("left_window_size", -1))
+        self._right = int(ctx.attr("right_window_size", -1))
+
+    def _fail(self, what: str) -> InferenceError:
+        return InferenceError(f"Attention node {self.ctx.node_name!r}: {what}")
+
+    def run(
+        self,
+        q: np.ndarray,
+        k: np.ndarray,
+        v: np.ndarray,
+        attn_mask: np.ndarray | None = None,
+        past_key: np.ndarray | None = None,
+        past_value: np.ndarray | None = None,
+        nonpad_kv_seqlen: np.ndarray | None = None,
+    ) -> tuple:
+        q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
+        dtype = q.dtype
+        three_d = q.ndim == 3
+        if not (q.ndim == k.ndim == v.ndim) or q.ndim not in (3, 4):
+            raise self._fail(f"Q, K and V must all be 3-D or all 4-D, got {q.shape}, {k.shape}, {v.shape}")
+        if three_d:
+            if self._qn is None or self._kvn is None:
+                raise self._fail("3-D Q/K/V need the q_num_heads and kv_num_heads attributes")
+            b = q.shape[0]
+            q = q.reshape(b, q.shape[1], self._qn, -1).transpose(0, 2, 1, 3)
+            k = k.reshape(b, k.shape[1], self._kvn, -1).transpose(0, 2, 1, 3)
+            v = v.reshape(b, v.shape[1], self._kvn, -1).transpose(0, 2, 1, 3)
+        if (past_key is None) != (past_value is None):
+            raise self._fail("past_key and past_value must be given together")
+        if past_key is not None:
+            k = np.concatenate([np.asarray(past_key), k], axis=2)
+            v = np.concatenate([np.asarray(past_value), v], axis=2)
+        present_k, present_v = k, v
+        b, nq, sq, h = q.shape
+        nkv, t = k.shape[1], k.shape[2]
+        if nq % nkv:
+            raise self._fail(f"{nq} query heads are not a multiple of {nkv} key/value heads")
+        w = np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+        qw, kw, vw = q.astype(w, copy=False), k.astype(w, copy=False), v.astype(w, copy=False)
+        if nq != nkv:  # GQA/MQA: key/value head j serves query heads j*r ... j*r + r - 1
+            kw, vw = np.repeat(kw, nq // nkv, axis=1), np.repeat(vw, nq // nkv, axis=1)
+        # scale both operands by sqrt(scale), as the spec does against overflow in half precision
+        root = w.type(math.sqrt(float(self._scale) if self._scale is not None else 1.0 / math.sqrt(h)))
+        raw = (qw * root) @ (kw * root).swapaxes(-1, -2)
+        capped = raw
+        if self._softcap > 0:
+            cap = w.type(self._softcap)
+            capped = cap * np.tanh(raw / cap)
+        past_len = 0 if past_key is None else np.asarray(past_key).shape[2]
+        bias = self._bias(attn_mask, nonpad_kv_seqlen, b, sq, t, past_len, past_key is not None, w)
+        with np.errstate(invalid="ignore", over="ignore"):
+            scores = capped + bias
+            sm = scores if self._softmax_dtype is None else scores.astype(self._softmax_dtype)
+            fully = np.isneginf(bias.max(axis=-1, keepdims=True))
+            probs = _softmax_rows(sm, fully).astype(w, copy=False)
+        out = probs @ vw
+        if three_d:
+            out = out.transpose(0, 2, 1, 3).reshape(b, sq, -1)
+        qk = (raw, capped, scores, probs)[self._mode]
+        outs = (as_dtype(out, dtype), present_k, present_v, as_dtype(qk, dtype))
+        return outs[: max(1, self.ctx.num_outputs)]
+
+    def _bias(
+        self,
+        attn_mask: np.ndarray | None,
+        nonpad: np.ndarray | None,
+        b: int,
+        sq: int,
+        t: int,
+        past_len: int,
+        has_past: bool,
+        w: np.dtype,
+    ) -> np.ndarray:
+        """The additive bias, broadcastable to (B, heads, Sq, T): 0 where attended, -inf where not."""
+        zero, ninf = w.type(0), w.type(-np.inf)
+        bias: np.ndarray = np.zeros((sq, t), w)
+        if attn_mask is not None:
+            m = np.asarray(attn_mask)
+            if m.shape[-1] < t:  # a short mask is padded with "do not attend"
+                pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
+                m = np.pad(m, pad, constant_values=False if m.dtype == np.bool_ else -np.inf)
+            bias = bias + (np.where(m, zero, ninf) if m.dtype == np.bool_ else m.astype(w))
+        lengths = None if nonpad is None else np.asarray(nonpad).reshape(-1).astype(np.int64)
+        if self._causal or self._left >= 0 or self._right >= 0:
+            # bottom-right alignment: query i sits at absolute position i + offset
+            if has_past or lengths is None:
+                pos = (np.arange(sq) + past_len)[:, None]
+            else:
+                pos = (lengths - sq)[:, None, None, None] + np.arange(sq)[:, None]
+            diff = pos - np.arange(t)  # query position minus key position
+            allowed = np.ones(diff.shape, np.bool_)
+            if self._causal:
+                allowed &= diff >= 0
+            if self._left >= 0:
+                allowed &= diff <= self._left
+            if self._right >= 0:
+                allowed &= -diff <= self._right
+            bias = bias + np.where(allowed, zero, ninf)
+        if lengths is not None:
+            bias = bias + np.where(np.arange(t) < lengths[:, None], zero, ninf)[:, None, None, :]
+        return bias

@@ -548,3 +548,67 @@ def test_bitcast_reinterprets_bits_and_refuses_other_widths() -> None:
     assert got.dtype == np.int32 and got.tolist() == [0x3F800000, -0x40000000, 0x7F800000]
     with pytest.raises(InferenceError, match="widths must match"):
         native("BitCast", x, opset=26, attrs={"to": TensorProto.INT16})
+
+
+ONNX_ATTENTION_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # name: (attributes, which optional inputs to feed)
+    "gqa 3-D causal": ({"q_num_heads": 4, "kv_num_heads": 2, "is_causal": 1}, {}),
+    "bool mask, softcap, mode 2": ({"softcap": 2.0, "qk_matmul_output_mode": 2}, {"mask": "bool"}),
+    "short float mask, mode 3": ({"qk_matmul_output_mode": 3, "scale": 0.3}, {"mask": "short"}),
+    "past cache, causal": ({"is_causal": 1}, {"past": True}),
+    "external cache, causal": ({"is_causal": 1}, {"nonpad": True}),
+    "sliding window": ({"left_window_size": 1, "right_window_size": 0}, {}),
+    "fully masked rows": ({"is_causal": 1}, {"nonpad_short": True}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ONNX_ATTENTION_CASES))
+def test_onnx_attention_matches_onnx_reference(case: str) -> None:
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    attrs, feeds = ONNX_ATTENTION_CASES[case]
+    r = rng(12)
+    b, sq, skv, h = 2, 3, 5, 4
+    if "q_num_heads" in attrs:
+        q = r.standard_normal((b, sq, 4 * h)).astype(np.float32)
+        k = r.standard_normal((b, skv, 2 * h)).astype(np.float32)
+        v = r.standard_normal((b, skv, 2 * h)).astype(np.float32)
+    else:
+        q = r.standard_normal((b, 2, sq, h)).astype(np.float32)
+        k = r.standard_normal((b, 2, skv, h)).astype(np.float32)
+        v = r.standard_normal((b, 2, skv, h)).astype(np.float32)
+    inputs: list[np.ndarray | None] = [q, k, v, None, None, None, None]
+    total = skv
+    if feeds.get("past"):
+        inputs[4] = r.standard_normal((b, 2, 2, h)).astype(np.float32)
+        inputs[5] = r.standard_normal((b, 2, 2, h)).astype(np.float32)
+        total += 2
+    if feeds.get("mask") == "bool":
+        inputs[3] = r.random((sq, total)) > 0.3
+    elif feeds.get("mask") == "short":
+        inputs[3] = r.standard_normal((b, 1, sq, total - 2)).astype(np.float32)
+    if feeds.get("nonpad"):
+        inputs[6] = np.array([4, 5], np.int64)
+    if feeds.get("nonpad_short"):
+        inputs[6] = np.array([1, 5], np.int64)  # 1 key for 3 queries: the first rows see nothing
+    names = [f"i{i}" if x is not None else "" for i, x in enumerate(inputs)]
+    while names and not names[-1]:
+        names.pop()
+    node = helper.make_node("Attention", names, ["y", "pk", "pv", "qk"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape)
+            for n, x in zip(names, inputs)
+            if n
+        ],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("y", "pk", "pv", "qk")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 25)])
+    want = ReferenceEvaluator(model).run(None, {n: x for n, x in zip(names, inputs) if n})
+    got = native("Attention", *inputs[: len(names)], opset=25, attrs=attrs, num_outputs=4)
+    for g, w in zip(got, want):
+        assert not np.isnan(g).any()
+        close(g, w, atol=1e-5)
