@@ -3,7 +3,7 @@
 ``Session(model, monitor=True)`` builds one and wraps every run in
 :meth:`Monitor.measure`. The hot path is a clock read and a list store; input
 features and output confidence are computed on one run in ``sample_every``
-(default 16), so monitoring costs little and never changes results.
+(default 32), so monitoring costs little and never changes results.
 
 Example:
     >>> import numpy as np, edgeai
@@ -82,9 +82,17 @@ class Measurement:
         if exc_type is not None:
             m.errors += 1
             return
-        m._inference.add(elapsed)
+        w = m._inference  # LatencyWindow.add, inlined: this runs on every inference
+        if w.total < w.capacity:
+            w._buf.append(elapsed)
+        else:
+            w._buf[w._i] = elapsed
+        w._i = (w._i + 1) % w.capacity
+        w.total += 1
         m.runs += 1
-        if m.runs % m.sample_every == 0:
+        m._countdown -= 1
+        if m._countdown <= 0:
+            m._countdown = m.sample_every
             # Copies, because callers often refill the same buffers; features are computed later.
             outs = self.outputs
             m._pending.append(
@@ -118,7 +126,7 @@ class Monitor:
         name: str = "model",
         *,
         window: int = 4096,
-        sample_every: int = 16,
+        sample_every: int = 32,
         reference_size: int = 500,
         psi_threshold: float = 0.2,
         ks_alpha: float = 0.01,
@@ -138,6 +146,7 @@ class Monitor:
         self.power_watts = power_watts if power_watts is not None else power_from_profile(profile)
         self.runs = 0
         self.errors = 0
+        self._countdown = sample_every
         self._inference = LatencyWindow(window)
         self._stages: dict[str, LatencyWindow] = {"inference": self._inference}
         self._partitions: dict[str, LatencyWindow] = {}
