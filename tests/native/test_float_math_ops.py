@@ -612,3 +612,106 @@ def test_onnx_attention_matches_onnx_reference(case: str) -> None:
     for g, w in zip(got, want):
         assert not np.isnan(g).any()
         close(g, w, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- end to end through Session
+
+
+def _fused_encoder_model(b: int, s: int, d: int, heads: int, ff: int) -> Any:
+    """A BERT-style encoder block as ONNX Runtime's transformer optimizer writes it, plus a classifier."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    r = rng(13)
+
+    def init(name: str, *shape: int, scale: float = 0.2) -> Any:
+        return numpy_helper.from_array((r.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [
+        init("qkv_w", d, 3 * d),
+        init("qkv_b", 3 * d),
+        init("ln1_g", d, scale=1.0),
+        init("ln1_b", d),
+        init("attn_out_w", d, d),
+        init("attn_out_b", d),
+        init("ff1_w", d, ff),
+        init("ff1_b", ff),
+        init("ff2_w", ff, d),
+        init("ff2_b", d),
+        init("ln2_g", d, scale=1.0),
+        init("ln2_b", d),
+        init("rms_g", d, scale=1.0),
+        init("cls_w", 3, d),
+        init("cls_b", 3),
+        numpy_helper.from_array(np.array([2], np.int64), "k"),
+    ]
+    ms = "com.microsoft"
+    nodes = [
+        helper.make_node("Attention", ["x", "qkv_w", "qkv_b", "mask"], ["ctx"], domain=ms, num_heads=heads),
+        helper.make_node("MatMul", ["ctx", "attn_out_w"], ["proj"]),
+        helper.make_node(
+            "SkipLayerNormalization", ["proj", "x", "ln1_g", "ln1_b", "attn_out_b"], ["h1"], domain=ms, epsilon=1e-5
+        ),
+        helper.make_node("MatMul", ["h1", "ff1_w"], ["ff1"]),
+        helper.make_node("FastGelu", ["ff1", "ff1_b"], ["act"], domain=ms),
+        helper.make_node("MatMul", ["act", "ff2_w"], ["ff2"]),
+        helper.make_node(
+            "SkipLayerNormalization",
+            ["ff2", "h1", "ln2_g", "ln2_b", "ff2_b"],
+            ["h2", "", "", "sum2"],
+            domain=ms,
+            epsilon=1e-5,
+        ),
+        helper.make_node("SimplifiedLayerNormalization", ["h2", "rms_g"], ["h3"], epsilon=1e-6),
+        helper.make_node("BiasGelu", ["h3", "ln2_b"], ["h4"], domain=ms),
+        helper.make_node("ReduceMean", ["h4"], ["pooled"], axes=[1], keepdims=0),
+        helper.make_node("Gemm", ["pooled", "cls_w", "cls_b"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+        helper.make_node("TopK", ["probs", "k"], ["top_p", "top_i"], axis=-1),
+        helper.make_node("Erf", ["sum2"], ["erf_sum"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fused_encoder",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [b, s, d]),
+            helper.make_tensor_value_info("mask", TensorProto.INT32, [b, s]),
+        ],
+        [
+            helper.make_tensor_value_info("probs", TensorProto.FLOAT, [b, 3]),
+            helper.make_tensor_value_info("top_p", TensorProto.FLOAT, [b, 2]),
+            helper.make_tensor_value_info("top_i", TensorProto.INT64, [b, 2]),
+            helper.make_tensor_value_info("erf_sum", TensorProto.FLOAT, [b, s, d]),
+        ],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)], ir_version=9
+    )
+    return model
+
+
+def test_fused_transformer_block_runs_end_to_end_like_onnxruntime(tmp_path: Any) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    import edgeai
+
+    b, s, d = 2, 6, 16
+    model = _fused_encoder_model(b, s, d, heads=4, ff=32)
+    path = tmp_path / "fused_encoder.onnx"
+    onnx.save(model, path)
+    feeds = {
+        "x": rng(14).standard_normal((b, s, d)).astype(np.float32),
+        "mask": np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], np.int32),
+    }
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(None, feeds)
+    with edgeai.Session(path, device="native") as sess:
+        got = sess.run(None, feeds)
+    assert [g.dtype for g in got] == [w.dtype for w in want]
+    for g, w in zip(got, want):
+        if g.dtype == np.int64:
+            assert np.array_equal(g, w)
+        else:
+            close(g, w, rtol=1e-4, atol=1e-5)
