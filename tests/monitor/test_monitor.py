@@ -241,8 +241,18 @@ def test_opentelemetry_export_or_clear_missing_dependency() -> None:
         with pytest.raises(edgeai.errors.MissingDependencyError, match=r"edgeai\[otel\]"):
             instrument_otel(m)
         return
+    for _ in range(3):
+        with m.measure({"x": np.zeros((1, 2), np.float32)}):
+            pass
     reader = InMemoryMetricReader()
     instrument_otel(m, MeterProvider(metric_readers=[reader]))
     data = reader.get_metrics_data()
-    names = {metric.name for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics}
-    assert {"edgeai.latency", "edgeai.inference.runs"} <= names
+    metrics = {metric.name: metric for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics}
+    assert {"edgeai.latency", "edgeai.inference.runs"} <= set(metrics)
+    st = m.latency("inference")
+    assert st is not None
+    points = {
+        (p.attributes["stage"], p.attributes["quantile"]): p.value for p in metrics["edgeai.latency"].data.data_points
+    }
+    assert points[("inference", "0.5")] == pytest.approx(st.p50_ms / 1e3)
+    assert [p.value for p in metrics["edgeai.inference.runs"].data.data_points] == [3]
