@@ -226,6 +226,8 @@ class CompiledGraph:
             options=self._options,
             outer_names=node.implicit_inputs(),
             schema_version=resolve_version(node.op_type, node.domain, opset),
+            input_values=tuple(self.graph.value(n) if n else None for n in node.inputs),
+            output_values=tuple(self.graph.value(n) for n in node.outputs),
         )
         try:
             return cls(ctx)

@@ -213,6 +213,5 @@ class Graph:
 
     def __repr__(self) -> str:
         return (
-            f"Graph({self.name!r}, {len(self.nodes)} nodes, inputs={list(self.inputs)}, "
-            f"outputs={list(self.outputs)})"
+            f"Graph({self.name!r}, {len(self.nodes)} nodes, inputs={list(self.inputs)}, outputs={list(self.outputs)})"
         )

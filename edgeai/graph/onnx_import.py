@@ -39,9 +39,7 @@ def _norm_domain(domain: str) -> str:
     return "" if domain in ("", "ai.onnx") else domain
 
 
-def attribute_value(
-    attr: Any, outer_scope: Iterable[str] = (), opsets: Mapping[str, int] | None = None
-) -> Any:
+def attribute_value(attr: Any, outer_scope: Iterable[str] = (), opsets: Mapping[str, int] | None = None) -> Any:
     """One ``onnx.AttributeProto`` as a Python value.
 
     ints and floats as ``int``/``float``, strings decoded (UTF-8; bytes that
@@ -226,7 +224,7 @@ def _type_to_value(name: str, type_proto: Any) -> Value:
     which = type_proto.WhichOneof("value")
     if which == "tensor_type" or which == "sparse_tensor_type":
         tt = getattr(type_proto, which)
-        dtype = onnx_elem_type_to_dtype(tt.elem_type) if tt.elem_type else None
+        dtype = _elem_dtype(tt.elem_type) if tt.elem_type else None
         shape = _shape(tt) if tt.HasField("shape") else None
         return Value(name, dtype, shape, kind="tensor")
     if which == "sequence_type":
@@ -238,6 +236,17 @@ def _type_to_value(name: str, type_proto: Any) -> Value:
     if which == "map_type":
         return Value(name, None, None, kind="map")
     return Value(name, None, None, kind="unknown")
+
+
+def _elem_dtype(elem_type: int) -> np.dtype[Any]:
+    """numpy dtype of an ONNX element type; float8, int4, int2 and bfloat16 as their
+    ml_dtypes types (what ``numpy_helper.to_array`` produces), strings as object."""
+    from onnx import helper
+
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    except (KeyError, TypeError, ValueError):
+        return onnx_elem_type_to_dtype(elem_type)
 
 
 def _shape(tensor_type: Any) -> tuple[Dim, ...]:

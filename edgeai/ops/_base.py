@@ -78,6 +78,12 @@ class OpContext:
     ``run`` after the declared inputs, in this order (empty for ops without subgraphs)."""
     schema_version: int | None = None
     """The op's schema version (``since_version`` in ``onnx.defs``) at the model's opset."""
+    input_values: tuple[Any, ...] = ()
+    """For each input: what the graph knows of it (an ``edgeai.graph.Value``: dtype, shape
+    with symbolic dims, quant params), or None for an omitted input. Lets an op reject
+    a dtype it does not implement when the session is built rather than at run time."""
+    output_values: tuple[Any, ...] = ()
+    """For each output: its ``edgeai.graph.Value`` (dtype and shape may be None: unknown)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Session options (threads, ...)."""
 

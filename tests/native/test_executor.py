@@ -323,3 +323,28 @@ def test_outputs_that_are_inputs_or_initializers() -> None:
     np.testing.assert_array_equal(y, x)
     assert x_out is x
     np.testing.assert_array_equal(k_out, k)
+
+
+def test_ops_see_the_graph_values_of_their_inputs_and_outputs() -> None:
+    seen: list[OpContext] = []
+
+    @register("Peek", domain=DOMAIN, since=1)
+    class Peek(Op):
+        def __init__(self, ctx: OpContext) -> None:
+            super().__init__(ctx)
+            seen.append(ctx)
+
+        def run(self, x: np.ndarray, *_: Any) -> tuple[Any, ...]:
+            return (x,)
+
+    g = Graph.build(
+        [Node("p", "Peek", DOMAIN, inputs=("x", ""), outputs=("y",))],
+        [Value("x", np.dtype("int8"), ("N", 3))],
+        [Value("y", np.dtype("int8"), ("N", 3))],
+        opsets={DOMAIN: 1},
+    )
+    CompiledGraph(g)
+    (ctx,) = seen
+    assert ctx.input_values[0].dtype == np.dtype("int8") and ctx.input_values[0].shape == ("N", 3)
+    assert ctx.input_values[1] is None
+    assert ctx.output_values[0].name == "y"
