@@ -521,12 +521,12 @@ def _cast_to_e8m0(x: np.ndarray, round_mode: str, saturate: bool) -> np.ndarray:
 
 
 def _format_float(v: float) -> str:
-    # ONNX Runtime prints floats with up to 9 significant digits (round-trip for float32)
+    # ONNX Runtime's spelling: printf's %.8g for every float type, NaN / INF / -INF
     if np.isnan(v):
         return "NaN"
     if np.isinf(v):
         return "INF" if v > 0 else "-INF"
-    return f"{v:.9g}"
+    return f"{v:.8g}"
 
 
 @register_versions("Cast", (1, 6, 9, 13, 19, 21, 23, 24, 25), until=25)  # 28 adds float6
@@ -559,9 +559,11 @@ class Cast(Op):
             if x.dtype.kind == "f" or x.dtype.name in ("bfloat16",):
                 vals = [_format_float(float(v)) for v in x.ravel()]
             else:
-                vals = [str(v) for v in x.ravel().tolist()]
+                vals = [str(int(v)) for v in x.ravel().tolist()]  # bool as 1/0, like ONNX Runtime
             return np.array(vals, dtype=object).reshape(x.shape)
         if x.dtype == object or x.dtype.kind in "US":
+            if dtype.kind in "iu":  # parse integers exactly (float64 would round above 2**53)
+                return np.array([_parse_int(v) for v in x.ravel()], dtype=np.int64).reshape(x.shape).astype(dtype)
             return np.array([_parse(v) for v in x.ravel()], dtype=np.float64).reshape(x.shape).astype(dtype)
         if to == _E8M0:
             return _cast_to_e8m0(x, self._round_mode, self._saturate)
@@ -583,11 +585,23 @@ class Cast(Op):
 
 
 def _parse(v: Any) -> float:
-    s = v.decode() if isinstance(v, bytes) else str(v)
+    s = (v.decode() if isinstance(v, bytes) else str(v)).strip()
     try:
         return float(s)
+    except ValueError:
+        pass
+    try:
+        return float.fromhex(s)  # strtod, which ONNX Runtime uses, reads hex too
     except ValueError as exc:
         raise InferenceError(f"Cast: cannot parse the string {s!r} as a number") from exc
+
+
+def _parse_int(v: Any) -> int:
+    s = (v.decode() if isinstance(v, bytes) else str(v)).strip()
+    try:
+        return int(s, 0) if s.lower().startswith(("0x", "-0x")) else int(s)
+    except ValueError:
+        return int(_parse(s))
 
 
 @register_versions("CastLike", (15, 19, 21, 23, 24, 25))

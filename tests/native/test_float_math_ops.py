@@ -715,3 +715,22 @@ def test_fused_transformer_block_runs_end_to_end_like_onnxruntime(tmp_path: Any)
             assert np.array_equal(g, w)
         else:
             close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_cast_to_and_from_strings_matches_onnxruntime() -> None:
+    from onnx import TensorProto
+
+    floats = np.array([0.1, 1 / 3, 1e10, 1.5e-7, np.nan, np.inf, -np.inf, -0.0, 123456789.0], np.float32)
+    for x in (floats, floats.astype(np.float64), np.array([True, False]), np.array([-5, 7], np.int8)):
+        want = ort_node("Cast", [x], attrs={"to": TensorProto.STRING})[0]
+        got = native("Cast", x, opset=21, attrs={"to": TensorProto.STRING})[0]
+        assert got.tolist() == want.tolist()
+    strings = np.array(["1.5", "-2", "NaN", "INF", "-inf", "1e3", " 7 ", "0x10"], dtype=object)
+    for to in (TensorProto.FLOAT, TensorProto.DOUBLE):
+        want = ort_node("Cast", [strings], attrs={"to": to})[0]
+        got = native("Cast", strings, opset=21, attrs={"to": to})[0]
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    big = np.array(["15", "-2", "9007199254740993"], dtype=object)
+    want = ort_node("Cast", [big], attrs={"to": TensorProto.INT64})[0]
+    assert native("Cast", big, opset=21, attrs={"to": TensorProto.INT64})[0].tolist() == want.tolist()
