@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from onnx_node_data import (
@@ -37,22 +38,27 @@ CLAIMED, UNCLAIMED = _split_dirs()
 _RESULTS: dict[str, bool] = {}
 
 
+class _PassCount:
+    """A pytest plugin that prints the pass-count line in the terminal summary."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not _RESULTS:
+            return
+        passed = sum(_RESULTS.values())
+        failed = len(_RESULTS) - passed
+        terminalreporter.write_line(
+            f"ONNX node tests on the native engine: {passed} passed, {failed} failed of "
+            f"{len(_RESULTS)} run ({len(CLAIMED)} claimed); {len(UNCLAIMED)} not collected "
+            "(ops not claimed)"
+        )
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _pass_count_line(request: pytest.FixtureRequest) -> Iterator[None]:
+    manager = request.config.pluginmanager
+    if not manager.has_plugin("edgeai-node-test-pass-count"):
+        manager.register(_PassCount(), "edgeai-node-test-pass-count")
     yield
-    passed = sum(_RESULTS.values())
-    failed = len(_RESULTS) - passed
-    line = (
-        f"ONNX node tests on the native engine: {passed} passed, {failed} failed of "
-        f"{len(_RESULTS)} run ({len(CLAIMED)} claimed); {len(UNCLAIMED)} not collected "
-        "(ops not claimed)"
-    )
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(line)
-    else:  # pragma: no cover
-        print(line)
 
 
 @pytest.mark.parametrize("case_dir", CLAIMED, ids=[d.name for d in CLAIMED])
