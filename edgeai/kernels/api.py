@@ -183,19 +183,20 @@ def _bias(bias: Any, n: int) -> np.ndarray:
 class _Packed:
     """Weights [K, N] packed for one kernel kind, with what the zero-point correction needs."""
 
-    def __init__(self, bmat: np.ndarray, bz: np.ndarray, k_real: int, path: str) -> None:
+    def __init__(self, bmat: np.ndarray, real: np.ndarray, bz: np.ndarray, path: str) -> None:
+        # real[k]: False for K rows that are padding (zero in A's layout); they stay zero after the shift
         from edgeai.kernels.pack import choose_kind, pack_panels
         from edgeai.kernels.tiles import KIND_CODES, KIND_TILE
 
-        self.kind, offset = choose_kind(path, bmat)
+        self.kind, offset = choose_kind(path, bmat[real])
         self.code = KIND_CODES[self.kind]
         self.mr, self.nr = KIND_TILE[self.code]
-        shifted = bmat - offset
+        shifted = np.where(real[:, None], bmat - offset, 0)
         self.packed, self.panel_bytes = pack_panels(shifted, self.kind)
         self.n = bmat.shape[1]
         self.bz = bz - offset  # (b - bz) == (shifted - (bz - offset))
         self.colsum = shifted.sum(axis=0)
-        self.k_real = k_real
+        self.k_real = int(real.sum())
         self.has_bz = bool(np.any(self.bz != 0))
         self._coloff: dict[int, np.ndarray] = {}
 
@@ -256,7 +257,8 @@ class GemmKernel:
         self.k4 = -(-self.k // 4) * 4
         bmat = np.zeros((self.k4, self.n), np.int64)
         bmat[: self.k] = b
-        self.pk = _Packed(bmat, _zero_points(b_zp, self.n, b.dtype, "b_zp"), self.k, path)
+        real = np.arange(self.k4) < self.k
+        self.pk = _Packed(bmat, real, _zero_points(b_zp, self.n, b.dtype, "b_zp"), path)
         self.path = path
         self.bias = _bias(bias, self.n)
         self.ep = _epilogue(requant, self.n)
@@ -433,7 +435,8 @@ class ConvKernel:
             wg = w[sl].astype(np.int64).transpose(2, 3, 1, 0)  # [kH, kW, Cg, Mg]
             bmat = np.zeros((self.kh, self.kw, self.c4, self.mg), np.int64)
             bmat[:, :, : self.cg] = wg
-            self.packs.append(_Packed(bmat.reshape(-1, self.mg), wz[sl], self.kh * self.kw * self.cg, path))
+            real = np.broadcast_to(np.arange(self.c4) < self.cg, (self.kh, self.kw, self.c4)).reshape(-1)
+            self.packs.append(_Packed(bmat.reshape(-1, self.mg), real, wz[sl], path))
             self.eps.append(self.ep.slice(g * self.mg, (g + 1) * self.mg))
             self.biases.append(self.bias[sl].copy())
         self.fn = _entry(self.packs[0].code, threads)

@@ -328,7 +328,9 @@ def drive_parallel(
     npanels = (N + nr - 1) // nr
     nmb = (M + mc - 1) // mc
     for item in prange(nmb * npanels):
-        mb, p = divmod(item, npanels)
+        it = np.int64(item)  # prange indices are unsigned: int64 keeps the arithmetic integral
+        mb = it // npanels
+        p = it - mb * npanels
         _drive_block(
             code,
             a,

@@ -1,0 +1,156 @@
+"""INT8 GEMM kernels against an int64 numpy reference, edgeai's requantization reference and ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kernel_refs import gemm_ref, ort_matmul_integer, ort_qlinear_matmul
+
+from edgeai.errors import InputShapeError, InputTypeError
+from edgeai.kernels.api import KernelArgumentError, Requant, prepare_gemm
+from edgeai.kernels.cpu import available_paths
+from edgeai.quant.requant import quantize_multiplier, requantize_onnx, requantize_tflite
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+DTYPES = [np.dtype(np.uint8), np.dtype(np.int8)]
+
+
+def _values(draw: st.DrawFn, dtype: np.dtype, shape: tuple[int, ...], style: str, seed: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    if style == "extreme":  # the saturation case of vpmaddubsw: only the end points of the range
+        return rng.choice(np.array([info.min, info.max], dtype), shape)
+    if style == "7bit":  # reduce_range weights
+        lo, hi = (0, 127) if dtype == np.uint8 else (-64, 63)
+        return rng.integers(lo, hi + 1, shape).astype(dtype)
+    return rng.integers(info.min, int(info.max) + 1, shape).astype(dtype)
+
+
+@st.composite
+def gemm_case(draw: st.DrawFn) -> dict:
+    m = draw(st.integers(1, 40))
+    k = draw(st.integers(1, 80))
+    n = draw(st.integers(1, 70))
+    a_dtype = draw(st.sampled_from(DTYPES))
+    b_dtype = draw(st.sampled_from(DTYPES))
+    seed = draw(st.integers(0, 2**31))
+    a = _values(draw, a_dtype, (m, k), draw(st.sampled_from(["full", "extreme"])), seed)
+    b = _values(draw, b_dtype, (k, n), draw(st.sampled_from(["full", "extreme", "7bit"])), seed + 1)
+    ai, bi = np.iinfo(a_dtype), np.iinfo(b_dtype)
+    a_zp = draw(st.integers(int(ai.min), int(ai.max)))
+    if draw(st.booleans()):
+        b_zp = np.random.default_rng(seed + 2).integers(int(bi.min), int(bi.max) + 1, n).astype(b_dtype)
+    else:
+        b_zp = np.asarray(draw(st.integers(int(bi.min), int(bi.max))), b_dtype)
+    bias = np.random.default_rng(seed + 3).integers(-50000, 50000, n).astype(np.int32) if draw(st.booleans()) else None
+    return {"a": a, "a_zp": a_zp, "b": b, "b_zp": b_zp, "bias": bias}
+
+
+@SETTINGS
+@given(case=gemm_case())
+def test_gemm_int32_matches_reference_and_onnxruntime(kernel_path: str, case: dict) -> None:
+    a, a_zp, b, b_zp, bias = case["a"], case["a_zp"], case["b"], case["b_zp"], case["bias"]
+    f = prepare_gemm(b, b_zp, a_dtype=a.dtype, bias=bias)
+    got = f(a, a_zp)
+    assert got.dtype == np.int32 and got.shape == (a.shape[0], b.shape[1])
+    np.testing.assert_array_equal(got, gemm_ref(a, a_zp, b, b_zp, bias))
+    if bias is None:
+        np.testing.assert_array_equal(got, ort_matmul_integer(a, a_zp, b, b_zp))
+
+
+@SETTINGS
+@given(case=gemm_case(), data=st.data())
+def test_gemm_requant_onnx_matches_qlinearmatmul(kernel_path: str, case: dict, data: st.DataObject) -> None:
+    a, a_zp, b, b_zp = case["a"], case["a_zp"], case["b"], case["b_zp"]
+    y_dtype = data.draw(st.sampled_from(DTYPES))
+    yi = np.iinfo(y_dtype)
+    y_zp = data.draw(st.integers(int(yi.min), int(yi.max)))
+    a_s = np.float32(data.draw(st.floats(1e-3, 0.1)))
+    b_s = np.float32(data.draw(st.floats(1e-3, 0.1)))
+    y_s = np.float32(data.draw(st.floats(0.05, 20.0)))
+    scale = a_s * b_s / y_s  # in float32, as ONNX Runtime computes it
+    f = prepare_gemm(b, b_zp, a_dtype=a.dtype, requant=Requant("onnx", scale, None, None, y_zp, y_dtype))
+    got = f(a, a_zp)
+    assert got.dtype == y_dtype
+    want = requantize_onnx(gemm_ref(a, a_zp, b, b_zp, None), scale, y_zp, int(yi.min), int(yi.max))
+    np.testing.assert_array_equal(got, want)
+    # ONNX Runtime implements QLinearMatMul for y of a's type, and not for int8 a with uint8 b
+    if b_zp.ndim == 0 and y_dtype == a.dtype and not (a.dtype == np.int8 and b.dtype == np.uint8):
+        ort = ort_qlinear_matmul(a, float(a_s), a_zp, b, float(b_s), b_zp, float(y_s), y_zp, y_dtype)
+        np.testing.assert_array_equal(got, ort)
+
+
+@SETTINGS
+@given(case=gemm_case(), data=st.data())
+def test_gemm_requant_tflite_per_channel(kernel_path: str, case: dict, data: st.DataObject) -> None:
+    a, a_zp, b, b_zp, bias = case["a"], case["a_zp"], case["b"], case["b_zp"], case["bias"]
+    n = b.shape[1]
+    reals = data.draw(st.lists(st.floats(1e-5, 3.0), min_size=n, max_size=n))
+    ms = np.array([quantize_multiplier(r) for r in reals], np.int64)
+    mult, shift = ms[:, 0].astype(np.int32), ms[:, 1].astype(np.int32)
+    act = data.draw(st.sampled_from([(None, None), (-20, 90)]))
+    rq = Requant("tflite", None, mult, shift, -3, np.dtype(np.int8), act_min=act[0], act_max=act[1])
+    got = prepare_gemm(b, b_zp, a_dtype=a.dtype, bias=bias, requant=rq)(a, a_zp)
+    qmin, qmax = rq.bounds()
+    want = requantize_tflite(gemm_ref(a, a_zp, b, b_zp, bias), mult, shift, -3, qmin, qmax, dtype=np.int8)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_gemm_saturation_worst_case(kernel_path: str) -> None:
+    """a = 255 against b = -128/127 pairs: where vpmaddubsw would saturate int16 pair sums."""
+    a = np.full((9, 64), 255, np.uint8)
+    b = np.tile(np.array([[-128], [-128], [127], [127]], np.int8), (16, 33))
+    got = prepare_gemm(b, 0, a_dtype=np.uint8)(a, 0)
+    np.testing.assert_array_equal(got, gemm_ref(a, 0, b, 0, None))
+    b7 = np.tile(np.array([[-64], [-64], [63], [63]], np.int8), (16, 33))  # 7-bit extremes
+    np.testing.assert_array_equal(prepare_gemm(b7, 0, a_dtype=np.uint8)(a, 0), gemm_ref(a, 0, b7, 0, None))
+
+
+@pytest.mark.skipif("avx2" not in available_paths(), reason="this CPU has no AVX2")
+def test_avx2_uses_vpmaddubsw_only_for_7bit_weights() -> None:
+    from edgeai.kernels.pack import choose_kind
+
+    assert choose_kind("avx2", np.array([[-64, 63]])) == ("avx2_7bit", 0)
+    assert choose_kind("avx2", np.array([[0, 127]])) == ("avx2_7bit", 64)  # uint8 reduce_range
+    assert choose_kind("avx2", np.array([[-65, 62]])) == ("avx2_7bit", -1)  # shifted to [-64, 63]
+    assert choose_kind("avx2", np.array([[-65, 63]])) == ("avx2_i16", 0)  # 8 bits of range
+    assert choose_kind("avx2", np.array([[-128, 127]])) == ("avx2_i16", 0)
+    assert choose_kind("vnni", np.array([[0, 255]])) == ("vnni", 128)
+
+
+def test_gemm_two_threads_matches_one() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (150, 70)).astype(np.uint8)
+    b = rng.integers(-128, 128, (70, 100)).astype(np.int8)
+    rq = Requant("onnx", np.float32(0.001), None, None, 10, np.dtype(np.uint8))
+    one = prepare_gemm(b, 3, a_dtype=np.uint8, requant=rq)(a, 7)
+    two = prepare_gemm(b, 3, a_dtype=np.uint8, requant=rq, threads=2)(a, 7)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, requantize_onnx(gemm_ref(a, 7, b, 3, None), np.float32(0.001), 10, 0, 255))
+
+
+def test_gemm_bad_arguments_raise_clear_errors() -> None:
+    b = np.ones((8, 4), np.int8)
+    with pytest.raises(KernelArgumentError, match="uint8 or int8"):
+        prepare_gemm(b.astype(np.float32), 0, a_dtype=np.uint8)
+    with pytest.raises(KernelArgumentError, match="2-D"):
+        prepare_gemm(b[0], 0, a_dtype=np.uint8)
+    with pytest.raises(KernelArgumentError, match="b_zp"):
+        prepare_gemm(b, np.zeros(3, np.int8), a_dtype=np.uint8)
+    with pytest.raises(KernelArgumentError, match="bias"):
+        prepare_gemm(b, 0, a_dtype=np.uint8, bias=np.zeros(4, np.int64))
+    with pytest.raises(KernelArgumentError, match="mode"):
+        prepare_gemm(b, 0, a_dtype=np.uint8, requant=Requant("fast", np.float32(1), None, None, 0, np.uint8))
+    with pytest.raises(KernelArgumentError, match="multiplier"):
+        prepare_gemm(b, 0, a_dtype=np.uint8, requant=Requant("tflite", None, None, None, 0, np.uint8))
+    with pytest.raises(KernelArgumentError, match="threads"):
+        prepare_gemm(b, 0, a_dtype=np.uint8, threads=0)
+    f = prepare_gemm(b, 0, a_dtype=np.uint8)
+    with pytest.raises(InputTypeError, match="uint8"):
+        f(np.ones((2, 8), np.int8), 0)
+    with pytest.raises(InputShapeError, match=r"\(M, 8\)"):
+        f(np.ones((2, 7), np.uint8), 0)
+    with pytest.raises(InputTypeError, match="a_zp"):
+        f(np.ones((2, 8), np.uint8), 300)
