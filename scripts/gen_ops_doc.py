@@ -80,6 +80,13 @@ def render() -> str:
         "schema version (`onnx.defs`): a model at opset 12 runs `Relu` version 6. The same list",
         "comes from `edgeai.ops.supported()` and `edgeai ops`.",
         "",
+        "How a version is claimed: an op class registers with",
+        "`@register(op_type, domain=..., since=S, until=U)` (`edgeai/ops/_base.py`). It covers the",
+        "schema versions from `S` up to `U` when given, else up to the next registration of the",
+        "same op, else every later version. Versions not covered are not claimed, and a model",
+        "using them gets an `UnsupportedOpError` naming the op, node and opset when the session",
+        "is built.",
+        "",
         f"ONNX node tests (onnx 1.22.0 data, checked with onnx {onnx.__version__} installed): "
         f"**{passed} of {run} passed** on the native engine; a test counts for every op and",
         "version its model uses, so an op's column can include tests of composite (expanded) models.",

@@ -23,6 +23,8 @@ __all__ = ["ClaimedOp", "load_all", "supported"]
 
 _loaded = False
 _lock = threading.Lock()
+skipped: dict[str, str] = {}
+"""Op modules not loaded because an optional dependency is missing: module -> reason."""
 
 
 class ClaimedOp(NamedTuple):
@@ -45,7 +47,14 @@ def load_all() -> None:
             leaf = info.name.rsplit(".", 1)[-1]
             if leaf.startswith("test"):
                 continue
-            importlib.import_module(info.name)
+            try:
+                importlib.import_module(info.name)
+            except ModuleNotFoundError as exc:
+                # An op module that needs an optional extra that is not installed: its ops
+                # are simply not claimed. A missing edgeai module is a bug and is raised.
+                if exc.name is None or exc.name.split(".")[0] == "edgeai":
+                    raise
+                skipped[info.name] = f"needs {exc.name!r}, which is not installed"
         _loaded = True
 
 
