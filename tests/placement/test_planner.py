@@ -37,9 +37,7 @@ def _custom_op_model(path: Path) -> Path:
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "W1"], ["h"], name="mm1"),
-            helper.make_node(
-                "ScaledTanh", ["h"], ["t"], name="custom", domain="test.edgeai", alpha=1.5, beta=0.5
-            ),
+            helper.make_node("ScaledTanh", ["h"], ["t"], name="custom", domain="test.edgeai", alpha=1.5, beta=0.5),
             helper.make_node("MatMul", ["t", "W2"], ["y"], name="mm2"),
         ],
         "custom_middle",
@@ -47,9 +45,7 @@ def _custom_op_model(path: Path) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
         initializer=[numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(w2, "W2")],
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("test.edgeai", 1)]
-    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("test.edgeai", 1)])
     onnx.save(model, str(path))
     return path
 
@@ -108,9 +104,7 @@ def test_forbid_and_unknown_device_errors(tmp_path: Path) -> None:
 
 
 def test_contract_that_cannot_be_met_fails_before_running() -> None:
-    with pytest.raises(
-        PlacementError, match=r"placement contract not met: 0\.0% of MACs on NPU, 90% required"
-    ):
+    with pytest.raises(PlacementError, match=r"placement contract not met: 0\.0% of MACs on NPU, 90% required"):
         edgeai.Session(edgeai.demo.model_path(), require={"npu": 0.9})
     with pytest.raises(PlacementError, match="unknown device kind"):
         edgeai.Session(edgeai.demo.model_path(), require={"tpu": 0.5})
@@ -154,9 +148,7 @@ def _diamond() -> onnx.ModelProto:
 def test_diamond_split_matches_onnxruntime() -> None:
     model = _diamond()
     x = np.random.default_rng(2).standard_normal((2, 3)).astype(np.float32)
-    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        None, {"x": x}
-    )[0]
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     sess = edgeai.Session(model, pin={"Tanh": "native"})
     # the cost check folds the tiny ONNX Runtime islands into the native partition
     assert {n.device for n in sess.placement.nodes if n.op_type == "Tanh"} == {"native:cpu"}
@@ -211,9 +203,7 @@ def test_unknown_target() -> None:
 
 def test_emulated_target_runs_and_marks_devices(mobilenetv2_qdq: Path) -> None:
     x = np.random.default_rng(3).standard_normal((1, 3, 96, 96)).astype(np.float32)
-    ref = ort.InferenceSession(str(mobilenetv2_qdq), providers=["CPUExecutionProvider"]).run(
-        None, {"input": x}
-    )[0]
+    ref = ort.InferenceSession(str(mobilenetv2_qdq), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     sess = edgeai.Session(mobilenetv2_qdq, target="google-edge-tpu", emulate=True)
     report = sess.placement
     assert all(p.emulated for p in report.partitions)
@@ -236,3 +226,19 @@ def test_capability_reasons_come_from_runtimes(tmp_path: Path) -> None:
     assert cap.supports(graph.node("mm1"), cpu)
     fake = Device("litert:gpu", DeviceKind.GPU, "gpu", "x", "litert")
     assert not cap.supports(custom, fake)
+
+
+@pytest.mark.parametrize("fixture", ["mobilenetv2_qdq", "mobilenetv2_qoperator"])
+def test_int8_mobilenetv2_with_native_partition_in_the_middle_is_bit_exact(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    path: Path = request.getfixturevalue(fixture)
+    proto = onnx.load(str(path))
+    adds = [n.name for n in proto.graph.node if n.op_type in ("Add", "QLinearAdd")]
+    middle = adds[len(adds) // 2]
+    x = np.random.default_rng(4).standard_normal((1, 3, 96, 96)).astype(np.float32)
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    sess = edgeai.Session(path, pin={middle: "native"})
+    devices = [p.device for p in sess.placement.partitions]
+    assert devices[0] == "onnxruntime:cpu" and "native:cpu" in devices
+    np.testing.assert_array_equal(sess(x)["logits"], ref)
