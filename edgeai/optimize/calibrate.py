@@ -280,12 +280,32 @@ def _percentile_range(hist: np.ndarray, lo: float, hi: float, percentile: float)
     return float(edges[min(low_idx, len(hist) - 1)]), float(edges[min(high_idx + 1, len(hist))])
 
 
-def entropy_threshold(hist: np.ndarray, amax: float, levels: int = QUANTIZED_BINS, stride: int = 4) -> float:
+def _kl_at(hist: np.ndarray, i: int, levels: int) -> float:
+    """KL(P || Q) for the histogram cut at ``i`` bins (see :func:`entropy_threshold`)."""
+    p = hist[:i].copy()
+    p[-1] += hist[i:].sum()
+    nonzero = hist[:i] > 0
+    # group the first i bins into `levels` groups of (nearly) equal width
+    group = (np.arange(i) * levels) // i
+    sums = np.bincount(group, weights=hist[:i], minlength=levels)
+    counts = np.bincount(group, weights=nonzero.astype(np.float64), minlength=levels)
+    q = np.where(nonzero, sums[group] / np.maximum(counts[group], 1), 0.0)
+    mask = p > 0
+    if np.any(mask & (q == 0)):
+        # P has mass where Q has none (the clipped tail): smooth Q so KL stays finite
+        q = np.where(q == 0, 1e-4 * q[q > 0].min() if np.any(q > 0) else 1e-12, q)
+    p_n = p[mask] / p.sum()
+    q_n = q[mask] / q.sum()
+    return float(np.sum(p_n * np.log(p_n / q_n)))
+
+
+def entropy_threshold(hist: np.ndarray, amax: float, levels: int = QUANTIZED_BINS, stride: int = 16) -> float:
     """The ``|x|`` clipping threshold minimising KL(P || Q) over a histogram of ``|x|`` on [0, amax].
 
     P is the histogram cut at ``i`` bins with the clipped mass added to its last
     bin; Q spreads each of ``levels`` groups of P's bins evenly over the group's
-    non-empty bins. Candidates run from ``levels`` bins to all bins.
+    non-empty bins. Candidates run from ``levels`` bins to all bins: every
+    ``stride``-th first, then every bin around the best of those.
 
     >>> rng = np.random.default_rng(0)
     >>> x = np.abs(np.concatenate([rng.normal(0, 1, 100_000), [60.0]]))  # one outlier
@@ -297,28 +317,12 @@ def entropy_threshold(hist: np.ndarray, amax: float, levels: int = QUANTIZED_BIN
     n = len(hist)
     if amax <= 0 or hist.sum() == 0 or n <= levels:
         return float(amax)
-    width = amax / n
-    best_i, best_kl = n, np.inf
-    for i in range(levels, n + 1, stride):
-        p = hist[:i].copy()
-        p[-1] += hist[i:].sum()
-        nonzero = hist[:i] > 0
-        # group the first i bins into `levels` groups of (nearly) equal width
-        group = (np.arange(i) * levels) // i
-        sums = np.bincount(group, weights=hist[:i], minlength=levels)
-        counts = np.bincount(group, weights=nonzero.astype(np.float64), minlength=levels)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.where(nonzero, sums[group] / np.maximum(counts[group], 1), 0.0)
-        mask = p > 0
-        if np.any(mask & (q == 0)):
-            # P has mass where Q has none (the clipped tail): smooth Q so KL stays finite
-            q = np.where(q == 0, 1e-4 * q[q > 0].min() if np.any(q > 0) else 1e-12, q)
-        p_n = p[mask] / p.sum()
-        q_n = q[mask] / q.sum()
-        kl = float(np.sum(p_n * np.log(p_n / q_n)))
-        if kl < best_kl:
-            best_kl, best_i = kl, i
-    return float(best_i * width)
+    coarse = sorted({*range(levels, n + 1, max(1, stride)), n})
+    best_i = min(coarse, key=lambda i: _kl_at(hist, i, levels))
+    if stride > 1:
+        fine = range(max(levels, best_i - stride + 1), min(n, best_i + stride - 1) + 1)
+        best_i = min(fine, key=lambda i: _kl_at(hist, i, levels))
+    return float(best_i * (amax / n))
 
 
 def ranges_to_ort(ranges: dict[str, tuple[float, float]], method: str) -> Any:

@@ -193,15 +193,23 @@ def _qtype(name: str) -> Any:
 
 
 def _quantized_node_names(qproto: Any) -> list[str]:
-    """Nodes of a quantized model that compute on quantized data (QDQ: fed by DequantizeLinear)."""
+    """Nodes of a quantized model that compute on quantized data.
+
+    QOperator and integer ops count; in QDQ form an op counts when every one of
+    its float inputs (activations, weights, bias) comes out of a DequantizeLinear.
+    Integer inputs (shapes, indices) are ignored.
+    """
     from edgeai.optimize._model import QUANTIZED_OPS
 
     dq_outputs = {o for n in qproto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    non_float = {i.name for i in qproto.graph.initializer if i.data_type not in (1, 10)}
+    non_float |= {o for n in qproto.graph.node if n.op_type == "Constant" for o in n.output}
     names = []
     for n in qproto.graph.node:
         if n.op_type in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"):
             continue
-        if n.op_type in QUANTIZED_OPS or any(i in dq_outputs for i in n.input):
+        data = [i for i in n.input if i and i not in non_float]
+        if n.op_type in QUANTIZED_OPS or (data and all(i in dq_outputs for i in data)):
             names.append(n.name or n.op_type)
     return names
 
