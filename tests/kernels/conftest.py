@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from edgeai.kernels.cpu import available_paths, set_kernel_path  # noqa: E402
+from edgeai.kernels.cpu import available_paths, set_kernel_path
 
 
 @pytest.fixture(params=available_paths())

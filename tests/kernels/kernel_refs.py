@@ -17,9 +17,17 @@ def gemm_ref(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: Any, bias: np.ndarra
     return (((acc + 2**31) % 2**32) - 2**31).astype(np.int32)
 
 
-def conv_ref(x: np.ndarray, x_zp: int, w: np.ndarray, w_zp: Any, strides: tuple[int, int],
-             pads: tuple[int, int, int, int], dilations: tuple[int, int], group: int,
-             bias: np.ndarray | None) -> np.ndarray:  # fmt: skip
+def conv_ref(
+    x: np.ndarray,
+    x_zp: int,
+    w: np.ndarray,
+    w_zp: Any,
+    strides: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    dilations: tuple[int, int],
+    group: int,
+    bias: np.ndarray | None,
+) -> np.ndarray:
     """Direct NCHW convolution in int64, one kernel tap at a time."""
     n, c, h, wd = x.shape
     m, cg, kh, kw = w.shape
@@ -77,28 +85,51 @@ def ort_matmul_integer(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: Any) -> np
     return sess.run(None, {"A": a})[0]
 
 
-def ort_qlinear_matmul(a: np.ndarray, a_scale: float, a_zp: int, b: np.ndarray, b_scale: Any, b_zp: Any,
-                       y_scale: float, y_zp: int, y_dtype: Any) -> np.ndarray:  # fmt: skip
+def ort_qlinear_matmul(
+    a: np.ndarray,
+    a_scale: float,
+    a_zp: int,
+    b: np.ndarray,
+    b_scale: Any,
+    b_zp: Any,
+    y_scale: float,
+    y_zp: int,
+    y_dtype: Any,
+) -> np.ndarray:
     from onnx import helper
 
     sess = _session(
         [helper.make_node("QLinearMatMul", ["A", "AS", "AZ", "B", "BS", "BZ", "YS", "YZ"], ["Y"])],
         [helper.make_tensor_value_info("A", _ONNX_TYPE[a.dtype], list(a.shape))],
         [helper.make_tensor_value_info("Y", _ONNX_TYPE[np.dtype(y_dtype)], None)],
-        [_tensor("AS", a_scale, np.float32), _tensor("AZ", a_zp, a.dtype), _tensor("B", b),
-         _tensor("BS", b_scale, np.float32), _tensor("BZ", b_zp, b.dtype),
-         _tensor("YS", y_scale, np.float32), _tensor("YZ", y_zp, y_dtype)],  # fmt: skip
+        [
+            _tensor("AS", a_scale, np.float32),
+            _tensor("AZ", a_zp, a.dtype),
+            _tensor("B", b),
+            _tensor("BS", b_scale, np.float32),
+            _tensor("BZ", b_zp, b.dtype),
+            _tensor("YS", y_scale, np.float32),
+            _tensor("YZ", y_zp, y_dtype),
+        ],
     )
     return sess.run(None, {"A": a})[0]
 
 
-def ort_conv_integer(x: np.ndarray, x_zp: int, w: np.ndarray, w_zp: Any, strides: Any, pads: Any,
-                     dilations: Any, group: int) -> np.ndarray:  # fmt: skip
+def ort_conv_integer(
+    x: np.ndarray, x_zp: int, w: np.ndarray, w_zp: Any, strides: Any, pads: Any, dilations: Any, group: int
+) -> np.ndarray:
     from onnx import helper
 
     # ONNX pads order for 2-D: [top, left, bottom, right] == [x1_begin, x2_begin, x1_end, x2_end]
-    node = helper.make_node("ConvInteger", ["X", "W", "XZ", "WZ"], ["Y"], strides=list(strides),
-                            pads=list(pads), dilations=list(dilations), group=group)  # fmt: skip
+    node = helper.make_node(
+        "ConvInteger",
+        ["X", "W", "XZ", "WZ"],
+        ["Y"],
+        strides=list(strides),
+        pads=list(pads),
+        dilations=list(dilations),
+        group=group,
+    )
     sess = _session(
         [node],
         [helper.make_tensor_value_info("X", _ONNX_TYPE[x.dtype], list(x.shape))],
@@ -108,17 +139,37 @@ def ort_conv_integer(x: np.ndarray, x_zp: int, w: np.ndarray, w_zp: Any, strides
     return sess.run(None, {"X": x})[0]
 
 
-def ort_qlinear_conv(x: np.ndarray, x_scale: float, x_zp: int, w: np.ndarray, w_scale: Any, w_zp: Any,
-                     y_scale: float, y_zp: int, bias: np.ndarray | None, strides: Any, pads: Any,
-                     dilations: Any, group: int, y_dtype: Any) -> np.ndarray:  # fmt: skip
+def ort_qlinear_conv(
+    x: np.ndarray,
+    x_scale: float,
+    x_zp: int,
+    w: np.ndarray,
+    w_scale: Any,
+    w_zp: Any,
+    y_scale: float,
+    y_zp: int,
+    bias: np.ndarray | None,
+    strides: Any,
+    pads: Any,
+    dilations: Any,
+    group: int,
+    y_dtype: Any,
+) -> np.ndarray:
     from onnx import helper
 
     names = ["X", "XS", "XZ", "W", "WS", "WZ", "YS", "YZ"] + (["B"] if bias is not None else [])
-    node = helper.make_node("QLinearConv", names, ["Y"], strides=list(strides), pads=list(pads),
-                            dilations=list(dilations), group=group)  # fmt: skip
-    inits = [_tensor("XS", x_scale, np.float32), _tensor("XZ", x_zp, x.dtype), _tensor("W", w),
-             _tensor("WS", w_scale, np.float32), _tensor("WZ", w_zp, w.dtype),
-             _tensor("YS", y_scale, np.float32), _tensor("YZ", y_zp, y_dtype)]  # fmt: skip
+    node = helper.make_node(
+        "QLinearConv", names, ["Y"], strides=list(strides), pads=list(pads), dilations=list(dilations), group=group
+    )
+    inits = [
+        _tensor("XS", x_scale, np.float32),
+        _tensor("XZ", x_zp, x.dtype),
+        _tensor("W", w),
+        _tensor("WS", w_scale, np.float32),
+        _tensor("WZ", w_zp, w.dtype),
+        _tensor("YS", y_scale, np.float32),
+        _tensor("YZ", y_zp, y_dtype),
+    ]
     if bias is not None:
         inits.append(_tensor("B", bias, np.int32))
     sess = _session(
