@@ -126,6 +126,68 @@ class _SkipNorm(Op):
         return tuple(outs)
 
 
+@register_versions("EmbedLayerNormalization", (1,), domain=MS)
+class EmbedLayerNormalization(Op):
+    """BERT's embedding block: word + position (+ segment) embeddings, then LayerNorm.
+
+    Outputs the normalised embeddings, ``mask_index`` (the number of ones in
+    each row of ``mask``; zeros without a mask) and the sum before normalising.
+    """
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._eps = float(ctx.attr("epsilon", 1e-12))
+
+    def _lookup(self, table: np.ndarray, ids: np.ndarray, what: str) -> np.ndarray:
+        ids = np.asarray(ids).astype(np.int64, copy=False)
+        if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+            raise InferenceError(
+                f"EmbedLayerNormalization node {self.ctx.node_name!r}: {what} must be in [0, {table.shape[0]}), "
+                f"got values from {ids.min()} to {ids.max()}"
+            )
+        return table[ids]
+
+    def run(
+        self,
+        input_ids: np.ndarray,
+        segment_ids: np.ndarray | None,
+        word_embedding: np.ndarray,
+        position_embedding: np.ndarray,
+        segment_embedding: np.ndarray | None,
+        gamma: np.ndarray,
+        beta: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        position_ids: np.ndarray | None = None,
+    ) -> tuple:
+        ids = np.asarray(input_ids)
+        if ids.ndim != 2:
+            raise InferenceError(
+                f"EmbedLayerNormalization node {self.ctx.node_name!r}: input_ids must be (batch, sequence), "
+                f"got {ids.shape}"
+            )
+        b, s = ids.shape
+        word = np.asarray(word_embedding)
+        dtype = word.dtype
+        total = _work(self._lookup(word, ids, "input_ids"))
+        pos = np.arange(s)[None, :] if position_ids is None else np.broadcast_to(np.asarray(position_ids), (b, s))
+        total = total + _work(self._lookup(np.asarray(position_embedding), pos, "position_ids"))
+        if segment_ids is not None and segment_embedding is not None:
+            total = total + _work(self._lookup(np.asarray(segment_embedding), segment_ids, "segment_ids"))
+        total = np.broadcast_to(total, (b, s, word.shape[1]))
+        mean = total.mean(axis=-1, keepdims=True)
+        d = total - mean
+        inv = 1.0 / np.sqrt(np.mean(np.square(d), axis=-1, keepdims=True) + total.dtype.type(self._eps))
+        y = d * inv * _work(np.asarray(gamma))
+        if beta is not None:
+            y = y + _work(np.asarray(beta))
+        if mask is not None:
+            mask_index = (np.asarray(mask) == 1).sum(axis=1).astype(np.int32)
+        else:
+            mask_index = np.zeros(b, np.int32)
+        outs = (as_dtype(y, dtype), mask_index, as_dtype(total, dtype))
+        return outs[: max(1, self.ctx.num_outputs)]
+
+
 @register_versions("SkipLayerNormalization", (1,), domain=MS)
 class SkipLayerNormalization(_SkipNorm):
     simplified = False

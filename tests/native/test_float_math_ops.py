@@ -734,3 +734,115 @@ def test_cast_to_and_from_strings_matches_onnxruntime() -> None:
     big = np.array(["15", "-2", "9007199254740993"], dtype=object)
     want = ort_node("Cast", [big], attrs={"to": TensorProto.INT64})[0]
     assert native("Cast", big, opset=21, attrs={"to": TensorProto.INT64})[0].tolist() == want.tolist()
+
+
+def _export_mini_bert(path: Any) -> dict[str, np.ndarray]:
+    """A two-layer BERT written like Hugging Face's, exported from torch; returns its feeds."""
+    torch = pytest.importorskip("torch", reason="torch is in the test extra: pip install -e '.[test]'")
+    nn = torch.nn
+    hidden, heads, vocab, ffn = 32, 4, 50, 64
+
+    class SelfAttention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
+            self.ln = nn.LayerNorm(hidden, eps=1e-12)
+
+        def heads(self, x: Any) -> Any:
+            return x.view(x.size(0), x.size(1), heads, hidden // heads).permute(0, 2, 1, 3)
+
+        def forward(self, x: Any, mask: Any) -> Any:
+            scores = torch.matmul(self.heads(self.q(x)), self.heads(self.k(x)).transpose(-1, -2))
+            probs = torch.softmax(scores / math.sqrt(hidden // heads) + mask, -1)
+            ctx = torch.matmul(probs, self.heads(self.v(x))).permute(0, 2, 1, 3).contiguous()
+            return self.ln(self.o(ctx.view(ctx.size(0), ctx.size(1), hidden)) + x)
+
+    class Layer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn, self.up, self.down = SelfAttention(), nn.Linear(hidden, ffn), nn.Linear(ffn, hidden)
+            self.ln = nn.LayerNorm(hidden, eps=1e-12)
+
+        def forward(self, x: Any, mask: Any) -> Any:
+            a = self.attn(x, mask)
+            return self.ln(self.down(nn.functional.gelu(self.up(a))) + a)
+
+    class Bert(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.word, self.pos, self.seg = (
+                nn.Embedding(vocab, hidden),
+                nn.Embedding(16, hidden),
+                nn.Embedding(2, hidden),
+            )
+            self.ln = nn.LayerNorm(hidden, eps=1e-12)
+            self.layers = nn.ModuleList([Layer(), Layer()])
+            self.cls = nn.Linear(hidden, 3)
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            pos = torch.arange(input_ids.size(1)).unsqueeze(0)
+            x = self.ln(self.word(input_ids) + self.pos(pos) + self.seg(token_type_ids))
+            mask = (1.0 - attention_mask[:, None, None, :].float()) * -10000.0
+            for layer in self.layers:
+                x = layer(x, mask)
+            return torch.softmax(self.cls(x[:, 0]), -1), x
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, vocab, (2, 8))
+    mask = torch.ones(2, 8, dtype=torch.int64)
+    mask[0, 6:] = 0
+    segments = torch.zeros(2, 8, dtype=torch.int64)
+    segments[:, 4:] = 1
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    torch.onnx.export(
+        Bert().eval(),
+        (ids, mask, segments),
+        str(path),
+        dynamo=False,
+        opset_version=14,
+        input_names=names,
+        output_names=["probs", "hidden"],
+        dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
+    )
+    return dict(zip(names, (ids.numpy(), mask.numpy(), segments.numpy())))
+
+
+def test_bert_fused_by_the_onnxruntime_optimizer_runs_natively(tmp_path: Any) -> None:
+    import onnxruntime as ort
+    from onnxruntime.transformers import optimizer
+
+    import edgeai
+
+    feeds = _export_mini_bert(tmp_path / "bert.onnx")
+    fused = optimizer.optimize_model(str(tmp_path / "bert.onnx"), model_type="bert", num_heads=4, hidden_size=32)
+    stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
+    assert stats == {"EmbedLayerNormalization": 1, "Attention": 2, "BiasGelu": 2, "SkipLayerNormalization": 4}
+    path = tmp_path / "bert_fused.onnx"
+    fused.save_model_to_file(str(path))
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    with edgeai.Session(path, device="native") as sess:
+        got = sess.run(None, feeds)
+    for g, w in zip(got, want):
+        close(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_embed_layer_normalization_matches_onnxruntime() -> None:
+    r = rng(15)
+    b, s, h = 2, 6, 8
+    ids = r.integers(0, 20, (b, s)).astype(np.int32)
+    seg = r.integers(0, 2, (b, s)).astype(np.int32)
+    word, pos, segt = (r.standard_normal((n, h)).astype(np.float32) for n in (20, 10, 2))
+    gamma, beta = (r.standard_normal(h).astype(np.float32) for _ in range(2))
+    mask = np.array([[1, 1, 0, 1, 0, 0], [1, 1, 1, 1, 1, 1]], np.int32)
+    position_ids = np.array([[5, 4, 3, 2, 1, 0]], np.int32)
+    for ins in (
+        [ids, seg, word, pos, segt, gamma, beta, mask],
+        [ids, None, word, pos, None, gamma, beta, None],
+        [ids, seg, word, pos, segt, gamma, beta, mask, position_ids],
+    ):
+        want = ort_node("EmbedLayerNormalization", ins, n_feeds=2, n_outputs=3, domain=MS, attrs={"epsilon": 1e-5})
+        got = native("EmbedLayerNormalization", *ins, domain=MS, opset=1, num_outputs=3, attrs={"epsilon": 1e-5})
+        for g, w in zip(got, want):
+            close(g, w, atol=2e-6)
+    with pytest.raises(InferenceError, match=r"input_ids must be in \[0, 20\)"):
+        native("EmbedLayerNormalization", ids + 15, seg, word, pos, segt, gamma, beta, domain=MS, opset=1)
