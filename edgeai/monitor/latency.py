@@ -33,31 +33,36 @@ class LatencyStats(BaseModel):
 class LatencyWindow:
     """The last ``capacity`` durations (seconds) of one stage; O(1) to add.
 
-    Adding is a list store and two integer updates, cheap enough for every
-    inference; percentiles are computed when asked for. Under concurrent
-    writers an occasional sample may be overwritten; counts stay close.
+    ``capacity`` is rounded up to a power of two so that adding is one masked
+    list store and one increment, cheap enough for every inference;
+    percentiles are computed when asked for. Under concurrent writers an
+    occasional sample may be overwritten; counts stay close.
     """
 
-    __slots__ = ("_buf", "_i", "capacity", "total")
+    __slots__ = ("_buf", "_mask", "capacity", "total")
 
     def __init__(self, capacity: int = 4096) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
-        self.capacity = capacity
-        self._buf: list[float] = []
-        self._i = 0
+        self.capacity = 1 << (capacity - 1).bit_length()
+        self._mask = self.capacity - 1
+        self._buf: list[float] = [0.0] * self.capacity
         self.total = 0
 
     def add(self, seconds: float) -> None:
-        if self.total < self.capacity:
-            self._buf.append(seconds)
-        else:
-            self._buf[self._i] = seconds
-        self._i = (self._i + 1) % self.capacity
-        self.total += 1
+        n = self.total
+        self._buf[n & self._mask] = seconds
+        self.total = n + 1
 
     def values_ms(self) -> np.ndarray:
-        return np.asarray(self._buf, dtype=np.float64) * 1e3
+        """The window's values in milliseconds (oldest first once it has wrapped)."""
+        n = self.total
+        if n <= self.capacity:
+            vals = self._buf[:n]
+        else:
+            i = n & self._mask
+            vals = self._buf[i:] + self._buf[:i]
+        return np.asarray(vals, dtype=np.float64) * 1e3
 
     def stats(self) -> LatencyStats | None:
         """Percentiles over the window (``None`` before the first sample)."""

@@ -63,14 +63,9 @@ class MonitorSnapshot(BaseModel):
 
 
 class Measurement:
-    """One run being measured; the caller sets ``outputs`` before the block ends."""
+    """One run being measured; the caller sets ``outputs`` (a dict, or a list) before the block ends."""
 
     __slots__ = ("_feeds", "_monitor", "_t0", "outputs")
-
-    def __init__(self, monitor: Monitor, feeds: Mapping[str, np.ndarray]) -> None:
-        self._monitor = monitor
-        self._feeds = feeds
-        self.outputs: Mapping[str, np.ndarray] | None = None
 
     def __enter__(self) -> Measurement:
         self._t0 = perf_counter()
@@ -83,26 +78,17 @@ class Measurement:
             m.errors += 1
             return
         w = m._inference  # LatencyWindow.add, inlined: this runs on every inference
-        if w.total < w.capacity:
-            w._buf.append(elapsed)
-        else:
-            w._buf[w._i] = elapsed
-        w._i = (w._i + 1) % w.capacity
-        w.total += 1
+        n = w.total
+        w._buf[n & w._mask] = elapsed
+        w.total = n + 1
         m.runs += 1
         m._countdown -= 1
         if m._countdown <= 0:
             m._countdown = m.sample_every
-            # Copies, because callers often refill the same buffers; features are computed later.
-            outs = self.outputs
-            m._pending.append(
-                (
-                    {k: np.array(v) for k, v in self._feeds.items()},
-                    None if outs is None else {k: np.array(v) for k, v in outs.items()},
-                )
-            )
-            if len(m._pending) >= m._drain_at:
-                m._drain()
+            m._keep(self._feeds, self.outputs)
+
+
+_new_measurement = Measurement.__new__
 
 
 class Monitor:
@@ -166,7 +152,41 @@ class Monitor:
     # -- recording ------------------------------------------------------------
     def measure(self, feeds: Mapping[str, np.ndarray]) -> Measurement:
         """Context manager around one inference; set ``.outputs`` on what it yields."""
-        return Measurement(self, feeds)
+        rec = _new_measurement(Measurement)
+        rec._monitor = self
+        rec._feeds = feeds
+        rec.outputs = None
+        return rec
+
+    def record_run(self, seconds: float, feeds: Mapping[str, np.ndarray], outputs: Any = None) -> None:
+        """Record one finished inference: the cheapest hook, for callers that time runs themselves.
+
+        Example:
+            >>> from time import perf_counter
+            >>> m = Monitor("x")
+            >>> t0 = perf_counter()
+            >>> m.record_run(perf_counter() - t0, {})
+            >>> m.runs
+            1
+        """
+        w = self._inference
+        n = w.total
+        w._buf[n & w._mask] = seconds
+        w.total = n + 1
+        self.runs += 1
+        self._countdown -= 1
+        if self._countdown <= 0:
+            self._countdown = self.sample_every
+            self._keep(feeds, outputs)
+
+    def _keep(self, feeds: Mapping[str, np.ndarray], outputs: Any) -> None:
+        """Copy a sampled run (callers often refill the same buffers); its features are computed later."""
+        if outputs is not None:
+            values = outputs.values() if isinstance(outputs, Mapping) else outputs
+            outputs = {str(i): np.array(v) for i, v in enumerate(values)}
+        self._pending.append(({k: np.array(v) for k, v in feeds.items()}, outputs))
+        if len(self._pending) >= self._drain_at:
+            self._drain()
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -228,8 +248,13 @@ class Monitor:
             for f, o in pending:
                 self._ingest(input_features(f), _confidence(o) if o else None)
             return
-        stacked_outs = _stack(outs) if len(outs) == len(pending) else None
-        conf = _confidence(stacked_outs) if stacked_outs else None
+        # Runs recorded without outputs add no confidence; outputs of varying shapes go one by one.
+        stacked_outs = _stack(outs) if outs else None
+        if stacked_outs is not None:
+            conf = _confidence(stacked_outs)
+        else:
+            parts = [c for c in (_confidence(o) for o in outs) if c is not None]
+            conf = np.concatenate(parts) if parts else None
         self._ingest(input_features(feeds), conf)
 
     def _ingest(self, feats: dict[str, np.ndarray], conf: np.ndarray | None) -> None:

@@ -19,12 +19,13 @@ def test_latency_percentiles_match_numpy_over_the_window() -> None:
     rng = np.random.default_rng(0)
     values = rng.exponential(0.01, size=5000)
     w = LatencyWindow(capacity=1000)
+    assert w.capacity == 1024  # rounded up to a power of two
     for v in values:
         w.add(float(v))
     st = w.stats()
-    assert st is not None and st.count == 1000 and st.total == 5000
-    last = np.sort(values[-1000:]) * 1e3  # the window holds the most recent 1000
-    np.testing.assert_allclose(np.sort(w.values_ms()), last)
+    assert st is not None and st.count == 1024 and st.total == 5000
+    last = values[-1024:] * 1e3  # the window holds the most recent 1024, oldest first
+    np.testing.assert_allclose(w.values_ms(), last)
     assert st.p50_ms == pytest.approx(np.percentile(last, 50))
     assert st.p90_ms == pytest.approx(np.percentile(last, 90))
     assert st.p99_ms == pytest.approx(np.percentile(last, 99))
