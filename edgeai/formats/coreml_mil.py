@@ -758,8 +758,11 @@ def _n_inner(b: _Builder, layer: Any, p: Any) -> None:
     inputs = [flat, b.const(w, layer.name + "_W")]
     if p.hasBias:
         inputs.append(b.const(_weights(p.bias, b.what), layer.name + "_B"))
-    b.add("Gemm", inputs, [layer.output[0]], transB=1)
+    # NeuralNetwork tensors stay (N, C, H, W): an inner product yields (N, C, 1, 1)
+    b.add("Reshape", [b.add("Gemm", inputs, transB=1), b.const(_NCHW_VECTOR, "shape")], [layer.output[0]])
 
+
+_NCHW_VECTOR = np.array([0, -1, 1, 1], np.int64)
 
 _NN_ACT = {"ReLU": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
@@ -848,7 +851,7 @@ def _n_add(b: _Builder, layer: Any, p: Any) -> None:
 
 @_nn("softmax")
 def _n_softmax(b: _Builder, layer: Any, p: Any) -> None:
-    b.add("Softmax", [b.names[layer.input[0]]], [layer.output[0]], axis=-3)
+    b.add("Softmax", [b.names[layer.input[0]]], [layer.output[0]], axis=1)  # over C
 
 
 @_nn("flatten")
@@ -856,7 +859,7 @@ def _n_flatten(b: _Builder, layer: Any, p: Any) -> None:
     x = b.names[layer.input[0]]
     if p.mode == 1:  # CHANNEL_LAST: flatten in H, W, C order
         x = b.add("Transpose", [x], perm=[0, 2, 3, 1])
-    b.add("Flatten", [x], [layer.output[0]], axis=1)
+    b.add("Reshape", [b.add("Flatten", [x], axis=1), b.const(_NCHW_VECTOR, "shape")], [layer.output[0]])
 
 
 def _import_neuralnetwork(spec: Any, nn: Any, what: str) -> Graph:
@@ -891,6 +894,13 @@ def _import_neuralnetwork(spec: Any, nn: Any, what: str) -> Graph:
         NN_LAYERS[kind](b, layer, getattr(layer, kind))
         for out in layer.output:
             names[out] = out
-    outputs = [Value(feat.name, _F32, None) for feat in spec.description.output]
+    outputs = []
+    for feat in spec.description.output:
+        declared = tuple(int(d) for d in feat.type.multiArrayType.shape)
+        if declared:  # Core ML returns the declared shape (batch 1), not the internal (N, C, H, W)
+            inner = feat.name + "__nchw"
+            _rename_output(b, feat.name, inner)
+            b.add("Reshape", [inner, b.const(np.asarray(declared, np.int64), "shape")], [feat.name])
+        outputs.append(Value(feat.name, _F32, declared or None))
     meta = {"format": "coreml", "coreml_type": "neuralNetwork", "specification_version": int(spec.specificationVersion)}
     return b.graph("main", inputs, outputs, meta)

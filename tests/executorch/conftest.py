@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("executorch.runtime", reason='ExecuTorch is optional: pip install "edgeai[executorch]"')
 
-import torch  # noqa: E402  (after the skip: torch comes with the executorch extra)
+import torch
 
 
 class SmallCNN(torch.nn.Module):
