@@ -116,7 +116,7 @@ def try_kernel(ctx: OpContext, factory: str, *args: Any, **kwargs: Any) -> Calla
     if prepare is None:
         return None
     try:
-        fn: Callable[..., np.ndarray] | None = prepare(*args, threads=int(ctx.options.get("threads", 1)), **kwargs)
+        fn: Callable[..., np.ndarray] | None = prepare(*args, threads=int(ctx.options.get("threads") or 1), **kwargs)
     except ValueError:  # the kernel API's "no kernel takes these weights" (KernelArgumentError)
         return None
     return fn

@@ -35,7 +35,7 @@ from edgeai.ops.quantized._common import (
 )
 from edgeai.ops.quantized.reference import conv_int32, conv_output_pads, wrap_int32
 
-__all__ = ["ConvInteger", "QLinearConv"]
+__all__ = ["ConvInteger", "QLinearConv", "QLinearConvMS"]
 
 
 class _IntegerConv(Op):
@@ -155,3 +155,14 @@ class QLinearConv(_IntegerConv):
             yz.dtype,
         )
         return (y,)
+
+
+@register("QLinearConv", domain="com.microsoft", since=1)
+class QLinearConvMS(QLinearConv):
+    """com.microsoft QLinearConv (what ONNX Runtime's optimizer writes): ``channels_last=1`` takes NHWC."""
+
+    def run(self, x: np.ndarray, *rest: Any) -> tuple[Any, ...]:
+        if not int(self.ctx.attr("channels_last", 0)):
+            return super().run(x, *rest)
+        y = super().run(np.moveaxis(np.asarray(x), -1, 1), *rest)[0]
+        return (np.ascontiguousarray(np.moveaxis(y, 1, -1)),)

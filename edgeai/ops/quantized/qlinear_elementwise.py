@@ -3,8 +3,10 @@ unary ops QLinearSigmoid, QLinearLeakyRelu, as ONNX Runtime computes them.
 
 * QLinearAdd: with ``ra = sa / sc``, ``rb = sb / sc`` and
   ``k = zc - fma(ra, za, rb * zb)``, ``c = sat(rint(fma(ra, a, fma(rb, b, k))))``
-  (float32, single-rounding FMAs as MLAS's AVX2 kernel).
-* QLinearMul: ``c = sat(rint(float32((a - za) * (b - zb)) * (sa * sb / sc)) + zc)``.
+  (float32, single-rounding FMAs as MLAS's AVX2 kernel); where ONNX Runtime's
+  broadcaster hands ``a`` over as a scalar per span, ``a`` and ``b`` swap roles.
+* QLinearMul: ``c = sat(rint(float32((a - za) * (b - zb)) * (sa * sb / sc) + zc))``
+  (the zero point is added before rounding).
 * QLinearSigmoid / QLinearLeakyRelu: a 256-entry table ``quantize(f(dequantize(q)))``
   built once (when the scales are constants) and indexed per element; the
   sigmoid is MLAS's rational approximation of the logistic function.
@@ -43,6 +45,26 @@ def _saturate(v: np.ndarray, dtype: Any) -> np.ndarray:
     return np.clip(np.rint(v), qmin, qmax).astype(dtype)
 
 
+def _first_is_scalar_span(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> bool:
+    """Whether ONNX Runtime's broadcaster feeds the first input as a scalar per output span.
+
+    The span is the innermost run of output dims; the first input is the scalar
+    one when it is broadcast (size 1) in the innermost output dim larger than 1.
+    """
+    a_size, b_size = int(np.prod(a_shape)), int(np.prod(b_shape))
+    if a_size == 1:
+        return b_size > 1
+    if b_size == 1 or tuple(a_shape) == tuple(b_shape):
+        return False
+    rank = max(len(a_shape), len(b_shape))
+    pa = (1,) * (rank - len(a_shape)) + tuple(a_shape)
+    pb = (1,) * (rank - len(b_shape)) + tuple(b_shape)
+    for da, db in zip(reversed(pa), reversed(pb)):
+        if max(da, db) > 1:
+            return da == 1
+    return False
+
+
 class _Binary(Op):
     def _operands(
         self,
@@ -74,6 +96,9 @@ class QLinearAdd(_Binary):
 
     def run(self, *inputs: Any) -> tuple[Any, ...]:
         a, b, sa, zpa, sb, zpb, sc, zpc = self._operands(*inputs)
+        if _first_is_scalar_span(a.shape, b.shape):
+            # ORT runs "scalar A + vector B" as "vector B + scalar A": the operands swap roles
+            a, b, sa, zpa, sb, zpb = b, a, sb, zpb, sa, zpa
         ra = _F(sa / sc)
         rb = _F(sb / sc)
         k = _F(_F(zpc) - fma_f32(ra, _F(zpa), _F(rb * _F(zpb))))
@@ -91,10 +116,8 @@ class QLinearMul(_Binary):
         a, b, sa, zpa, sb, zpb, sc, zpc = self._operands(*inputs)
         m = _F(_F(sa * sb) / sc)
         prod = (a.astype(np.int32) - np.int32(zpa)) * (b.astype(np.int32) - np.int32(zpb))
-        v = (prod.astype(_F) * m).astype(_F)
-        qmin, qmax = qrange(zpc.dtype)
-        lo, hi = _F(qmin - int(zpc)), _F(qmax - int(zpc))
-        return ((np.rint(np.clip(v, lo, hi)).astype(np.int32) + np.int32(zpc)).astype(zpc.dtype),)
+        v = ((prod.astype(_F) * m).astype(_F) + _F(zpc)).astype(_F)  # zp before rounding
+        return (_saturate(v, zpc.dtype),)
 
 
 # MLAS's logistic: a rational approximation on [-18, 18] (odd polynomial over even polynomial).

@@ -3,8 +3,11 @@
 * QLinearGlobalAveragePool: integer sum over the spatial dims, minus
   ``x_zp * n``, requantized with the float32 scale ``x_scale / (y_scale * n)``.
 * QLinearAveragePool: dequantize to float32, sum the window in kernel order
-  (padding contributes zeros), divide by the element count (all positions
-  with ``count_include_pad``, else the in-bounds ones), quantize.
+  (padding contributes zeros), divide by the element count (the whole
+  window with ``count_include_pad``, else the in-bounds positions), then
+  ``sat(rint(avg / y_scale + y_zp))``: unlike QuantizeLinear, the zero
+  point is added *before* rounding, which moves the ties. A window that
+  covers the whole unpadded input runs the global average pool instead.
 
 Both take NCHW by default and NHWC with ``channels_last=1``.
 
@@ -27,7 +30,6 @@ import numpy as np
 
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.quantized._common import bad_model, check_int_dtype, scalar, zero_point_or_default
-from edgeai.ops.quantized.quantize_linear import quantize_onnx
 from edgeai.quant.requant import requantize_onnx
 
 __all__ = ["QLinearAveragePool", "QLinearGlobalAveragePool"]
@@ -54,6 +56,20 @@ def _from_nchw(y: np.ndarray) -> np.ndarray:
     return np.moveaxis(y, 1, -1)
 
 
+def _global_average(xc: np.ndarray, xs: np.ndarray, xz: np.ndarray, ys: np.ndarray, yz: np.ndarray) -> np.ndarray:
+    """MLAS's global average pool over NCHW ``xc``: integer sum, one float32 requantization.
+
+    (ONNX Runtime refuses ``x_scale / (y_scale * n)`` outside ``[2**-32, 256)``;
+    the arithmetic here is the same inside that range and still defined outside.)
+    """
+    axes = tuple(range(2, xc.ndim))
+    n = int(np.prod(xc.shape[2:]))
+    acc = xc.astype(np.int64).sum(axis=axes, keepdims=True) - int(xz) * n
+    scale = _F(xs / _F(ys * _F(n)))
+    qmin, qmax = np.iinfo(xc.dtype).min, np.iinfo(xc.dtype).max
+    return requantize_onnx(acc.astype(np.int32), scale, int(yz), int(qmin), int(qmax), dtype=xc.dtype)
+
+
 @register("QLinearGlobalAveragePool", domain="com.microsoft", since=1)
 class QLinearGlobalAveragePool(Op):
     """Mean over all spatial positions, kept as size-1 dims."""
@@ -64,13 +80,7 @@ class QLinearGlobalAveragePool(Op):
         channels_last = int(self.ctx.attr("channels_last", 0))
         if x.ndim < 3:
             raise bad_model(self.ctx, f"input must be N x C x spatial..., got shape {x.shape}")
-        xc = _to_nchw(x) if channels_last else x
-        axes = tuple(range(2, xc.ndim))
-        n = int(np.prod(xc.shape[2:]))
-        acc = xc.astype(np.int64).sum(axis=axes, keepdims=True) - int(xz) * n
-        scale = _F(xs / _F(ys * _F(n)))
-        qmin, qmax = np.iinfo(x.dtype).min, np.iinfo(x.dtype).max
-        y = requantize_onnx(acc.astype(np.int32), scale, int(yz), int(qmin), int(qmax), dtype=x.dtype)
+        y = _global_average(_to_nchw(x) if channels_last else x, xs, xz, ys, yz)
         return (_from_nchw(y) if channels_last else y,)
 
 
@@ -130,6 +140,10 @@ class QLinearAveragePool(Op):
         begin, end, out = self._geometry(spatial)
         if any(o <= 0 for o in out):
             raise bad_model(self.ctx, f"pooling output would be empty for input {x.shape}")
+        if list(self.kernel) == list(spatial) and not any(begin) and not any(end):
+            # a window covering the whole input: ONNX Runtime runs its global average pool
+            y = _global_average(xc, xs, xz, ys, yz)
+            return (_from_nchw(y) if self.channels_last else y,)
         deq = ((xc.astype(np.int32) - np.int32(xz)).astype(_F) * xs).astype(_F)
         # pad enough at the end for ceil_mode windows that run past the padding
         extra = [max(0, (out[i] - 1) * self.strides[i] + self.kernel[i] - spatial[i] - begin[i] - end[i])
@@ -149,5 +163,9 @@ class QLinearAveragePool(Op):
             shape = [1] * (n + 2)
             shape[2 + i] = out[i]
             count = count * c.reshape(shape)
-        y = quantize_onnx((acc / count.astype(_F)).astype(_F), ys, yz, x.dtype)
+        avg = (acc / count.astype(_F)).astype(_F)
+        # the zero point is added before rounding here (ties resolve on avg / ys + zp)
+        v = ((avg / ys).astype(_F) + _F(yz)).astype(_F)
+        qmin, qmax = np.iinfo(x.dtype).min, np.iinfo(x.dtype).max
+        y = np.clip(np.rint(v), qmin, qmax).astype(x.dtype)
         return (_from_nchw(y) if self.channels_last else y,)

@@ -1,0 +1,480 @@
+"""INT8 ops of the native engine, bit-exact against ONNX Runtime on single-node models.
+
+Every property test draws shapes, strides, pads, groups, scales and zero
+points with hypothesis, runs the same node on ONNX Runtime (graph
+optimizations off, so its own kernel runs) and on the native op (the
+reference path: ``int8_kernels=False``), and requires identical arrays.
+Types are restricted to the combinations ONNX Runtime's CPU kernels take.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import edgeai.ops.quantized  # noqa: F401  (registers the ops)
+from edgeai.errors import ModelFormatError, UnsupportedOpError
+from edgeai.ops._base import OpContext, lookup
+
+from .ort_single_node import ort_node
+
+MS = "com.microsoft"
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+U8, S8 = np.uint8, np.int8
+GEMM_TYPES = [(U8, U8), (U8, S8), (S8, S8)]  # (activation, weight) pairs ORT's kernels take
+
+
+def native(
+    op_type: str,
+    *inputs: Any,
+    attrs: dict[str, Any] | None = None,
+    domain: str = "",
+    opset: int = 21,
+    consts: tuple[Any, ...] = (),
+    num_outputs: int = 1,
+    kernels: bool = False,
+) -> tuple[Any, ...]:
+    cls = lookup(op_type, domain, opset)
+    assert cls is not None, f"{op_type} is not registered"
+    ctx = OpContext(
+        node_name="n0",
+        op_type=op_type,
+        domain=domain,
+        opset=opset,
+        attrs=dict(attrs or {}),
+        input_consts=tuple(consts),
+        num_outputs=num_outputs,
+        options={"int8_kernels": kernels},
+    )
+    return cls(ctx).run(*inputs)
+
+
+def assert_same(got: np.ndarray, want: np.ndarray) -> None:
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
+        bad = np.argwhere(got != want)[:5]
+        raise AssertionError(f"{np.sum(got != want)} elements differ, first at {bad.tolist()}")
+
+
+def scales(n: int | None = None, lo: float = 1e-4, hi: float = 0.5) -> st.SearchStrategy[Any]:
+    """Random float32 scales, and powers of two (exact products: rounding ties happen)."""
+    pow2 = [np.float32(2.0**e) for e in range(-14, 3) if lo <= 2.0**e <= hi]
+    one = st.one_of(st.floats(lo, hi, allow_nan=False).map(np.float32), st.sampled_from(pow2))
+    if n is None:
+        return one
+    return st.lists(one, min_size=n, max_size=n).map(lambda v: np.array(v, np.float32))
+
+
+def ints(dtype: Any, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.random.default_rng(seed).integers(info.min, int(info.max) + 1, shape).astype(dtype)
+
+
+def zero_point(dtype: Any) -> st.SearchStrategy[Any]:
+    info = np.iinfo(dtype)
+    return st.integers(int(info.min), int(info.max)).map(lambda v: np.array(v, dtype))
+
+
+# -------------------------------------------------------------- Q / DQ
+
+
+@SETTINGS
+@given(
+    dtype=st.sampled_from([U8, S8, np.uint16, np.int16]),
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    mode=st.sampled_from(["tensor", "axis", "block"]),
+    data=st.data(),
+)
+def test_quantize_dequantize_linear(dtype: Any, shape: tuple[int, ...], mode: str, data: st.DataObject) -> None:
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = (rng.standard_normal(shape) * data.draw(st.sampled_from([0.1, 10.0, 1e4]))).astype(np.float32)
+    x.flat[0] = 0.5  # exact ties exercise round-half-to-even
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    attrs: dict[str, Any] = {"axis": axis}
+    if mode == "tensor":
+        pshape: tuple[int, ...] = ()
+    elif mode == "axis":
+        pshape = (shape[axis],)
+    else:
+        block = data.draw(st.integers(1, 3))
+        attrs["block_size"] = block
+        pshape = tuple(-(-d // block) if i == axis % len(shape) else d for i, d in enumerate(shape))
+        assume(int(np.prod(pshape)) > 1)  # ORT reads one-element parameters as per-tensor
+    s = (rng.uniform(0.01, 2.0, pshape)).astype(np.float32)
+    zp = ints(dtype, pshape, rng.integers(1 << 30))
+    want = ort_node("QuantizeLinear", [x, s, zp], attrs=attrs, opset=21)[0]
+    got = native("QuantizeLinear", x, s, zp, attrs=attrs)[0]
+    assert_same(got, want)
+    want = ort_node("DequantizeLinear", [want, s, zp], attrs=attrs, opset=21)[0]
+    assert_same(native("DequantizeLinear", got, s, zp, attrs=attrs)[0], want)
+
+
+def test_quantize_linear_specials_match_onnxruntime() -> None:
+    x = np.array([np.nan, np.inf, -np.inf, 0.5, 1.5, 2.5, -0.5, -1.5, 1e30, -1e30], np.float32)
+    for zp in (np.uint8(3), np.int8(-7), np.uint16(40000), np.int16(-3)):
+        want = ort_node("QuantizeLinear", [x, np.float32(1.0), zp], opset=21)[0]
+        assert_same(native("QuantizeLinear", x, np.float32(1.0), zp, opset=21)[0], want)
+
+
+@SETTINGS
+@given(
+    shape=st.lists(st.integers(1, 40), min_size=1, max_size=3).map(tuple),
+    spread=st.sampled_from([1e-3, 1.0, 100.0]),
+    shift=st.floats(-5, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_dynamic_quantize_linear(shape: tuple[int, ...], spread: float, shift: float, seed: int) -> None:
+    x = (np.random.default_rng(seed).standard_normal(shape) * spread + shift).astype(np.float32)
+    want = ort_node("DynamicQuantizeLinear", [x], n_outputs=3, opset=11)
+    got = native("DynamicQuantizeLinear", x, opset=11, num_outputs=3)
+    for g, w in zip(got, want):
+        assert_same(g, w)
+
+
+def test_dynamic_quantize_linear_constant_input() -> None:
+    for x in (np.zeros(5, np.float32), np.full(3, 2.0, np.float32), np.full(3, -2.0, np.float32)):
+        want = ort_node("DynamicQuantizeLinear", [x], n_outputs=3, opset=11)
+        for g, w in zip(native("DynamicQuantizeLinear", x, opset=11, num_outputs=3), want):
+            assert_same(g, w)
+
+
+# ------------------------------------------------------------------- conv
+
+
+@st.composite
+def conv_cases(draw: st.DrawFn) -> dict[str, Any]:
+    xt, wt = draw(st.sampled_from(GEMM_TYPES))
+    nd = draw(st.sampled_from([1, 2, 2, 3]))
+    depthwise = draw(st.booleans())
+    group = draw(st.integers(1, 6)) if depthwise else draw(st.integers(1, 3))
+    cg = 1 if depthwise else draw(st.integers(1, 4))
+    mg = draw(st.integers(1, 2)) if depthwise else draw(st.integers(1, 4))
+    kernel = [draw(st.integers(1, 3)) for _ in range(nd)]
+    spatial = [draw(st.integers(k, k + 5)) for k in kernel]
+    strides = [draw(st.integers(1, 3)) for _ in range(nd)]
+    attrs: dict[str, Any] = {"group": group, "strides": strides, "kernel_shape": kernel}
+    if draw(st.booleans()):
+        attrs["auto_pad"] = draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]))
+    else:
+        attrs["dilations"] = [draw(st.integers(1, 2)) for _ in range(nd)]
+        attrs["pads"] = [draw(st.integers(0, k - 1)) for k in kernel * 2]
+        for i in range(nd):
+            need = attrs["dilations"][i] * (kernel[i] - 1) + 1
+            assume(spatial[i] + attrs["pads"][i] + attrs["pads"][i + nd] >= need)
+    seed = draw(st.integers(0, 2**16))
+    m = mg * group
+    return {
+        "x": ints(xt, (draw(st.integers(1, 2)), cg * group, *spatial), seed),
+        "w": ints(wt, (m, cg, *kernel), seed + 1),
+        "x_scale": draw(scales()),
+        "x_zp": draw(zero_point(xt)),
+        "w_scale": draw(st.one_of(scales(), scales(m))),
+        "w_zp": np.array(0 if wt == S8 else draw(st.integers(0, 255)), wt),
+        "y_scale": draw(scales(lo=0.01, hi=4.0)),
+        "y_zp": draw(zero_point(xt)),
+        "bias": np.random.default_rng(seed).integers(-20000, 20000, m).astype(np.int32)
+        if draw(st.booleans())
+        else None,
+        "attrs": attrs,
+    }
+
+
+@SETTINGS
+@given(case=conv_cases())
+def test_qlinear_conv(case: dict[str, Any]) -> None:
+    c = case
+    ins = [c["x"], c["x_scale"], c["x_zp"], c["w"], c["w_scale"], c["w_zp"], c["y_scale"], c["y_zp"]]
+    if c["bias"] is not None:
+        ins.append(c["bias"])
+    want = ort_node("QLinearConv", ins, attrs=c["attrs"], opset=10)[0]
+    consts = (None, *ins[1:])
+    assert_same(native("QLinearConv", *ins, attrs=c["attrs"], opset=10, consts=consts)[0], want)
+
+
+@SETTINGS
+@given(case=conv_cases())
+def test_conv_integer(case: dict[str, Any]) -> None:
+    c = case
+    attrs = {k: v for k, v in c["attrs"].items() if k != "kernel_shape"}
+    ins = [c["x"], c["w"], c["x_zp"], c["w_zp"]]
+    want = ort_node("ConvInteger", ins, attrs=attrs, opset=10)[0]
+    assert_same(native("ConvInteger", *ins, attrs=attrs, opset=10)[0], want)
+
+
+def test_qlinear_conv_channels_last_matches_nchw() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (1, 4, 5, 6)).astype(U8)
+    w = rng.integers(-128, 128, (6, 2, 3, 3)).astype(S8)
+    f = np.float32
+    params = [f(0.02), U8(120), w, rng.uniform(0.001, 0.01, 6).astype(f), np.zeros(6, S8), f(0.1), U8(100)]
+    attrs = {"group": 2, "pads": [1, 1, 1, 1], "strides": [2, 1]}
+    want = ort_node("QLinearConv", [x, *params], attrs=attrs, opset=10)[0]
+    got = native(
+        "QLinearConv",
+        np.ascontiguousarray(np.moveaxis(x, 1, -1)),
+        *params,
+        attrs={**attrs, "channels_last": 1},
+        domain=MS,
+        opset=1,
+    )[0]
+    assert_same(np.moveaxis(got, -1, 1), want)
+
+
+# ---------------------------------------------------------------- matmul
+
+
+@st.composite
+def matmul_cases(draw: st.DrawFn) -> dict[str, Any]:
+    at, bt = draw(st.sampled_from(GEMM_TYPES))
+    m, k, n = (draw(st.integers(1, 24)) for _ in range(3))
+    batch = draw(st.sampled_from([(), (2,), (2, 3)]))
+    seed = draw(st.integers(0, 2**16))
+    return {
+        "a": ints(at, (*batch, m, k), seed),
+        "b": ints(bt, (k, n), seed + 1),
+        "a_scale": draw(scales()),
+        "a_zp": draw(zero_point(at)),
+        "b_scale": draw(st.one_of(scales(), scales(n))),
+        "b_zp": draw(zero_point(bt)),
+        "y_scale": draw(scales(lo=0.01, hi=4.0)),
+        "y_zp": draw(zero_point(at)),
+    }
+
+
+@SETTINGS
+@given(case=matmul_cases())
+def test_qlinear_matmul(case: dict[str, Any]) -> None:
+    c = case
+    ins = [c[k] for k in ("a", "a_scale", "a_zp", "b", "b_scale", "b_zp", "y_scale", "y_zp")]
+    ins[5] = np.full(np.shape(c["b_scale"]), c["b_zp"], c["b_zp"].dtype) if np.ndim(c["b_scale"]) else c["b_zp"]
+    want = ort_node("QLinearMatMul", ins, opset=21)[0]
+    assert_same(native("QLinearMatMul", *ins, consts=(None, *ins[1:]))[0], want)
+
+
+@SETTINGS
+@given(case=matmul_cases())
+def test_matmul_integer(case: dict[str, Any]) -> None:
+    c = case
+    ins = [c["a"], c["b"], c["a_zp"], c["b_zp"]]
+    want = ort_node("MatMulInteger", ins, opset=10)[0]
+    assert_same(native("MatMulInteger", *ins, opset=10)[0], want)
+
+
+@SETTINGS
+@given(case=matmul_cases(), with_bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_matmul_integer_to_float_and_dynamic(case: dict[str, Any], with_bias: bool, seed: int) -> None:
+    c = case
+    rng = np.random.default_rng(seed)
+    n = c["b"].shape[1]
+    bias = rng.standard_normal(n).astype(np.float32) if with_bias else None
+    b_scale = np.broadcast_to(c["b_scale"], (n,)).astype(np.float32)
+    ins = [c["a"], c["b"], c["a_scale"], b_scale, c["a_zp"], c["b_zp"], bias]
+    want = ort_node("MatMulIntegerToFloat", ins, domain=MS)[0]
+    assert_same(native("MatMulIntegerToFloat", *ins, domain=MS, opset=1)[0], want)
+    a = (rng.standard_normal(c["a"].shape) * rng.uniform(0.1, 10)).astype(np.float32)
+    ins = [a, c["b"], b_scale, c["b_zp"], bias]
+    want = ort_node("DynamicQuantizeMatMul", ins, domain=MS)[0]
+    assert_same(native("DynamicQuantizeMatMul", *ins, domain=MS, opset=1)[0], want)
+
+
+@SETTINGS
+@given(
+    case=matmul_cases(),
+    alpha=st.sampled_from([1.0, 0.5, 1.7]),
+    trans=st.tuples(st.booleans(), st.booleans()),
+    quantized_out=st.booleans(),
+    with_c=st.booleans(),
+)
+def test_qgemm(case: dict[str, Any], alpha: float, trans: tuple[bool, bool], quantized_out: bool, with_c: bool) -> None:
+    c = case
+    a, b = c["a"].reshape(-1, c["a"].shape[-1]), c["b"]
+    n = b.shape[1]
+    a2 = np.ascontiguousarray(a.T) if trans[0] else a
+    b2 = np.ascontiguousarray(b.T) if trans[1] else b
+    bias = np.random.default_rng(1).integers(-5000, 5000, n).astype(np.int32) if with_c else None
+    b_scale = np.broadcast_to(c["b_scale"], (n,)).astype(np.float32)
+    ins = [a2, c["a_scale"], c["a_zp"], b2, b_scale, np.full(n, c["b_zp"]), bias]
+    if quantized_out:
+        ins += [c["y_scale"], c["y_zp"]]
+    attrs = {"alpha": alpha, "transA": int(trans[0]), "transB": int(trans[1])}
+    want = ort_node("QGemm", ins, attrs=attrs, domain=MS)[0]
+    got = native("QGemm", *ins, attrs=attrs, domain=MS, opset=1, consts=(None, None, None, b2))[0]
+    assert_same(got, want)
+
+
+# ------------------------------------------------------------ elementwise
+
+BROADCASTS = [
+    ((7,), (7,)), ((3, 5), (1, 5)), ((3, 1), (1, 4)), ((1, 4), (3, 1)), ((37,), (1,)), ((1,), (37,)),
+    ((2, 3, 17), (3, 1)), ((4, 1, 5), (1, 3, 5)), ((1,), (1,)),
+]  # fmt: skip
+
+
+@SETTINGS
+@given(
+    dtype=st.sampled_from([U8, S8]),
+    shapes=st.sampled_from(BROADCASTS),
+    op=st.sampled_from(["QLinearAdd", "QLinearMul"]),
+    data=st.data(),
+)
+def test_qlinear_binary(dtype: Any, shapes: tuple[Any, Any], op: str, data: st.DataObject) -> None:
+    seed = data.draw(st.integers(0, 2**16))
+    a, b = ints(dtype, shapes[0], seed), ints(dtype, shapes[1], seed + 1)
+    ins = [a, data.draw(scales()), data.draw(zero_point(dtype)), b, data.draw(scales())]
+    ins += [data.draw(zero_point(dtype)), data.draw(scales(lo=1e-3, hi=1.0)), data.draw(zero_point(dtype))]
+    want = ort_node(op, ins, n_feeds=4, domain=MS)[0]
+    assert_same(native(op, *ins, domain=MS, opset=1)[0], want)
+
+
+def test_qlinear_add_every_pair() -> None:
+    """All 65536 (a, b) pairs for a few parameter sets: the FMA order must match exactly."""
+    rng = np.random.default_rng(3)
+    for dtype in (U8, S8):
+        info = np.iinfo(dtype)
+        vals = np.arange(info.min, int(info.max) + 1)
+        a, b = np.repeat(vals, vals.size).astype(dtype), np.tile(vals, vals.size).astype(dtype)
+        for _ in range(4):
+            sa, sb, sc = (np.float32(rng.uniform(0.001, 0.2)) for _ in range(3))
+            za, zb, zc = (dtype(rng.integers(info.min, info.max)) for _ in range(3))
+            ins = [a, sa, za, b, sb, zb, sc, zc]
+            assert_same(
+                native("QLinearAdd", *ins, domain=MS, opset=1)[0], ort_node("QLinearAdd", ins, n_feeds=4, domain=MS)[0]
+            )
+
+
+@SETTINGS
+@given(
+    dtype=st.sampled_from([U8, S8]),
+    op=st.sampled_from(["QLinearSigmoid", "QLinearLeakyRelu"]),
+    alpha=st.floats(0.0, 1.0),
+    data=st.data(),
+)
+def test_qlinear_lookup_ops(dtype: Any, op: str, alpha: float, data: st.DataObject) -> None:
+    info = np.iinfo(dtype)
+    x = np.arange(info.min, int(info.max) + 1).astype(dtype)  # every input value
+    y_scale = data.draw(st.one_of(st.just(np.float32(1 / 256)), scales(lo=1e-3, hi=0.05)))
+    ins = [x, data.draw(scales(lo=1e-3, hi=0.3)), data.draw(zero_point(dtype)), y_scale, data.draw(zero_point(dtype))]
+    attrs = {"alpha": alpha} if op == "QLinearLeakyRelu" else {}
+    want = ort_node(op, ins, attrs=attrs, domain=MS)[0]
+    assert_same(native(op, *ins, attrs=attrs, domain=MS, opset=1)[0], want)
+
+
+# ------------------------------------------------------------------ pools
+
+
+@SETTINGS
+@given(dtype=st.sampled_from([U8, S8]), channels_last=st.booleans(), data=st.data())
+def test_qlinear_global_average_pool(dtype: Any, channels_last: bool, data: st.DataObject) -> None:
+    shape = [data.draw(st.integers(1, 2)), data.draw(st.integers(1, 8))]
+    shape += [data.draw(st.integers(1, 12)) for _ in range(data.draw(st.integers(1, 3)))]
+    x = ints(dtype, tuple(shape), data.draw(st.integers(0, 2**16)))
+    if channels_last:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    ins = [x, data.draw(scales()), data.draw(zero_point(dtype)), data.draw(scales()), data.draw(zero_point(dtype))]
+    assume(2.0**-32 <= ins[1] / (ins[3] * np.prod(shape[2:])) < 256)  # ORT refuses other ratios
+    attrs = {"channels_last": int(channels_last)}
+    want = ort_node("QLinearGlobalAveragePool", ins, attrs=attrs, domain=MS)[0]
+    assert_same(native("QLinearGlobalAveragePool", *ins, attrs=attrs, domain=MS, opset=1)[0], want)
+
+
+@SETTINGS
+@given(dtype=st.sampled_from([U8, S8]), channels_last=st.booleans(), data=st.data())
+def test_qlinear_average_pool(dtype: Any, channels_last: bool, data: st.DataObject) -> None:
+    nd = data.draw(st.integers(1, 3))
+    spatial = [data.draw(st.integers(2, 8)) for _ in range(nd)]
+    kernel = [data.draw(st.integers(1, min(4, s))) for s in spatial]
+    attrs: dict[str, Any] = {
+        "kernel_shape": kernel,
+        "strides": [data.draw(st.integers(1, 3)) for _ in range(nd)],
+        "count_include_pad": int(data.draw(st.booleans())),
+        "ceil_mode": int(data.draw(st.booleans())),
+        "channels_last": int(channels_last),
+    }
+    if data.draw(st.booleans()):
+        attrs["auto_pad"] = data.draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]))
+    else:
+        attrs["pads"] = [data.draw(st.integers(0, k - 1)) for k in kernel * 2]
+    x = ints(dtype, (2, data.draw(st.integers(1, 4)), *spatial), data.draw(st.integers(0, 2**16)))
+    if channels_last:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    ins = [x, data.draw(scales()), data.draw(zero_point(dtype)), data.draw(scales()), data.draw(zero_point(dtype))]
+    if kernel == spatial:  # ORT runs its global pool, which refuses some scale ratios
+        assume(2.0**-32 <= ins[1] / (ins[3] * np.prod(spatial)) < 256)
+    want = ort_node("QLinearAveragePool", ins, attrs=attrs, domain=MS)[0]
+    assert_same(native("QLinearAveragePool", *ins, attrs=attrs, domain=MS, opset=1)[0], want)
+
+
+# --------------------------------------------------------- concat, softmax
+
+
+@SETTINGS
+@given(dtype=st.sampled_from([U8, S8]), n=st.integers(1, 4), axis=st.sampled_from([0, 1, -1]), data=st.data())
+def test_qlinear_concat(dtype: Any, n: int, axis: int, data: st.DataObject) -> None:
+    ys, yz = data.draw(scales()), data.draw(zero_point(dtype))
+    ins: list[Any] = [ys, yz]
+    for i in range(n):
+        shape = [2, 3, 4]
+        shape[axis] = data.draw(st.integers(1, 3))
+        same = data.draw(st.booleans())
+        ins += [ints(dtype, tuple(shape), i)]
+        ins += [ys, yz] if same else [data.draw(scales()), data.draw(zero_point(dtype))]
+    want = ort_node("QLinearConcat", ins, n_feeds=0, attrs={"axis": axis}, domain=MS)[0]
+    assert_same(native("QLinearConcat", *ins, attrs={"axis": axis}, domain=MS, opset=1)[0], want)
+
+
+@SETTINGS
+@given(dtype=st.sampled_from([U8, S8]), opset=st.sampled_from([11, 13]), data=st.data())
+def test_qlinear_softmax(dtype: Any, opset: int, data: st.DataObject) -> None:
+    shape = tuple(data.draw(st.lists(st.integers(1, 7), min_size=1, max_size=4)))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = ints(dtype, shape, data.draw(st.integers(0, 2**16)))
+    y_scale = data.draw(st.one_of(st.just(np.float32(1 / 256)), scales(lo=5e-4, hi=0.05)))
+    y_zp = dtype(data.draw(st.integers(int(np.iinfo(dtype).min), int(np.iinfo(dtype).min) + 40)))
+    ins = [x, data.draw(scales(lo=1e-3, hi=0.5)), data.draw(zero_point(dtype)), y_scale, y_zp]
+    attrs = {"axis": axis, "opset": opset}
+    want = ort_node("QLinearSoftmax", ins, attrs=attrs, domain=MS)[0]
+    assert_same(native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1)[0], want)
+
+
+# ----------------------------------------------------------------- errors
+
+
+def test_bad_parameters_raise_clear_errors() -> None:
+    x = np.zeros((1, 2, 3, 3), U8)
+    w = np.zeros((4, 2, 1, 1), S8)
+    f = np.float32
+    with pytest.raises(ModelFormatError, match="w_scale must be a scalar or have 4 entries"):
+        native("QLinearConv", x, f(1), U8(0), w, np.ones(3, f), S8(0), f(1), U8(0), opset=10)
+    with pytest.raises(ModelFormatError, match="bias must be int32"):
+        native("QLinearConv", x, f(1), U8(0), w, f(1), S8(0), f(1), U8(0), np.zeros(4, np.int64), opset=10)
+    with pytest.raises(UnsupportedOpError, match="float32"):
+        native(
+            "QLinearMatMul", np.zeros((2, 2), np.float32), f(1), U8(0), np.zeros((2, 2), S8), f(1), S8(0), f(1), U8(0)
+        )
+    with pytest.raises(ModelFormatError, match="per-axis scale/zero point has 3 entries"):
+        native("QuantizeLinear", np.zeros((2, 4), np.float32), np.ones(3, f), np.zeros(3, U8), attrs={"axis": 1})
+    with pytest.raises(ModelFormatError, match="do not agree on K"):
+        native("MatMulInteger", np.zeros((2, 3), U8), np.zeros((4, 2), U8))
+
+
+# ------------------------------------------------------ fast kernel hookup
+
+
+def test_fast_kernels_agree_with_reference() -> None:
+    """When edgeai.kernels provides a kernel, the op's result must not change."""
+    pytest.importorskip("edgeai.kernels.api")
+    rng = np.random.default_rng(5)
+    f = np.float32
+    a = rng.integers(0, 256, (5, 40)).astype(U8)
+    b = rng.integers(-128, 128, (40, 12)).astype(S8)
+    ins = [a, f(0.02), U8(7), b, rng.uniform(0.001, 0.01, 12).astype(f), S8(0), f(0.3), U8(128)]
+    ref = native("QLinearMatMul", *ins, consts=(None, *ins[1:]))[0]
+    fast = native("QLinearMatMul", *ins, consts=(None, *ins[1:]), kernels=True)[0]
+    assert_same(fast, ref)
+    assert_same(ref, ort_node("QLinearMatMul", ins, opset=21)[0])
