@@ -32,7 +32,9 @@ __all__ = [
     "GroupNormalization",
     "InstanceNormalization",
     "LayerNormalization",
+    "LpNormalization",
     "MeanVarianceNormalization",
+    "RMSNormalization",
 ]
 
 
@@ -155,8 +157,7 @@ class GroupNormalization(Op):
         n, c = x.shape[:2]
         if c % groups:
             raise InferenceError(
-                f"node {self.ctx.node_name!r} (GroupNormalization): {c} channels do not divide into "
-                f"{groups} groups"
+                f"node {self.ctx.node_name!r} (GroupNormalization): {c} channels do not divide into {groups} groups"
             )
         cdt = _stash(x.dtype)
         xs = x.astype(cdt, copy=False).reshape(n, groups, -1)
@@ -215,4 +216,44 @@ class MeanVarianceNormalization(Op):
         mean = xs.mean(axis=axes, keepdims=True)
         var = (xs * xs).mean(axis=axes, keepdims=True) - mean * mean
         y = (xs - mean) / (np.sqrt(np.maximum(var, 0)) + 1e-9)
+        return (y.astype(x.dtype, copy=False),)
+
+
+@register("RMSNormalization", since=23)
+class RMSNormalization(Op):
+    """ONNX RMSNormalization: ``X / sqrt(mean(X²) + epsilon) * scale`` over the axes from ``axis`` on."""
+
+    def run(self, x: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray]:
+        axis = int(self.ctx.attr("axis", -1))
+        axis = axis + x.ndim if axis < 0 else axis
+        if not 0 <= axis < max(x.ndim, 1):
+            raise InferenceError(
+                f"node {self.ctx.node_name!r} (RMSNormalization): axis {axis} is out of range for rank {x.ndim}"
+            )
+        eps = float(self.ctx.attr("epsilon", 1e-5))
+        cdt = np.float64 if x.dtype == np.float64 or int(self.ctx.attr("stash_type", 1)) == 11 else np.float32
+        xs = x.astype(cdt, copy=False)
+        ms = (xs * xs).mean(axis=tuple(range(axis, x.ndim)), keepdims=True)
+        y = xs / np.sqrt(ms + eps) * scale.astype(cdt, copy=False)
+        return (y.astype(x.dtype, copy=False),)
+
+
+@register("LpNormalization", since=1)
+@register("LpNormalization", since=22)
+class LpNormalization(Op):
+    """ONNX LpNormalization: divide by the L1 or L2 norm along ``axis`` (zero norms give 0)."""
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
+        p = int(self.ctx.attr("p", 2))
+        if p not in (1, 2):
+            raise ModelFormatError(f"node {self.ctx.node_name!r} (LpNormalization): p={p} must be 1 or 2")
+        axis = int(self.ctx.attr("axis", -1))
+        cdt = _stash(x.dtype)
+        xs = x.astype(cdt, copy=False)
+        if p == 1:
+            norm = np.abs(xs).sum(axis=axis, keepdims=True)
+        else:
+            norm = np.sqrt((xs * xs).sum(axis=axis, keepdims=True))
+        # an all-zero slice stays zero (as ONNX's reference and node tests have it)
+        y = xs / np.where(norm == 0, 1, norm)
         return (y.astype(x.dtype, copy=False),)
