@@ -479,8 +479,10 @@ def prune_channels(
 ) -> PruningReport:
     """Structured pruning: remove ``ratio`` of the output channels of Conv and Gemm layers.
 
-    Channels with the smallest L1 norm of their weights go first. Consumers are
-    fixed so the model stays valid; the file and the MACs shrink.
+    Channels with the smallest L1 norm of their weights go first. Layers are pruned
+    in graph order, so a layer's norms count only the input channels its producer
+    kept (greedy, as in Li et al. 2017, "Pruning Filters for Efficient ConvNets").
+    Consumers are fixed so the model stays valid; the file and the MACs shrink.
 
     Args:
         model: a float ONNX model.
