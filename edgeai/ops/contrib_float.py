@@ -485,3 +485,57 @@ class OnnxAttention(Op):
         if lengths is not None:
             bias = bias + np.where(np.arange(t) < lengths[:, None], zero, ninf)[:, None, None, :]
         return bias
+
+
+@register_versions("RotaryEmbedding", (23,))
+class RotaryEmbedding(Op):
+    """ONNX RotaryEmbedding (RoPE) over (B, N, S, H) or (B, S, N*H) input, full or partial,
+    with split-half or interleaved pairs; caches indexed by ``position_ids`` when given."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._heads = int(ctx.attr("num_heads", 0))
+        self._dim = int(ctx.attr("rotary_embedding_dim", 0))
+        self._interleaved = bool(ctx.attr("interleaved", 0))
+
+    def run(
+        self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray, position_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        dtype = x.dtype
+        if x.ndim == 4:
+            bsnh = x.transpose(0, 2, 1, 3)
+        elif x.ndim == 3:
+            if self._heads <= 0 or x.shape[2] % self._heads:
+                raise InferenceError(
+                    f"RotaryEmbedding node {self.ctx.node_name!r}: a 3-D input needs num_heads dividing "
+                    f"its hidden size {x.shape[2]}"
+                )
+            bsnh = x.reshape(x.shape[0], x.shape[1], self._heads, -1)
+        else:
+            raise InferenceError(f"RotaryEmbedding node {self.ctx.node_name!r}: input must be 3-D or 4-D")
+        head = bsnh.shape[3]
+        dim = self._dim or head
+        cos, sin = np.asarray(cos), np.asarray(sin)
+        if position_ids is not None:
+            pos = np.asarray(position_ids).astype(np.int64, copy=False)
+            cos, sin = cos[pos], sin[pos]
+        if cos.shape[-1] != dim // 2 or sin.shape[-1] != dim // 2:
+            raise InferenceError(
+                f"RotaryEmbedding node {self.ctx.node_name!r}: cos/sin caches end in {cos.shape[-1]}, "
+                f"expected rotary_embedding_dim / 2 = {dim // 2}"
+            )
+        w = _work(bsnh)
+        c = _work(cos)[:, :, None, :]
+        s = _work(sin)[:, :, None, :]
+        rot = w[..., :dim]
+        x1, x2 = (rot[..., 0::2], rot[..., 1::2]) if self._interleaved else (rot[..., : dim // 2], rot[..., dim // 2 :])
+        real = c * x1 - s * x2
+        imag = s * x1 + c * x2
+        if self._interleaved:
+            rotated = np.stack([real, imag], axis=-1).reshape(rot.shape)
+        else:
+            rotated = np.concatenate([real, imag], axis=-1)
+        out = np.concatenate([rotated, w[..., dim:]], axis=-1)
+        out = out.reshape(x.shape) if x.ndim == 3 else out.transpose(0, 2, 1, 3)
+        return (as_dtype(out, dtype),)

@@ -807,6 +807,7 @@ def _export_mini_bert(path: Any) -> dict[str, np.ndarray]:
     return dict(zip(names, (ids.numpy(), mask.numpy(), segments.numpy())))
 
 
+@pytest.mark.slow  # torch import and export
 def test_bert_fused_by_the_onnxruntime_optimizer_runs_natively(tmp_path: Any) -> None:
     import onnxruntime as ort
     from onnxruntime.transformers import optimizer
