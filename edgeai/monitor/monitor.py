@@ -180,10 +180,14 @@ class Monitor:
             self._keep(feeds, outputs)
 
     def _keep(self, feeds: Mapping[str, np.ndarray], outputs: Any) -> None:
-        """Copy a sampled run (callers often refill the same buffers); its features are computed later."""
+        """Keep a sampled run; its features are computed later, in a batch.
+
+        Feeds are copied (callers often refill the same buffers); outputs are kept
+        by reference (runtimes return new arrays on every run).
+        """
         if outputs is not None:
             values = outputs.values() if isinstance(outputs, Mapping) else outputs
-            outputs = {str(i): np.array(v) for i, v in enumerate(values)}
+            outputs = {str(i): v for i, v in enumerate(values)}
         self._pending.append(({k: np.array(v) for k, v in feeds.items()}, outputs))
         if len(self._pending) >= self._drain_at:
             self._drain()
