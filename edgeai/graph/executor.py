@@ -2,9 +2,14 @@
 
 Compilation happens once per session: every node's op class is looked up
 for the model's opset, built once with its attributes and constant inputs
-(``OpContext.input_consts``), ``Constant`` nodes are evaluated, subgraphs are
-compiled, and the run loop becomes a flat list of steps
-``(op.run, input slots, output slots, slots to free)``.
+(``OpContext.input_consts``), subgraphs are compiled, and the run loop
+becomes a flat list of steps ``(op.run, input slots, output slots, slots to
+free)``. Constant folding: ``Constant`` nodes, and nodes of the default
+domain whose inputs are all constant (initializers or folded values), are
+evaluated once here, so the ops after them see those values as constant
+inputs (a ``Reshape`` whose shape is computed from constants gets it at
+build time). Random ops and ops with subgraphs are never folded; the
+``constant_folding=False`` session option turns folding off.
 
 The memory plan: every value lives in a numbered slot, and a slot is cleared
 right after the last step that reads it, so an intermediate tensor is
@@ -144,11 +149,15 @@ class CompiledGraph:
                 slot_of[name] = len(slot_of)
             return slot_of[name]
 
-        consts: dict[str, Any] = dict(graph.initializers)
+        overridable = set(graph.overridable)
+        # Initializers a feed may replace are not constants.
+        consts: dict[str, Any] = {k: v for k, v in graph.initializers.items() if k not in overridable}
         fed = [*graph.inputs, *graph.overridable, *graph.outer_names]
         for name in fed:
             slot(name)
-        overridable = set(graph.overridable)
+        fold = bool(self._options.get("constant_folding", True))
+        self.folded: list[str] = []
+        """Names of the nodes evaluated once at compile time (all their inputs were constant)."""
         self.ops: list[Op] = []
         raw_steps: list[tuple[Node, Op, tuple[int, ...], tuple[int, ...]]] = []
         for node in graph.nodes:
@@ -160,6 +169,15 @@ class CompiledGraph:
                 consts[node.outputs[0]] = _as_output(op.run()[0])
                 slot(node.outputs[0])
                 continue
+            if fold and _foldable(node, consts):
+                folded = self._try_fold(node, op, consts)
+                if folded is not None:
+                    for name, value in zip(node.outputs, folded):
+                        if name:
+                            consts[name] = value
+                            slot(name)
+                    self.folded.append(node.name)
+                    continue
             ins = tuple(slot(n) for n in (*node.inputs, *implicit))
             outs = tuple(slot(n) if n else -1 for n in node.outputs)
             raw_steps.append((node, op, ins, outs))
@@ -173,7 +191,7 @@ class CompiledGraph:
             if name in slot_of and name not in overridable:
                 self._initial[slot_of[name]] = arr
         for name in graph.overridable:  # default when not fed
-            self._initial[slot_of[name]] = consts[name]
+            self._initial[slot_of[name]] = graph.initializers[name]
         self._feed_slots = tuple((name, slot_of[name]) for name in fed)
         self._required = tuple(graph.inputs)
         keep = {slot_of[n] for n in graph.outputs if n in slot_of} | {0, dummy}
@@ -237,6 +255,19 @@ class CompiledGraph:
             raise InferenceError(
                 f"building node {node.name!r} ({node.op_type}, opset {opset}) of {self._what} failed: {exc}"
             ) from exc
+
+    def _try_fold(self, node: Node, op: Op, consts: Mapping[str, Any]) -> list[Any] | None:
+        """The node's outputs computed now, or None to leave it to run time (where any
+        error it raises is reported with the node's name)."""
+        try:
+            results = op.run(*[consts[n] if n else None for n in node.inputs])
+        except Exception:
+            return None
+        if type(results) is not tuple and type(results) is not list:
+            return None
+        if len(results) < len([o for o in node.outputs if o]):
+            return None
+        return [_as_output(v) for v in results]
 
     # -- running --------------------------------------------------------------
     def run_subgraph(self, graph: Graph, feeds: Mapping[str, Any], outer: Mapping[str, Any] | None = None) -> list[Any]:
@@ -302,6 +333,28 @@ class CompiledGraph:
             peak = max(peak, len(live))
             live -= set(frees)
         return peak
+
+
+# Ops whose result is not a function of their inputs alone: never folded.
+_NOT_FOLDABLE = frozenset(
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+        "Dropout",
+    }
+)
+
+
+def _foldable(node: Node, consts: Mapping[str, Any]) -> bool:
+    if node.domain != "" or node.op_type in _NOT_FOLDABLE or not node.inputs:
+        return False
+    if any(True for _ in node.subgraphs()):
+        return False
+    return all(name in consts for name in node.inputs if name)
 
 
 def _as_output(value: Any) -> Any:

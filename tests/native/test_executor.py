@@ -348,3 +348,42 @@ def test_ops_see_the_graph_values_of_their_inputs_and_outputs() -> None:
     assert ctx.input_values[0].dtype == np.dtype("int8") and ctx.input_values[0].shape == ("N", 3)
     assert ctx.input_values[1] is None
     assert ctx.output_values[0].name == "y"
+
+
+def _reshape_model(overridable: bool = False) -> onnx.ModelProto:
+    nodes = [
+        helper.make_node("Constant", [], ["c1"], value_ints=[2]),
+        helper.make_node("Concat", ["c1", "c2"], ["shape"], axis=0, name="concat"),
+        helper.make_node("Reshape", ["x", "shape"], ["r"], name="reshape"),
+        helper.make_node("Add", ["r", "k"], ["y"], name="add"),
+    ]
+    inits = [
+        helper.make_tensor("c2", TensorProto.INT64, [1], [3]),
+        helper.make_tensor("k", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0]),
+    ]
+    inputs = [_vi("x", [6])] + ([_vi("k", [3])] if overridable else [])
+    return _model(nodes, inputs, [_vi("y", [2, 3])], initializer=inits)
+
+
+def test_nodes_on_constants_are_folded_and_seen_as_constant_inputs() -> None:
+    compiled = CompiledGraph(import_onnx(_reshape_model()))
+    assert compiled.folded == ["concat"]
+    reshape = next(op for op in compiled.ops if op.ctx.node_name == "reshape")
+    np.testing.assert_array_equal(reshape.ctx.input_consts[1], [2, 3])
+    assert compiled.steps == 2  # Reshape and Add; Constant and Concat ran at compile time
+    x = np.arange(6, dtype=np.float32)
+    (y,) = compiled.run({"x": x})
+    np.testing.assert_array_equal(y, x.reshape(2, 3) + np.array([1, 2, 3], np.float32))
+    unfolded = CompiledGraph(import_onnx(_reshape_model()), options={"constant_folding": False})
+    assert unfolded.folded == [] and unfolded.steps == 3
+    np.testing.assert_array_equal(unfolded.run({"x": x})[0], y)
+
+
+def test_initializers_a_feed_may_replace_are_not_constants() -> None:
+    compiled = CompiledGraph(import_onnx(_reshape_model(overridable=True)))
+    add = next(op for op in compiled.ops if op.ctx.node_name == "add")
+    assert add.ctx.input_consts[1] is None
+    x = np.zeros(6, np.float32)
+    np.testing.assert_array_equal(compiled.run({"x": x})[0], np.tile([1.0, 2.0, 3.0], (2, 1)))
+    k = np.full(3, 7, np.float32)
+    np.testing.assert_array_equal(compiled.run({"x": x, "k": k})[0], np.full((2, 3), 7, np.float32))
