@@ -92,7 +92,11 @@ _new_measurement = Measurement.__new__
 
 
 class Monitor:
-    """Records a model's runs. Thread-safe for concurrent ``measure`` blocks.
+    """Records a model's runs.
+
+    Safe to share between threads: the per-run path takes no lock (so under
+    heavy contention a count may miss an increment); aggregation and drift
+    state are guarded by a lock.
 
     Args:
         name: the model's name in reports and exported metrics.

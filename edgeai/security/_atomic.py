@@ -34,7 +34,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        if mode is not None:
+        if mode is not None and hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to set
             os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -33,6 +33,7 @@ from typing import Any
 
 from edgeai.errors import (
     ExpiredError,
+    IntegrityError,
     MixAndMatchError,
     RollbackError,
     SignatureError,
@@ -128,7 +129,10 @@ class TrustPolicy:
         """Expiry (freeze), name and target (mix-and-match), version (rollback)."""
         expires = meta.get("expires")
         if self.check_expiry and expires:
-            when = datetime.fromisoformat(str(expires))
+            try:
+                when = datetime.fromisoformat(str(expires))
+            except ValueError as exc:
+                raise IntegrityError(f"{what}: its expiry {expires!r} is not an ISO-8601 time") from exc
             if when.tzinfo is None:
                 when = when.replace(tzinfo=timezone.utc)
             now = self.now or datetime.now(timezone.utc)
