@@ -294,9 +294,27 @@ class Attention(Op):
             p_len = pw.shape[3]
             k = np.concatenate([pw[0], k], axis=2)
             v = np.concatenate([pw[1], v], axis=2)
-        t = p_len + s
+        out, _ = self._attend(q, k, v, mask_index, attention_bias, p_len)
+        outs: list[np.ndarray] = [as_dtype(out.transpose(0, 2, 1, 3).reshape(b, s, dv), dtype)]
+        if self.ctx.num_outputs > 1:
+            outs.append(as_dtype(np.stack([k, v]), dtype))
+        return tuple(outs)
+
+    def _attend(
+        self,
+        q: np.ndarray,
+        k: np.ndarray,
+        v: np.ndarray,
+        mask_index: np.ndarray | None,
+        attention_bias: np.ndarray | None,
+        p_len: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """softmax(Q K' * scale + mask + bias) V over (B, N, S, H) heads; also returns Q K' * scale."""
+        b, _, s, hq = q.shape
+        t = k.shape[2]
         scale = float(self._scale) if self._scale else 1.0 / math.sqrt(hq)
-        scores = (q @ k.transpose(0, 1, 3, 2)) * q.dtype.type(scale)
+        qk = (q @ k.transpose(0, 1, 3, 2)) * q.dtype.type(scale)
+        scores = qk
         mask = self._mask(mask_index, b, s, t, p_len, q.dtype)
         if mask is not None:
             scores = scores + mask[:, None, :, :]
@@ -305,11 +323,7 @@ class Attention(Op):
         scores = scores - scores.max(axis=-1, keepdims=True)
         e = np.exp(scores)
         probs = e / e.sum(axis=-1, keepdims=True)
-        out = (probs @ v).transpose(0, 2, 1, 3).reshape(b, s, dv)
-        outs: list[np.ndarray] = [as_dtype(out, dtype)]
-        if self.ctx.num_outputs > 1:
-            outs.append(as_dtype(np.stack([k, v]), dtype))
-        return tuple(outs)
+        return probs @ v, qk
 
     def _mask(
         self, mask_index: np.ndarray | None, b: int, s: int, t: int, p_len: int, dtype: np.dtype
@@ -342,6 +356,84 @@ class Attention(Op):
             causal = np.where(future, fill, dtype.type(0))[None]
             mask = causal if mask is None else np.where(future[None], fill, mask)
         return mask
+
+
+@register_versions("MultiHeadAttention", (1,), domain=MS)
+class MultiHeadAttention(Attention):
+    """ONNX Runtime's self/cross attention over already projected Q, K, V.
+
+    Query (B, S, D) or packed QKV (B, S, N, 3, H); key/value (B, L, D), packed
+    KV (B, L, N, 2, H) or per-head (B, N, L, H); optional projection ``bias``,
+    ``key_padding_mask`` (the formats of Attention's ``mask_index``),
+    ``attention_bias``, ``past_key``/``past_value`` and ``unidirectional``.
+    """
+
+    def __init__(self, ctx: OpContext) -> None:
+        Op.__init__(self, ctx)
+        self._heads = int(ctx.attr("num_heads", 0))
+        if self._heads <= 0:
+            raise unsupported(ctx, "the 'num_heads' attribute must be a positive integer")
+        self._causal = bool(ctx.attr("unidirectional", 0))
+        self._filter = float(ctx.attr("mask_filter_value", -10000.0))
+        self._scale = ctx.attr("scale")
+
+    def run(
+        self,
+        query: np.ndarray,
+        key: np.ndarray | None = None,
+        value: np.ndarray | None = None,
+        bias: np.ndarray | None = None,
+        key_padding_mask: np.ndarray | None = None,
+        attention_bias: np.ndarray | None = None,
+        past_key: np.ndarray | None = None,
+        past_value: np.ndarray | None = None,
+        past_sequence_length: np.ndarray | None = None,
+        cache_indirection: np.ndarray | None = None,
+    ) -> tuple:
+        if past_sequence_length is not None or cache_indirection is not None:
+            raise unsupported(self.ctx, "past/present buffer sharing and beam-search cache indirection")
+        query = np.asarray(query)
+        dtype = query.dtype
+        n = self._heads
+        q = _work(query)
+        b, s = q.shape[:2]
+        if q.ndim == 5:  # packed QKV (B, S, N, 3, H)
+            if key is not None or value is not None:
+                raise InferenceError(f"MultiHeadAttention node {self.ctx.node_name!r}: packed QKV takes no key/value")
+            q, k, v = (q[:, :, :, i].transpose(0, 2, 1, 3) for i in range(3))
+        else:
+            if key is None:
+                raise InferenceError(f"MultiHeadAttention node {self.ctx.node_name!r}: key is missing")
+            kw = _work(np.asarray(key))
+            dq = q.shape[2]
+            bias_w = None if bias is None else _work(np.asarray(bias))
+            if bias_w is not None:
+                q = q + bias_w[:dq]
+            q = q.reshape(b, s, n, -1).transpose(0, 2, 1, 3)
+            if kw.ndim == 5:  # packed KV (B, L, N, 2, H)
+                k, v = kw[:, :, :, 0].transpose(0, 2, 1, 3), kw[:, :, :, 1].transpose(0, 2, 1, 3)
+            elif kw.ndim == 4:  # already per head (B, N, L, H): cross-attention cache, no bias
+                k, v = kw, _work(np.asarray(value))
+            else:
+                vw = _work(np.asarray(value))
+                if bias_w is not None:
+                    dk = kw.shape[2]
+                    kw, vw = kw + bias_w[dq : dq + dk], vw + bias_w[dq + dk :]
+                k = kw.reshape(b, kw.shape[1], n, -1).transpose(0, 2, 1, 3)
+                v = vw.reshape(b, vw.shape[1], n, -1).transpose(0, 2, 1, 3)
+        p_len = 0
+        if past_key is not None and past_value is not None:
+            p_len = np.asarray(past_key).shape[2]
+            k = np.concatenate([_work(np.asarray(past_key)), k], axis=2)
+            v = np.concatenate([_work(np.asarray(past_value)), v], axis=2)
+        out, qk = self._attend(q, k, v, key_padding_mask, attention_bias, p_len)
+        outs = (
+            as_dtype(out.transpose(0, 2, 1, 3).reshape(b, s, -1), dtype),
+            as_dtype(k, dtype),
+            as_dtype(v, dtype),
+            as_dtype(qk, dtype),
+        )
+        return outs[: max(1, self.ctx.num_outputs)]
 
 
 # --------------------------------------------------------------------------- ONNX Attention (opset 23+)

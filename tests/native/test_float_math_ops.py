@@ -847,3 +847,66 @@ def test_embed_layer_normalization_matches_onnxruntime() -> None:
             close(g, w, atol=2e-6)
     with pytest.raises(InferenceError, match=r"input_ids must be in \[0, 20\)"):
         native("EmbedLayerNormalization", ids + 15, seg, word, pos, segt, gamma, beta, domain=MS, opset=1)
+
+
+MHA_B, MHA_S, MHA_L, MHA_N, MHA_H = 2, 4, 6, 2, 4
+
+
+def _mha_inputs() -> dict[str, np.ndarray]:
+    r = rng(16)
+    d = MHA_N * MHA_H
+    f = np.float32
+    return {
+        "q": r.standard_normal((MHA_B, MHA_S, d)).astype(f),
+        "k": r.standard_normal((MHA_B, MHA_L, d)).astype(f),
+        "v": r.standard_normal((MHA_B, MHA_L, d)).astype(f),
+        "k_self": r.standard_normal((MHA_B, MHA_S, d)).astype(f),
+        "v_self": r.standard_normal((MHA_B, MHA_S, d)).astype(f),
+        "bias": r.standard_normal(3 * d).astype(f),
+        "mask": np.array([[1, 1, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1]], np.int32),
+        "lengths": np.array([3, 6], np.int32),
+        "attention_bias": r.standard_normal((1, MHA_N, MHA_S, MHA_L)).astype(f),
+        "past_key": r.standard_normal((MHA_B, MHA_N, 3, MHA_H)).astype(f),
+        "past_value": r.standard_normal((MHA_B, MHA_N, 3, MHA_H)).astype(f),
+        "k_bnsh": r.standard_normal((MHA_B, MHA_N, MHA_L, MHA_H)).astype(f),
+        "v_bnsh": r.standard_normal((MHA_B, MHA_N, MHA_L, MHA_H)).astype(f),
+    }
+
+
+MHA_CASES: dict[str, tuple[list[str | None], dict[str, Any], int]] = {
+    "cross": (["q", "k", "v"], {}, 1),
+    "cross with bias and padding mask": (["q", "k", "v", "bias", "mask"], {}, 1),
+    "key lengths": (["q", "k", "v", None, "lengths"], {}, 1),
+    "attention bias and scale": (["q", "k", "v", None, None, "attention_bias"], {"scale": 0.2}, 1),
+    "causal self": (["q", "k_self", "v_self"], {"unidirectional": 1}, 1),
+    "past and present, causal": (
+        ["q", "k_self", "v_self", "bias", None, None, "past_key", "past_value"],
+        {"unidirectional": 1},
+        3,
+    ),
+    "per-head key/value": (["q", "k_bnsh", "v_bnsh", "bias"], {}, 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MHA_CASES))
+def test_multi_head_attention_matches_onnxruntime(case: str) -> None:
+    names, extra, n_out = MHA_CASES[case]
+    data = _mha_inputs()
+    ins = [None if n is None else data[n] for n in names]
+    attrs = {"num_heads": MHA_N, **extra}
+    want = ort_node("MultiHeadAttention", ins, n_feeds=len(ins), n_outputs=n_out, domain=MS, attrs=attrs)
+    got = native("MultiHeadAttention", *ins, domain=MS, opset=1, attrs=attrs, num_outputs=n_out)
+    for g, w in zip(got, want):
+        close(g, w, atol=2e-6)
+
+
+def test_multi_head_attention_packed_layouts_equal_the_unpacked_result() -> None:
+    # ONNX Runtime's CPU kernel refuses packed QKV/KV, so the oracle is ORT on the same tensors unpacked
+    r = rng(17)
+    qkv = r.standard_normal((MHA_B, MHA_S, MHA_N, 3, MHA_H)).astype(np.float32)
+    q, k, v = (qkv[:, :, :, i].reshape(MHA_B, MHA_S, -1) for i in range(3))
+    attrs = {"num_heads": MHA_N}
+    want = ort_node("MultiHeadAttention", [q, k, v], n_feeds=3, domain=MS, attrs=attrs)[0]
+    close(native("MultiHeadAttention", qkv, domain=MS, opset=1, attrs=attrs)[0], want, atol=2e-6)
+    kv = np.stack([k, v], axis=2).reshape(MHA_B, MHA_S, 2, MHA_N, MHA_H).transpose(0, 1, 3, 2, 4)
+    close(native("MultiHeadAttention", q, kv, domain=MS, opset=1, attrs=attrs)[0], want, atol=2e-6)
