@@ -30,7 +30,7 @@ import numpy as np
 from edgeai.errors import InferenceError, ModelFormatError
 from edgeai.ops._base import Op, OpContext, register
 
-__all__ = ["Conv", "ConvTranspose", "pads_for", "tap_slice"]
+__all__ = ["Col2Im", "Conv", "ConvTranspose", "pads_for", "tap_slice"]
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -338,3 +338,46 @@ class ConvTranspose(Op):
         if b is not None:
             out = out + np.asarray(b).astype(cdt, copy=False).reshape((1, -1) + (1,) * nsp)
         return (np.ascontiguousarray(out).astype(x.dtype, copy=False),)
+
+
+@register("Col2Im", since=18)
+class Col2Im(Op):
+    """ONNX Col2Im: sum sliding blocks (N, C·∏block, L) back into an image (N, C, *image_shape).
+
+    Example:
+        >>> import numpy as np
+        >>> from edgeai.ops._base import OpContext
+        >>> op = Col2Im(OpContext(node_name="c", op_type="Col2Im", opset=18))
+        >>> cols = np.ones((1, 2, 2), np.float32)                   # 1 channel, 1x2 blocks, 2 of them
+        >>> op.run(cols, np.array([1, 3]), np.array([1, 2]))[0]
+        array([[[[1., 2., 1.]]]], dtype=float32)
+    """
+
+    def run(self, x: np.ndarray, image_shape: np.ndarray, block_shape: np.ndarray) -> tuple[np.ndarray]:
+        ctx = self.ctx
+        image = [int(v) for v in np.asarray(image_shape).reshape(-1)]
+        block = [int(v) for v in np.asarray(block_shape).reshape(-1)]
+        nsp = len(image)
+        strides = _ints(ctx.attr("strides"), nsp, 1)
+        dil = _ints(ctx.attr("dilations"), nsp, 1)
+        pads = _ints(ctx.attr("pads"), 2 * nsp, 0)
+        k = int(np.prod(block, dtype=np.int64))
+        n, ck, length = x.shape
+        blocks = [
+            (image[i] + pads[i] + pads[nsp + i] - ((block[i] - 1) * dil[i] + 1)) // strides[i] + 1 for i in range(nsp)
+        ]
+        if ck % k or int(np.prod(blocks, dtype=np.int64)) != length:
+            raise InferenceError(
+                f"node {ctx.node_name!r} (Col2Im): input {x.shape} does not hold {blocks} blocks of "
+                f"{block} for an image {image} (strides {strides}, dilations {dil}, pads {pads})"
+            )
+        c = ck // k
+        cols = x.reshape(n, c, k, *blocks)
+        buf = np.zeros((n, c, *(image[i] + pads[i] + pads[nsp + i] for i in range(nsp))), dtype=x.dtype)
+        for j, t in enumerate(np.ndindex(*block)):
+            idx = (slice(None), slice(None)) + tuple(
+                tap_slice(t[i] * dil[i], strides[i], blocks[i]) for i in range(nsp)
+            )
+            buf[idx] += cols[:, :, j]
+        crop = (slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + image[i]) for i in range(nsp))
+        return (np.ascontiguousarray(buf[crop]),)

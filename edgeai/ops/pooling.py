@@ -34,6 +34,7 @@ __all__ = [
     "GlobalMaxPool",
     "LpPool",
     "MaxPool",
+    "MaxUnpool",
 ]
 
 
@@ -247,3 +248,41 @@ class GlobalLpPool(Op):
         p = float(self.ctx.attr("p", 2))
         s = np.sum(np.abs(x) ** p, axis=tuple(range(2, x.ndim)), keepdims=True)
         return ((s ** (1.0 / p)).astype(x.dtype, copy=False),)
+
+
+@register("MaxUnpool", since=9)
+@register("MaxUnpool", since=11)
+@register("MaxUnpool", since=22)
+class MaxUnpool(Op):
+    """ONNX MaxUnpool: scatter pooled values back to the flat positions MaxPool's Indices name."""
+
+    def run(self, x: np.ndarray, indices: np.ndarray, output_shape: np.ndarray | None = None) -> tuple[np.ndarray]:
+        ctx = self.ctx
+        kernel = [int(v) for v in ctx.attr("kernel_shape", [])]
+        nsp = x.ndim - 2
+        if len(kernel) != nsp:
+            raise ModelFormatError(
+                f"node {ctx.node_name!r} (MaxUnpool): kernel_shape {kernel} does not match input rank {x.ndim}"
+            )
+        strides = _ints(ctx.attr("strides"), nsp, 1)
+        pads = _ints(ctx.attr("pads"), 2 * nsp, 0)
+        natural = list(x.shape[:2]) + [
+            (x.shape[2 + i] - 1) * strides[i] + kernel[i] - pads[i] - pads[nsp + i] for i in range(nsp)
+        ]
+        flat = indices.astype(np.int64).reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= int(np.prod(natural, dtype=np.int64))):
+            raise InferenceError(
+                f"node {ctx.node_name!r} (MaxUnpool): an index is outside the unpooled shape {natural}"
+            )
+        shape = natural
+        if output_shape is not None and output_shape.size:
+            # indices address the natural unpooled shape; keep their coordinates in the larger one
+            shape = [int(v) for v in output_shape.reshape(-1)]
+            if len(shape) != x.ndim or any(a < b for a, b in zip(shape, natural)):
+                raise InferenceError(
+                    f"node {ctx.node_name!r} (MaxUnpool): output_shape {shape} is smaller than {natural}"
+                )
+            flat = np.ravel_multi_index(np.unravel_index(flat, natural), shape)
+        out = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=x.dtype)
+        out[flat] = x.reshape(-1)
+        return (out.reshape(shape),)

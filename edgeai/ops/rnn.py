@@ -83,8 +83,7 @@ def activations(ctx: OpContext, defaults: Sequence[str], num_directions: int) ->
         key = name.lower()
         if key not in _ACTIVATIONS:
             raise ModelFormatError(
-                f"node {ctx.node_name!r} ({ctx.op_type}): activation {name!r} is not one of "
-                f"{sorted(_ACTIVATIONS)}"
+                f"node {ctx.node_name!r} ({ctx.op_type}): activation {name!r} is not one of {sorted(_ACTIVATIONS)}"
             )
         nparams, (da, db), make = _ACTIVATIONS[key]
         a = float(alphas.pop(0)) if nparams >= 1 and alphas else da
@@ -160,9 +159,7 @@ class _Recurrent(Op):
         xs = x.astype(cdt, copy=False)
         for d in range(self.num_dir):
             reverse = self.direction == "reverse" or d == 1
-            bias = (
-                np.zeros(2 * g * hidden, dtype=cdt) if b is None else np.asarray(b[d], dtype=cdt).reshape(-1)
-            )
+            bias = np.zeros(2 * g * hidden, dtype=cdt) if b is None else np.asarray(b[d], dtype=cdt).reshape(-1)
             xw = xs @ w[d].astype(cdt).T + bias[: g * hidden]
             if reverse:
                 # step k of batch entry j reads time lens[j]-1-k (its valid part, reversed)
@@ -171,8 +168,7 @@ class _Recurrent(Op):
             else:
                 tidx = np.broadcast_to(steps, (seq, batch))
             states = [
-                np.zeros((batch, hidden), dtype=cdt) if s is None else np.asarray(s[d], dtype=cdt).copy()
-                for s in init
+                np.zeros((batch, hidden), dtype=cdt) if s is None else np.asarray(s[d], dtype=cdt).copy() for s in init
             ]
             rt = np.ascontiguousarray(r[d].astype(cdt).T)
             rb = bias[g * hidden :]

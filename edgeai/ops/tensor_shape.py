@@ -24,6 +24,7 @@ from edgeai.errors import InferenceError, ModelFormatError
 from edgeai.ops._base import Op, register
 
 __all__ = [
+    "CenterCropPad",
     "Compress",
     "Concat",
     "ConstantOfShape",
@@ -326,9 +327,7 @@ class DepthToSpace(Op):
         elif mode == "CRD":
             y = x.reshape(n, oc, bs, bs, h, w).transpose(0, 1, 4, 2, 5, 3)
         else:
-            raise ModelFormatError(
-                f"node {self.ctx.node_name!r}: DepthToSpace mode {mode!r} is not DCR or CRD"
-            )
+            raise ModelFormatError(f"node {self.ctx.node_name!r}: DepthToSpace mode {mode!r} is not DCR or CRD")
         return (np.ascontiguousarray(y).reshape(n, oc, h * bs, w * bs),)
 
 
@@ -374,9 +373,7 @@ class Pad(Op):
         ctx = self.ctx
         mode = ctx.attr("mode", "constant")
         if mode not in self._MODES:
-            raise ModelFormatError(
-                f"node {ctx.node_name!r} (Pad): mode {mode!r} is not one of {list(self._MODES)}"
-            )
+            raise ModelFormatError(f"node {ctx.node_name!r} (Pad): mode {mode!r} is not one of {list(self._MODES)}")
         if ctx.opset < 11:
             p = _int_list(ctx.attr("paddings" if ctx.opset < 2 else "pads"))
             cval: Any = float(ctx.attr("value", 0.0))
@@ -691,3 +688,30 @@ class Dropout(Op):
             mask = rng.uniform(0.0, 1.0, x.shape) >= r
             outs = ((x * mask / (1.0 - r)).astype(x.dtype), mask)
         return outs[: max(1, ctx.num_outputs)]
+
+
+@register("CenterCropPad", since=18)
+class CenterCropPad(Op):
+    """ONNX CenterCropPad: crop or zero-pad the listed axes to ``shape``, keeping the centre."""
+
+    def run(self, x: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray]:
+        target = _int_list(shape)
+        raw = self.ctx.attr("axes")
+        axes = list(range(x.ndim)) if raw is None else [_axis(self, int(a), x.ndim) for a in raw]
+        if len(target) != len(axes):
+            raise _fail(self, f"shape {target} must have one length per axis {axes}")
+        src: list[slice] = [slice(None)] * x.ndim
+        dst: list[slice] = [slice(None)] * x.ndim
+        out_shape = list(x.shape)
+        for a, want in zip(axes, target):
+            dim = x.shape[a]
+            out_shape[a] = want
+            if want < dim:  # the odd element goes at the end
+                start = (dim - want) // 2
+                src[a] = slice(start, start + want)
+            elif want > dim:
+                start = (want - dim) // 2
+                dst[a] = slice(start, start + dim)
+        out = np.zeros(out_shape, dtype=x.dtype)
+        out[tuple(dst)] = x[tuple(src)]
+        return (out,)
