@@ -21,6 +21,7 @@ class BundleServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut_first: set[str] = set()  # first response sends half then drops the connection
+        self.cut_always: set[str] = set()  # every response sends half then drops the connection
         self.endless: set[str] = set()  # no Content-Length, streams until the client stops
         self.ranges: list[str | None] = []
         server = self
@@ -56,7 +57,7 @@ class BundleServer:
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 body = data[start:]
-                if path in server.cut_first:
+                if path in server.cut_first or path in server.cut_always:
                     server.cut_first.discard(path)
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
@@ -113,6 +114,28 @@ def test_cut_connection_resumes_with_range(server, store, bundles) -> None:  # t
     resumed = server.ranges[1]
     assert resumed is not None and resumed.startswith("bytes=")
     assert 0 < int(resumed[6:-1]) < len(data)  # resumed from where the cut left it
+    np.testing.assert_allclose(run_active(store), expected("2.0.0"), rtol=1e-6)
+
+
+def test_download_resumes_after_the_process_gave_up(server, store, bundles) -> None:  # type: ignore[no-untyped-def]
+    from edgeai.lifecycle.update import DownloadError
+
+    data = bundles["2.0.0"].read_bytes()
+    server.files["/b.eai"] = data
+    server.cut_always.add("/b.eai")
+    with pytest.raises(DownloadError, match="2 attempts"):
+        UpdateClient(store, retries=1).update(f"{server.url}/b.eai")
+    parts = list((store.root / "downloads").glob("*.part"))
+    assert len(parts) == 1
+    partial = parts[0].stat().st_size
+    assert 0 < partial < len(data)
+    assert store.active == "1.0.0"
+    server.cut_always.clear()
+    # a new client (as after a reboot) picks up the partial file
+    result = UpdateClient(ModelStore(store.root, trusted_keys=[bundles["pub"]])).update(f"{server.url}/b.eai")
+    assert result.status == "activated"
+    assert server.ranges[-1] == f"bytes={partial}-"  # resumed, not restarted
+    assert list((store.root / "downloads").iterdir()) == []
     np.testing.assert_allclose(run_active(store), expected("2.0.0"), rtol=1e-6)
 
 
