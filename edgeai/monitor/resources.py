@@ -155,9 +155,16 @@ class RaplMeter:
 
 
 def power_from_profile(profile: Any) -> float | None:
-    """A power figure in watts from a target profile (object or mapping), if it has one."""
+    """A power figure in watts from a target profile (name, object or mapping), if it has one.
+
+    A string names a profile of :mod:`edgeai.hardware.targets` (``"raspberry-pi-5-cpu"``).
+    """
     if profile is None:
         return None
+    if isinstance(profile, str):
+        from edgeai.hardware.targets import load_target
+
+        profile = load_target(profile)
     for key in ("power_w", "power_watts", "typical_power_w", "tdp_w"):
         value = profile.get(key) if isinstance(profile, dict) else getattr(profile, key, None)
         if isinstance(value, (int, float)) and value > 0:
