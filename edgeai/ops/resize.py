@@ -1,4 +1,4 @@
-"""Resize (opsets 10-19) and the older Upsample for the native engine.
+"""Resize (opsets 10-19), the older Upsample, and GridSample/AffineGrid for the native engine.
 
 Resizing is separable: each resized axis is handled on its own. Nearest
 modes gather source rows; linear and cubic modes (with antialias and
@@ -18,13 +18,14 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
 from edgeai.errors import InferenceError, ModelFormatError
 from edgeai.ops._base import Op, OpContext, register
 
-__all__ = ["Resize", "Upsample"]
+__all__ = ["AffineGrid", "GridSample", "Resize", "Upsample"]
 
 _COORD_MODES = (
     "half_pixel",
@@ -282,3 +283,152 @@ class Upsample(Op):
         if self.ctx.opset < 9:
             scales = np.asarray(self.ctx.attr("scales"), dtype=np.float32)
         return (self.resizer(x, None, scales, None),)
+
+
+def _reflect(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Fold coordinates back into [lo, hi] by reflecting at the borders, as often as needed."""
+    span = hi - lo
+    if span <= 0:
+        return np.full_like(v, lo)
+    below = lo - v
+    above = v - hi
+    out = v.copy()
+    for dist, mask, near, far in ((below, v < lo, lo, hi), (above, v > hi, hi, lo)):
+        if not mask.any():
+            continue
+        flips = np.floor(dist / span)
+        rest = dist - flips * span
+        even = flips % 2 == 0
+        sign = 1 if near == lo else -1
+        out = np.where(mask, np.where(even, near + sign * rest, far - sign * rest), out)
+    return out
+
+
+@register("GridSample", since=16)
+@register("GridSample", since=20)
+@register("GridSample", since=22)
+class GridSample(Op):
+    """ONNX GridSample: sample the input at normalized grid points (nearest, linear, cubic).
+
+    ``padding_mode`` zeros, border or reflection and ``align_corners`` follow
+    PyTorch's ``grid_sample``, which ONNX adopted; N-D inputs from opset 20.
+
+    Example:
+        >>> import numpy as np
+        >>> from edgeai.ops._base import OpContext
+        >>> x = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
+        >>> grid = np.zeros((1, 1, 1, 2), np.float32)               # the centre
+        >>> GridSample(OpContext(node_name="g", op_type="GridSample", opset=20)).run(x, grid)[0]
+        array([[[[1.5]]]], dtype=float32)
+    """
+
+    _MODES: ClassVar[dict[str, str]] = {
+        "bilinear": "linear",
+        "linear": "linear",
+        "nearest": "nearest",
+        "bicubic": "cubic",
+        "cubic": "cubic",
+    }
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        mode = ctx.attr("mode", "bilinear" if ctx.opset < 20 else "linear")
+        pad = ctx.attr("padding_mode", "zeros")
+        if mode not in self._MODES or pad not in ("zeros", "border", "reflection"):
+            raise ModelFormatError(
+                f"node {ctx.node_name!r} (GridSample): mode {mode!r} / padding_mode {pad!r} is not supported "
+                "(modes: linear, nearest, cubic; padding: zeros, border, reflection)"
+            )
+        self.mode = self._MODES[mode]
+        self.padding = pad
+        self.align = bool(ctx.attr("align_corners", 0))
+
+    def run(self, x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray]:
+        nsp = x.ndim - 2
+        if grid.ndim != nsp + 2 or grid.shape[-1] != nsp or grid.shape[0] != x.shape[0]:
+            raise InferenceError(
+                f"node {self.ctx.node_name!r} (GridSample): grid {grid.shape} does not fit input {x.shape} "
+                f"(expected (N, *out, {nsp}))"
+            )
+        cdt = np.float64 if x.dtype == np.float64 else np.float32
+        dims = x.shape[2:]
+        coords, bounds = [], []
+        for i in range(nsp):
+            g = grid[..., nsp - 1 - i].astype(np.float64)  # the grid lists x (the last axis) first
+            n = dims[i]
+            c = (g + 1) / 2 * (n - 1) if self.align else ((g + 1) * n - 1) / 2
+            lo, hi = (0.0, n - 1.0) if self.align else (-0.5, n - 0.5)
+            if self.mode == "nearest":
+                c = np.rint(c)
+            if self.padding == "border":
+                c = np.where((c < lo) | (c > hi), np.clip(c, 0, n - 1), c)
+            elif self.padding == "reflection":
+                c = _reflect(c, lo, hi)
+            coords.append(c)
+            bounds.append((lo, hi))
+        per_axis: list[list[tuple[np.ndarray, np.ndarray | None]]] = []
+        for c in coords:
+            if self.mode == "nearest":
+                per_axis.append([(np.trunc(c).astype(np.int64), None)])
+                continue
+            base = np.floor(c)
+            t = c - base
+            offsets = (0, 1) if self.mode == "linear" else (-1, 0, 1, 2)
+            taps = []
+            for o in offsets:
+                w = (1 - np.abs(t - o)) if self.mode == "linear" else _cubic(t - o, -0.75)
+                taps.append(((base + o).astype(np.int64), w))
+            per_axis.append(taps)
+        batch = np.arange(x.shape[0]).reshape((-1,) + (1,) * nsp)
+        out = np.zeros((x.shape[0], *grid.shape[1:-1], x.shape[1]), dtype=cdt)
+        xs = x.astype(cdt, copy=False)
+        for combo in np.ndindex(*(len(t) for t in per_axis)):
+            weight: np.ndarray | float = 1.0
+            valid: np.ndarray | bool = True
+            index = []
+            for i, j in enumerate(combo):
+                idx, w = per_axis[i][j]
+                if w is not None:
+                    weight = weight * w
+                idx, ok = self._pixel(idx, dims[i], bounds[i])
+                if ok is not None:
+                    valid = valid & ok
+                index.append(idx)
+            vals = xs[(batch, slice(None), *index)] if nsp else xs  # (N, *out, C)
+            factor = np.asarray(weight, dtype=cdt) * np.asarray(valid, dtype=cdt)
+            out += vals * np.asarray(factor)[..., None]
+        return (np.ascontiguousarray(np.moveaxis(out, -1, 1)).astype(x.dtype, copy=False),)
+
+    def _pixel(self, idx: np.ndarray, n: int, bounds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Integer tap positions made readable: masked (zeros), clamped (border) or reflected."""
+        if self.padding == "zeros":
+            return np.clip(idx, 0, n - 1), (idx >= 0) & (idx < n)
+        if self.padding == "reflection":
+            idx = np.trunc(_reflect(idx.astype(np.float64), *bounds)).astype(np.int64)
+        return np.clip(idx, 0, n - 1), None
+
+
+@register("AffineGrid", since=20)
+class AffineGrid(Op):
+    """ONNX AffineGrid: the sampling grid of an affine transform (2-D or 3-D), for GridSample."""
+
+    def run(self, theta: np.ndarray, size: np.ndarray) -> tuple[np.ndarray]:
+        dims = [int(v) for v in np.asarray(size).reshape(-1)]
+        spatial = dims[2:]
+        nsp = len(spatial)
+        if nsp not in (2, 3) or theta.shape[1:] != (nsp, nsp + 1):
+            raise InferenceError(
+                f"node {self.ctx.node_name!r} (AffineGrid): theta {theta.shape} does not match size {dims}"
+            )
+        align = bool(self.ctx.attr("align_corners", 0))
+        axes = []
+        for n in spatial:
+            if align:
+                axes.append(np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1))
+            else:
+                axes.append((np.arange(n) * 2 + 1) / n - 1)
+        mesh = np.meshgrid(*axes, indexing="ij")  # (D,) H, W
+        # homogeneous coordinates, x (the last axis) first
+        base = np.stack([*mesh[::-1], np.ones_like(mesh[0])], axis=-1)
+        out = base.reshape(-1, nsp + 1) @ np.swapaxes(theta.astype(np.float64), 1, 2)
+        return (out.reshape(theta.shape[0], *spatial, nsp).astype(theta.dtype),)
