@@ -105,9 +105,7 @@ class Session:
         **options: Any,
     ) -> None:
         if optimization not in ("none", "basic", "extended", "all"):
-            raise ValueError(
-                f"optimization must be 'none', 'basic', 'extended' or 'all', not {optimization!r}"
-            )
+            raise ValueError(f"optimization must be 'none', 'basic', 'extended' or 'all', not {optimization!r}")
         source = open_model(model)
         if source.format == "bundle":
             source = self._open_bundle(source, key, options)
@@ -122,9 +120,7 @@ class Session:
                     f"pin=, forbid=, require= and target= plan ONNX models; {source.display_name} is "
                     f"{source.format!r}, whose runtime places nodes itself"
                 )
-            self._device, self._exec = self._load_planned(
-                device, fallback, pin, forbid, require, target, emulate, opts
-            )
+            self._device, self._exec = self._load_planned(device, fallback, pin, forbid, require, target, emulate, opts)
         else:
             candidates = devices_for_format(source.format)
             if not candidates:
@@ -151,9 +147,7 @@ class Session:
         self._inputs: list[TensorSpec] = list(self._exec.inputs)
         self._outputs: list[TensorSpec] = list(self._exec.outputs)
         self._input_names = [s.name for s in self._inputs]
-        self._output_names: list[str] = list(
-            getattr(self._exec, "output_names", [s.name for s in self._outputs])
-        )
+        self._output_names: list[str] = list(getattr(self._exec, "output_names", [s.name for s in self._outputs]))
         self._spec_by_name = {s.name: s for s in self._inputs}
         self._n_inputs = len(self._inputs)
         # Runtimes that validate feeds themselves (ONNX Runtime) run first and are
@@ -372,14 +366,10 @@ class Session:
         """
         unknown = [k for k in feeds if k not in self._spec_by_name]
         if unknown:
-            raise InputNameError(
-                f"unknown input name(s) {unknown}; the model's inputs are: {self._describe_inputs()}"
-            )
+            raise InputNameError(f"unknown input name(s) {unknown}; the model's inputs are: {self._describe_inputs()}")
         missing = [n for n in self._input_names if n not in feeds]
         if missing:
-            raise InputNameError(
-                f"missing input(s) {missing}; the model's inputs are: {self._describe_inputs()}"
-            )
+            raise InputNameError(f"missing input(s) {missing}; the model's inputs are: {self._describe_inputs()}")
         out: dict[str, np.ndarray] = {}
         bound: dict[str, tuple[int, str]] = {}
         for name in self._input_names:
@@ -407,8 +397,7 @@ class Session:
                 for axis, (want, got) in enumerate(zip(spec.shape, value.shape)):
                     if isinstance(want, int) and want != got:
                         raise InputShapeError(
-                            f"input {name!r} expects size {want} on axis {axis} ({spec}), "
-                            f"got shape {value.shape}"
+                            f"input {name!r} expects size {want} on axis {axis} ({spec}), got shape {value.shape}"
                         )
                     if isinstance(want, str):
                         seen = bound.setdefault(want, (got, name))
@@ -428,10 +417,16 @@ class Session:
             return clear
         bad = [n for n in out_names if n not in self._output_names]
         if bad:
-            return InputNameError(
-                f"unknown output name(s) {bad}; the model's outputs are: {self._output_names}"
-            )
+            return InputNameError(f"unknown output name(s) {bad}; the model's outputs are: {self._output_names}")
         return InferenceError(f"running {self._source.display_name} failed: {exc}")
+
+    def reset_state(self) -> None:
+        """Reset a stateful model's variables (LiteRT resource variables) to their initial values."""
+        exe = self._executable()
+        reset = getattr(exe, "reset_state", None)
+        if reset is None:
+            raise InferenceError(f"{self._source.display_name} on {self._device.id} keeps no state to reset")
+        reset()
 
     # -- lifetime -------------------------------------------------------------
     def close(self) -> None:

@@ -1,0 +1,234 @@
+"""Write small ``.tflite`` models directly with the TFLite schema's object API.
+
+No TensorFlow needed: the FlatBuffers schema module ships with ai-edge-litert
+(``ai_edge_litert.schema_py_generated``). ``TFLiteBuilder`` adds tensors,
+buffers and operators to one subgraph and serialises the model with the
+``TFL3`` file identifier. Models made here are checked against LiteRT's own
+interpreter in the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def schema() -> Any:
+    import ai_edge_litert.schema_py_generated as s
+
+    return s
+
+
+_TYPES = {
+    np.dtype(np.float32): "FLOAT32",
+    np.dtype(np.int8): "INT8",
+    np.dtype(np.uint8): "UINT8",
+    np.dtype(np.int32): "INT32",
+    np.dtype(np.int64): "INT64",
+    np.dtype(np.int16): "INT16",
+    np.dtype(np.bool_): "BOOL",
+    "resource": "RESOURCE",
+}
+
+
+class TFLiteBuilder:
+    def __init__(self) -> None:
+        s = schema()
+        self.s = s
+        self.model = s.ModelT()
+        self.model.version = 3
+        self.model.description = "edgeai test model"
+        self.model.buffers = [s.BufferT()]  # buffer 0 is the empty buffer by convention
+        self.model.operatorCodes = []
+        self.sub = s.SubGraphT()
+        self.sub.tensors, self.sub.operators, self.sub.inputs, self.sub.outputs = [], [], [], []
+        self.sub.name = "main"
+        self.model.subgraphs = [self.sub]
+        self._codes: dict[tuple[int, str], int] = {}
+
+    def tensor(
+        self,
+        name: str,
+        shape: list[int],
+        dtype: Any,
+        *,
+        data: np.ndarray | None = None,
+        scale: float | list[float] | None = None,
+        zero_point: int | list[int] | None = None,
+        axis: int = 0,
+        signature: list[int] | None = None,
+        variable: bool = False,
+    ) -> int:
+        s = self.s
+        t = s.TensorT()
+        t.name = name
+        t.shape = list(shape)
+        if signature is not None:
+            t.shapeSignature = list(signature)
+        t.type = getattr(s.TensorType, _TYPES[dtype if dtype == "resource" else np.dtype(dtype)])
+        t.isVariable = variable
+        if data is not None:
+            buf = s.BufferT()
+            buf.data = np.ascontiguousarray(data, dtype=dtype).tobytes()
+            self.model.buffers.append(buf)
+            t.buffer = len(self.model.buffers) - 1
+        else:
+            t.buffer = 0
+        if scale is not None:
+            q = s.QuantizationParametersT()
+            q.scale = list(np.atleast_1d(np.asarray(scale, np.float32)).astype(float))
+            zp = 0 if zero_point is None else zero_point
+            q.zeroPoint = [int(z) for z in np.atleast_1d(zp)]
+            q.quantizedDimension = axis
+            t.quantization = q
+        self.sub.tensors.append(t)
+        return len(self.sub.tensors) - 1
+
+    def op(
+        self,
+        opcode: str,
+        inputs: list[int],
+        outputs: list[int],
+        options: Any = None,
+        options_type: str | None = None,
+        custom: str | None = None,
+    ) -> None:
+        s = self.s
+        builtin = getattr(s.BuiltinOperator, "CUSTOM" if custom else opcode)
+        key = (builtin, custom or "")
+        if key not in self._codes:
+            code = s.OperatorCodeT()
+            code.builtinCode = builtin
+            code.deprecatedBuiltinCode = min(builtin, 127)
+            code.version = 1
+            if custom:
+                code.customCode = custom
+            self.model.operatorCodes.append(code)
+            self._codes[key] = len(self.model.operatorCodes) - 1
+        o = s.OperatorT()
+        o.opcodeIndex = self._codes[key]
+        o.inputs, o.outputs = list(inputs), list(outputs)
+        if options is not None:
+            o.builtinOptionsType = getattr(s.BuiltinOptions, options_type or type(options).__name__[:-1])
+            o.builtinOptions = options
+        self.sub.operators.append(o)
+
+    def new_subgraph(self, name: str) -> int:
+        """Start another subgraph; later tensor()/op()/io() calls go to it. Returns its index."""
+        sub = self.s.SubGraphT()
+        sub.tensors, sub.operators, sub.inputs, sub.outputs = [], [], [], []
+        sub.name = name
+        self.model.subgraphs.append(sub)
+        self.sub = sub
+        return len(self.model.subgraphs) - 1
+
+    def use_subgraph(self, index: int) -> None:
+        self.sub = self.model.subgraphs[index]
+
+    def io(self, inputs: list[int], outputs: list[int]) -> None:
+        self.sub.inputs, self.sub.outputs = list(inputs), list(outputs)
+
+    def build(self) -> bytes:
+        import flatbuffers
+
+        b = flatbuffers.Builder(1024)
+        b.Finish(self.model.Pack(b), file_identifier=b"TFL3")
+        return bytes(b.Output())
+
+
+def int8_cnn(seed: int = 0, batch_signature: bool = True) -> bytes:
+    """A small int8 CNN: CONV_2D (per-channel int8 weights, fused ReLU) -> AVERAGE_POOL_2D ->
+    RESHAPE -> FULLY_CONNECTED -> SOFTMAX, input int8 [N, 8, 8, 1] (NHWC) with a dynamic batch."""
+    rng = np.random.default_rng(seed)
+    b = TFLiteBuilder()
+    s = b.s
+    sig = [-1, 8, 8, 1] if batch_signature else None
+    x = b.tensor("image", [1, 8, 8, 1], np.int8, scale=1 / 255, zero_point=-128, signature=sig)
+    w = rng.integers(-127, 128, (8, 3, 3, 1)).astype(np.int8)
+    w_scale = (rng.random(8) * 0.01 + 0.002).astype(np.float32)
+    wt = b.tensor("conv_w", [8, 3, 3, 1], np.int8, data=w, scale=list(w_scale), zero_point=[0] * 8, axis=0)
+    bias = rng.integers(-500, 500, 8).astype(np.int32)
+    bt = b.tensor("conv_b", [8], np.int32, data=bias, scale=list(w_scale / 255), zero_point=[0] * 8)
+    c = b.tensor("conv", [1, 8, 8, 8], np.int8, scale=0.02, zero_point=-128, signature=[-1, 8, 8, 8] if sig else None)
+    opts = s.Conv2DOptionsT()
+    opts.padding, opts.strideH, opts.strideW = s.Padding.SAME, 1, 1
+    opts.dilationHFactor = opts.dilationWFactor = 1
+    opts.fusedActivationFunction = s.ActivationFunctionType.RELU
+    b.op("CONV_2D", [x, wt, bt], [c], opts)
+    p = b.tensor("pool", [1, 4, 4, 8], np.int8, scale=0.02, zero_point=-128, signature=[-1, 4, 4, 8] if sig else None)
+    po = s.Pool2DOptionsT()
+    po.padding, po.strideH, po.strideW, po.filterHeight, po.filterWidth = s.Padding.VALID, 2, 2, 2, 2
+    b.op("AVERAGE_POOL_2D", [c], [p], po)
+    shape = b.tensor("shape", [2], np.int32, data=np.array([-1, 128], np.int32))
+    r = b.tensor("flat", [1, 128], np.int8, scale=0.02, zero_point=-128, signature=[-1, 128] if sig else None)
+    b.op("RESHAPE", [p, shape], [r], s.ReshapeOptionsT())
+    fw = rng.integers(-127, 128, (10, 128)).astype(np.int8)
+    fwt = b.tensor("fc_w", [10, 128], np.int8, data=fw, scale=0.004, zero_point=0)
+    fb = b.tensor("fc_b", [10], np.int32, data=rng.integers(-200, 200, 10).astype(np.int32), scale=0.02 * 0.004)
+    logits = b.tensor("logits", [1, 10], np.int8, scale=0.1, zero_point=0, signature=[-1, 10] if sig else None)
+    b.op("FULLY_CONNECTED", [r, fwt, fb], [logits], s.FullyConnectedOptionsT())
+    probs = b.tensor("probs", [1, 10], np.int8, scale=1 / 256, zero_point=-128, signature=[-1, 10] if sig else None)
+    so = s.SoftmaxOptionsT()
+    so.beta = 1.0
+    b.op("SOFTMAX", [logits], [probs], so)
+    b.io([x], [probs])
+    return b.build()
+
+
+def float_add_mul() -> bytes:
+    """y = (a + b) * a in float32, shapes [2, 3]."""
+    b = TFLiteBuilder()
+    s = b.s
+    a = b.tensor("a", [2, 3], np.float32)
+    c = b.tensor("b", [2, 3], np.float32)
+    t = b.tensor("sum", [2, 3], np.float32)
+    y = b.tensor("y", [2, 3], np.float32)
+    b.op("ADD", [a, c], [t], s.AddOptionsT())
+    b.op("MUL", [t, a], [y], s.MulOptionsT())
+    b.io([a, c], [y])
+    return b.build()
+
+
+def custom_op_model(name: str = "EdgeAIUnknownOp") -> bytes:
+    """A float model whose only op is a custom op LiteRT does not know."""
+    b = TFLiteBuilder()
+    x = b.tensor("x", [4], np.float32)
+    y = b.tensor("y", [4], np.float32)
+    b.op("CUSTOM", [x], [y], custom=name)
+    b.io([x], [y])
+    return b.build()
+
+
+def stateful_accumulator() -> bytes:
+    """A streaming-style model with state in a resource variable: ``state += x; y = state``.
+
+    Subgraph 0 runs CALL_ONCE(init) then VAR_HANDLE, READ_VARIABLE, ADD,
+    ASSIGN_VARIABLE; subgraph 1 (the init) assigns zeros to the variable.
+    """
+    b = TFLiteBuilder()
+    s = b.s
+    x = b.tensor("x", [1, 4], np.float32)
+    handle = b.tensor("state_handle", [], "resource")
+    current = b.tensor("state", [1, 4], np.float32)
+    y = b.tensor("y", [1, 4], np.float32)
+    init_index = 1
+    call_once = s.CallOnceOptionsT()
+    call_once.initSubgraphIndex = init_index
+    b.op("CALL_ONCE", [], [], call_once)
+    vh = s.VarHandleOptionsT()
+    vh.container, vh.sharedName = "", "accumulator"
+    b.op("VAR_HANDLE", [], [handle], vh)
+    b.op("READ_VARIABLE", [handle], [current])
+    b.op("ADD", [current, x], [y], s.AddOptionsT())
+    b.op("ASSIGN_VARIABLE", [handle, y], [])
+    b.io([x], [y])
+    b.new_subgraph("init")
+    h2 = b.tensor("init_handle", [], "resource")
+    zeros = b.tensor("zeros", [1, 4], np.float32, data=np.zeros((1, 4), np.float32))
+    vh2 = s.VarHandleOptionsT()
+    vh2.container, vh2.sharedName = "", "accumulator"
+    b.op("VAR_HANDLE", [], [h2], vh2)
+    b.op("ASSIGN_VARIABLE", [h2, zeros], [])
+    b.io([], [])
+    return b.build()
