@@ -11,7 +11,7 @@ of the mean time per run, and each variant's ratio to its baseline:
   wires it today (feeds validated in Python, then the executable's ``run``).
 * ``raw``: the ONNX Runtime executable's fast call alone (baseline of ``raw+measure``).
 * ``raw+measure``: the same call inside ``Monitor.measure`` (sampling on, default
-  ``sample_every``, outputs handed over as the runtime's list): the monitor's own
+  ``sample_interval``, outputs handed over as the runtime's list): the monitor's own
   cost, i.e. what ``monitor=True`` would cost if Session kept its fast path when monitoring.
 * ``raw+record_run``: the same call timed by the caller and reported with
   ``Monitor.record_run`` (one method call; the cheapest hook).

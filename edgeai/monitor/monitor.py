@@ -1,9 +1,10 @@
 """``Monitor``: latency per stage, partition and op; input and confidence drift; resources; energy.
 
 ``Session(model, monitor=True)`` builds one and wraps every run in
-:meth:`Monitor.measure`. The hot path is a clock read and a list store; input
-features and output confidence are computed on one run in ``sample_every``
-(default 32), so monitoring costs little and never changes results.
+:meth:`Monitor.measure` (or reports through :meth:`Monitor.record_run`). The
+per-run path is a clock read and a list store; input features and output
+confidence are computed for sampled runs only, one per ``sample_interval``
+(2 ms) of inference time, in batches. Monitoring never changes results.
 
 Example:
     >>> import numpy as np, edgeai
@@ -82,9 +83,9 @@ class Measurement:
         w._buf[n & w._mask] = elapsed
         w.total = n + 1
         m.runs += 1
-        m._countdown -= 1
-        if m._countdown <= 0:
-            m._countdown = m.sample_every
+        m._budget -= elapsed
+        if m._budget <= 0.0:
+            m._budget = m.sample_interval
             m._keep(self._feeds, self.outputs)
 
 
@@ -101,7 +102,11 @@ class Monitor:
     Args:
         name: the model's name in reports and exported metrics.
         window: how many recent latencies (per stage) and feature samples to keep.
-        sample_every: compute input features and confidence on one run in this many.
+        sample_interval: seconds of inference time between two sampled runs (input
+            features and confidence are computed for sampled runs only); ``0``
+            samples every run. Sampling then costs a bounded share of inference
+            time whatever the model's speed: fast models are sampled 1 run in
+            many, slow ones every run.
         reference_size: feature samples that form the drift reference (the first
             ones seen, unless :meth:`set_reference` is called).
         psi_threshold, ks_alpha: a feature drifts when PSI exceeds the threshold
@@ -116,7 +121,7 @@ class Monitor:
         name: str = "model",
         *,
         window: int = 4096,
-        sample_every: int = 32,
+        sample_interval: float = 0.002,
         reference_size: int = 500,
         psi_threshold: float = 0.2,
         ks_alpha: float = 0.01,
@@ -124,11 +129,11 @@ class Monitor:
         power_watts: float | None = None,
         profile: Any = None,
     ) -> None:
-        if sample_every < 1:
-            raise ValueError(f"sample_every must be at least 1, not {sample_every}")
+        if sample_interval < 0:
+            raise ValueError(f"sample_interval must be >= 0 seconds, not {sample_interval}")
         self.name = name
         self.window = window
-        self.sample_every = sample_every
+        self.sample_interval = sample_interval
         self.reference_size = reference_size
         self.psi_threshold = psi_threshold
         self.ks_alpha = ks_alpha
@@ -136,7 +141,7 @@ class Monitor:
         self.power_watts = power_watts if power_watts is not None else power_from_profile(profile)
         self.runs = 0
         self.errors = 0
-        self._countdown = sample_every
+        self._budget = 0.0  # the first run is sampled
         self._inference = LatencyWindow(window)
         self._stages: dict[str, LatencyWindow] = {"inference": self._inference}
         self._partitions: dict[str, LatencyWindow] = {}
@@ -178,9 +183,9 @@ class Monitor:
         w._buf[n & w._mask] = seconds
         w.total = n + 1
         self.runs += 1
-        self._countdown -= 1
-        if self._countdown <= 0:
-            self._countdown = self.sample_every
+        self._budget -= seconds
+        if self._budget <= 0.0:
+            self._budget = self.sample_interval
             self._keep(feeds, outputs)
 
     def _keep(self, feeds: Mapping[str, np.ndarray], outputs: Any) -> None:

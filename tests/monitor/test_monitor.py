@@ -53,7 +53,7 @@ def test_stage_context_manager_and_decorator_time_real_work() -> None:
 def test_session_monitor_records_without_changing_results() -> None:
     images, _ = edgeai.demo.samples()
     plain = edgeai.Session(MODEL)
-    watched = edgeai.Session(MODEL, monitor=Monitor("digits", sample_every=1, reference_size=8))
+    watched = edgeai.Session(MODEL, monitor=Monitor("digits", sample_interval=0, reference_size=8))
     for i in range(len(images)):
         x = images[i : i + 1]
         np.testing.assert_array_equal(
@@ -109,7 +109,7 @@ def test_input_features_tabular_and_images() -> None:
 
 def test_drift_alerts_on_shift_and_not_on_same_distribution() -> None:
     rng = np.random.default_rng(1)
-    m = Monitor("tab", sample_every=1, reference_size=600)
+    m = Monitor("tab", sample_interval=0, reference_size=600)
     m.set_reference({"x": rng.normal(0, 1, (600, 3)).astype(np.float32)})
 
     def feed(batch: np.ndarray) -> None:
@@ -132,7 +132,7 @@ def test_drift_alerts_on_shift_and_not_on_same_distribution() -> None:
 
 
 def test_confidence_drift_alert() -> None:
-    m = Monitor("c", sample_every=1, reference_size=100)
+    m = Monitor("c", sample_interval=0, reference_size=100)
     rng = np.random.default_rng(2)
 
     def run(conf: float) -> None:
@@ -208,7 +208,7 @@ def test_prometheus_text_parses_and_matches_snapshot() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     images, _ = edgeai.demo.samples()
-    sess = edgeai.Session(MODEL, monitor=Monitor("digits", sample_every=1, reference_size=4))
+    sess = edgeai.Session(MODEL, monitor=Monitor("digits", sample_interval=0, reference_size=4))
     for i in range(16):
         sess.run({"image": images[i : i + 1]})
     text = sess.monitor.prometheus()
