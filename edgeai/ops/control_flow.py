@@ -146,12 +146,17 @@ class Loop(Op):
             if values:
                 stacked.append(np.stack([np.asarray(v) for v in values]))
             else:
-                stacked.append(np.empty((0,), dtype=self._scan_dtype(k)))
+                stacked.append(self._empty_scan(k))
         return (*carried, *stacked)
 
-    def _scan_dtype(self, k: int) -> Any:
+    def _empty_scan(self, k: int) -> np.ndarray:
+        """A scan output of zero iterations: (0, *per-iteration shape) when the body states it."""
         value = self.body.value(self.body.outputs[1 + self.n_carried + k])
-        return value.dtype if value.dtype is not None else np.float32
+        dtype = value.dtype if value.dtype is not None else np.float32
+        shape = value.shape
+        if shape is not None and all(isinstance(d, int) for d in shape):
+            return np.empty((0, *shape), dtype=dtype)
+        return np.empty((0,), dtype=dtype)
 
 
 @register("Scan", since=8, until=8)

@@ -387,3 +387,29 @@ def test_initializers_a_feed_may_replace_are_not_constants() -> None:
     np.testing.assert_array_equal(compiled.run({"x": x})[0], np.tile([1.0, 2.0, 3.0], (2, 1)))
     k = np.full(3, 7, np.float32)
     np.testing.assert_array_equal(compiled.run({"x": x, "k": k})[0], np.full((2, 3), 7, np.float32))
+
+
+def test_loop_of_zero_iterations_matches_onnxruntime() -> None:
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["c"], ["co"]),
+            helper.make_node("Add", ["a", "a"], ["ao"]),
+            helper.make_node("Identity", ["ao"], ["sc"]),
+        ],
+        "body",
+        [_vi("i", [], TensorProto.INT64), _vi("c", [], TensorProto.BOOL), _vi("a", [3])],
+        [_vi("co", [], TensorProto.BOOL), _vi("ao", [3]), _vi("sc", [3])],
+    )
+    model = _model(
+        [helper.make_node("Loop", ["n", "", "a0"], ["final", "scan"], body=body)],
+        [_vi("n", [], TensorProto.INT64), _vi("a0", [3])],
+        [_vi("final", [3]), _vi("scan", [None, 3])],
+    )
+    ref = ort.InferenceSession(model.SerializeToString())
+    with edgeai.Session(model, device="native") as sess:
+        for n in (0, 3):
+            feeds = {"n": np.array(n, np.int64), "a0": np.arange(3, dtype=np.float32)}
+            got, want = sess.run(None, feeds), ref.run(None, feeds)
+            for g, w in zip(got, want):
+                assert g.shape == w.shape and g.dtype == w.dtype
+                np.testing.assert_array_equal(g, w)
