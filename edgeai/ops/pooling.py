@@ -254,7 +254,12 @@ class GlobalLpPool(Op):
 @register("MaxUnpool", since=11)
 @register("MaxUnpool", since=22)
 class MaxUnpool(Op):
-    """ONNX MaxUnpool: scatter pooled values back to the flat positions MaxPool's Indices name."""
+    """ONNX MaxUnpool: scatter pooled values back to the flat positions MaxPool's Indices name.
+
+    Indices address the natural unpooled shape ``(in - 1) * stride + kernel - pads``; a larger
+    ``output_shape`` keeps each value's coordinates (ONNX's reference and node test; ONNX
+    Runtime instead reads the indices as flat positions in the larger shape).
+    """
 
     def run(self, x: np.ndarray, indices: np.ndarray, output_shape: np.ndarray | None = None) -> tuple[np.ndarray]:
         ctx = self.ctx

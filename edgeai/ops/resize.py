@@ -360,7 +360,8 @@ class GridSample(Op):
             lo, hi = (0.0, n - 1.0) if self.align else (-0.5, n - 0.5)
             if self.mode == "nearest":
                 c = np.rint(c)
-            if self.padding == "border":
+            if self.padding == "border" and self.mode != "cubic":
+                # cubic keeps the coordinate and clamps each tap (PyTorch, ONNX Runtime)
                 c = np.where((c < lo) | (c > hi), np.clip(c, 0, n - 1), c)
             elif self.padding == "reflection":
                 c = _reflect(c, lo, hi)

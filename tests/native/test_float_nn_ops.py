@@ -520,3 +520,72 @@ def test_mobilenetv2_on_native_matches_onnxruntime(mobilenetv2_float: Any) -> No
     with edgeai.Session(mobilenetv2_float, device="onnxruntime") as ort_session:
         want = ort_session.run(None, {name: x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+# ---------------------------------------------------------------- sampling and blocks
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["linear", "nearest", "cubic"]),
+    st.sampled_from(["zeros", "border", "reflection"]),
+    st.integers(0, 1),
+    st.integers(0, 1000),
+)
+def test_grid_sample_matches_onnxruntime(mode: str, padding: str, align: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rand(rng, 2, 3, 4, 5)
+    grid = rng.uniform(-1.4, 1.4, (2, 3, 6, 2)).astype(np.float32)  # some points outside
+    attrs = {"mode": mode, "padding_mode": padding, "align_corners": align}
+    check_both_paths("GridSample", [x, grid], attrs=attrs, opset=20, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("align", [0, 1])
+def test_affine_grid_feeds_grid_sample_like_onnxruntime(align: int) -> None:
+    rng = np.random.default_rng(12)
+    theta = (np.eye(2, 3) + rng.normal(0, 0.2, (3, 2, 3))).astype(np.float32)
+    size = np.array([3, 2, 4, 5], np.int64)
+    check_both_paths("AffineGrid", [theta, size], attrs={"align_corners": align}, opset=20)
+
+
+@pytest.mark.parametrize(
+    ("image", "block", "attrs"),
+    [
+        ([5, 5], [2, 2], {}),
+        ([6, 7], [3, 2], {"strides": [2, 1], "dilations": [1, 2], "pads": [1, 0, 1, 2]}),
+    ],
+)
+def test_col2im_inverts_im2col_like_onnxruntime(image: list[int], block: list[int], attrs: dict[str, Any]) -> None:
+    strides = attrs.get("strides", [1, 1])
+    dil = attrs.get("dilations", [1, 1])
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    blocks = [(image[i] + pads[i] + pads[i + 2] - (block[i] - 1) * dil[i] - 1) // strides[i] + 1 for i in range(2)]
+    x = rand(np.random.default_rng(13), 2, 3 * block[0] * block[1], blocks[0] * blocks[1])
+    check_both_paths("Col2Im", [x, np.array(image, np.int64), np.array(block, np.int64)], attrs=attrs, opset=18)
+
+
+def test_unpool_after_pool_restores_the_maxima_like_onnxruntime() -> None:
+    x = rand(np.random.default_rng(14), 1, 2, 4, 6)
+    attrs = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    y, idx = native("MaxPool", [x], attrs=attrs, n_outputs=2)
+    check_both_paths("MaxUnpool", [y, idx], attrs=attrs, opset=11)
+    # a larger output_shape: ONNX's reference (and its node test) keeps each value's coordinates
+    # in the natural 4x6 unpooled map, ONNX Runtime reads the indices as flat in the larger map
+    shape = np.array([1, 2, 5, 7], np.int64)
+    check_both_paths("MaxUnpool", [y, idx, shape], attrs=attrs, opset=11, oracle="reference")
+    restored = native("MaxUnpool", [y, idx], attrs=attrs, opset=11)[0]
+    assert (restored != 0).sum() == y.size and np.isin(y, x).all()
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_rms_and_lp_normalization_match_onnxruntime(axis: int) -> None:
+    rng = np.random.default_rng(15)
+    x = rand(rng, 2, 3, 4)
+    check_both_paths("RMSNormalization", [x, rand(rng, *x.shape[axis % 3 :])], attrs={"axis": axis}, opset=23)
+    for p in (1, 2):
+        check_both_paths("LpNormalization", [x], attrs={"axis": axis, "p": p}, opset=22)
+
+
+def test_center_crop_pad_matches_onnxruntime() -> None:
+    x = rand(np.random.default_rng(16), 5, 4, 3)
+    check_both_paths("CenterCropPad", [x, np.array([3, 7], np.int64)], attrs={"axes": [0, 1]}, opset=18)
