@@ -174,6 +174,8 @@ class CompiledGraph:
                 if folded is not None:
                     for name, value in zip(node.outputs, folded):
                         if name:
+                            if isinstance(value, np.ndarray):
+                                value.flags.writeable = False  # shared by every run
                             consts[name] = value
                             slot(name)
                     self.folded.append(node.name)
@@ -219,6 +221,8 @@ class CompiledGraph:
         self._step_nodes = [node for node, _, _, _ in raw_steps]
         self._slot_of = slot_of
         self._output_slots = {n: slot_of[n] for n in graph.outputs if n in slot_of}
+        # Outputs that are constants are copied out, so a caller can write to what it gets.
+        self._const_outputs = frozenset(n for n in graph.outputs if n in consts)
         self.output_names = list(graph.outputs)
 
     # -- building -------------------------------------------------------------
@@ -311,7 +315,13 @@ class CompiledGraph:
             ) from exc
         names = output_names if output_names else self.output_names
         try:
-            return [_as_output(slots[self._output_slots[n]]) for n in names]
+            outputs = [_as_output(slots[self._output_slots[n]]) for n in names]
+            if self._const_outputs:
+                outputs = [
+                    np.array(v) if n in self._const_outputs and isinstance(v, np.ndarray) else v
+                    for n, v in zip(names, outputs)
+                ]
+            return outputs
         except KeyError as exc:
             raise InputNameError(
                 f"unknown output name {exc.args[0]!r}; the model's outputs are {self.output_names}"

@@ -319,10 +319,13 @@ def test_outputs_that_are_inputs_or_initializers() -> None:
         initializers={"k": k},
     )
     x = np.ones(3, np.float32)
-    y, x_out, k_out = CompiledGraph(g).run({"x": x})
+    compiled = CompiledGraph(g)
+    y, x_out, k_out = compiled.run({"x": x})
     np.testing.assert_array_equal(y, x)
     assert x_out is x
     np.testing.assert_array_equal(k_out, k)
+    k_out += 100  # the caller owns what it gets: the constant itself is untouched
+    np.testing.assert_array_equal(compiled.run({"x": x})[2], k)
 
 
 def test_ops_see_the_graph_values_of_their_inputs_and_outputs() -> None:
