@@ -35,6 +35,7 @@ __all__ = [
     "LpPool",
     "MaxPool",
     "MaxUnpool",
+    "RoiAlign",
 ]
 
 
@@ -291,3 +292,92 @@ class MaxUnpool(Op):
         out = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=x.dtype)
         out[flat] = x.reshape(-1)
         return (out.reshape(shape),)
+
+
+def _roi_axis(start: float, size: float, bins: int, grid: int, limit: int) -> tuple[np.ndarray, ...]:
+    """Bilinear taps along one axis for RoiAlign: (low index, high index, low weight, high weight, valid),
+    each of shape (bins, grid)."""
+    pos = start + np.arange(bins)[:, None] * (size / bins) + (np.arange(grid)[None, :] + 0.5) * (size / bins / grid)
+    valid = (pos >= -1.0) & (pos <= limit)
+    pos = np.maximum(pos, 0.0)
+    low = np.floor(pos).astype(np.int64)
+    edge = low >= limit - 1
+    low = np.where(edge, limit - 1, low)
+    high = np.where(edge, limit - 1, low + 1)
+    frac = np.where(edge, 0.0, pos - low)
+    return low, high, 1.0 - frac, frac, valid
+
+
+@register("RoiAlign", since=10)
+@register("RoiAlign", since=16)
+@register("RoiAlign", since=22)
+class RoiAlign(Op):
+    """ONNX RoiAlign: average (or max) of bilinear samples in each bin of each region of interest.
+
+    Opset 10 behaves as ``output_half_pixel`` (no half-pixel shift, regions at least 1 pixel);
+    from 16 the default is ``half_pixel``. ``max`` mode takes the largest weighted corner of each
+    sample, as ONNX Runtime and ONNX's reference do.
+    """
+
+    def run(self, x: np.ndarray, rois: np.ndarray, batch_indices: np.ndarray) -> tuple[np.ndarray]:
+        ctx = self.ctx
+        mode = ctx.attr("mode", "avg")
+        coord = ctx.attr("coordinate_transformation_mode", "half_pixel" if ctx.opset >= 16 else "output_half_pixel")
+        if mode not in ("avg", "max") or coord not in ("half_pixel", "output_half_pixel"):
+            raise ModelFormatError(
+                f"node {ctx.node_name!r} (RoiAlign): mode {mode!r} / coordinate_transformation_mode "
+                f"{coord!r} is not supported"
+            )
+        out_h = int(ctx.attr("output_height", 1))
+        out_w = int(ctx.attr("output_width", 1))
+        ratio = int(ctx.attr("sampling_ratio", 0))
+        scale = float(ctx.attr("spatial_scale", 1.0))
+        if x.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 4 or len(batch_indices) != rois.shape[0]:
+            raise InferenceError(
+                f"node {ctx.node_name!r} (RoiAlign): expected X (N, C, H, W), rois (R, 4) and R batch "
+                f"indices, got {x.shape}, {rois.shape}, {batch_indices.shape}"
+            )
+        n, c, h, w = x.shape
+        cdt = np.float64 if x.dtype == np.float64 else np.float32
+        out = np.zeros((rois.shape[0], c, out_h, out_w), dtype=cdt)
+        offset = 0.5 if coord == "half_pixel" else 0.0
+        for r in range(rois.shape[0]):
+            b = int(batch_indices[r])
+            if not 0 <= b < n:
+                raise InferenceError(f"node {ctx.node_name!r} (RoiAlign): batch index {b} is outside 0..{n - 1}")
+            x1, y1, x2, y2 = (float(v) * scale - offset for v in rois[r])
+            rw, rh = x2 - x1, y2 - y1
+            if coord == "output_half_pixel":
+                rw, rh = max(rw, 1.0), max(rh, 1.0)
+            gh = ratio if ratio > 0 else int(np.ceil(rh / out_h))
+            gw = ratio if ratio > 0 else int(np.ceil(rw / out_w))
+            ylo, yhi, wyl, wyh, vy = _roi_axis(y1, rh, out_h, gh, h)
+            xlo, xhi, wxl, wxh, vx = _roi_axis(x1, rw, out_w, gw, w)
+            img = x[b].astype(cdt, copy=False)
+            if mode == "avg":
+                # separable: rows (out_h, H) and columns (out_w, W) weight matrices
+                count = max(gh * gw, 1)
+                wy = np.zeros((out_h, h))
+                wx = np.zeros((out_w, w))
+                rows = np.broadcast_to(np.arange(out_h)[:, None], ylo.shape)
+                cols = np.broadcast_to(np.arange(out_w)[:, None], xlo.shape)
+                np.add.at(wy, (rows, ylo), wyl * vy)
+                np.add.at(wy, (rows, yhi), wyh * vy)
+                np.add.at(wx, (cols, xlo), wxl * vx)
+                np.add.at(wx, (cols, xhi), wxh * vx)
+                out[r] = (wy.astype(cdt) @ img @ wx.T.astype(cdt)) / count
+            else:
+                ys = [(ylo, wyl), (yhi, wyh)]
+                xs = [(xlo, wxl), (xhi, wxh)]
+                best = None
+                for yi, wyv in ys:
+                    for xi, wxv in xs:
+                        # (c, out_h, gh, out_w, gw)
+                        vals = img[:, yi[:, :, None, None], xi[None, None, :, :]]
+                        weighted = vals * (wyv[:, :, None, None] * wxv[None, None, :, :]).astype(cdt)
+                        best = weighted if best is None else np.maximum(best, weighted)
+                assert best is not None
+                valid = vy[:, :, None, None] & vx[None, None, :, :]
+                best = np.where(valid, best, 0)
+                out[r] = best.max(axis=(2, 4)) if gh * gw else 0
+        return (out.astype(x.dtype, copy=False),)

@@ -589,3 +589,27 @@ def test_rms_and_lp_normalization_match_onnxruntime(axis: int) -> None:
 def test_center_crop_pad_matches_onnxruntime() -> None:
     x = rand(np.random.default_rng(16), 5, 4, 3)
     check_both_paths("CenterCropPad", [x, np.array([3, 7], np.int64)], attrs={"axes": [0, 1]}, opset=18)
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["avg", "max"]),
+    st.sampled_from(["half_pixel", "output_half_pixel"]),
+    st.integers(0, 3),
+    st.integers(0, 1000),
+)
+def test_roi_align_matches_onnxruntime(mode: str, coord: str, ratio: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rand(rng, 2, 3, 10, 12)
+    corners = rng.uniform(-2, 14, (5, 2, 2))  # some regions reach outside the map
+    rois = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1).astype(np.float32)
+    batch = rng.integers(0, 2, 5).astype(np.int64)
+    attrs = {
+        "mode": mode,
+        "coordinate_transformation_mode": coord,
+        "sampling_ratio": ratio,
+        "output_height": 3,
+        "output_width": 2,
+        "spatial_scale": 0.8,
+    }
+    check_both_paths("RoiAlign", [x, rois, batch], attrs=attrs, opset=16)
