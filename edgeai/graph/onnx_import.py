@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -179,11 +180,13 @@ def import_model_proto(
 
     # Idempotent and cheap: approve every external location before anything reads it.
     check_external_data(proto, base_dir, what)
-    opsets = {_norm_domain(o.domain): int(o.version) for o in proto.opset_import}
     if proto.functions:
         from onnx import inliner
 
-        proto = inliner.inline_local_functions(proto)
+        # On failure the calls stay: they then show up, by name, as ops the engine lacks.
+        with contextlib.suppress(Exception):
+            proto = inliner.inline_local_functions(proto)
+    opsets = {_norm_domain(o.domain): int(o.version) for o in proto.opset_import}
     if infer_shapes:
         proto = _with_inferred_shapes(proto)
     if _has_external_data(proto.graph):

@@ -167,3 +167,31 @@ def test_node_context_converts_attributes_to_python_values() -> None:
     np.testing.assert_array_equal(ctx.attrs["t"], np.array([1, 2], np.int32))
     assert isinstance(ctx.attrs["g"], Graph) and ctx.attrs["g"].outer_names == ("outer",)
     assert ctx.input_consts[0] is None and ctx.input_consts[1] is None and ctx.input_consts[2] is w
+
+
+def test_model_local_functions_are_inlined_and_run() -> None:
+    import onnxruntime as ort
+
+    fn = helper.make_function(
+        "my.fn",
+        "AddTwice",
+        ["a", "b"],
+        ["c"],
+        [helper.make_node("Add", ["a", "b"], ["t"]), helper.make_node("Add", ["t", "b"], ["c"])],
+        [helper.make_opsetid("", 17)],
+    )
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("AddTwice", ["x", "y"], ["z"], domain="my.fn")],
+            "g",
+            [_vi("x", [2]), _vi("y", [2])],
+            [_vi("z", [2])],
+        ),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("my.fn", 1)],
+        functions=[fn],
+    )
+    assert [n.op_type for n in import_onnx(model).nodes] == ["Add", "Add"]
+    feeds = {"x": np.array([1, 2], np.float32), "y": np.array([3, 4], np.float32)}
+    want = ort.InferenceSession(model.SerializeToString()).run(None, feeds)
+    with edgeai.Session(model, device="native") as sess:
+        np.testing.assert_array_equal(sess.run(None, feeds)[0], want[0])
