@@ -82,7 +82,6 @@ class Measurement:
         n = w.total
         w._buf[n & w._mask] = elapsed
         w.total = n + 1
-        m.runs += 1
         m._budget -= elapsed
         if m._budget <= 0.0:
             m._budget = m.sample_interval
@@ -139,7 +138,6 @@ class Monitor:
         self.ks_alpha = ks_alpha
         self.max_confidence_drop = max_confidence_drop
         self.power_watts = power_watts if power_watts is not None else power_from_profile(profile)
-        self.runs = 0
         self.errors = 0
         self._budget = 0.0  # the first run is sampled
         self._inference = LatencyWindow(window)
@@ -157,6 +155,11 @@ class Monitor:
         self._resources: ResourceSampler | None = None
         self._rapl = RaplMeter()
         self._rapl_runs = 0
+
+    @property
+    def runs(self) -> int:
+        """Inferences recorded (the inference stage's sample count, not capped by the window)."""
+        return self._inference.total
 
     # -- recording ------------------------------------------------------------
     def measure(self, feeds: Mapping[str, np.ndarray]) -> Measurement:
@@ -182,7 +185,6 @@ class Monitor:
         n = w.total
         w._buf[n & w._mask] = seconds
         w.total = n + 1
-        self.runs += 1
         self._budget -= seconds
         if self._budget <= 0.0:
             self._budget = self.sample_interval

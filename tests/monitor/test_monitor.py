@@ -234,7 +234,6 @@ def test_opentelemetry_export_or_clear_missing_dependency() -> None:
     from edgeai.monitor import instrument_otel
 
     m = Monitor("digits")
-    m.record_stage("inference", 0.003)
     try:
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
