@@ -19,7 +19,9 @@ to ONNX Runtime's:
 ``DQ(x_i)... -> Concat -> Q``                  ``QLinearConcat``
 ==========================================  ===============================
 
-Before that, as ONNX Runtime's ``ReluQuantFusion`` / ``ClipQuantFusion``, a
+Before that, as ONNX Runtime does on x86, int8 Q -> DQ pairs become uint8
+pairs (``QDQS8ToU8Transformer``), and, as its ``ReluQuantFusion`` /
+``ClipQuantFusion``, a
 ``Relu`` or ``Clip`` right before a ``QuantizeLinear`` is dropped when the
 quantized range already clamps the same way. A group is fused only when
 ONNX Runtime fuses it: 8-bit integer types in the combinations its kernels
@@ -48,6 +50,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +80,7 @@ class _Rewrite:
     graph: Graph
     nodes: list[Node | None]
     new_inits: dict[str, np.ndarray] = field(default_factory=dict)
+    retyped: dict[str, np.dtype[Any]] = field(default_factory=dict)
     counter: int = 0
 
     def __post_init__(self) -> None:
@@ -403,6 +407,39 @@ _FUSERS = {
 }
 
 
+def _int8_pairs_to_uint8(rw: _Rewrite, node: Node) -> bool:
+    """ONNX Runtime's ``QDQS8ToU8Transformer`` (on x86): an int8 Q read only by DQs with the
+    same parameters becomes a uint8 Q/DQ pair (zero point + 128). The integers shift by 128
+    exactly; the QLinear ops fused afterwards see uint8, as in ONNX Runtime, which matters
+    where they add the zero point in float (QLinearAdd, QLinearMul, QLinearAveragePool)."""
+    if node.op_type != "QuantizeLinear" or node.domain != "" or len(node.inputs) < 3:
+        return False
+    out = node.outputs[0]
+    readers = rw.readers.get(out, [])
+    q = _qparams(rw, node, None)
+    if q is None or q.dtype != _S8 or not q.per_tensor or not readers or out in rw.graph_outputs:
+        return False
+    scale = np.asarray(rw.const(q.scale)).reshape(())
+    zp = int(np.asarray(rw.const(q.zero_point)).reshape(()))
+    for r in readers:
+        if r.op_type != "DequantizeLinear" or r.domain != "" or r.inputs[0] != out or len(r.inputs) < 3:
+            return False
+        d = _qparams(rw, r, None)
+        if d is None or d.dtype != _S8 or not d.per_tensor:
+            return False
+        if np.asarray(rw.const(d.scale)).reshape(()) != scale or int(np.asarray(rw.const(d.zero_point))) != zp:
+            return False
+    name = f"__qdq_fusion_u8_zp_{zp + 128}"
+    rw.new_inits[name] = np.array(zp + 128, dtype=_U8)
+    index = {id(n): i for i, n in enumerate(rw.nodes) if n is not None}
+    for old in (node, *readers):
+        new = Node(old.name, old.op_type, old.domain, (*old.inputs[:2], name, *old.inputs[3:]), old.outputs, old.attrs)
+        rw.nodes[index[id(old)]] = new
+    rw.retyped[out] = _U8
+    rw.refresh()
+    return True
+
+
 def fuse_qdq(graph: Graph) -> Graph:
     """Rewrite ONNX Runtime's QDQ node groups into QLinear ops (see the module docstring).
 
@@ -414,6 +451,9 @@ def fuse_qdq(graph: Graph) -> Graph:
     changed = False
     for node in list(rw.nodes):
         if node is not None:
+            changed |= _int8_pairs_to_uint8(rw, node)
+    for node in list(rw.nodes):
+        if node is not None and any(n is node for n in rw.nodes):
             changed |= _drop_redundant_activation(rw, node)
     for node in list(rw.nodes):
         if node is None or node.domain != "" or node.op_type not in _FUSERS:
@@ -428,4 +468,9 @@ def fuse_qdq(graph: Graph) -> Graph:
     opsets = dict(graph.opsets)
     if any(n is not None and n.domain == MS for n in rw.nodes):
         opsets.setdefault(MS, 1)
-    return graph.replace(nodes=tuple(n for n in rw.nodes if n is not None), initializers=inits, opsets=opsets)
+    values = dict(graph.values)
+    for name, dtype in rw.retyped.items():
+        values[name] = dataclasses.replace(graph.value(name), dtype=dtype)
+    return graph.replace(
+        nodes=tuple(n for n in rw.nodes if n is not None), initializers=inits, opsets=opsets, values=values
+    )
