@@ -30,7 +30,7 @@ import numpy as np
 from edgeai.errors import InferenceError, ModelFormatError
 from edgeai.ops._base import Op, OpContext, register
 
-__all__ = ["Col2Im", "Conv", "ConvTranspose", "pads_for", "tap_slice"]
+__all__ = ["Col2Im", "Conv", "ConvTranspose", "DeformConv", "pads_for", "tap_slice"]
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -381,3 +381,75 @@ class Col2Im(Op):
             buf[idx] += cols[:, :, j]
         crop = (slice(None), slice(None)) + tuple(slice(pads[i], pads[i] + image[i]) for i in range(nsp))
         return (np.ascontiguousarray(buf[crop]),)
+
+
+@register("DeformConv", since=19)
+@register("DeformConv", since=22)
+class DeformConv(Op):
+    """ONNX DeformConv: convolution whose taps read bilinear samples at learned offsets.
+
+    ``offset`` holds, per offset group and kernel tap, one shift per spatial axis
+    (y then x for 2-D); the optional ``mask`` scales each sample. Samples outside
+    the input read zeros (torchvision's ``deform_conv2d`` convention).
+    """
+
+    def run(
+        self,
+        x: np.ndarray,
+        w: np.ndarray,
+        offset: np.ndarray,
+        b: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+    ) -> tuple[np.ndarray]:
+        ctx = self.ctx
+        nsp = x.ndim - 2
+        ksize = list(w.shape[2:])
+        k = int(np.prod(ksize, dtype=np.int64))
+        group = int(ctx.attr("group", 1))
+        og = int(ctx.attr("offset_group", 1))
+        strides = _ints(ctx.attr("strides"), nsp, 1)
+        dil = _ints(ctx.attr("dilations"), nsp, 1)
+        pads = _ints(ctx.attr("pads"), 2 * nsp, 0)
+        n, c = x.shape[:2]
+        in_sz = x.shape[2:]
+        out_sz = tuple(
+            (in_sz[i] + pads[i] + pads[nsp + i] - ((ksize[i] - 1) * dil[i] + 1)) // strides[i] + 1 for i in range(nsp)
+        )
+        if c % og or c != w.shape[1] * group or offset.shape != (n, og * k * nsp, *out_sz):
+            raise InferenceError(
+                f"node {ctx.node_name!r} (DeformConv): shapes do not agree: X {x.shape}, W {w.shape}, "
+                f"offset {offset.shape} (expected {(n, og * k * nsp, *out_sz)}), group {group}, "
+                f"offset_group {og}"
+            )
+        cdt = _compute_dtype(x.dtype)
+        xs = x.astype(cdt, copy=False).reshape(n, og, c // og, *in_sz)
+        off = offset.astype(cdt, copy=False).reshape(n, og, k, nsp, *out_sz)
+        msk = None if mask is None else mask.astype(cdt, copy=False).reshape(n, og, k, *out_sz)
+        grids = np.meshgrid(*(np.arange(o) for o in out_sz), indexing="ij")
+        lead = (np.arange(n).reshape((n, 1) + (1,) * nsp), np.arange(og).reshape((1, og) + (1,) * nsp))
+        cols = np.zeros((n, og, k, *out_sz, c // og), dtype=cdt)
+        for j, t in enumerate(np.ndindex(*ksize)):
+            pos = [grids[i] * strides[i] - pads[i] + t[i] * dil[i] + off[:, :, j, i] for i in range(nsp)]
+            inside = np.ones(pos[0].shape, dtype=bool)
+            for i in range(nsp):
+                inside &= (pos[i] > -1) & (pos[i] < in_sz[i])
+            base = [np.floor(p) for p in pos]
+            for corner in np.ndindex(*([2] * nsp)):
+                weight = inside.astype(cdt)
+                index = []
+                for i in range(nsp):
+                    idx = base[i] + corner[i]
+                    weight = weight * (1 - np.abs(pos[i] - idx)) * ((idx >= 0) & (idx < in_sz[i]))
+                    index.append(np.clip(idx, 0, in_sz[i] - 1).astype(np.int64))
+                cols[:, :, j] += xs[(*lead, slice(None), *index)] * weight[..., None]
+            if msk is not None:
+                cols[:, :, j] *= msk[:, :, j][..., None]
+        # (n, og, k, *out, cg) -> (n, c, k, p): channels-major im2col
+        p = int(np.prod(out_sz, dtype=np.int64))
+        cols = np.moveaxis(cols, -1, 2).reshape(n, c, k, p)
+        m = w.shape[0]
+        packed = w.astype(cdt, copy=False).reshape(group, m // group, (c // group) * k)
+        out = np.matmul(packed, cols.reshape(n, group, (c // group) * k, p)).reshape(n, m, *out_sz)
+        if b is not None:
+            out = out + b.astype(cdt).reshape((1, -1) + (1,) * nsp)
+        return (out.astype(x.dtype, copy=False),)

@@ -613,3 +613,28 @@ def test_roi_align_matches_onnxruntime(mode: str, coord: str, ratio: int, seed: 
         "spatial_scale": 0.8,
     }
     check_both_paths("RoiAlign", [x, rois, batch], attrs=attrs, opset=16)
+
+
+@SETTINGS
+@given(st.data())
+def test_deform_conv_matches_onnxruntime(data: st.DataObject) -> None:
+    draw = data.draw
+    group, og = draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))
+    k = [draw(st.integers(1, 3)) for _ in range(2)]
+    s = [draw(st.integers(1, 2)) for _ in range(2)]
+    d = [draw(st.integers(1, 2)) for _ in range(2)]
+    pads = [draw(st.integers(0, 1)) for _ in range(4)]
+    size = [draw(st.integers((k[i] - 1) * d[i] + 1, 7)) for i in range(2)]
+    out = [(size[i] + pads[i] + pads[i + 2] - (k[i] - 1) * d[i] - 1) // s[i] + 1 for i in range(2)]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    c = 2 * group * og
+    x = rand(rng, 2, c, *size)
+    w = rand(rng, 2 * group, c // group, *k)
+    offset = (rng.standard_normal((2, og * k[0] * k[1] * 2, *out)) * 1.5).astype(np.float32)
+    b = rand(rng, 2 * group) if draw(st.booleans()) else None
+    mask = rng.uniform(0, 1, (2, og * k[0] * k[1], *out)).astype(np.float32) if draw(st.booleans()) else None
+    attrs = {"group": group, "offset_group": og, "strides": s, "dilations": d, "pads": pads, "kernel_shape": k}
+    inputs: list[np.ndarray | None] = [x, w, offset, b, mask]
+    while inputs[-1] is None:
+        inputs.pop()
+    check_both_paths("DeformConv", inputs, attrs=attrs, opset=22)
