@@ -34,6 +34,7 @@ __all__ = [
     "GlobalMaxPool",
     "LpPool",
     "MaxPool",
+    "MaxRoiPool",
     "MaxUnpool",
     "RoiAlign",
 ]
@@ -381,3 +382,45 @@ class RoiAlign(Op):
                 best = np.where(valid, best, 0)
                 out[r] = best.max(axis=(2, 4)) if gh * gw else 0
         return (out.astype(x.dtype, copy=False),)
+
+
+@register("MaxRoiPool", since=1)
+@register("MaxRoiPool", since=22)
+class MaxRoiPool(Op):
+    """ONNX MaxRoiPool (Fast R-CNN RoI pooling): the max of each bin of each ``(batch, x1, y1, x2, y2)``
+    region, corners rounded half away from zero after ``spatial_scale``."""
+
+    def run(self, x: np.ndarray, rois: np.ndarray) -> tuple[np.ndarray]:
+        ctx = self.ctx
+        pooled = [int(v) for v in ctx.attr("pooled_shape", [])]
+        if len(pooled) != 2:
+            raise ModelFormatError(f"node {ctx.node_name!r} (MaxRoiPool): pooled_shape must hold 2 values")
+        if x.ndim != 4 or rois.ndim != 2 or rois.shape[1] != 5:
+            raise InferenceError(
+                f"node {ctx.node_name!r} (MaxRoiPool): expected X (N, C, H, W) and rois (R, 5), "
+                f"got {x.shape} and {rois.shape}"
+            )
+        scale = float(ctx.attr("spatial_scale", 1.0))
+        ph, pw = pooled
+        n, c, h, w = x.shape
+        out = np.zeros((rois.shape[0], c, ph, pw), dtype=x.dtype)
+
+        def rnd(v: float) -> int:  # std::round
+            return int(np.sign(v) * np.floor(abs(v) + 0.5))
+
+        for r, roi in enumerate(rois.astype(np.float64)):
+            b = int(roi[0])
+            if not 0 <= b < n:
+                raise InferenceError(f"node {ctx.node_name!r} (MaxRoiPool): batch index {b} is outside 0..{n - 1}")
+            x1, y1, x2, y2 = (rnd(v * scale) for v in roi[1:])
+            bin_h = max(y2 - y1 + 1, 1) / ph
+            bin_w = max(x2 - x1 + 1, 1) / pw
+            for i in range(ph):
+                hs = min(max(int(np.floor(i * bin_h)) + y1, 0), h)
+                he = min(max(int(np.ceil((i + 1) * bin_h)) + y1, 0), h)
+                for j in range(pw):
+                    ws = min(max(int(np.floor(j * bin_w)) + x1, 0), w)
+                    we = min(max(int(np.ceil((j + 1) * bin_w)) + x1, 0), w)
+                    if he > hs and we > ws:
+                        out[r, :, i, j] = x[b, :, hs:he, ws:we].max(axis=(1, 2))
+        return (out,)

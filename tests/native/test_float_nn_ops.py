@@ -638,3 +638,13 @@ def test_deform_conv_matches_onnxruntime(data: st.DataObject) -> None:
     while inputs[-1] is None:
         inputs.pop()
     check_both_paths("DeformConv", inputs, attrs=attrs, opset=22)
+
+
+def test_max_roi_pool_matches_onnxruntime() -> None:
+    rng = np.random.default_rng(17)
+    x = rand(rng, 2, 3, 9, 11)
+    corners = rng.uniform(-2, 13, (6, 2, 2))
+    rois = np.concatenate([rng.integers(0, 2, (6, 1)), corners.min(axis=1), corners.max(axis=1)], axis=1).astype(
+        np.float32
+    )
+    check_both_paths("MaxRoiPool", [x, rois], attrs={"pooled_shape": [2, 3], "spatial_scale": 0.7}, opset=21)
