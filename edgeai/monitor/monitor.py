@@ -143,6 +143,7 @@ class Monitor:
         self._inference = LatencyWindow(window)
         self._stages: dict[str, LatencyWindow] = {"inference": self._inference}
         self._partitions: dict[str, LatencyWindow] = {}
+        self._partition_seen: dict[int, int] = {}
         self._ops: dict[str, LatencyWindow] = {}
         self._lock = threading.Lock()
         self._reference: dict[str, list[float]] = {}
@@ -235,6 +236,32 @@ class Monitor:
     def record_op(self, op: str, seconds: float) -> None:
         """Time of one op (the native engine's timers report here)."""
         self._window(self._ops, op).add(seconds)
+
+    def add_partition_times(self, session: Any) -> int:
+        """Pull per-partition run times from a planned session made with ``profile=True``.
+
+        Partitions are named ``"<index>:<device id>"``; each call adds only the
+        runs since the previous call. Returns how many partition times were added.
+        """
+        from edgeai.errors import EdgeAIError
+
+        exe = getattr(session, "_exec", session)
+        times = getattr(exe, "_times", None)
+        if times is None:
+            raise EdgeAIError(
+                "this session has no per-partition timings: they exist for planned sessions "
+                "(pin=, forbid=, require= or target=) created with profile=True"
+            )
+        report = session.placement if hasattr(session, "placement") else exe.placement()
+        names = [f"{p.index}:{p.device}" for p in report.partitions]
+        added = 0
+        for k, values in enumerate(times):
+            seen = self._partition_seen.get(k, 0)
+            for seconds in values[seen:]:
+                self.record_partition(names[k] if k < len(names) else str(k), seconds)
+                added += 1
+            self._partition_seen[k] = len(values)
+        return added
 
     def add_ort_profile(self, path: str) -> None:
         """Add per-op times from an ONNX Runtime profiler JSON file."""

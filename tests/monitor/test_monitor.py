@@ -170,6 +170,26 @@ def test_ort_profile_per_op(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         ort_op_latency(tmp_path / "missing.json")
 
 
+def test_partition_latency_from_a_planned_session() -> None:
+    sess = edgeai.Session(MODEL, pin={"Relu": "native"}, profile=True)
+    x = edgeai.demo.samples()[0][:1]
+    for _ in range(6):
+        sess.run({"image": x})
+    m = Monitor("planned")
+    report = sess.placement
+    assert len(report.partitions) >= 2
+    assert m.add_partition_times(sess) == 6 * len(report.partitions)
+    assert m.add_partition_times(sess) == 0  # nothing new
+    parts = m.snapshot(resources=False).partitions
+    assert sorted(parts) == sorted(f"{p.index}:{p.device}" for p in report.partitions)
+    for p in report.partitions:
+        st = parts[f"{p.index}:{p.device}"]
+        assert st.count == 6
+        assert st.mean_ms == pytest.approx(p.time_ms, rel=1e-9)  # the placement report's own mean
+    with pytest.raises(edgeai.errors.EdgeAIError, match="profile=True"):
+        m.add_partition_times(edgeai.Session(MODEL))
+
+
 def test_rapl_reader_with_wraparound(tmp_path: Path) -> None:
     from edgeai.monitor.resources import RaplMeter
 
