@@ -8,11 +8,11 @@ import pytest
 import edgeai
 from edgeai.backends.onnxruntime import PROVIDER_KINDS
 from edgeai.errors import DeviceNotAvailableError
-from edgeai.hardware import Device, DeviceKind, select_device
+from edgeai.hardware import Device, DeviceKind, devices_for_format, select_device
 
 
 def test_devices_reflect_installed_onnxruntime() -> None:
-    found = [d for d in edgeai.devices() if d.backend == "onnxruntime"]
+    found = [d for d in devices_for_format("onnx") if d.backend == "onnxruntime"]
     providers = {d.provider for d in found}
     expected = {p for p in ort.get_available_providers() if p != "AzureExecutionProvider"}
     assert providers == expected
