@@ -110,10 +110,12 @@ class QLinearAveragePool(Op):
             begin, end, out = [], [], []
             for i in range(n):
                 o = -(-spatial[i] // self.strides[i])
-                total = max(0, (o - 1) * self.strides[i] + self.kernel[i] - spatial[i])
-                small, big = total // 2, total - total // 2
-                begin.append(small if self.auto_pad == "SAME_UPPER" else big)
-                end.append(big if self.auto_pad == "SAME_UPPER" else small)
+                # ONNX Runtime's arithmetic: the needed padding may be negative (windows that
+                # do not reach the end), and C division truncates toward zero
+                need = (o - 1) * self.strides[i] + self.kernel[i] - spatial[i]
+                head = int((need + 1) / 2) if self.auto_pad == "SAME_LOWER" else int(need / 2)
+                begin.append(head)
+                end.append(need - head)
                 out.append(o)
             return begin, end, out
         if self.auto_pad == "VALID":
@@ -146,9 +148,11 @@ class QLinearAveragePool(Op):
             return (_from_nchw(y) if self.channels_last else y,)
         deq = ((xc.astype(np.int32) - np.int32(xz)).astype(_F) * xs).astype(_F)
         # pad enough at the end for ceil_mode windows that run past the padding
-        extra = [max(0, (out[i] - 1) * self.strides[i] + self.kernel[i] - spatial[i] - begin[i] - end[i])
-                 for i in range(n)]  # fmt: skip
-        xp = np.pad(deq, [(0, 0), (0, 0)] + [(begin[i], end[i] + extra[i]) for i in range(n)])
+        # pad (or, for negative begin padding, crop) so that window o starts at o * stride
+        xp = deq[(slice(None), slice(None), *(slice(max(0, -b), None) for b in begin))]
+        reach = [(out[i] - 1) * self.strides[i] + self.kernel[i] for i in range(n)]
+        widths = [(max(0, begin[i]), max(0, reach[i] - xp.shape[2 + i] - max(0, begin[i]))) for i in range(n)]
+        xp = np.pad(xp, [(0, 0), (0, 0), *widths])
         acc = np.zeros(xc.shape[:2] + tuple(out), dtype=_F)
         for k in itertools.product(*(range(s) for s in self.kernel)):
             sl = tuple(slice(k[i], k[i] + (out[i] - 1) * self.strides[i] + 1, self.strides[i]) for i in range(n))

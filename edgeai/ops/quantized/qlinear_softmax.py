@@ -73,7 +73,7 @@ class QLinearSoftmax(Op):
         xi = rows.astype(np.int32)
         vt = table[xi - xi.max(axis=-1, keepdims=True) + 255]
         vsum = np.cumsum(vt, axis=-1, dtype=_F)[..., -1:]  # cumsum: float32, left to right
-        c = _F(math.floor(1.0 / ys))
+        c = np.floor(_F(1.0) / _F(ys))  # 1 / y_scale in float32, then floor
         q = np.rint((vt * (c / vsum).astype(_F)).astype(_F)).astype(np.int64) + int(yz)
         qmin, qmax = qrange(x.dtype)
         y = np.clip(q, qmin, qmax).astype(x.dtype)
