@@ -95,6 +95,8 @@ _CHILD = textwrap.dedent(
     store = ModelStore(root, trusted_keys=[pub], keep=2)
     if op == "rollback":
         store.rollback()
+    elif op.startswith("activate:"):
+        store.activate(op[9:])
     else:
         store.install(op, activate=True)
     """
@@ -138,4 +140,9 @@ def test_kill_at_every_write_step_leaves_a_valid_store(tmp_path: Path, bundles: 
     assert steps >= 9  # half-written, tmp-written, renamed, synced for bundle and state, removal
     # rollback from 1.1.0 to 1.0.0
     steps = _kill_at_every_step(template, tmp_path / "w2", bundles["pub"], "rollback", {"1.0.0", "1.1.0"}, "1.0.0")
+    assert steps >= 4
+    # plain activation of an installed older version
+    steps = _kill_at_every_step(
+        template, tmp_path / "w3", bundles["pub"], "activate:1.0.0", {"1.0.0", "1.1.0"}, "1.0.0"
+    )
     assert steps >= 4
