@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -140,7 +141,9 @@ def export(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}")
     args = _as_tuple(example_inputs)
-    model = model.eval()
+    # a torch.export module (from a .pt2) refuses eval(): it is already in inference form
+    with contextlib.suppress(NotImplementedError):
+        model = model.eval()
     in_names = list(input_names) if input_names else _default_names("input", len(args))
     if len(in_names) != len(args):
         raise ValueError(f"{len(in_names)} input_names given for {len(args)} example inputs")
