@@ -107,7 +107,31 @@ class NativeBackend:
         return Support(True, f"native {cls.__module__}.{cls.__name__} implements {op} at opset {opset}")
 
     def load(self, source: ModelSource, device: Device, options: dict[str, Any]) -> NativeExecutable:
-        return NativeExecutable(source, device, options)
+        """Import a whole ONNX model, apply :data:`GRAPH_PASSES`, compile it."""
+        from edgeai.graph.onnx_import import import_onnx
+
+        graph = import_onnx(source)
+        return self.compile(graph, device, options, what=source.display_name)
+
+    def compile(
+        self, partition: Any, device: Device, options: dict[str, Any], *, what: str | None = None
+    ) -> NativeExecutable:
+        """Compile an IR graph (a whole model, or a partition from ``Graph.extract``).
+
+        The ``graph_passes`` option replaces :data:`GRAPH_PASSES`.
+
+        Example:
+            >>> import numpy as np, edgeai
+            >>> from edgeai.backends import get_backend
+            >>> from edgeai.graph.onnx_import import import_onnx
+            >>> g = import_onnx(edgeai.demo.model_path())
+            >>> native = get_backend("native")
+            >>> part = native.compile(g.extract([n.name for n in g.nodes[:2]]), native.devices()[0], {})
+            >>> part.run({"image": np.zeros((1, 1, 8, 8), np.float32)})[0].shape[:2]
+            (1, 16)
+        """
+        graph = apply_passes(partition, tuple(options.get("graph_passes", GRAPH_PASSES)))
+        return NativeExecutable(graph, device, options, what or f"graph {partition.name!r}")
 
 
 def _cpu_vendor() -> str:
@@ -130,7 +154,7 @@ def _spec(graph: Any, name: str) -> TensorSpec:
 
 
 class NativeExecutable:
-    """A whole model compiled for the native engine.
+    """An IR graph (a whole model or a partition) compiled for the native engine.
 
     Feeds are checked here (dtype, rank, fixed and shared symbolic dims of
     tensor inputs) so that sequence and optional inputs pass through as they
@@ -139,14 +163,12 @@ class NativeExecutable:
 
     validates_inputs = True
 
-    def __init__(self, source: ModelSource, device: Device, options: dict[str, Any]) -> None:
+    def __init__(self, graph: Any, device: Device, options: dict[str, Any], what: str) -> None:
         from edgeai.graph.executor import CompiledGraph
-        from edgeai.graph.onnx_import import import_onnx
 
         self.device = device
-        self._what = source.display_name
-        graph = import_onnx(source)
-        self.graph = apply_passes(graph, tuple(options.get("graph_passes", GRAPH_PASSES)))
+        self._what = what
+        self.graph = graph
         requant = str(options.get("requant_mode") or "onnx")
         self._compiled: CompiledGraph | None = CompiledGraph(
             self.graph, options=options, requant_mode=requant, what=self._what

@@ -170,6 +170,59 @@ class Graph:
         """A copy with some fields changed (the way rewrite passes build new graphs)."""
         return dataclasses.replace(self, **changes)
 
+    def extract(self, node_names: Iterable[str], name: str | None = None) -> Graph:
+        """The nodes named ``node_names`` as a graph of their own (a partition).
+
+        Inputs: values the nodes read but neither produce nor hold as
+        initializers (outer-scope reads of subgraphs included). Outputs: values
+        they produce that nodes outside the subset read, or that are outputs
+        of this graph. Initializers the nodes read come along. Raises
+        ``KeyError`` naming any node this graph does not have.
+
+        Example:
+            >>> import numpy as np
+            >>> f = np.dtype("float32")
+            >>> g = Graph.build(
+            ...     [Node("a", "Relu", inputs=("x",), outputs=("t",)),
+            ...      Node("b", "Neg", inputs=("t",), outputs=("y",))],
+            ...     [Value("x", f, (2,))], [Value("y", f, (2,))])
+            >>> part = g.extract(["b"])
+            >>> part.inputs, part.outputs
+            (('t',), ('y',))
+        """
+        wanted = list(dict.fromkeys(node_names))
+        by_name = {n.name: n for n in self.nodes}
+        unknown = [n for n in wanted if n not in by_name]
+        if unknown:
+            raise KeyError(f"graph {self.name!r} has no node(s) {unknown}")
+        chosen = set(wanted)
+        nodes = [n for n in self.nodes if n.name in chosen]  # keep the topological order
+        produced = {o for n in nodes for o in n.outputs if o}
+        reads: dict[str, None] = {}
+        for n in nodes:
+            for read in (*n.inputs, *n.implicit_inputs()):
+                if read:
+                    reads.setdefault(read, None)
+        inits = {k: self.initializers[k] for k in reads if k in self.initializers and k not in produced}
+        inputs = tuple(k for k in reads if k not in produced and k not in self.initializers)
+        read_outside: set[str] = set(self.outputs)
+        for n in self.nodes:
+            if n.name not in chosen:
+                read_outside.update(x for x in (*n.inputs, *n.implicit_inputs()) if x)
+        outputs = tuple(o for n in nodes for o in n.outputs if o and o in read_outside)
+        names = set(inputs) | set(outputs) | set(inits) | produced
+        return Graph(
+            name=name or f"{self.name}_part",
+            nodes=tuple(nodes),
+            inputs=inputs,
+            outputs=outputs,
+            values={k: v for k, v in self.values.items() if k in names},
+            initializers=inits,
+            opsets=self.opsets,
+            overridable=tuple(k for k in self.overridable if k in inits),
+            metadata=self.metadata,
+        )
+
     # -- queries --------------------------------------------------------------
     def value(self, name: str) -> Value:
         """What is known about ``name`` (a bare ``Value`` when nothing is)."""

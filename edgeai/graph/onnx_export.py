@@ -170,37 +170,9 @@ def subgraph_to_onnx(graph: Graph, node_names: Iterable[str], *, check: bool = T
     """
     import onnx
 
-    wanted = list(dict.fromkeys(node_names))
-    by_name = {n.name: n for n in graph.nodes}
-    unknown = [n for n in wanted if n not in by_name]
-    if unknown:
-        raise KeyError(f"graph {graph.name!r} has no node(s) {unknown}")
-    chosen = set(wanted)
-    nodes = [n for n in graph.nodes if n.name in chosen]  # keep the topological order
-    produced = {o for n in nodes for o in n.outputs if o}
-    reads: dict[str, None] = {}
-    for n in nodes:
-        for name in (*n.inputs, *n.implicit_inputs()):
-            if name:
-                reads.setdefault(name, None)
-    inits = [name for name in reads if name in graph.initializers and name not in produced]
-    inputs = [name for name in reads if name not in produced and name not in graph.initializers]
-    read_outside: set[str] = set(graph.outputs)
-    for n in graph.nodes:
-        if n.name not in chosen:
-            read_outside.update(x for x in (*n.inputs, *n.implicit_inputs()) if x)
-    outputs = [o for n in nodes for o in n.outputs if o and o in read_outside]
-    opsets = dict(graph.opsets)
-    proto = _graph_proto(
-        graph,
-        opsets,
-        nodes=nodes,
-        inputs=inputs,
-        outputs=outputs,
-        initializer_names=inits,
-        name=f"{graph.name}_part",
-    )
-    model = _model(proto, graph)
+    part = graph.extract(node_names, name=f"{graph.name}_part")
+    proto = _graph_proto(part, dict(graph.opsets))
+    model = _model(proto, part)
     if check:
         onnx.checker.check_model(model)
     return model

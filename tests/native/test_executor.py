@@ -416,3 +416,24 @@ def test_loop_of_zero_iterations_matches_onnxruntime() -> None:
             for g, w in zip(got, want):
                 assert g.shape == w.shape and g.dtype == w.dtype
                 np.testing.assert_array_equal(g, w)
+
+
+def test_partitions_compiled_natively_chain_to_the_whole_model() -> None:
+    from edgeai.backends import get_backend
+
+    native = get_backend("native")
+    device = native.devices()[0]
+    graph = import_onnx(edgeai.demo.model_path())
+    names = [n.name for n in graph.nodes]
+    pieces = [names[:3], names[3:7], names[7:]]
+    x = np.random.default_rng(3).random((2, 1, 8, 8), dtype=np.float32)
+    known: dict[str, Any] = {"image": x}
+    for piece in pieces:
+        part = graph.extract(piece)
+        exe = native.compile(part, device, {})
+        assert [s.name for s in exe.inputs] == list(part.inputs)
+        outs = exe.run({k: known[k] for k in part.inputs})
+        known.update(zip(exe.output_names, outs))
+        assert {n.name for n in exe.placement().nodes} == set(piece)
+    want = ort.InferenceSession(str(edgeai.demo.model_path())).run(None, {"image": x})[0]
+    np.testing.assert_allclose(known["probabilities"], want, rtol=1e-5, atol=1e-6)
