@@ -106,6 +106,8 @@ class Monitor:
             samples every run. Sampling then costs a bounded share of inference
             time whatever the model's speed: fast models are sampled 1 run in
             many, slow ones every run.
+        sample_rows: at most this many samples (rows of axis 0) are taken from a
+            sampled run's batch.
         reference_size: feature samples that form the drift reference (the first
             ones seen, unless :meth:`set_reference` is called).
         psi_threshold, ks_alpha: a feature drifts when PSI exceeds the threshold
@@ -121,6 +123,7 @@ class Monitor:
         *,
         window: int = 4096,
         sample_interval: float = 0.002,
+        sample_rows: int = 4,
         reference_size: int = 500,
         psi_threshold: float = 0.2,
         ks_alpha: float = 0.01,
@@ -133,6 +136,7 @@ class Monitor:
         self.name = name
         self.window = window
         self.sample_interval = sample_interval
+        self.sample_rows = max(1, sample_rows)
         self.reference_size = reference_size
         self.psi_threshold = psi_threshold
         self.ks_alpha = ks_alpha
@@ -194,13 +198,16 @@ class Monitor:
     def _keep(self, feeds: Mapping[str, np.ndarray], outputs: Any) -> None:
         """Keep a sampled run; its features are computed later, in a batch.
 
-        Feeds are copied (callers often refill the same buffers); outputs are kept
-        by reference (runtimes return new arrays on every run).
+        At most ``sample_rows`` rows of a batch are kept, so a large batch costs no
+        more than a small one. Feeds are copied (callers often refill the same
+        buffers); outputs are kept by reference (runtimes return new arrays).
         """
+        k = self.sample_rows
         if outputs is not None:
             values = outputs.values() if isinstance(outputs, Mapping) else outputs
-            outputs = {str(i): v for i, v in enumerate(values)}
-        self._pending.append(({k: np.array(v) for k, v in feeds.items()}, outputs))
+            outputs = {str(i): _rows(np.asarray(v), k) for i, v in enumerate(values)}
+        kept = {name: np.array(_rows(np.asarray(v), k)) for name, v in feeds.items()}
+        self._pending.append((kept, outputs))
         if len(self._pending) >= self._drain_at:
             self._drain()
 
@@ -440,6 +447,11 @@ def _stats(table: dict[str, LatencyWindow]) -> dict[str, LatencyStats]:
         if s is not None:
             out[name] = s
     return out
+
+
+def _rows(value: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` samples (axis 0) of a batched array; other arrays as they are."""
+    return value[:k] if value.ndim >= 2 and value.shape[0] > k else value
 
 
 def _stack(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray] | None:
