@@ -437,3 +437,15 @@ def test_partitions_compiled_natively_chain_to_the_whole_model() -> None:
         assert {n.name for n in exe.placement().nodes} == set(piece)
     want = ort.InferenceSession(str(edgeai.demo.model_path())).run(None, {"image": x})[0]
     np.testing.assert_allclose(known["probabilities"], want, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_exported_mobilenetv2_matches_onnxruntime(mobilenetv2_float: Any) -> None:
+    x = np.random.default_rng(0).random((2, 3, 96, 96), dtype=np.float32)
+    with edgeai.Session(mobilenetv2_float, device="native") as native:
+        name = native.inputs[0].name
+        got = native.run({name: x})
+    with edgeai.Session(mobilenetv2_float, device="onnxruntime") as ref:
+        want = ref.run({name: x})
+    assert got.keys() == want.keys()
+    for key in got:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5)
