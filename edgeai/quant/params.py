@@ -40,11 +40,13 @@ _RANGES: dict[str, tuple[int, int]] = {
     "int32": (-(2**31), 2**31 - 1),
     "int4": (-8, 7),
     "uint4": (0, 15),
+    "int2": (-2, 1),
+    "uint2": (0, 3),
 }
 
 
 def qrange(dtype: Any) -> tuple[int, int]:
-    """``(qmin, qmax)`` of an integer quantized type (numpy or ml_dtypes int4/uint4)."""
+    """``(qmin, qmax)`` of an integer quantized type (numpy, or ml_dtypes int4/uint4/int2/uint2)."""
     name = np.dtype(dtype).name
     if name not in _RANGES:
         raise ModelFormatError(f"{name} is not a supported quantized integer type; use one of {', '.join(_RANGES)}")

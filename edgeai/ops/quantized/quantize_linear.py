@@ -6,8 +6,12 @@
   its second operand when the first is NaN).
 * DequantizeLinear: ``float32(x - zp) * scale``.
 * Per tensor, per axis and blocked (opset 21) parameters; int8, uint8, int16,
-  uint16, int4, uint4 (ml_dtypes) integer types. Float8/float4/int2 are not
-  implemented and raise :class:`~edgeai.errors.UnsupportedOpError`.
+  uint16 and the ml_dtypes int4, uint4, int2, uint2 integer types.
+* Float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz) and float4 (e2m1) outputs/inputs
+  follow the ONNX definition (``x / scale`` cast with saturation, round to
+  nearest even; the zero point of float8 must be 0). ONNX Runtime's CPU
+  provider has no float8 kernels, so these are checked against ONNX's own
+  node tests, not against ONNX Runtime.
 
 Example:
     >>> import numpy as np
@@ -29,6 +33,11 @@ from edgeai.ops.quantized._common import bad_model, check_int_dtype, const_input
 from edgeai.quant.params import expand_param, qrange
 
 __all__ = ["DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear", "quantize_onnx"]
+
+_INTS = ("int8", "uint8", "int16", "uint16", "int4", "uint4", "int2", "uint2")
+_FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
+_FLOAT4 = ("float4_e2m1fn",)
+_QTYPES = _INTS + _FLOAT8 + _FLOAT4
 
 
 def quantize_onnx(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, out_dtype: Any) -> np.ndarray:
@@ -78,11 +87,12 @@ class QuantizeLinear(_QParams):
         super().__init__(ctx)
         zp = const_input(ctx, 2)
         if zp is not None:
-            check_int_dtype(ctx, np.asarray(zp), "zero point")
+            check_int_dtype(ctx, np.asarray(zp), "zero point", _QTYPES)
         if self.attr_dtype is not None:
-            check_int_dtype(ctx, np.zeros(0, self.attr_dtype), "output_dtype")
+            check_int_dtype(ctx, np.zeros(0, self.attr_dtype), "output_dtype", _QTYPES)
         if int(ctx.attr("precision", 0)):
             raise unsupported(ctx, "the precision attribute")
+        self.saturate = bool(int(ctx.attr("saturate", 1)))
 
     def run(self, x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
         x = np.asarray(x)
@@ -90,11 +100,20 @@ class QuantizeLinear(_QParams):
             out_dtype = np.asarray(y_zero_point).dtype
         else:
             out_dtype = self.attr_dtype if self.attr_dtype is not None else np.dtype(np.uint8)
-        check_int_dtype(self.ctx, np.zeros(0, out_dtype), "output type")
+        check_int_dtype(self.ctx, np.zeros(0, out_dtype), "output type", _QTYPES)
         s, z = self._params(x, y_scale, y_zero_point)
-        if z is None:
-            z = np.zeros((), dtype=np.int32)
-        return (quantize_onnx(x, s, z, out_dtype),)
+        if out_dtype.name in _INTS:
+            return (quantize_onnx(x, s, np.zeros((), np.int32) if z is None else z, out_dtype),)
+        v = (np.asarray(x, dtype=np.float32) / np.asarray(s, dtype=np.float32)).astype(np.float32)
+        if out_dtype.name in _FLOAT4:
+            if z is not None:
+                v = (v + z.astype(np.float32)).astype(np.float32)
+            return (v.astype(out_dtype),)  # no inf/nan encoding: the cast saturates
+        if self.saturate:
+            from onnx.numpy_helper import saturate_cast
+
+            return (saturate_cast(v, out_dtype),)
+        return (v.astype(out_dtype),)
 
 
 @register("DequantizeLinear", since=10)
@@ -106,11 +125,17 @@ class DequantizeLinear(_QParams):
 
     def run(self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
         x = np.asarray(x)
-        check_int_dtype(self.ctx, x, "input", (*("int8", "uint8", "int16", "uint16", "int4", "uint4"), "int32"))
+        check_int_dtype(self.ctx, x, "input", (*_QTYPES, "int32"))
         if x.dtype == np.int32 and x_zero_point is not None and np.any(np.asarray(x_zero_point) != 0):
             raise bad_model(self.ctx, "an int32 input must have no zero point (or zero)")
         scale = np.asarray(x_scale)
         out_dtype = self.attr_dtype if self.attr_dtype is not None else scale.dtype
+        if x.dtype.name in _FLOAT8 + _FLOAT4:
+            zp_nonzero = x_zero_point is not None and np.any(np.asarray(x_zero_point).astype(np.float32) != 0)
+            if x.dtype.name in _FLOAT8 and zp_nonzero:
+                raise bad_model(self.ctx, "a float8 input must have a zero point of 0")
+            s = expand_param(scale, x.shape, self.axis, self.block_size)
+            return ((x.astype(np.float32) * s.astype(np.float32)).astype(out_dtype),)
         s, z = self._params(x, scale, x_zero_point)
         centered = x.astype(np.int32) if z is None else x.astype(np.int32) - z.astype(np.int32)
         y = centered.astype(np.float32) * s.astype(np.float32)
