@@ -160,13 +160,9 @@ def load_case(case_dir: Path) -> list[NodeTestCase]:
     for k, data_set in enumerate(sets):
         n_in = len(glob.glob(os.path.join(data_set, "input_*.pb")))
         n_out = len(glob.glob(os.path.join(data_set, "output_*.pb")))
-        inputs = [
-            load_proto_value(os.path.join(data_set, f"input_{i}.pb"), graph_inputs[i].type)
-            for i in range(n_in)
-        ]
+        inputs = [load_proto_value(os.path.join(data_set, f"input_{i}.pb"), graph_inputs[i].type) for i in range(n_in)]
         outputs = [
-            load_proto_value(os.path.join(data_set, f"output_{i}.pb"), model.graph.output[i].type)
-            for i in range(n_out)
+            load_proto_value(os.path.join(data_set, f"output_{i}.pb"), model.graph.output[i].type) for i in range(n_out)
         ]
         name = case_dir.name if len(sets) == 1 else f"{case_dir.name}[{k}]"
         cases.append(NodeTestCase(name, model_path, inputs, outputs))
