@@ -449,3 +449,15 @@ def test_torch_exported_mobilenetv2_matches_onnxruntime(mobilenetv2_float: Any) 
     assert got.keys() == want.keys()
     for key in got:
         np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5)
+
+
+def test_run_profiled_times_every_step_and_gives_the_same_outputs() -> None:
+    graph = import_onnx(edgeai.demo.model_path())
+    compiled = CompiledGraph(graph)
+    x = np.random.default_rng(5).random((2, 1, 8, 8), dtype=np.float32)
+    outs, timings = compiled.run_profiled({"image": x})
+    np.testing.assert_array_equal(outs[0], compiled.run({"image": x})[0])
+    assert [(name, op) for name, op, _ in timings] == [
+        (n.name, n.op_type) for n in graph.nodes if n.name not in compiled.folded
+    ]
+    assert all(t >= 0 for _, _, t in timings)
