@@ -163,3 +163,34 @@ def test_fma_is_correctly_rounded(a: float, b: float, c: float) -> None:
     }
     best = min(cands, key=lambda v: (abs(Fraction(v) - exact), int(np.float32(v).view(np.int32)) & 1))
     assert float(r) == best
+
+
+# ------------------------------------------------------- TFLite mode in an op
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), per_channel=st.booleans())
+def test_qlinear_conv_tflite_mode_matches_reference_formula(seed: int, per_channel: bool) -> None:
+    """QLinearConv with ``requant_mode="tflite"``: TFLite's formula applied to the exact accumulator."""
+    import edgeai.ops.quantized  # noqa: F401
+    from edgeai.ops._base import OpContext, lookup
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (1, 3, 6, 5)).astype(np.int8)
+    w = rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, 4).astype(np.int32)
+    xs, ys = np.float32(rng.uniform(0.01, 0.1)), np.float32(rng.uniform(0.05, 0.5))
+    ws = rng.uniform(0.001, 0.02, 4 if per_channel else 1).astype(np.float32)
+    xz, yz = np.int8(rng.integers(-20, 20)), np.int8(rng.integers(-20, 20))
+    ctx = OpContext("c", "QLinearConv", opset=10, attrs={"pads": [1, 1, 1, 1]}, requant_mode="tflite")
+    got = lookup("QLinearConv", "", 10)(ctx).run(x, xs, xz, w, ws, np.int8(0), ys, yz, bias)[0]
+    # independent accumulator: direct loops in Python integers
+    xp = np.pad(x.astype(np.int64) - int(xz), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    for m in range(4):
+        real = float(xs) * float(ws[m % ws.size]) / float(ys)  # TFLite: double arithmetic
+        mult, shift = rq.quantize_multiplier(real)
+        for i in range(6):
+            for j in range(5):
+                acc = int((xp[0, :, i : i + 3, j : j + 3] * w[m].astype(np.int64)).sum()) + int(bias[m])
+                want = min(max(_mbqm_ref(acc, mult, shift) + int(yz), -128), 127)
+                assert got[0, m, i, j] == want
