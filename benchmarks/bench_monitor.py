@@ -3,7 +3,7 @@
     python benchmarks/bench_monitor.py [--rounds 15] [--runs 2000] [--batch 1]
 
 Variants, interleaved in one process on the shipped demo model, each round
-running every variant ``--runs`` times; the report gives the median over rounds
+running every variant ``--runs`` times in a shuffled order; the report gives the median over rounds
 of the mean time per run, and each variant's ratio to its baseline:
 
 * ``plain``: ``Session.run`` with monitoring off (baseline of ``session+monitor``).
@@ -15,6 +15,10 @@ of the mean time per run, and each variant's ratio to its baseline:
   cost, i.e. what ``monitor=True`` would cost if Session kept its fast path when monitoring.
 * ``raw+record_run``: the same call timed by the caller and reported with
   ``Monitor.record_run`` (one method call; the cheapest hook).
+* ``record_run alone``: the monitor's cost with no model around it: two clock
+  reads and ``record_run`` told the model's measured run time, so runs are
+  sampled at the rate they would be. On a busy machine this absolute figure is
+  steadier than the difference of two noisy model timings.
 
 Times are CPU time of the calling thread (``time.thread_time``; ONNX Runtime runs
 in the caller with one intra-op thread), which other processes on a shared
@@ -24,6 +28,7 @@ machine disturb far less than wall time; ``--wall`` uses wall time instead.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -72,20 +77,38 @@ def main() -> None:
         recorder.record_run(perf_counter() - t0, feeds, outs)
         return outs
 
+    for _ in range(200):
+        raw()
+    t0 = clock()
+    for _ in range(500):
+        cached = raw()
+    t_model = (clock() - t0) / 500
+    alone = Monitor("bench-alone")
+
+    def record_alone() -> object:
+        t = perf_counter()
+        alone.record_run(t_model + (perf_counter() - t), feeds, cached)
+        return cached
+
     variants: dict[str, Callable[[], object]] = {
         "plain": lambda: plain.run(feeds),
         "session+monitor": lambda: watched.run(feeds),
         "raw": raw,
         "raw+measure": raw_measure,
         "raw+record_run": raw_record,
+        "record_run alone": record_alone,
     }
     np.testing.assert_array_equal(watched.run(feeds)["probabilities"], plain.run(feeds)["probabilities"])
     times: dict[str, list[float]] = {k: [] for k in variants}
     for fn in variants.values():
         for _ in range(200):
             fn()
+    order = list(variants)
+    rng = random.Random(0)
     for _ in range(args.rounds):
-        for name, fn in variants.items():
+        rng.shuffle(order)  # no variant always runs right after another: removes order bias
+        for name in order:
+            fn = variants[name]
             t0 = clock()
             for _ in range(args.runs):
                 fn()
@@ -95,9 +118,12 @@ def main() -> None:
     kind = "wall" if args.wall else "thread CPU"
     print(f"demo model, batch {args.batch}, {args.rounds} rounds x {args.runs} runs, 1 intra-op thread, {kind} time")
     for name, us in med.items():
+        if name == "record_run alone":
+            print(f"  {name:<16} {us:9.2f} us/run   = {us / med['raw']:.1%} of raw")
+            continue
         ratio = us / med[base[name]]
         print(f"  {name:<16} {us:9.2f} us/run   x{ratio:.3f} vs {base[name]}")
-    total = watched.monitor.runs + monitor.runs + recorder.runs
+    total = watched.monitor.runs + monitor.runs + recorder.runs + alone.runs
     print(f"monitors recorded {total:,} runs; monitored outputs equal plain outputs")
 
 
