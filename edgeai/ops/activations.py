@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeai.errors import InferenceError
 from edgeai.ops._base import Op, OpContext
-from edgeai.ops.elementwise import as_dtype, erfc, register_versions, unsupported
+from edgeai.ops.elementwise import as_dtype, erfc, is_float, register_versions, unsupported
 
 __all__ = ["gelu", "gelu_tanh", "sigmoid"]
 
@@ -103,7 +103,7 @@ class PRelu(Op):
                 f"PRelu node {self.ctx.node_name!r}: slope of shape {slope.shape} does not broadcast "
                 f"to X of shape {x.shape}"
             ) from exc
-        xw = _work(x) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x
+        xw = _work(x) if is_float(x.dtype) else x
         out = np.where(xw < 0, xw * slope.astype(xw.dtype), xw)
         return (as_dtype(out, x.dtype),)
 
@@ -204,7 +204,7 @@ class ThresholdedRelu(_Activation):
 class Shrink(Op):
     def run(self, x: np.ndarray) -> tuple[np.ndarray]:
         x = np.asarray(x)
-        xw = _work(x) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x.astype(np.float64)
+        xw = _work(x) if is_float(x.dtype) else x.astype(np.float64)
         t = xw.dtype.type
         bias = t(float(self.ctx.attr("bias", 0.0)))
         lambd = t(float(self.ctx.attr("lambd", 0.5)))
@@ -241,7 +241,10 @@ class _SoftmaxFamily(Op):
                 flat = xw.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
                 out = self.along(flat).reshape(x.shape)
             else:
-                out = np.moveaxis(self.along(np.moveaxis(xw, axis, -1)), -1, axis)
+                if axis == x.ndim - 1:
+                    out = self.along(xw)
+                else:
+                    out = np.moveaxis(self.along(np.moveaxis(xw, axis, -1)), -1, axis)
         return (as_dtype(out, x.dtype),)
 
 

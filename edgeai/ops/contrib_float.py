@@ -27,7 +27,7 @@ import numpy as np
 from edgeai.errors import InferenceError
 from edgeai.ops._base import Op, OpContext
 from edgeai.ops.activations import gelu, gelu_tanh, sigmoid
-from edgeai.ops.elementwise import as_dtype, register_versions, unsupported
+from edgeai.ops.elementwise import as_dtype, mean_last, register_versions, unsupported
 
 __all__: list[str] = []
 
@@ -104,13 +104,13 @@ class _SkipNorm(Op):
         s = as_dtype(s, s.dtype)
         if self.simplified:
             mean = None
-            ms = np.mean(np.square(s), axis=-1, keepdims=True)
+            ms = mean_last(np.square(s))
             inv = 1.0 / np.sqrt(ms + s.dtype.type(self._eps))
             y = s * inv * _work(np.asarray(gamma))
         else:
-            mean = np.mean(s, axis=-1, keepdims=True)
+            mean = mean_last(s)
             d = s - mean
-            inv = 1.0 / np.sqrt(np.mean(np.square(d), axis=-1, keepdims=True) + s.dtype.type(self._eps))
+            inv = 1.0 / np.sqrt(mean_last(np.square(d)) + s.dtype.type(self._eps))
             y = d * inv * _work(np.asarray(gamma))
             if beta is not None:
                 y = y + _work(np.asarray(beta))
@@ -174,9 +174,9 @@ class EmbedLayerNormalization(Op):
         if segment_ids is not None and segment_embedding is not None:
             total = total + _work(self._lookup(np.asarray(segment_embedding), segment_ids, "segment_ids"))
         total = np.broadcast_to(total, (b, s, word.shape[1]))
-        mean = total.mean(axis=-1, keepdims=True)
+        mean = mean_last(total)
         d = total - mean
-        inv = 1.0 / np.sqrt(np.mean(np.square(d), axis=-1, keepdims=True) + total.dtype.type(self._eps))
+        inv = 1.0 / np.sqrt(mean_last(np.square(d)) + total.dtype.type(self._eps))
         y = d * inv * _work(np.asarray(gamma))
         if beta is not None:
             y = y + _work(np.asarray(beta))
@@ -213,7 +213,7 @@ class SimplifiedLayerNormalization(Op):
         axis = self._axis % x.ndim if x.ndim else 0
         w = x.astype(np.float32) if (self._stash32 and x.dtype.itemsize < 4) else x
         axes = tuple(range(axis, x.ndim))
-        ms = np.mean(np.square(w), axis=axes, keepdims=True)
+        ms = mean_last(np.square(w), axes)
         inv = (1.0 / np.sqrt(ms + w.dtype.type(self._eps))).astype(w.dtype, copy=False)
         y = as_dtype(w * inv, x.dtype) * np.asarray(scale).astype(x.dtype, copy=False)
         outs: list[np.ndarray] = [as_dtype(y, x.dtype)]

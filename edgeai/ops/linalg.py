@@ -19,14 +19,14 @@ import numpy as np
 
 from edgeai.errors import InferenceError
 from edgeai.ops._base import Op, OpContext
-from edgeai.ops.elementwise import as_dtype, register_versions, unsupported
+from edgeai.ops.elementwise import as_dtype, is_float, register_versions, unsupported
 
 __all__: list[str] = []
 
 
 def _work(x: np.ndarray) -> np.ndarray:
     """float16/bfloat16 -> float32 for BLAS; other dtypes unchanged."""
-    if x.dtype.itemsize < 4 and (x.dtype.kind == "f" or x.dtype.name == "bfloat16"):
+    if x.dtype.itemsize < 4 and is_float(x.dtype):
         return x.astype(np.float32)
     return x
 

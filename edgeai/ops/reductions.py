@@ -24,13 +24,13 @@ import numpy as np
 
 from edgeai.errors import InferenceError
 from edgeai.ops._base import Op, OpContext
-from edgeai.ops.elementwise import as_dtype, register_versions, unsupported
+from edgeai.ops.elementwise import as_dtype, is_float, register_versions, unsupported
 
 __all__: list[str] = []
 
 
 def _is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == "f" or dtype.name == "bfloat16"
+    return is_float(dtype)
 
 
 class _Reduce(Op):
@@ -96,7 +96,10 @@ class ReduceSum(_Reduce):
 class ReduceMean(_Reduce):
     def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         if _is_float(x.dtype):
-            return np.mean(x, axis=axes, dtype=x.dtype)
+            n = 1
+            for a in axes:
+                n *= x.shape[a]
+            return np.add.reduce(x, axis=axes, dtype=x.dtype) / x.dtype.type(n)
         n = int(np.prod([x.shape[a] for a in axes]))
         s = np.sum(x, axis=axes, dtype=np.int64 if x.dtype.kind == "i" else np.uint64)
         return _int_div(s, n) if n else s

@@ -910,3 +910,28 @@ def test_multi_head_attention_packed_layouts_equal_the_unpacked_result() -> None
     close(native("MultiHeadAttention", qkv, domain=MS, opset=1, attrs=attrs)[0], want, atol=2e-6)
     kv = np.stack([k, v], axis=2).reshape(MHA_B, MHA_S, 2, MHA_N, MHA_H).transpose(0, 1, 3, 2, 4)
     close(native("MultiHeadAttention", q, kv, domain=MS, opset=1, attrs=attrs)[0], want, atol=2e-6)
+
+
+def _ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    tiny = np.finfo(np.float32).tiny
+    step = np.spacing(np.maximum(np.abs(want), tiny).astype(np.float32)).astype(np.float64)
+    return np.abs(got.astype(np.float64) - want) / step
+
+
+def test_float32_erf_and_erfc_are_within_a_few_ulps_of_libm() -> None:
+    from edgeai.ops.elementwise import erf, erfc
+
+    x = np.concatenate(
+        [np.linspace(-11, 11, 200_001), np.geomspace(1e-30, 0.6, 500), -np.geomspace(1e-30, 0.6, 500)]
+    ).astype(np.float32)
+    want_erf = np.array([math.erf(v) for v in x.tolist()])
+    want_erfc = np.array([math.erfc(v) for v in x.tolist()])
+    got_erf, got_erfc = erf(x), erfc(x)
+    assert got_erf.dtype == got_erfc.dtype == np.float32
+    assert _ulps(got_erf, want_erf).max() <= 2.5
+    normal = want_erfc > np.finfo(np.float32).tiny
+    assert _ulps(got_erfc[normal], want_erfc[normal]).max() <= 4
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], np.float32)
+    np.testing.assert_array_equal(erf(special), [np.nan, 1, -1, 0, -0.0, 1, -1])
+    np.testing.assert_array_equal(erfc(special), [np.nan, 0, 2, 1, 1, 0, 2])
+    assert np.signbit(erf(special)[4])
