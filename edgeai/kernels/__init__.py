@@ -6,7 +6,7 @@ this package imports nothing heavy until one of them is used.
 
 Example:
     >>> import edgeai.kernels as k
-    >>> k.kernel_path() in ("vnni", "avx2", "portable")
+    >>> k.kernel_path() in ("amx", "vnni", "avx2", "portable")
     True
 """
 

@@ -180,6 +180,11 @@ def _bias(bias: Any, n: int) -> np.ndarray:
     return b.astype(np.int64)
 
 
+def _wrap32(v: np.ndarray) -> np.ndarray:
+    """int32 with two's-complement wrap: the kernels' epilogue arithmetic is modulo 2**32."""
+    return ((np.asarray(v, np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
 class _Packed:
     """Weights [K, N] packed for one kernel kind, with what the zero-point correction needs."""
 
@@ -194,17 +199,18 @@ class _Packed:
         shifted = np.where(real[:, None], bmat - offset, 0)
         self.packed, self.panel_bytes = pack_panels(shifted, self.kind)
         self.n = bmat.shape[1]
-        self.bz = bz - offset  # (b - bz) == (shifted - (bz - offset))
+        self.bz = _wrap32(bz - offset)  # (b - bz) == (shifted - (bz - offset))
         self.colsum = shifted.sum(axis=0)
         self.k_real = int(real.sum())
         self.has_bz = bool(np.any(self.bz != 0))
+        self.colsum = self.colsum.astype(np.int64)
         self._coloff: dict[int, np.ndarray] = {}
 
     def coloff(self, azp: int, bias: np.ndarray) -> np.ndarray:
         """bias - a_zp * colsum(b) + K * a_zp * b_zp, per column (cached per activation zero point)."""
         c = self._coloff.get(azp)
         if c is None:
-            c = bias - azp * self.colsum + self.k_real * azp * self.bz
+            c = _wrap32(bias - azp * self.colsum + self.k_real * azp * self.bz.astype(np.int64))
             self._coloff[azp] = c
         return c
 
@@ -254,7 +260,9 @@ class GemmKernel:
     ) -> None:
         self.k, self.n = b.shape
         self.a_dtype = np.dtype(a_dtype)
-        self.k4 = -(-self.k // 4) * 4
+        self.amx = path == "amx"
+        align = 64 if self.amx else 4  # AMX steps K by 64 bytes; the other kernels by 4
+        self.k4 = -(-self.k // align) * align
         bmat = np.zeros((self.k4, self.n), np.int64)
         bmat[: self.k] = b
         real = np.arange(self.k4) < self.k
@@ -284,49 +292,42 @@ class GemmKernel:
             azp += 128
         elif not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
-        if self.k4 != self.k:
+        lda = self.k4
+        if self.amx and self.k % 4 == 0:
+            # no copy: AMX reads whole 64-byte K steps, so the bytes past K of a row are the next
+            # row's (times zero weights); the block holding the last row goes to the VNNI kernel
+            lda = self.k
+        elif self.k4 != self.k:
             padded = np.zeros((m, self.k4), np.uint8)
             padded[:, : self.k] = a
             a = padded
-        rows = self._rows.get(m)
+        rows = self._rows.get((m, lda))
         if rows is None:
-            rows = (np.arange(max(m, 1), dtype=np.int64) * self.k4, np.zeros(max(m, 1), np.int64))
+            rows = (np.arange(max(m, 1), dtype=np.int64) * lda, np.zeros(max(m, 1), np.int32))
             if len(self._rows) < 16:
-                self._rows[m] = rows
+                self._rows[(m, lda)] = rows
         rowoffs, rowsum = rows
         if self.pk.has_bz:
-            rowsum = a.sum(axis=1, dtype=np.int64)
+            rowsum = a[:, : self.k].sum(axis=1, dtype=np.int32)  # |sum| < 2**31 for K < 2**23
         out = np.empty((m, self.n), self.ep.out_dtype)
         if m == 0 or self.n == 0:
             return out
         ep = self.ep
-        mc = max(self.pk.mr, (131072 // self.k4) // self.pk.mr * self.pk.mr)
-        args = (
-            a.reshape(-1),
-            rowoffs,
-            self._segoff,
-            1,
-            self.k4 // 4,
-            self.pk.packed,
-            self.pk.panel_bytes,
-            self.n,
-            m,
-            mc,
-            rowsum,
-            self.pk.bz,
-            self.pk.coloff(azp, self.bias),
-            ep.mode,
-            ep.scale,
-            ep.mult,
-            ep.shift,
-            ep.zp,
-            ep.qmin,
-            ep.qmax,
-            out.reshape(-1),
-            0,
-            self.n,
-            1,
-        )
+        pk = self.pk
+        tail = (pk.packed, pk.panel_bytes, self.n, m)
+        store = (rowsum, pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp,
+                 ep.qmin, ep.qmax, out.reshape(-1), 0, self.n, 1)  # fmt: skip
+        if self.amx:
+            from edgeai.kernels.tiles import AMX_CONFIG
+
+            # row blocks of 32: the A block stays in L1 while the weight panels stream past it
+            amx_end = m if lda % 64 == 0 else m - 1
+            head = (AMX_CONFIG, a.reshape(-1), rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4),
+                    amx_end)  # fmt: skip
+            args = (*head, *tail, 32, *store)
+        else:
+            mc = max(pk.mr, (131072 // self.k4) // pk.mr * pk.mr)
+            args = (a.reshape(-1), rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc, *store)
         if self.threads > 1:
             with _ThreadScope(self.threads):
                 self.fn(*args)
@@ -407,15 +408,13 @@ class ConvKernel:
         self.dh, self.dw = _pair(dilations, "dilations", 1)
         p = [0, 0, 0, 0] if pads is None else [int(v) for v in pads]
         if len(p) != 4 or min(p) < 0:
-            raise KernelArgumentError(
-                f"pads must be 4 non-negative values [top, left, bottom, right], got {p}"
-            )
+            raise KernelArgumentError(f"pads must be 4 non-negative values [top, left, bottom, right], got {p}")
         if min(self.sh, self.sw, self.dh, self.dw) < 1:
             raise KernelArgumentError("strides and dilations must be >= 1")
         self.pt, self.pl, self.pb, self.pr = p
         self.x_dtype = np.dtype(x_dtype)
         self.threads = threads
-        self.path = path
+        self.path = "vnni" if path == "amx" else path  # convolutions run on the VNNI microkernel
         wz = _zero_points(w_zp, self.m, w.dtype, "w_zp")
         self.bias = _bias(bias, self.m)
         self.ep = _epilogue(requant, self.m)
@@ -436,7 +435,7 @@ class ConvKernel:
             bmat = np.zeros((self.kh, self.kw, self.c4, self.mg), np.int64)
             bmat[:, :, : self.cg] = wg
             real = np.broadcast_to(np.arange(self.c4) < self.cg, (self.kh, self.kw, self.c4)).reshape(-1)
-            self.packs.append(_Packed(bmat.reshape(-1, self.mg), real, wz[sl], path))
+            self.packs.append(_Packed(bmat.reshape(-1, self.mg), real, wz[sl], self.path))
             self.eps.append(self.ep.slice(g * self.mg, (g + 1) * self.mg))
             self.biases.append(self.bias[sl].copy())
         self.fn = _entry(self.packs[0].code, threads)
@@ -465,8 +464,7 @@ class ConvKernel:
 
         if not isinstance(x, np.ndarray) or x.dtype != self.x_dtype:
             raise InputTypeError(
-                f"convolution input must be a {self.x_dtype} array, "
-                f"got {getattr(x, 'dtype', type(x).__name__)}"
+                f"convolution input must be a {self.x_dtype} array, got {getattr(x, 'dtype', type(x).__name__)}"
             )
         if x.ndim != 4 or x.shape[1] != self.c:
             raise InputShapeError(f"convolution input has shape {x.shape}; expected (N, {self.c}, H, W)")
@@ -545,7 +543,7 @@ class ConvKernel:
                 return out
             rowoffs, segoff, nseg, seglen = self._geometry(hp, wp, oh, ow)
             buf = np.empty((hp, wp, self.c4), np.uint8)
-            rowsum = np.zeros(plane, np.int64)
+            rowsum = np.zeros(plane, np.int32)
             k_total = self.kh * self.kw * self.c4
             mc = max(8, (131072 // max(k_total, 1)) // 8 * 8)
             for n in range(nb):

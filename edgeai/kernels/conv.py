@@ -46,7 +46,7 @@ def window_sums(buf, cg, kh, kw, sh, sw, dh, dw, oh, ow, out):  # type: ignore[n
             for i in range(kh):
                 for j in range(kw):
                     t += s[y * sh + i * dh, x * sw + j * dw]
-            out[y * ow + x] = t
+            out[y * ow + x] = t  # int32: < 2**31 for receptive fields below 2**23 values
 
 
 @njit(cache=True)
@@ -90,9 +90,7 @@ def _depthwise_row(
 
 
 @njit(cache=True)
-def depthwise_rows(
-    buf, w, sh, sw, dh, dw, oh_n, ow_n, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase
-):  # type: ignore[no-untyped-def]
+def depthwise_rows(buf, w, sh, sw, dh, dw, oh_n, ow_n, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase):  # type: ignore[no-untyped-def]
     """Depthwise convolution of one staged image, every output row, on the calling thread."""
     acc = np.empty((ow_n, w.shape[2]), np.int32)
     for oy in range(oh_n):

@@ -1,7 +1,11 @@
 """Which INT8 kernel path this CPU can run, chosen at run time.
 
-Three paths, fastest first:
+Four paths, fastest first:
 
+* ``"amx"``: Intel AMX ``tdpbusd`` on 16 x 64-byte tiles (Sapphire Rapids and
+  later), for GEMM row blocks of 32; remainders and convolutions run on the
+  VNNI microkernel (AMX implies AVX-512 VNNI). Needs the Linux permission
+  ``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, requested once.
 * ``"vnni"``: AVX-512 VNNI ``vpdpbusd`` (u8 x s8, four products summed into
   int32, no intermediate saturation: exact for every 8-bit weight).
 * ``"avx2"``: AVX2. ``vpmaddubsw`` + ``vpmaddwd`` when the weights fit in 7 bits
@@ -16,7 +20,7 @@ Example:
     >>> from edgeai.kernels.cpu import cpu_features, kernel_path
     >>> isinstance(cpu_features()["avx2"], bool)
     True
-    >>> kernel_path() in ("vnni", "avx2", "portable")
+    >>> kernel_path() in ("amx", "vnni", "avx2", "portable")
     True
 """
 
@@ -29,7 +33,7 @@ from edgeai.errors import EdgeAIError
 
 __all__ = ["PATHS", "available_paths", "cpu_features", "kernel_path", "set_kernel_path"]
 
-PATHS = ("vnni", "avx2", "portable")
+PATHS = ("amx", "vnni", "avx2", "portable")
 
 _forced: str | None = None
 
@@ -44,7 +48,7 @@ def cpu_features() -> dict[str, bool]:
 
     Example:
         >>> sorted(cpu_features())
-        ['avx2', 'avx512bw', 'avx512f', 'avx512vl', 'avx512vnni', 'avxvnni', 'neon']
+        ['amx_int8', 'avx2', 'avx512bw', 'avx512f', 'avx512vl', 'avx512vnni', 'avxvnni', 'neon']
     """
     from llvmlite import binding as llvm
 
@@ -64,8 +68,25 @@ def cpu_features() -> dict[str, bool]:
         "avx512vl": flags.get("avx512vl", False),
         "avx512vnni": flags.get("avx512vnni", False),
         "avxvnni": flags.get("avxvnni", False),
+        "amx_int8": flags.get("amx-int8", False) and flags.get("amx-tile", False),
         "neon": triple.startswith(("aarch64", "arm64")) or flags.get("neon", False),
     }
+
+
+@functools.cache
+def _amx_permitted() -> bool:
+    """Ask Linux for the AMX tile-data state (once per process); False where it is refused."""
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        # syscall(SYS_arch_prctl=158, ARCH_REQ_XCOMP_PERM=0x1023, XFEATURE_XTILEDATA=18)
+        return int(libc.syscall(158, 0x1023, 18)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def available_paths() -> list[str]:
@@ -77,7 +98,10 @@ def available_paths() -> list[str]:
     """
     f = cpu_features()
     paths = []
-    if f["avx512vnni"] and f["avx512bw"] and f["avx512f"]:
+    vnni = f["avx512vnni"] and f["avx512bw"] and f["avx512f"]
+    if vnni and f["amx_int8"] and _amx_permitted():
+        paths.append("amx")
+    if vnni:
         paths.append("vnni")
     if f["avx2"]:
         paths.append("avx2")
@@ -86,7 +110,7 @@ def available_paths() -> list[str]:
 
 
 def set_kernel_path(path: str | None) -> None:
-    """Force a kernel path (``"vnni"``, ``"avx2"``, ``"portable"``), or ``None`` for automatic.
+    """Force a kernel path (``"amx"``, ``"vnni"``, ``"avx2"``, ``"portable"``), or ``None`` for automatic.
 
     Applies to kernels prepared after the call (weights are packed per path).
     The environment variable ``EDGEAI_KERNEL_PATH`` does the same for a whole process.

@@ -43,14 +43,18 @@ def choose_kind(path: str, b: np.ndarray) -> tuple[str, int]:
         if hi - lo <= 127:
             return "avx2_7bit", hi - 63
         return "avx2_i16", 0
-    # vnni: the signed 8-bit operand must hold b - offset
+    # vnni and amx: the signed 8-bit operand must hold b - offset
+    kind = "amx" if path == "amx" else "vnni"
     if lo >= -128 and hi <= 127:
-        return "vnni", 0
-    return "vnni", 128
+        return kind, 0
+    return kind, 128
 
 
 def pack_panels(b: np.ndarray, kind: str) -> tuple[np.ndarray, int]:
     """Pack ``b`` ([K, N] integers, K a multiple of 4, already shifted) for ``kind``.
+
+    ``"amx"`` uses the VNNI layout (32-column panels, groups of 4 K values): an AMX
+    B tile is 16 groups x 64 bytes of it, loaded with a row stride of 128 bytes.
 
     Returns the flat packed array and the size of one panel in bytes.
     """
@@ -63,7 +67,7 @@ def pack_panels(b: np.ndarray, kind: str) -> tuple[np.ndarray, int]:
     full = np.zeros((k, npanels * nr), np.int64)
     full[:, :n] = b
     panels = full.reshape(k, npanels, nr).transpose(1, 0, 2)  # [P, K, NR]
-    if kind in ("vnni", "avx2_7bit"):
+    if kind in ("vnni", "amx", "avx2_7bit"):
         packed = panels.reshape(npanels, k // 4, 4, nr).transpose(0, 1, 3, 2).astype(np.int8)
     elif kind == "avx2_i16":
         packed = panels.reshape(npanels, k // 4, 2, 2, nr).transpose(0, 1, 2, 4, 3).astype(np.int16)

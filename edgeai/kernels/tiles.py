@@ -30,8 +30,8 @@ from edgeai.kernels.requant import requantize_fixed_point, requantize_float
 __all__ = ["KIND_CODES", "KIND_TILE", "drive_parallel", "drive_serial"]
 
 # kind code -> (microkernel kind name or "portable", MR, NR)
-KIND_CODES = {"vnni": 0, "avx2_7bit": 1, "avx2_i16": 2, "portable": 3}
-KIND_TILE = {0: (8, 32), 1: (6, 16), 2: (6, 16), 3: (4, 16)}
+KIND_CODES = {"vnni": 0, "avx2_7bit": 1, "avx2_i16": 2, "portable": 3, "amx": 4}
+KIND_TILE = {0: (8, 32), 1: (6, 16), 2: (6, 16), 3: (4, 16), 4: (32, 32)}
 _NAMES = {v: k for k, v in KIND_CODES.items()}
 
 MODE_INT32, MODE_FLOAT, MODE_FIXED = 0, 1, 2
@@ -109,26 +109,43 @@ def _tile_overload(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  #
 
 
 @njit(cache=True, inline="always")
+def _store_value(v, n, mode, scale, mult, shift, zp, qmin, qmax):  # type: ignore[no-untyped-def]
+    if mode == 1:
+        return requantize_float(v, scale[n], zp, qmin, qmax)
+    return requantize_fixed_point(v, mult[n], shift[n], zp, qmin, qmax)
+
+
+@njit(cache=True, inline="always")
 def _store_tile(
     c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
 ):  # type: ignore[no-untyped-def]
+    # int32 arithmetic wraps like the int32 accumulators do, and keeps the loops vectorizable.
+    # Two loop orders so that the inner loop writes contiguous memory: row-major (GEMM) or
+    # column-major (NCHW convolution output, rows are pixels).
+    if ors == 1:
+        for j in range(nr):
+            n = col0 + j
+            base = obase + r0 + n * ocs
+            co = coloff[n]
+            bzn = bz[n]
+            if mode == 0:
+                for r in range(mr):
+                    out[base + r] = c[r, j] + co - bzn * rowsum[r0 + r]
+            else:
+                for r in range(mr):
+                    v = np.int32(c[r, j] + co - bzn * rowsum[r0 + r])
+                    out[base + r] = _store_value(v, n, mode, scale, mult, shift, zp, qmin, qmax)
+        return
     for r in range(mr):
         rs = rowsum[r0 + r]
-        orow = obase + (r0 + r) * ors
+        base = obase + (r0 + r) * ors + col0 * ocs
         if mode == 0:
             for j in range(nr):
-                n = col0 + j
-                out[orow + n * ocs] = c[r, j] + coloff[n] - bz[n] * rs
-        elif mode == 1:
-            for j in range(nr):
-                n = col0 + j
-                v = np.int32(c[r, j] + coloff[n] - bz[n] * rs)
-                out[orow + n * ocs] = requantize_float(v, scale[n], zp, qmin, qmax)
+                out[base + j * ocs] = c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs
         else:
             for j in range(nr):
-                n = col0 + j
-                v = np.int32(c[r, j] + coloff[n] - bz[n] * rs)
-                out[orow + n * ocs] = requantize_fixed_point(v, mult[n], shift[n], zp, qmin, qmax)
+                v = np.int32(c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs)
+                out[base + j * ocs] = _store_value(v, col0 + j, mode, scale, mult, shift, zp, qmin, qmax)
 
 
 @njit(cache=True)
@@ -815,5 +832,302 @@ def parallel_portable(
     )
 
 
-ENTRY_SERIAL = {0: serial_vnni, 1: serial_avx2_7bit, 2: serial_avx2_i16, 3: serial_portable}
-ENTRY_PARALLEL = {0: parallel_vnni, 1: parallel_avx2_7bit, 2: parallel_avx2_i16, 3: parallel_portable}
+# --------------------------------------------------------------------------- AMX
+
+# Tile configuration (palette 1): tiles 0-3 C (16 rows x 64 bytes), 4-5 A, 6-7 B, all 16 x 64.
+AMX_CONFIG = np.zeros(64, np.uint8)
+AMX_CONFIG[0] = 1
+AMX_CONFIG[16:32] = np.array([64, 0] * 8, np.uint8)  # colsb (uint16) of tiles 0-7
+AMX_CONFIG[48:56] = 16  # rows of tiles 0-7
+
+
+@functools.cache
+def _amx_microkernel() -> Any:
+    from edgeai.kernels.x86 import make_amx_microkernel
+
+    return make_amx_microkernel()
+
+
+def _amx_tile(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_amx_tile)
+def _amx_tile_overload(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
+    mk = _amx_microkernel()[0]
+
+    def impl(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
+        mk(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c)
+
+    return impl
+
+
+def _amx_release():  # type: ignore[no-untyped-def]
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_amx_release)
+def _amx_release_overload():  # type: ignore[no-untyped-def]
+    rel = _amx_microkernel()[1]
+
+    def impl():  # type: ignore[no-untyped-def]
+        rel()
+
+    return impl
+
+
+@njit(cache=True)
+def _drive_block_amx(
+    cfg,
+    a,
+    rowoffs,
+    lda,
+    segoff,
+    nseg,
+    seglen64,
+    seglen4,
+    amx_end,
+    bp,
+    panel_bytes,
+    N,
+    m_lo,
+    m_hi,
+    p_lo,
+    p_hi,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    # Row blocks of 32 (uniform stride lda from rowoffs[i0]) on AMX; the remaining rows of each
+    # block on the VNNI microkernel, which reads the same packed panels.
+    c = np.empty((32, 32), np.int32)
+    ro = np.empty(8, np.int64)
+    nocfg = np.zeros_like(cfg)  # palette 0: "already configured", skip ldtilecfg
+    tcfg = cfg
+    configured = False
+    for mb in range(m_lo, m_hi, mc):
+        me = min(mb + mc, m_hi)
+        for p in range(p_lo, p_hi):
+            col0 = p * 32
+            nr = min(32, N - col0)
+            boff = p * panel_bytes
+            i0 = mb
+            while i0 + 32 <= min(me, amx_end):
+                _amx_tile(tcfg, a, rowoffs[i0], lda, segoff, nseg, seglen64, bp, boff, c)
+                tcfg = nocfg
+                configured = True
+                _store_tile(
+                    c,
+                    32,
+                    nr,
+                    i0,
+                    col0,
+                    rowsum,
+                    bz,
+                    coloff,
+                    mode,
+                    scale,
+                    mult,
+                    shift,
+                    zp,
+                    qmin,
+                    qmax,
+                    out,
+                    obase,
+                    ors,
+                    ocs,
+                )
+                i0 += 32
+            while i0 < me:
+                mr = min(8, me - i0)
+                for r in range(8):
+                    ro[r] = rowoffs[i0 + min(r, mr - 1)]
+                if mr > 4:
+                    _tile(0, 0, a, ro, segoff, nseg, seglen4, bp, boff, c)
+                elif mr > 2:
+                    _tile(0, 4, a, ro, segoff, nseg, seglen4, bp, boff, c)
+                elif mr == 2:
+                    _tile(0, 2, a, ro, segoff, nseg, seglen4, bp, boff, c)
+                else:
+                    _tile(0, 1, a, ro, segoff, nseg, seglen4, bp, boff, c)
+                _store_tile(
+                    c,
+                    mr,
+                    nr,
+                    i0,
+                    col0,
+                    rowsum,
+                    bz,
+                    coloff,
+                    mode,
+                    scale,
+                    mult,
+                    shift,
+                    zp,
+                    qmin,
+                    qmax,
+                    out,
+                    obase,
+                    ors,
+                    ocs,
+                )
+                i0 += mr
+    if configured:
+        _amx_release()
+
+
+@njit(cache=True)
+def serial_amx(
+    cfg,
+    a,
+    rowoffs,
+    lda,
+    segoff,
+    nseg,
+    seglen64,
+    seglen4,
+    amx_end,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    """AMX GEMM on the calling thread (``a`` rows at the uniform stride ``lda``; K runs padded to 64)."""
+    npanels = (N + 31) // 32
+    _drive_block_amx(
+        cfg,
+        a,
+        rowoffs,
+        lda,
+        segoff,
+        nseg,
+        seglen64,
+        seglen4,
+        amx_end,
+        bp,
+        panel_bytes,
+        N,
+        0,
+        M,
+        0,
+        npanels,
+        mc,
+        rowsum,
+        bz,
+        coloff,
+        mode,
+        scale,
+        mult,
+        shift,
+        zp,
+        qmin,
+        qmax,
+        out,
+        obase,
+        ors,
+        ocs,
+    )
+
+
+@njit(cache=True, parallel=True)
+def parallel_amx(
+    cfg,
+    a,
+    rowoffs,
+    lda,
+    segoff,
+    nseg,
+    seglen64,
+    seglen4,
+    amx_end,
+    bp,
+    panel_bytes,
+    N,
+    M,
+    mc,
+    rowsum,
+    bz,
+    coloff,
+    mode,
+    scale,
+    mult,
+    shift,
+    zp,
+    qmin,
+    qmax,
+    out,
+    obase,
+    ors,
+    ocs,
+):  # type: ignore[no-untyped-def]
+    """As :func:`serial_amx`, (row block, panel) work items over numba's threads."""
+    npanels = (N + 31) // 32
+    nmb = (M + mc - 1) // mc
+    for item in prange(nmb * npanels):
+        it = np.int64(item)
+        mb = it // npanels
+        p = it - mb * npanels
+        _drive_block_amx(
+            cfg,
+            a,
+            rowoffs,
+            lda,
+            segoff,
+            nseg,
+            seglen64,
+            seglen4,
+            amx_end,
+            bp,
+            panel_bytes,
+            N,
+            mb * mc,
+            min(M, (mb + 1) * mc),
+            p,
+            p + 1,
+            mc,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
+        )
+
+
+ENTRY_SERIAL = {0: serial_vnni, 1: serial_avx2_7bit, 2: serial_avx2_i16, 3: serial_portable, 4: serial_amx}
+ENTRY_PARALLEL = {0: parallel_vnni, 1: parallel_avx2_7bit, 2: parallel_avx2_i16, 3: parallel_portable, 4: parallel_amx}
