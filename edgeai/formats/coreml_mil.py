@@ -319,12 +319,12 @@ def _m_unary(c: _MilContext, op: Any) -> None:
 
 @_mil("rsqrt", "inverse")
 def _m_rsqrt(c: _MilContext, op: Any) -> None:
-    x = c.tensor(op, "x")
-    eps = float(c.value(op, "epsilon", 1e-12 if op.op_type == "rsqrt" else 1e-4))
-    base = c.add("Sqrt", [c.add("Add", [x, c.const(np.float32(eps))])]) if op.op_type == "rsqrt" else x
-    if op.op_type == "inverse":
-        base = c.add("Add", [x, c.const(np.float32(eps))])
-    c.add("Reciprocal", [base], [c.out(op)])
+    # rsqrt: 1 / sqrt(x + epsilon); inverse: 1 / (x + epsilon)
+    default = 1e-12 if op.op_type == "rsqrt" else 1e-4
+    shifted = c.add("Add", [c.tensor(op, "x"), c.const(np.float32(c.value(op, "epsilon", default)))])
+    if op.op_type == "rsqrt":
+        shifted = c.add("Sqrt", [shifted])
+    c.add("Reciprocal", [shifted], [c.out(op)])
 
 
 @_mil("square")

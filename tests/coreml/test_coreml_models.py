@@ -281,3 +281,99 @@ def test_devices_off_apple() -> None:
     found = get_backend("coreml").devices()
     assert [d.id for d in found] == [NATIVE_ID]
     assert found[0].kind == "CPU"
+
+
+def _mil_model(path: Path, build: Any, shape: tuple[int, ...]) -> None:
+    from coremltools.converters.mil import Builder as mb
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=shape)], opset_version=ct.target.iOS16)
+    def prog(x: Any) -> Any:
+        return build(mb, x)
+
+    ct.convert(
+        prog,
+        convert_to="mlprogram",
+        compute_precision=ct.precision.FLOAT32,
+        minimum_deployment_target=ct.target.iOS16,
+    ).save(str(path))
+
+
+def test_mil_elementwise_and_shape_ops_match_numpy(tmp_path: Path) -> None:
+    """MIL ops torch does not produce directly, against their definitions in numpy float64."""
+
+    def build(mb: Any, x: Any) -> Any:
+        pos = mb.add(x=mb.abs(x=x), y=0.5)
+        a = mb.rsqrt(x=pos, epsilon=1e-3)
+        b = mb.inverse(x=pos, epsilon=1e-2)
+        c = mb.square(x=mb.relu6(x=mb.mul(x=x, y=4.0)))
+        d = mb.elu(x=mb.clip(x=x, alpha=-0.7, beta=0.9), alpha=0.5)
+        e = mb.pow(x=pos, y=mb.maximum(x=mb.minimum(x=x, y=0.3), y=-0.3))
+        s = mb.add(x=mb.add(x=a, y=b), y=mb.add(x=c, y=mb.sub(x=d, y=e)))  # (2, 3, 4)
+        t = mb.transpose(x=s, perm=[2, 0, 1])  # (4, 2, 3)
+        r = mb.reduce_max(x=t, axes=[2], keep_dims=True)  # (4, 2, 1)
+        q = mb.squeeze(x=r, axes=[2])  # (4, 2)
+        m = mb.reduce_mean(x=mb.expand_dims(x=q, axes=[0]), axes=[2], keep_dims=False)  # (1, 4)
+        return mb.real_div(x=m, y=mb.reduce_sum(x=mb.exp(x=x), axes=[0, 1, 2], keep_dims=False))
+
+    path = tmp_path / "elementwise.mlpackage"
+    _mil_model(path, build, (2, 3, 4))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    (got,) = edgeai.Session(path).run(None, [x])
+
+    xd = x.astype(np.float64)
+    pos = np.abs(xd) + 0.5
+    a = 1 / np.sqrt(pos + 1e-3)
+    b = 1 / (pos + 1e-2)
+    c = np.clip(xd * 4, 0, 6) ** 2
+    clipped = np.clip(xd, -0.7, 0.9)
+    d = np.where(clipped > 0, clipped, 0.5 * (np.exp(clipped) - 1))
+    e = pos ** np.maximum(np.minimum(xd, 0.3), -0.3)
+    s = a + b + c + (d - e)
+    m = s.transpose(2, 0, 1).max(axis=2).mean(axis=1)[None, :]
+    np.testing.assert_allclose(got, m / np.exp(xd).sum(), rtol=1e-5)
+
+
+def test_blockwise_int8_weights_match_their_definition(tmp_path: Path) -> None:
+    """iOS18 int8 weights (constexpr_blockwise_shift_scale), against numpy's dequantization."""
+    from coremltools.converters.mil.frontend.milproto.load import load
+    from coremltools.optimize.coreml import (
+        OpLinearQuantizerConfig,
+        OptimizationConfig,
+        linear_quantize_weights,
+    )
+
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 8)).eval()
+    x = torch.randn(2, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = torch.export.export(model, (x,)).run_decompositions({})
+        mlmodel = ct.convert(
+            exported,
+            inputs=[ct.TensorType(name="x", shape=(2, 32), dtype=np.float32)],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT32,
+            minimum_deployment_target=ct.target.iOS18,
+        )
+        config = OptimizationConfig(
+            global_config=OpLinearQuantizerConfig(
+                mode="linear", dtype="int8", granularity="per_block", block_size=8, weight_threshold=0
+            )
+        )
+        quantized = linear_quantize_weights(mlmodel, config)
+    path = tmp_path / "blockwise.mlpackage"
+    quantized.save(str(path))
+    spec = ct.utils.load_spec(str(path))
+    program = load(spec, spec.specificationVersion, file_weights_dir=str(path / "Data/com.apple.CoreML/weights"))
+    (op,) = [o for o in program.functions["main"].operations if o.op_type == "constexpr_blockwise_shift_scale"]
+    data = op.inputs["data"].val.astype(np.float64)
+    scale = op.inputs["scale"].val.astype(np.float64)
+    offset = op.inputs["offset"].val.astype(np.float64) if "offset" in op.inputs else np.zeros_like(scale)
+    assert data.shape == (8, 32) and scale.shape == (8, 4)  # 4 blocks of 8 along the input axis
+    weight = (data - np.repeat(offset, 8, axis=1)) * np.repeat(scale, 8, axis=1)
+
+    out = edgeai.Session(path).run({"x": x.numpy()})
+    (got,) = out.values()
+    want = x.numpy().astype(np.float64) @ weight.T + model[0].bias.detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
