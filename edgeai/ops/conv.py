@@ -200,7 +200,12 @@ class Conv(Op):
         return plan
 
     def run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray]:
-        packed, bias = self._packed if self._packed is not None else self._pack(w, b)
+        if self._packed is None:
+            packed, bias = self._pack(w, b)
+        else:
+            packed, bias = self._packed
+            if bias is None and b is not None:  # weights constant, bias fed at run time
+                bias = b.astype(packed.dtype, copy=False)
         plan = self._plan(x.shape, w.shape)
         nsp = x.ndim - 2
         out_dtype = x.dtype

@@ -2,8 +2,9 @@
 
 Oracle: ONNX Runtime running the same single node (graph optimizations off),
 over shapes, strides, pads, groups, dilations and modes drawn by hypothesis.
-Each case runs the native op twice: weights and shape inputs known at build
-time (the pre-packed path) and all inputs at run time. ONNX's node tests for
+Each case runs the native op on every input path: all inputs at run time,
+weights and other inputs known at build time (the pre-packed path), and only
+the weights known (a bias or statistics fed at run time). ONNX's node tests for
 these ops run in ``tests/native/test_onnx_node_tests.py``; the MobileNetV2
 test model is compared end to end through ``edgeai.Session``.
 """
@@ -39,11 +40,15 @@ def native(
     opset: int = 21,
     n_outputs: int = 1,
     const_from: int | None = None,
+    const_only: int | None = None,
 ) -> tuple[np.ndarray, ...]:
-    """Build the registered op (inputs from ``const_from`` on known at build time) and run it."""
+    """Build the registered op and run it. Known at build time: the inputs from ``const_from``
+    on, or only input ``const_only`` (say the weights of a Conv whose bias is fed)."""
     cls = lookup(op_type, "", opset)
     assert cls is not None, f"{op_type} is not registered at opset {opset}"
-    consts = tuple(None if const_from is None or i < const_from else v for i, v in enumerate(inputs))
+    consts = tuple(
+        v if (const_from is not None and i >= const_from) or i == const_only else None for i, v in enumerate(inputs)
+    )
     op = cls(
         OpContext(
             node_name="n",
@@ -95,8 +100,11 @@ def check_both_paths(
         expected = ort_node(op_type, inputs, n_outputs=n_outputs, attrs=attrs, opset=opset)
     else:
         expected = reference_node(op_type, inputs, attrs=attrs or {}, opset=opset, n_outputs=n_outputs)
-    for const_from in (None, 1):
-        got = native(op_type, inputs, attrs=attrs, opset=opset, n_outputs=n_outputs, const_from=const_from)
+    paths: list[dict[str, int | None]] = [{}, {"const_from": 1}]
+    if len(inputs) > 2:
+        paths.append({"const_only": 1})
+    for path in paths:
+        got = native(op_type, inputs, attrs=attrs, opset=opset, n_outputs=n_outputs, **path)
         assert len(got) == len(expected)
         for g, e in zip(got, expected):
             assert g.dtype == e.dtype, (g.dtype, e.dtype)
@@ -648,3 +656,57 @@ def test_max_roi_pool_matches_onnxruntime() -> None:
         np.float32
     )
     check_both_paths("MaxRoiPool", [x, rois], attrs={"pooled_shape": [2, 3], "spatial_scale": 0.7}, opset=21)
+
+
+# ---------------------------------------------------------------- the light architectures, with real weights
+
+
+def _with_random_weights(model_path: Any, out_path: Any, seed: int) -> Any:
+    """The model with every ConstantOfShape weight replaced by a seeded random initializer.
+
+    ONNX's ``light`` models fill all weights with one constant, so their stored outputs are a
+    uniform softmax that almost any implementation reproduces; random weights make every
+    conv, pool and norm count. Weights get He scaling, 1-D parameters (biases, BN scale,
+    mean, variance) lie in [0.5, 1.5], so activations stay finite through 50+ layers.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    rng = np.random.default_rng(seed)
+    kept = []
+    for node in model.graph.node:
+        if node.op_type != "ConstantOfShape" or node.input[0] not in inits:
+            kept.append(node)
+            continue
+        shape = tuple(int(v) for v in inits[node.input[0]])
+        if len(shape) >= 2:
+            fan_in = int(np.prod(shape[1:]))
+            value = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+        else:
+            value = rng.uniform(0.5, 1.5, shape)
+        model.graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), node.output[0]))
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    onnx.save(model, str(out_path))
+    return out_path
+
+
+@pytest.mark.parametrize("name", ["resnet50", "squeezenet", "shufflenet", "inception_v1", "densenet121"])
+def test_light_architecture_with_random_weights_matches_onnxruntime(name: str, tmp_path: Any) -> None:
+    from onnx_node_data import light_model_paths, load_light_case
+
+    import edgeai
+
+    path = next(p for p in light_model_paths() if p.stem == f"light_{name}")
+    case = load_light_case(path)
+    model = _with_random_weights(path, tmp_path / f"{name}.onnx", seed=18)
+    x = np.random.default_rng(19).standard_normal(case.inputs[0].shape).astype(np.float32)
+    with edgeai.Session(model, device="native") as session:
+        feeds = {session.inputs[0].name: x}
+        got = session.run(None, feeds)[0]
+    with edgeai.Session(model, device="onnxruntime") as session:
+        want = session.run(None, feeds)[0]
+    assert want.std() > 1e-5, "the oracle's output is degenerate; the comparison would prove nothing"
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-6)
