@@ -251,15 +251,18 @@ class _SoftmaxFamily(Op):
 @register_versions("Softmax", (1, 11, 13))
 class Softmax(_SoftmaxFamily):
     def along(self, x: np.ndarray) -> np.ndarray:
-        e = np.exp(x - x.max(axis=-1, keepdims=True, initial=-np.inf))
-        return e / e.sum(axis=-1, keepdims=True)
+        e = np.subtract(x, x.max(axis=-1, keepdims=True, initial=-np.inf))
+        np.exp(e, out=e)  # in place: one temporary for the whole op
+        e /= e.sum(axis=-1, keepdims=True)
+        return e
 
 
 @register_versions("LogSoftmax", (1, 11, 13))
 class LogSoftmax(_SoftmaxFamily):
     def along(self, x: np.ndarray) -> np.ndarray:
-        shifted = x - x.max(axis=-1, keepdims=True, initial=-np.inf)
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        shifted = np.subtract(x, x.max(axis=-1, keepdims=True, initial=-np.inf))
+        shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return shifted
 
 
 @register_versions("Hardmax", (1, 11, 13))
