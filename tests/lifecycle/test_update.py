@@ -201,3 +201,29 @@ def test_security_failures_over_http_raise_and_keep_old(server, store, bundles, 
         UpdateClient(store).update(f"{server.url}/expired.eai")
     assert store.active == "1.1.0"
     assert list((store.root / "downloads").iterdir()) == []
+
+
+def test_encrypted_update_needs_the_key_for_its_smoke_test(store, signer, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from edgeai.security import generate_encryption_key
+
+    for env in ("EDGEAI_BUNDLE_KEY", "EDGEAI_BUNDLE_KEY_FILE"):
+        monkeypatch.delenv(env, raising=False)
+    key = generate_encryption_key()
+    path = tmp_path / "enc.eai"
+    path.write_bytes(
+        create_bundle(
+            affine_onnx(4.0),
+            name="affine",
+            version="2.0.0",
+            target="test-cpu",
+            signing_key=signer,
+            encryption_key=key,
+            sample_inputs={"x": SAMPLE},
+        )
+    )
+    rejected = UpdateClient(store).update(path)
+    assert rejected.status == "rejected" and "DecryptionError" in rejected.reason
+    assert store.active == "1.0.0"
+    assert UpdateClient(store, key=key).update(path).status == "activated"
+    with store.open_session(key=key) as sess:
+        np.testing.assert_allclose(sess.run({"x": SAMPLE})["y"], expected("2.0.0"), rtol=1e-6)
