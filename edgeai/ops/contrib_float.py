@@ -617,17 +617,79 @@ class RotaryEmbedding(Op):
                 f"RotaryEmbedding node {self.ctx.node_name!r}: cos/sin caches end in {cos.shape[-1]}, "
                 f"expected rotary_embedding_dim / 2 = {dim // 2}"
             )
-        w = _work(bsnh)
-        c = _work(cos)[:, :, None, :]
-        s = _work(sin)[:, :, None, :]
-        rot = w[..., :dim]
-        x1, x2 = (rot[..., 0::2], rot[..., 1::2]) if self._interleaved else (rot[..., : dim // 2], rot[..., dim // 2 :])
-        real = c * x1 - s * x2
-        imag = s * x1 + c * x2
-        if self._interleaved:
-            rotated = np.stack([real, imag], axis=-1).reshape(rot.shape)
-        else:
-            rotated = np.concatenate([real, imag], axis=-1)
-        out = np.concatenate([rotated, w[..., dim:]], axis=-1)
+        out = _rope(bsnh, cos, sin, dim, self._interleaved)
         out = out.reshape(x.shape) if x.ndim == 3 else out.transpose(0, 2, 1, 3)
         return (as_dtype(out, dtype),)
+
+
+def _rope(bsnh: np.ndarray, cos: np.ndarray, sin: np.ndarray, dim: int, interleaved: bool) -> np.ndarray:
+    """Rotate the first ``dim`` features of (B, S, N, H) by per-(B, S) cos/sin of shape (B, S, dim/2)."""
+    w = _work(bsnh)
+    c = _work(cos)[:, :, None, :]
+    s = _work(sin)[:, :, None, :]
+    rot = w[..., :dim]
+    x1, x2 = (rot[..., 0::2], rot[..., 1::2]) if interleaved else (rot[..., : dim // 2], rot[..., dim // 2 :])
+    real = c * x1 - s * x2
+    imag = s * x1 + c * x2
+    if interleaved:
+        rotated = np.stack([real, imag], axis=-1).reshape(rot.shape)
+    else:
+        rotated = np.concatenate([real, imag], axis=-1)
+    return np.concatenate([rotated, w[..., dim:]], axis=-1)
+
+
+@register_versions("RotaryEmbedding", (1,), domain=MS)
+class MsRotaryEmbedding(Op):
+    """ONNX Runtime's RotaryEmbedding: input (B, S, D) or (B, N, S, H); ``position_ids`` (B, S),
+    or (1) holding the first position of every sequence; caches (max_len, rotary_dim / 2)."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._heads = int(ctx.attr("num_heads", 0))
+        self._dim = int(ctx.attr("rotary_embedding_dim", 0))
+        self._interleaved = bool(ctx.attr("interleaved", 0))
+        if int(ctx.attr("is_packed_batching", 0)):
+            raise unsupported(ctx, "ragged (is_packed_batching=1) inputs are not implemented")
+        if float(ctx.attr("scale", 1.0)) != 1.0:
+            raise unsupported(ctx, "a scale other than 1.0 is not implemented")
+
+    def run(self, x: np.ndarray, position_ids: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        cos, sin = np.asarray(cos), np.asarray(sin)
+        if x.ndim == 4:
+            bsnh = x.transpose(0, 2, 1, 3)
+        elif x.ndim == 3:
+            head = self._dim or 2 * cos.shape[1]
+            heads = self._heads or x.shape[2] // head
+            if heads <= 0 or x.shape[2] % heads:
+                raise InferenceError(
+                    f"RotaryEmbedding node {self.ctx.node_name!r}: hidden size {x.shape[2]} does not split "
+                    f"into {heads} heads"
+                )
+            bsnh = x.reshape(x.shape[0], x.shape[1], heads, -1)
+        else:
+            raise InferenceError(f"RotaryEmbedding node {self.ctx.node_name!r}: input must be 3-D or 4-D")
+        b, s = bsnh.shape[:2]
+        pos = np.asarray(position_ids).astype(np.int64, copy=False)
+        if pos.size == 1:  # the position of the first token; the others follow it
+            pos = np.broadcast_to(pos.reshape(()) + np.arange(s), (b, s))
+        if pos.size and (pos.min() < 0 or pos.max() >= cos.shape[0]):
+            raise InferenceError(
+                f"RotaryEmbedding node {self.ctx.node_name!r}: positions must be in [0, {cos.shape[0]}), "
+                f"got up to {pos.max()}"
+            )
+        out = _rope(bsnh, cos[pos], sin[pos], self._dim or bsnh.shape[3], self._interleaved)
+        out = out.reshape(x.shape) if x.ndim == 3 else out.transpose(0, 2, 1, 3)
+        return (as_dtype(out, x.dtype),)
+
+
+@register_versions("GemmFastGelu", (1,), domain=MS)
+class GemmFastGelu(Op):
+    """``FastGelu(X @ W + bias)``."""
+
+    def run(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None) -> tuple[np.ndarray]:
+        x = np.asarray(x)
+        y = _work(x) @ _work(np.asarray(w))
+        if bias is not None:
+            y = y + _work(np.asarray(bias))
+        return (as_dtype(gelu_tanh(y), x.dtype),)

@@ -935,3 +935,33 @@ def test_float32_erf_and_erfc_are_within_a_few_ulps_of_libm() -> None:
     np.testing.assert_array_equal(erf(special), [np.nan, 1, -1, 0, -0.0, 1, -1])
     np.testing.assert_array_equal(erfc(special), [np.nan, 0, 2, 1, 1, 0, 2])
     assert np.signbit(erf(special)[4])
+
+
+@pytest.mark.parametrize(
+    ("layout", "positions", "attrs"),
+    [
+        ("3d", "ids", {}),
+        ("3d", "offset", {"num_heads": 3}),
+        ("4d", "ids", {}),
+        ("4d", "offset", {"interleaved": 1}),
+        ("3d", "ids", {"num_heads": 3, "rotary_embedding_dim": 4}),
+    ],
+)
+def test_ms_rotary_embedding_matches_onnxruntime(layout: str, positions: str, attrs: dict[str, Any]) -> None:
+    r = rng(18)
+    b, s, n, h = 2, 5, 3, 8
+    rot = attrs.get("rotary_embedding_dim", h)
+    cos, sin = (r.standard_normal((20, rot // 2)).astype(np.float32) for _ in range(2))
+    x = r.standard_normal((b, s, n * h) if layout == "3d" else (b, n, s, h)).astype(np.float32)
+    pos = r.integers(0, 20, (b, s)).astype(np.int64) if positions == "ids" else np.array([7], np.int64)
+    want = ort_node("RotaryEmbedding", [x, pos, cos, sin], n_feeds=2, domain=MS, attrs=attrs)[0]
+    close(native("RotaryEmbedding", x, pos, cos, sin, domain=MS, opset=1, attrs=attrs)[0], want, atol=2e-6)
+
+
+def test_gemm_fast_gelu_equals_onnxruntime_matmul_then_fast_gelu() -> None:
+    # ONNX Runtime's CPU provider has no GemmFastGelu kernel: the oracle is its two-node spelling
+    r = rng(19)
+    x, w, bias = r.standard_normal((2, 4, 8)), r.standard_normal((8, 16)), r.standard_normal(16)
+    x, w, bias = (a.astype(np.float32) for a in (x, w, bias))
+    want = ort_node("FastGelu", [ort_node("MatMul", [x, w], n_feeds=2)[0], bias], n_feeds=2, domain=MS)[0]
+    close(native("GemmFastGelu", x, w, bias, domain=MS, opset=1)[0], want, atol=2e-6)
