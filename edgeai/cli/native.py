@@ -52,7 +52,12 @@ def cmd_ops(args: argparse.Namespace) -> int:
         table.add_column(col)
     for c in claimed:
         table.add_row(c.domain or "ai.onnx", c.op_type, ", ".join(str(v) for v in c.versions))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    from edgeai.ops import skipped
+
+    for module, reason in sorted(skipped.items()):
+        console.print(f"[yellow]not loaded:[/yellow] {module} ({reason})")
     return 0
 
 
