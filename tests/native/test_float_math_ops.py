@@ -965,3 +965,179 @@ def test_gemm_fast_gelu_equals_onnxruntime_matmul_then_fast_gelu() -> None:
     x, w, bias = (a.astype(np.float32) for a in (x, w, bias))
     want = ort_node("FastGelu", [ort_node("MatMul", [x, w], n_feeds=2)[0], bias], n_feeds=2, domain=MS)[0]
     close(native("GemmFastGelu", x, w, bias, domain=MS, opset=1)[0], want, atol=2e-6)
+
+
+# --------------------------------------------------------------------------- every dtype, old opsets (vs ORT)
+
+UNARY_OPS = [
+    "Abs",
+    "Neg",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Reciprocal",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Sin",
+    "Cos",
+    "Tan",
+    "Asin",
+    "Acos",
+    "Atan",
+    "Sinh",
+    "Cosh",
+    "Asinh",
+    "Acosh",
+    "Atanh",
+    "Erf",
+    "IsNaN",
+    "IsInf",
+    "Relu",
+    "LeakyRelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Mish",
+    "Softplus",
+    "Softsign",
+    "ThresholdedRelu",
+    "Softmax",
+    "LogSoftmax",
+    "Hardmax",
+    "Shrink",
+    "Not",
+    "BitwiseNot",
+]
+BINARY_OPS = [
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Pow",
+    "Mod",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "Equal",
+    "Greater",
+    "Less",
+    "GreaterOrEqual",
+    "LessOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "PRelu",
+    "Max",
+    "Min",
+    "Sum",
+    "Mean",
+    "MatMul",
+]
+
+
+def _sample(r: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...], positive: bool) -> np.ndarray:
+    if dtype == np.bool_:
+        return r.random(shape) > 0.5
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return r.integers(1 if positive else max(info.min, -100), min(info.max, 100), shape).astype(dtype)
+    v = r.standard_normal(shape) * 3
+    return (np.abs(v) + 0.1 if positive else v).astype(dtype)
+
+
+def _schema_dtypes(op: str) -> list[np.dtype]:
+    import onnx
+    import onnx.defs
+    from onnx import helper
+
+    schema = onnx.defs.get_schema(op)
+    allowed = {c.type_param_str: c.allowed_type_strs for c in schema.type_constraints}[schema.inputs[0].type_str]
+    out = []
+    for t in allowed:
+        elem = getattr(onnx.TensorProto, t[len("tensor(") : -1].upper(), None)
+        if elem is not None:
+            dt = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+            if dt.kind in "biuf":
+                out.append(dt)
+    return out
+
+
+@pytest.mark.parametrize("op", UNARY_OPS + BINARY_OPS)
+def test_every_dtype_of_the_schema_matches_onnxruntime(op: str) -> None:
+    """Each numeric type the op's schema allows: same dtype, shape and values as ORT (where ORT has a kernel)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    r = rng(20)
+    compared = 0
+    for dt in _schema_dtypes(op):
+        x = _sample(r, dt, (3, 4), positive=op in ("Log", "Sqrt", "Acosh"))
+        if op == "Acosh":
+            x = (x.astype(np.float64) + 1).astype(dt)
+        if op in ("Asin", "Acos", "Atanh"):
+            x = (np.tanh(x.astype(np.float64)) * 0.9).astype(dt)
+        ins = [x]
+        attrs: dict[str, Any] = {}
+        if op in BINARY_OPS:
+            y = _sample(r, dt, (4, 2) if op == "MatMul" else (4,), positive=op in ("Div", "Mod", "Pow", "BitShift"))
+            if op == "Pow":
+                y = (np.abs(y.astype(np.float64)) % 3).astype(dt)
+            if op == "BitShift":
+                y, attrs = (y.astype(np.int64) % 8).astype(dt), {"direction": "LEFT"}
+            ins.append(y)
+        if op == "Mod" and dt.kind == "f":
+            attrs = {"fmod": 1}
+        try:
+            want = ort_node(op, ins, n_feeds=len(ins), opset=21, attrs=attrs)[0]
+        except Exception:  # ONNX Runtime has no kernel for this type: nothing to compare with
+            continue
+        got = native(op, *ins, opset=21, attrs=attrs)[0]
+        assert got.dtype == want.dtype and got.shape == want.shape, (dt, got.dtype, want.dtype)
+        if want.dtype.kind == "f":
+            tol = 1e-2 if want.dtype.itemsize < 4 else 1e-5
+            np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol, atol=tol, err_msg=str(dt))
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=str(dt))
+        compared += 1
+    assert compared >= 1
+
+
+OLD_OPSET_CASES: list[tuple[str, int, dict[str, Any]]] = [
+    ("Softmax", 1, {"axis": 1}),
+    ("LogSoftmax", 11, {"axis": 2}),
+    ("Hardmax", 11, {"axis": 0}),
+    ("Clip", 6, {"min": -0.5, "max": 0.5}),
+    ("ReduceSum", 1, {"axes": [1], "keepdims": 0}),
+    ("ReduceMean", 11, {"axes": [-1]}),
+    ("ReduceLogSumExp", 11, {}),
+    ("ArgMax", 1, {"axis": 2}),
+    ("TopK", 1, {"k": 2}),
+    ("MatMul", 1, {}),
+    ("Cast", 6, {"to": 7}),
+    ("Max", 6, {}),
+    ("Mean", 6, {}),
+    ("Relu", 6, {}),
+    ("Elu", 6, {"alpha": 0.5}),
+    ("HardSigmoid", 6, {}),
+]
+
+
+@pytest.mark.parametrize(("op", "opset", "attrs"), OLD_OPSET_CASES)
+def test_old_opset_semantics_match_onnxruntime(op: str, opset: int, attrs: dict[str, Any]) -> None:
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    x = rng(21).standard_normal((2, 3, 4)).astype(np.float32)
+    ins = {"MatMul": [x, x.transpose(0, 2, 1).copy()], "Max": [x, -x], "Mean": [x, x * 3]}.get(op, [x])
+    n_out = 2 if op == "TopK" else 1
+    want = ort_node(op, ins, n_feeds=len(ins), n_outputs=n_out, opset=opset, attrs=attrs)
+    got = native(op, *ins, opset=opset, attrs=attrs, num_outputs=n_out)
+    for g, w in zip(got, want):
+        close(g, w)
