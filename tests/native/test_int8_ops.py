@@ -157,7 +157,7 @@ def conv_cases(draw: st.DrawFn) -> dict[str, Any]:
     mg = draw(st.integers(1, 2)) if depthwise else draw(st.integers(1, 4))
     kernel = [draw(st.integers(1, 3)) for _ in range(nd)]
     spatial = [draw(st.integers(k, k + 5)) for k in kernel]
-    strides = [draw(st.integers(1, 3)) for _ in range(nd)]
+    strides = [draw(st.integers(1, 5)) for _ in range(nd)]
     attrs: dict[str, Any] = {"group": group, "strides": strides, "kernel_shape": kernel}
     if draw(st.booleans()):
         attrs["auto_pad"] = draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER", "VALID"]))

@@ -70,7 +70,12 @@ def conv_output_pads(
     pads: Sequence[int] | None,
     auto_pad: str = "NOTSET",
 ) -> list[int]:
-    """ONNX begin/end pads ``[b1..bn, e1..en]`` after resolving ``auto_pad``."""
+    """ONNX begin/end pads ``[b1..bn, e1..en]`` after resolving ``auto_pad`` as ONNX Runtime does.
+
+    With SAME padding and windows that do not reach the end of the input
+    (stride larger than the kernel), the "needed" padding is negative and
+    the begin pad becomes a negative offset (crop), as in ONNX Runtime.
+    """
     n = len(in_spatial)
     if auto_pad in ("NOTSET", "", b"NOTSET"):
         p = list(pads) if pads else [0] * (2 * n)
@@ -84,14 +89,15 @@ def conv_output_pads(
     begin, end = [], []
     for i in range(n):
         out = -(-in_spatial[i] // strides[i])
-        total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_spatial[i])
-        small, big = total // 2, total - total // 2
-        if auto_pad == "SAME_UPPER":
-            begin.append(small)
-            end.append(big)
+        need = (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_spatial[i]
+        if need >= 0:
+            head = need // 2 if auto_pad == "SAME_UPPER" else need - need // 2
         else:
-            begin.append(big)
-            end.append(small)
+            # Windows that stop short of the end (stride > kernel): ONNX Runtime's conv then
+            # starts them later, by these amounts (C truncating division; measured on ORT 1.32).
+            head = int((need + 1) / 2) if auto_pad == "SAME_UPPER" else int((need + 2) / 2)
+        begin.append(head)
+        end.append(need - head)
     return begin + end
 
 
@@ -128,8 +134,13 @@ def conv_int32(
         )
     if cg * int(np.prod(kernel)) * 65536.0 * 65536.0 >= _EXACT:
         raise ModelFormatError("conv reduction is too long for an exact accumulator")
-    xp = np.pad(x_c, [(0, 0), (0, 0)] + [(pads[i], pads[i + nsp]) for i in range(nsp)])
-    out_sp = [(xp.shape[2 + i] - dilations[i] * (kernel[i] - 1) - 1) // strides[i] + 1 for i in range(nsp)]
+    # negative pads (see conv_output_pads) crop instead
+    x_c = x_c[(slice(None), slice(None), *(slice(max(0, -pads[i]), None) for i in range(nsp)))]
+    xp = np.pad(x_c, [(0, 0), (0, 0)] + [(max(0, pads[i]), max(0, pads[i + nsp])) for i in range(nsp)])
+    out_sp = [
+        (x.shape[2 + i] + pads[i] + pads[i + nsp] - dilations[i] * (kernel[i] - 1) - 1) // strides[i] + 1
+        for i in range(nsp)
+    ]
     if any(o <= 0 for o in out_sp):
         raise ModelFormatError(f"conv output would be empty: input {x.shape}, kernel {tuple(kernel)}")
     mg = m // group
