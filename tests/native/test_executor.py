@@ -461,3 +461,11 @@ def test_run_profiled_times_every_step_and_gives_the_same_outputs() -> None:
         (n.name, n.op_type) for n in graph.nodes if n.name not in compiled.folded
     ]
     assert all(t >= 0 for _, _, t in timings)
+
+
+def test_memory_plan_on_a_real_network_holds_a_handful_of_tensors(mobilenetv2_float: Any) -> None:
+    """MobileNetV2 (99 ops, residual connections): at most 3 activations alive at once
+    (a block's input kept for its residual add, plus the op's input and output)."""
+    compiled = CompiledGraph(import_onnx(mobilenetv2_float))
+    assert compiled.steps > 90
+    assert compiled.peak_live_values() == 3
