@@ -1141,3 +1141,60 @@ def test_old_opset_semantics_match_onnxruntime(op: str, opset: int, attrs: dict[
     got = native(op, *ins, opset=opset, attrs=attrs, num_outputs=n_out)
     for g, w in zip(got, want):
         close(g, w)
+
+
+REDUCE_OPS = [
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceSumSquare",
+    "ArgMax",
+    "ArgMin",
+    "CumSum",
+    "TopK",
+    "Clip",
+]
+
+
+@pytest.mark.parametrize("op", REDUCE_OPS)
+def test_reduction_dtypes_match_onnxruntime(op: str) -> None:
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    r = rng(22)
+    compared = 0
+    for dt in _schema_dtypes(op):
+        x = _sample(r, dt, (3, 4, 2), positive=op in ("ReduceLogSum", "ReduceProd"))
+        ins: list[Any] = [x]
+        attrs: dict[str, Any] = {}
+        if op.startswith("Reduce"):
+            ins.append(np.array([1], np.int64))
+            attrs = {"keepdims": 0}
+        elif op in ("ArgMax", "ArgMin"):
+            attrs = {"axis": 1, "select_last_index": 1}
+        elif op == "CumSum":
+            ins.append(np.array(1, np.int64))
+            attrs = {"exclusive": 1}
+        elif op == "TopK":
+            ins.append(np.array([2], np.int64))
+            attrs = {"axis": 1}
+        elif op == "Clip":
+            ins += [np.array(x.flat[0], dt), np.array(x.flat[5], dt)]
+        n_out = 2 if op == "TopK" else 1
+        try:
+            want = ort_node(op, ins, n_feeds=1, n_outputs=n_out, opset=21, attrs=attrs)
+        except Exception:  # no ONNX Runtime kernel for this type
+            continue
+        got = native(op, *ins, opset=21, attrs=attrs, num_outputs=n_out)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape, (dt, g.dtype, w.dtype)
+            tol = 1e-2 if w.dtype.kind == "f" and w.dtype.itemsize < 4 else 1e-5
+            np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=tol, atol=tol, err_msg=str(dt))
+        compared += 1
+    assert compared >= 1
