@@ -270,6 +270,31 @@ class Monitor:
             self._partition_seen[k] = len(values)
         return added
 
+    def record_native_profile(self, timings: Any) -> None:
+        """Add the native engine's per-step timings: ``(node name, op type, seconds)`` tuples."""
+        for node, _op_type, seconds in timings:
+            self.record_op(node, seconds)
+
+    def profile_native_ops(self, session: Any, feeds: Mapping[str, np.ndarray], runs: int = 10) -> list[np.ndarray]:
+        """Run a native-engine session ``runs`` times with per-op timers; returns the last outputs.
+
+        Uses the engine's separate profiled loop, so ordinary runs pay nothing for it.
+        """
+        from edgeai.errors import EdgeAIError
+
+        compiled = getattr(getattr(session, "_exec", session), "_compiled", None)
+        profiled = getattr(compiled, "run_profiled", None)
+        if profiled is None:
+            raise EdgeAIError(
+                "per-op timers need a session on the native engine (device='native'); for ONNX Runtime "
+                "use Session(..., profile=True) and Monitor.add_ort_profile()"
+            )
+        outs: list[np.ndarray] = []
+        for _ in range(runs):
+            outs, timings = profiled(dict(feeds))
+            self.record_native_profile(timings)
+        return outs
+
     def add_ort_profile(self, path: str) -> None:
         """Add per-op times from an ONNX Runtime profiler JSON file."""
 

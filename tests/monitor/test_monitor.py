@@ -170,6 +170,24 @@ def test_ort_profile_per_op(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         ort_op_latency(tmp_path / "missing.json")
 
 
+def test_native_engine_per_op_timers() -> None:
+    import onnx
+
+    sess = edgeai.Session(MODEL, device="native")
+    x = edgeai.demo.samples()[0][:2]
+    m = Monitor("native")
+    outs = m.profile_native_ops(sess, {"image": x}, runs=4)
+    np.testing.assert_allclose(
+        outs[0], edgeai.Session(MODEL, device="onnxruntime").run({"image": x})["probabilities"], rtol=1e-5, atol=1e-6
+    )
+    ops = m.snapshot(resources=False).ops
+    nodes = {n.name for n in onnx.load(str(MODEL)).graph.node}
+    assert set(ops) <= nodes and len(ops) >= len(nodes) - 2  # the engine may fuse a node or two
+    assert all(st.count == 4 and st.p50_ms > 0 for st in ops.values())
+    with pytest.raises(edgeai.errors.EdgeAIError, match="native engine"):
+        m.profile_native_ops(edgeai.Session(MODEL, device="onnxruntime"), {"image": x})
+
+
 def test_partition_latency_from_a_planned_session() -> None:
     sess = edgeai.Session(MODEL, pin={"Relu": "native"}, profile=True)
     x = edgeai.demo.samples()[0][:1]
