@@ -151,6 +151,8 @@ class ProgramInfo:
     """The operator, delegate and instruction tables of a ``.pte`` program."""
 
     methods: dict[str, MethodInfo]
+    payloads: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    """(method, delegate index) -> the delegate's blob, for backends whose blob edgeai can read."""
 
 
 def read_program(data: bytes) -> ProgramInfo:
@@ -183,7 +185,52 @@ def read_program(data: bytes) -> ProgramInfo:
                         InstructionInfo("delegate", delegates[args.delegate_index], args.delegate_index)
                     )
         methods[plan.name] = info
-    return ProgramInfo(methods)
+    payloads: dict[tuple[str, int], bytes] = {}
+    for plan in program.execution_plan:
+        for i, d in enumerate(plan.delegates):
+            ref = d.processed
+            if d.id == "XnnpackBackend" and int(ref.location) == 0:  # inline (restored from segments)
+                payloads[(plan.name, i)] = bytes(program.backend_delegate_data[ref.index].data)
+    return ProgramInfo(methods, payloads)
+
+
+def xnnpack_nodes(payload: bytes) -> list[str] | None:
+    """The XNNPACK node types inside an XNNPACK delegate blob, in order; None when unreadable.
+
+    The blob is an ``XH00`` header and an ``XNNGraph`` flatbuffer; it is decoded
+    with the flatc and the runtime schema that ship with ExecuTorch.
+    """
+    import json
+    import re
+    import struct
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    try:
+        import executorch.backends.xnnpack.serialization as xnn_serialization
+        from executorch.exir._serialize._flatbuffer import _get_flatc_path
+
+        if payload[4:8] != b"XH00":
+            return None
+        _, fb_offset, fb_size = struct.unpack_from("<HII", payload, 8)
+        schema = Path(next(iter(xnn_serialization.__path__))) / "runtime_schema.fbs"
+        with tempfile.TemporaryDirectory() as tmp:
+            blob = Path(tmp) / "graph.bin"
+            blob.write_bytes(payload[fb_offset : fb_offset + fb_size])
+            subprocess.run(
+                [_get_flatc_path(), "--json", "--strict-json", "--raw-binary", "-o", tmp, str(schema), "--", str(blob)],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            text = (Path(tmp) / "graph.json").read_text()
+        # flatc writes inf/nan bare, which JSON does not allow; only the node types are read
+        text = re.sub(r"(?<=[:\[,\s])-?(inf|nan)\b", "0", text)
+        graph = json.loads(text)
+        return [str(n.get("xnode_union_type", "?")) for n in graph.get("xnodes", [])]
+    except Exception:  # a newer blob layout or no flatc: the report falls back to one node per blob
+        return None
 
 
 class ExecuTorchBackend:
@@ -280,6 +327,7 @@ class ExecuTorchExecutable:
                 f"{', '.join(sorted(info.methods))}. Pass method=<name>."
             )
         self._info = info.methods[method_name]
+        self._payloads = {i: b for (m, i), b in info.payloads.items() if m == method_name}
         rt = _runtime()
         self._check_runtime(rt)
         self._check_device()
@@ -378,16 +426,40 @@ class ExecuTorchExecutable:
                 dev = devices.get(ins.name)
                 kind, short, _ = DELEGATE_KINDS.get(ins.name, (DeviceKind.CPU, ins.name.lower(), ""))
                 dev_id = dev.id if dev is not None else f"executorch:{short}"
-                name = f"delegate_{ins.delegate_index}"
-                reason = f"lowered to {ins.name} at export (delegate blob {ins.delegate_index})"
                 provider = ins.name
+                inner = None
+                if ins.delegate_index in self._payloads:
+                    inner = xnnpack_nodes(self._payloads[ins.delegate_index])
+                if inner:
+                    entries = [
+                        (
+                            f"delegate_{ins.delegate_index}/{k}",
+                            op.removeprefix("XNN"),
+                            "xnnpack",
+                            f"in {ins.name} delegate blob {ins.delegate_index}, lowered at export",
+                        )
+                        for k, op in enumerate(inner)
+                    ]
+                else:
+                    entries = [
+                        (
+                            f"delegate_{ins.delegate_index}",
+                            "executorch_call_delegate",
+                            "executorch",
+                            f"lowered to {ins.name} at export (delegate blob {ins.delegate_index})",
+                        )
+                    ]
             else:
-                kind, dev_id, name = DeviceKind.CPU, PORTABLE_ID, f"{ins.name}_{i}"
-                reason = "not claimed by a partitioner at export: runs on ExecuTorch's CPU kernels"
-                provider = "portable"
-            if partitions and partitions[-1].device == dev_id:
-                partitions[-1].nodes.append(name)
-            else:
+                kind, dev_id, provider = DeviceKind.CPU, PORTABLE_ID, "portable"
+                entries = [
+                    (
+                        f"{ins.name}_{i}",
+                        ins.name,
+                        "executorch",
+                        "not claimed by a partitioner at export: runs on ExecuTorch's CPU kernels",
+                    )
+                ]
+            if not (partitions and partitions[-1].device == dev_id):
                 partitions.append(
                     PartitionInfo(
                         index=len(partitions),
@@ -395,27 +467,28 @@ class ExecuTorchExecutable:
                         device_kind=kind.value,
                         backend=self.device.backend,
                         provider=provider,
-                        nodes=[name],
                     )
                 )
-            nodes.append(
-                NodePlacement(
-                    name=name,
-                    op_type=ins.name if ins.kind == "kernel" else "executorch_call_delegate",
-                    domain="executorch",
-                    device=dev_id,
-                    reason=reason,
-                    partition=partitions[-1].index,
+            for name, op_type, domain, reason in entries:
+                partitions[-1].nodes.append(name)
+                nodes.append(
+                    NodePlacement(
+                        name=name,
+                        op_type=op_type,
+                        domain=domain,
+                        device=dev_id,
+                        reason=reason,
+                        partition=partitions[-1].index,
+                    )
                 )
-            )
         return PlacementReport(
             model=self._what,
             nodes=nodes,
             partitions=partitions,
             source=f"ExecuTorch program instructions of method {self._info.name!r}",
             notes=[
-                "a delegate call is one node here: the ops inside a delegate blob were fused by "
-                "its backend at export and are not listed in the program"
+                "XNNPACK delegate blobs are listed node by node (decoded from the blob); other "
+                "backends' blobs are opaque and appear as one executorch_call_delegate node"
             ],
         )
 

@@ -84,14 +84,25 @@ def test_placement_from_program_instructions(cnn_xnnpack: Path, cnn_portable: Pa
     assert delegates and kernels  # conv/linear delegated, the global mean is not
     on_xnn = [n for n in report.nodes if n.device == "executorch:xnnpack"]
     on_cpu = [n for n in report.nodes if n.device == "executorch:portable"]
-    assert len(on_xnn) == len(delegates) and len(on_cpu) == len(kernels)
+    # every delegate call is listed through the XNNPACK nodes decoded from its blob
+    assert {n.name.split("/")[0] for n in on_xnn} == {f"delegate_{d.delegate_index}" for d in delegates}
+    assert len(on_cpu) == len(kernels)
     assert {n.op_type for n in on_cpu} == {"aten::mean.out"}
+    xnn_ops = [n.op_type for n in on_xnn]
+    assert xnn_ops.count("Conv2d") == 2 and xnn_ops.count("FullyConnected") == 1  # the model's layers
     assert all(p.device_kind == "CPU" for p in report.partitions)
     assert len(report.partitions) == 3  # xnnpack | portable mean | xnnpack
 
     portable = edgeai.Session(cnn_portable, device="executorch:portable").placement
     assert portable.device_share() == {"executorch:portable": 1.0}
     assert {"aten::convolution.out", "aten::relu.out"} <= {n.op_type for n in portable.nodes}
+
+
+def test_unreadable_delegate_blob_falls_back_to_one_node() -> None:
+    from edgeai.backends.executorch import xnnpack_nodes
+
+    assert xnnpack_nodes(b"\x00" * 64) is None
+    assert xnnpack_nodes(b"\x00\x00\x00\x00XH00" + b"\xff" * 40) is None
 
 
 def test_devices_come_from_the_runtime_registry() -> None:
