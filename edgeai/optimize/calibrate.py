@@ -247,7 +247,7 @@ def collect_ranges(
     for feed in feeds:
         outs = runner.run(feed)
         for t in tensors:
-            v = np.asarray(outs[t], np.float64).ravel()
+            v = outs[t].ravel()  # histogram in the tensor's own dtype: no float64 copy
             if method == "percentile":
                 if hi[t] > lo[t]:
                     hists[t] += np.histogram(v, HISTOGRAM_BINS, range=(lo[t], hi[t]))[0]
