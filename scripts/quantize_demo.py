@@ -51,9 +51,7 @@ def main() -> None:
     calibration = [x_train[i : i + 1] for i in np.sort(pick)]
     float_model = DEMO / "digits_cnn.onnx"
     print(f"calibration: {len(calibration)} training samples; evaluation: {len(x_test)} held-out samples\n")
-    print(
-        "| calibrator | float top-1 | int8 top-1 | drop (points) | agreement | output SQNR dB | size | calib s |"
-    )
+    print("| calibrator | float top-1 | int8 top-1 | drop (points) | agreement | output SQNR dB | size | calib s |")
     print("|---|---|---|---|---|---|---|---|")
     shipped = None
     for method in ("minmax", "percentile", "entropy"):

@@ -17,9 +17,7 @@ from edgeai.errors import InputNameError
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "quantize", help="quantize an ONNX model to INT8 (static with calibration, or dynamic)"
-    )
+    p = sub.add_parser("quantize", help="quantize an ONNX model to INT8 (static with calibration, or dynamic)")
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True, help="where to write the quantized model")
     p.add_argument("--calibration", "-c", help="calibration samples (.npy or .npz); not for --dynamic")
@@ -47,9 +45,7 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_prune)
 
-    p = sub.add_parser(
-        "evaluate", help="accuracy, agreement and SQNR of a model against labels / its float model"
-    )
+    p = sub.add_parser("evaluate", help="accuracy, agreement and SQNR of a model against labels / its float model")
     p.add_argument("model")
     p.add_argument("--data", "-d", required=True, help="evaluation samples (.npy or .npz)")
     p.add_argument("--labels", help="labels (.npy); default: the 'labels' array of a .npz --data")
@@ -114,9 +110,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         )
     else:
         if not args.calibration:
-            raise OptimizationError(
-                "static quantization needs --calibration samples (.npy/.npz), or --dynamic"
-            )
+            raise OptimizationError("static quantization needs --calibration samples (.npy/.npz), or --dynamic")
         arrays, _ = load_arrays(args.calibration, _input_names(args.model))
         result = quantize(
             args.model,
