@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -693,3 +694,149 @@ class GemmFastGelu(Op):
         if bias is not None:
             y = y + _work(np.asarray(bias))
         return (as_dtype(gelu_tanh(y), x.dtype),)
+
+
+@register_versions("GroupQueryAttention", (1,), domain=MS)
+class GroupQueryAttention(Op):
+    """ONNX Runtime's grouped-query attention of decoder LLMs, with a float KV cache in BNSH.
+
+    Batch entry ``b`` holds ``T = seqlens_k[b] + 1`` tokens after the step, the
+    ``S`` new ones at positions ``[T - S, T)`` (first-prompt rows past ``T`` are
+    padding). New keys/values are written into the cache there; query ``s``
+    attends causally (and within ``local_window_size``) to ``[0, T - S + s]``.
+    Optional rotary embedding (``do_rotary``), ``softcap``, ``smooth_softmax``
+    and ``head_sink``. Quantized caches, ``query_seqlens``, window-sized caches
+    and per-head Q/K norms raise :class:`edgeai.errors.UnsupportedOpError`.
+    """
+
+    # input index -> name, for the optional inputs this engine does not implement
+    _NOT_IMPLEMENTED: ClassVar[tuple[tuple[int, str], ...]] = (
+        (12, "k_scale"),
+        (13, "v_scale"),
+        (14, "q_norm_weight"),
+        (15, "k_norm_weight"),
+        (16, "query_seqlens"),
+    )
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._heads = int(ctx.attr("num_heads", 0))
+        self._kv_heads = int(ctx.attr("kv_num_heads", 0))
+        if self._heads <= 0 or self._kv_heads <= 0 or self._heads % self._kv_heads:
+            raise unsupported(ctx, "num_heads and kv_num_heads must be positive, num_heads a multiple of kv_num_heads")
+        for name in ("sliding_window_cache", "kv_cache_bit_width"):
+            if int(ctx.attr(name, 0)):
+                raise unsupported(ctx, f"{name} (window-sized or quantized KV caches) is not implemented")
+        for name in ("k_quant_type", "v_quant_type"):
+            if str(ctx.attr(name, "NONE")) != "NONE":
+                raise unsupported(ctx, f"{name}={ctx.attr(name)!r} (quantized KV cache) is not implemented")
+        self._causal = bool(ctx.attr("causal", 1))
+        self._window = int(ctx.attr("local_window_size", -1))
+        self._scale = ctx.attr("scale")
+        self._softcap = float(ctx.attr("softcap", 0.0))
+        self._rotary = bool(ctx.attr("do_rotary", 0))
+        self._interleaved = bool(ctx.attr("rotary_interleaved", 0))
+        self._smooth = int(ctx.attr("smooth_softmax", -1)) == 1
+        self._qk_output = int(ctx.attr("qk_output", 0))
+
+    def _fail(self, what: str) -> InferenceError:
+        return InferenceError(f"GroupQueryAttention node {self.ctx.node_name!r}: {what}")
+
+    def run(
+        self, query: np.ndarray, key: np.ndarray | None = None, value: np.ndarray | None = None, *rest: Any
+    ) -> tuple:
+        rest = rest + (None,) * (14 - len(rest))  # inputs 3 .. 16
+        past_key, past_value, seqlens_k, total_len, cos, sin, position_ids, attention_bias, head_sink = rest[:9]
+        for index, name in self._NOT_IMPLEMENTED:
+            if rest[index - 3] is not None:
+                raise unsupported(self.ctx, f"the {name} input is not implemented")
+        if seqlens_k is None or total_len is None:
+            raise self._fail("seqlens_k and total_sequence_length are required")
+        query = np.asarray(query)
+        dtype = query.dtype
+        n, kvn = self._heads, self._kv_heads
+        qw = _work(query)
+        b, s = qw.shape[:2]
+        if key is None:  # packed QKV: (B, S, N*H + 2*kvN*H)
+            h = qw.shape[2] // (n + 2 * kvn)
+            qw, kw, vw = qw[..., : n * h], qw[..., n * h : (n + kvn) * h], qw[..., (n + kvn) * h :]
+        else:
+            kw, vw = _work(np.asarray(key)), _work(np.asarray(value))
+            h = qw.shape[2] // n
+        q = qw.reshape(b, s, n, h)
+        k = kw.reshape(b, s, kvn, h)
+        v = vw.reshape(b, s, kvn, h)
+        totals = np.asarray(seqlens_k).reshape(-1).astype(np.int64) + 1
+        total = int(np.asarray(total_len).reshape(-1)[0])
+        if totals.shape[0] != b or totals.min() < 1 or totals.max() > total:
+            raise self._fail(f"seqlens_k + 1 must be in [1, total_sequence_length={total}] for each of {b} entries")
+        past_lens = np.maximum(totals - s, 0)  # a first prompt may be right-padded: T < S
+        if self._rotary:
+            if cos is None or sin is None:
+                raise self._fail("do_rotary=1 needs cos_cache and sin_cache")
+            cos, sin = np.asarray(cos), np.asarray(sin)
+            if position_ids is not None and past_lens.max() == 0 and s > 1:
+                # a first prompt: only the first position id counts, the others follow it
+                first = np.asarray(position_ids).astype(np.int64).reshape(-1)[0]
+                pos = np.broadcast_to(first + np.arange(s), (b, s))
+            elif position_ids is not None:
+                pos = np.broadcast_to(np.asarray(position_ids).astype(np.int64), (b, s))
+            else:
+                pos = past_lens[:, None] + np.arange(s)
+            pos = np.minimum(pos, cos.shape[0] - 1)
+            q = _rope(q, cos[pos], sin[pos], 2 * cos.shape[1], self._interleaved)
+            k = _rope(k, cos[pos], sin[pos], 2 * cos.shape[1], self._interleaved)
+        buf = 0 if past_key is None else np.asarray(past_key).shape[2]
+        cache_len = max(buf, total)
+        present_k = np.zeros((b, kvn, cache_len, h), qw.dtype)
+        present_v = np.zeros((b, kvn, cache_len, h), qw.dtype)
+        for i in range(b):
+            p = int(past_lens[i])
+            if p:
+                if past_key is None or past_value is None or buf < p:
+                    raise self._fail(f"entry {i} has {p} cached tokens but the past buffers hold {buf}")
+                present_k[i, :, :p] = _work(np.asarray(past_key)[i, :, :p])
+                present_v[i, :, :p] = _work(np.asarray(past_value)[i, :, :p])
+            new = min(s, cache_len - p)  # padding rows of a first prompt are stored too, as ORT does
+            present_k[i, :, p : p + new] = k[i, :new].transpose(1, 0, 2)
+            present_v[i, :, p : p + new] = v[i, :new].transpose(1, 0, 2)
+        reps = n // kvn
+        keys = np.repeat(present_k, reps, axis=1)  # (B, N, L, H): kv head j serves q heads j*reps...
+        vals = np.repeat(present_v, reps, axis=1)
+        scale = float(self._scale) if self._scale else 1.0 / math.sqrt(h)
+        scores = (q.transpose(0, 2, 1, 3) @ keys.swapaxes(-1, -2)) * qw.dtype.type(scale)
+        if self._softcap > 0:
+            cap = qw.dtype.type(self._softcap)
+            scores = cap * np.tanh(scores / cap)
+        qpos = past_lens[:, None] + np.arange(s)  # (B, S) absolute query positions
+        kpos = np.arange(cache_len)
+        allowed = kpos[None, None, :] < totals[:, None, None]
+        if self._causal:
+            allowed = allowed & (kpos[None, None, :] <= qpos[:, :, None])
+        if self._window > 0:
+            allowed = allowed & (kpos[None, None, :] > qpos[:, :, None] - self._window)
+        if attention_bias is not None:
+            bias = _work(np.asarray(attention_bias))
+            scores = scores + np.pad(bias, [(0, 0)] * 3 + [(0, cache_len - bias.shape[-1])])[..., :cache_len]
+        neg = qw.dtype.type(-np.inf)
+        scores = np.where(allowed[:, None], scores, neg)
+        qk_raw = scores
+        m = scores.max(axis=-1, keepdims=True)
+        if head_sink is not None or self._smooth:
+            sink = (
+                np.zeros((1, n, 1, 1), qw.dtype)
+                if head_sink is None
+                else _work(np.asarray(head_sink)).reshape(1, n, 1, 1)
+            )
+            m = np.maximum(m, sink)
+        m = np.where(np.isfinite(m), m, qw.dtype.type(0))
+        e = np.exp(scores - m)
+        denom = e.sum(axis=-1, keepdims=True)
+        if head_sink is not None or self._smooth:
+            denom = denom + np.exp(sink - m)
+        probs = e / np.where(denom == 0, qw.dtype.type(1), denom)
+        out = (probs @ vals).transpose(0, 2, 1, 3).reshape(b, s, n * h)
+        outs = [as_dtype(out, dtype), as_dtype(present_k, dtype), as_dtype(present_v, dtype)]
+        if self.ctx.num_outputs > 3:
+            outs.append(as_dtype(probs if self._qk_output == 2 else qk_raw, dtype))
+        return tuple(outs[: max(1, self.ctx.num_outputs)])

@@ -1198,3 +1198,62 @@ def test_reduction_dtypes_match_onnxruntime(op: str) -> None:
             np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=tol, atol=tol, err_msg=str(dt))
         compared += 1
     assert compared >= 1
+
+
+def _gqa_cases() -> dict[str, tuple[list[Any], dict[str, Any], int]]:
+    r = rng(23)
+    b, s, n, kvn, h, past = 2, 4, 4, 2, 16, 3
+    f = np.float32
+    q = r.standard_normal((b, s, n * h)).astype(f)
+    k = r.standard_normal((b, s, kvn * h)).astype(f)
+    v = r.standard_normal((b, s, kvn * h)).astype(f)
+    pk, pv = (r.standard_normal((b, kvn, past, h)).astype(f) for _ in range(2))
+    big_k, big_v = np.zeros((b, kvn, 8, h), f), np.zeros((b, kvn, 8, h), f)
+    big_k[:, :, :past], big_v[:, :, :past] = pk, pv
+    q1, k1, v1 = q[:, :1].copy(), k[:, :1].copy(), v[:, :1].copy()
+    cos, sin = (r.standard_normal((16, h // 2)).astype(f) for _ in range(2))
+    prompt = [q, k, v, None, None, np.array([s - 1, s - 1], np.int32), np.array(s, np.int32)]
+    padded = [q, k, v, None, None, np.array([s - 1, s - 3], np.int32), np.array(s, np.int32)]
+    step = [q1, k1, v1, pk, pv, np.array([past, past - 1], np.int32), np.array(past + 1, np.int32)]
+    big = [q1, k1, v1, big_k, big_v, *step[5:]]
+    rope = [cos, sin]
+    return {
+        "first prompt": (prompt, {}, 3),
+        "right-padded prompt": (padded, {}, 3),
+        "packed QKV prompt": ([np.concatenate([q, k, v], -1), None, None, *prompt[3:]], {}, 1),
+        "bidirectional prompt": (prompt, {"causal": 0}, 3),
+        "token step": (step, {}, 5),
+        "token step, shared max-length buffer": (big, {}, 5),
+        "local window": (step, {"local_window_size": 2}, 5),
+        "softcap and scale": (step, {"softcap": 1.5, "scale": 0.3}, 5),
+        "smooth softmax": (step, {"smooth_softmax": 1}, 5),
+        "head sink": ([*step, None, None, None, None, r.standard_normal(n).astype(f)], {}, 5),
+        "attention bias": ([*step, None, None, None, r.standard_normal((b, 1, 1, past + 1)).astype(f)], {}, 5),
+        "rotary prompt": ([*prompt, *rope], {"do_rotary": 1}, 3),
+        "rotary prompt, position ids": ([*prompt, *rope, np.array([[5, 6, 7, 8], [2, 3, 4, 5]])], {"do_rotary": 1}, 3),
+        "rotary step, interleaved": ([*step, *rope], {"do_rotary": 1, "rotary_interleaved": 1}, 5),
+        "rotary step, position ids": ([*step, *rope, np.array([[9], [4]])], {"do_rotary": 1}, 5),
+    }
+
+
+GQA_CASES = _gqa_cases()
+
+
+@pytest.mark.parametrize("case", sorted(GQA_CASES))
+def test_group_query_attention_matches_onnxruntime(case: str) -> None:
+    ins, extra, n_feeds = GQA_CASES[case]
+    attrs = {"num_heads": 4, "kv_num_heads": 2, **extra}
+    want = ort_node("GroupQueryAttention", ins, n_feeds=n_feeds, n_outputs=3, domain=MS, attrs=attrs)
+    got = native("GroupQueryAttention", *ins, domain=MS, opset=1, attrs=attrs, num_outputs=3)
+    for g, w in zip(got, want):
+        close(g, w, atol=2e-6)
+
+
+def test_group_query_attention_refuses_quantized_caches() -> None:
+    with pytest.raises(UnsupportedOpError, match="quantized KV cache"):
+        native(
+            "GroupQueryAttention",
+            domain=MS,
+            opset=1,
+            attrs={"num_heads": 4, "kv_num_heads": 2, "k_quant_type": "PER_TENSOR"},
+        )
