@@ -18,12 +18,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import edgeai.ops
 import edgeai.ops.conv
 import edgeai.ops.normalization
 import edgeai.ops.pooling
 import edgeai.ops.resize
 import edgeai.ops.rnn
-import edgeai.ops.tensor_shape  # noqa: F401  (registers the ops)
+import edgeai.ops.tensor_shape
 from edgeai.errors import InferenceError, ModelFormatError
 from edgeai.ops._base import OpContext, lookup
 
@@ -710,3 +711,22 @@ def test_light_architecture_with_random_weights_matches_onnxruntime(name: str, t
         want = session.run(None, feeds)[0]
     assert want.std() > 1e-5, "the oracle's output is degenerate; the comparison would prove nothing"
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        edgeai.ops.conv,
+        edgeai.ops.normalization,
+        edgeai.ops.pooling,
+        edgeai.ops.resize,
+        edgeai.ops.rnn,
+        edgeai.ops.tensor_shape,
+    ],
+    ids=lambda m: m.__name__.rsplit(".", 1)[-1],
+)
+def test_docstring_examples_run(module: Any) -> None:
+    import doctest
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
