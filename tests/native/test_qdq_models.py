@@ -221,7 +221,7 @@ def test_quantized_op_models_bit_exact(kind: str, activation: str, tmp_path: Pat
         str(qpath),
         Reader(),
         quant_format=QuantFormat.QDQ,
-        per_channel=kind in ("conv_relu", "depthwise", "gemm"),
+        per_channel=kind in ("conv_relu", "depthwise", "gemm", "matmul"),
         activation_type=getattr(QuantType, activation),
         weight_type=QuantType.QInt8,
     )
@@ -259,3 +259,40 @@ def test_fuse_qdq_leaves_groups_ort_does_not_fuse() -> None:
     assert [n.op_type for n in fuse_qdq(graph(u8, False)).nodes] == ["QLinearAdd"]
     for g in (graph(i16, False), graph(u8, True)):
         assert fuse_qdq(g) is g
+
+
+@pytest.mark.parametrize("op", ["MatMul", "Gemm"])
+@pytest.mark.parametrize("act", ["uint8", "int8"])
+def test_float_output_groups_bit_exact(op: str, act: str, tmp_path: Path) -> None:
+    """``Q -> DQ -> MatMul|Gemm`` with a float result: MatMulIntegerToFloat / QGemm without y_scale."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    adt = np.dtype(act)
+    w = rng.integers(-127, 128, (16, 6)).astype(np.int8)
+    inits = [
+        numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
+        numpy_helper.from_array(np.array(3, adt), "xz"),
+        numpy_helper.from_array(w, "wq"),
+        numpy_helper.from_array(np.array(0.01, np.float32), "ws"),
+        numpy_helper.from_array(np.array(0, np.int8), "wz"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wf"]),
+        helper.make_node(op, ["xf", "wf"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (5, 16))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (5, 6))],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / f"{op}_{act}.onnx"
+    onnx.save(model, str(path))
+    feeds = [{"x": (rng.standard_normal((5, 16)) * 3).astype(np.float32)} for _ in range(3)]
+    _check_same_as_ort(path, feeds, tmp_path, expect={"MatMul": "MatMulIntegerToFloat", "Gemm": "QGemm"}[op])
