@@ -168,6 +168,11 @@ class Conv(Op):
         if plan is not None:
             return plan
         nsp = len(x_shape) - 2
+        if nsp < 1 or len(w_shape) != len(x_shape):
+            raise InferenceError(
+                f"node {self.ctx.node_name!r} (Conv): input {list(x_shape)} and weights {list(w_shape)} "
+                "must both be (N, C, *spatial) with the same rank"
+            )
         ksize = list(w_shape[2:])
         if self.kernel_attr is not None and len(self.kernel_attr) and list(self.kernel_attr) != ksize:
             raise InferenceError(
@@ -283,6 +288,11 @@ class ConvTranspose(Op):
 
     def run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> tuple[np.ndarray]:
         ctx = self.ctx
+        if x.ndim < 3 or w.ndim != x.ndim:
+            raise InferenceError(
+                f"node {ctx.node_name!r} (ConvTranspose): input {list(x.shape)} and weights "
+                f"{list(w.shape)} must both be (N, C, *spatial) with the same rank"
+            )
         packed = self._packed if self._packed is not None else self._pack(w)
         nsp = x.ndim - 2
         ksize = list(w.shape[2:])

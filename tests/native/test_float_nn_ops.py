@@ -514,6 +514,15 @@ def test_bad_attributes_and_shapes_raise_clear_errors() -> None:
         native("MaxPool", [x], attrs={"kernel_shape": [5, 5]})
     with pytest.raises(ModelFormatError, match="kernel_shape"):
         native("AveragePool", [x])
+    for op_type in ("Conv", "ConvTranspose"):
+        with pytest.raises(InferenceError, match="same rank"):
+            native(op_type, [x, np.zeros((3, 3, 3), np.float32)])
+    with pytest.raises(InferenceError, match="out of range"):
+        native("Gather", [x, np.array([7], np.int64)], attrs={"axis": 2})
+    with pytest.raises(InferenceError, match="exactly one of scales and sizes"):
+        native("Resize", [x, None, np.ones(4, np.float32), np.array([1, 3, 8, 8], np.int64)], opset=13)
+    with pytest.raises(ModelFormatError, match="direction"):
+        native("LSTM", [x[0], x[0], x[0]], attrs={"direction": "sideways", "hidden_size": 1})
 
 
 # ---------------------------------------------------------------- a real model
