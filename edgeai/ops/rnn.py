@@ -36,13 +36,8 @@ Act = Callable[[np.ndarray], np.ndarray]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # split by sign so exp never overflows
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
+    # the tanh form never overflows and is one vectorised call
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 # name -> (number of (alpha, beta) parameters it takes, defaults, factory)
@@ -174,8 +169,13 @@ class _Recurrent(Op):
             rb = bias[g * hidden :]
             extra = self.extra_for(d, ins, hidden, cdt)
             cols = np.arange(batch)
+            full = bool(active.all())
             for k in range(seq):
                 new = self.step(d, xw[k], states, rt, rb, extra)
+                if full:  # no sequence ends early: no masking
+                    states = new
+                    y[tidx[k], d, cols] = new[0]
+                    continue
                 m = active[k][:, None]
                 states = [np.where(m, n, s) for n, s in zip(new, states)]
                 y[tidx[k], d, cols] = np.where(m, new[0], 0)
