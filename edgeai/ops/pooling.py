@@ -102,6 +102,23 @@ class _Window:
             )
             yield t, xp[idx]
 
+    def reduce(self, xp: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+        """Reduce each window with ``ufunc`` (max or add), one axis at a time.
+
+        A box window is separable, so this costs sum(k) passes instead of prod(k).
+        """
+        y = xp
+        for i in range(len(self.k)):
+            idx: list[slice] = [slice(None)] * y.ndim
+            acc: np.ndarray | None = None
+            for t in range(self.k[i]):
+                idx[2 + i] = tap_slice(t * self.d[i], self.s[i], self.out[i])
+                v = y[tuple(idx)]
+                acc = v.copy() if acc is None else ufunc(acc, v, out=acc)
+            assert acc is not None
+            y = acc
+        return y
+
     def counts(self, include_pad: bool) -> np.ndarray:
         """Per output position, how many taps fall inside the input (or its explicit padding)."""
         total: np.ndarray | None = None
@@ -135,6 +152,8 @@ class MaxPool(Op):
         win = _Window(self, x.shape, ceil_ok=self.ctx.opset >= 10)
         xp = win.padded(x, _low(x.dtype))
         want_idx = self.ctx.num_outputs > 1
+        if not want_idx:
+            return (win.reduce(xp, np.maximum),)
         best: np.ndarray | None = None
         arg: np.ndarray | None = None
         for j, (_, v) in enumerate(win.taps(xp)):
@@ -188,10 +207,7 @@ class AveragePool(Op):
         win = _Window(self, x.shape, ceil_ok=self.ctx.opset >= 10)
         cdt = np.float32 if x.dtype == np.float16 else x.dtype
         xp = win.padded(x.astype(cdt, copy=False), 0)
-        acc: np.ndarray | None = None
-        for _, v in win.taps(xp):
-            acc = v.copy() if acc is None else np.add(acc, v, out=acc)
-        assert acc is not None
+        acc = win.reduce(xp, np.add)
         include = bool(self.ctx.attr("count_include_pad", 0))
         acc /= win.counts(include).astype(cdt)
         return (acc.astype(x.dtype, copy=False),)
@@ -210,10 +226,7 @@ class LpPool(Op):
         p = float(self.ctx.attr("p", 2))
         cdt = np.float32 if x.dtype == np.float16 else x.dtype
         xp = np.abs(win.padded(x.astype(cdt, copy=False), 0)) ** p
-        acc: np.ndarray | None = None
-        for _, v in win.taps(xp):
-            acc = v.copy() if acc is None else np.add(acc, v, out=acc)
-        assert acc is not None
+        acc = win.reduce(xp, np.add)
         return ((acc ** (1.0 / p)).astype(x.dtype, copy=False),)
 
 
