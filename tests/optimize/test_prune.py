@@ -188,3 +188,97 @@ def test_pruning_errors(demo_float: Path, mobilenetv2_qdq: Path) -> None:
         prune_channels(demo_float, 0.5, nodes=["nope"])
     with pytest.raises(OptimizationError, match="scope"):
         prune_magnitude(demo_float, 0.5, scope="row")
+
+
+def _bn_depthwise_model(c: int, seed: int = 0) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """Conv(3->c) -> BatchNorm -> Relu -> depthwise Conv(c) -> Relu -> Conv(c->4) -> GlobalAvgPool
+    -> Flatten -> Gemm(4->3)-> output, built by hand (BN not folded)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    w = {
+        "w1": rng.standard_normal((c, 3, 3, 3)).astype(np.float32),
+        "b1": rng.standard_normal(c).astype(np.float32),
+        "gamma": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "beta": rng.standard_normal(c).astype(np.float32),
+        "mean": rng.standard_normal(c).astype(np.float32),
+        "var": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "wd": rng.standard_normal((c, 1, 3, 3)).astype(np.float32),
+        "bd": rng.standard_normal(c).astype(np.float32),
+        "w2": rng.standard_normal((4, c, 1, 1)).astype(np.float32),
+        "wg": rng.standard_normal((3, 4)).astype(np.float32),
+        "bg": rng.standard_normal(3).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "gamma", "beta", "mean", "var"], ["bn"], name="bn"),
+        helper.make_node("Relu", ["bn"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "wd", "bd"], ["dw"], name="dw", group=c, pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["dw"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "w2"], ["c2"], name="conv2"),
+        helper.make_node("GlobalAveragePool", ["c2"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flat"),
+        helper.make_node("Gemm", ["flat", "wg", "bg"], ["y"], name="head", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "bn_dw",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(v, k) for k, v in w.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), w
+
+
+def test_structured_pruning_through_batchnorm_and_depthwise() -> None:
+    from onnx.reference import ReferenceEvaluator
+
+    model, w = _bn_depthwise_model(8)
+    report = prune_channels(model, 0.5, nodes=["conv1"])
+    (layer,) = report.layers
+    k = np.array(layer.kept_channels)
+    assert len(k) == 4 and layer.consumers_fixed == ["bn", "relu1", "dw", "relu2", "conv2"]
+    norms = np.abs(w["w1"]).reshape(8, -1).sum(1)
+    assert set(k.tolist()) == set(np.argsort(-norms)[:4].tolist())
+    # the same graph built from weights sliced here, run by onnx.reference
+    small, _ = _bn_depthwise_model(4)
+    sliced = {
+        "w1": w["w1"][k], "b1": w["b1"][k], "gamma": w["gamma"][k], "beta": w["beta"][k],
+        "mean": w["mean"][k], "var": w["var"][k], "wd": w["wd"][k], "bd": w["bd"][k],
+        "w2": w["w2"][:, k], "wg": w["wg"], "bg": w["bg"],
+    }  # fmt: skip
+    for i, init in enumerate(small.graph.initializer):
+        small.graph.initializer[i].CopyFrom(numpy_helper.from_array(sliced[init.name], init.name))
+    x = np.random.default_rng(1).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    expected = ReferenceEvaluator(small).run(None, {"x": x})[0]
+    np.testing.assert_allclose(_ort(report.model, {"x": x}), expected, rtol=1e-4, atol=1e-5)
+    dw = next(n for n in report.model.graph.node if n.name == "dw")
+    assert next(a.i for a in dw.attribute if a.name == "group") == 4
+
+
+def test_structured_pruning_of_an_mlp_matches_torch(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    big = torch.nn.Sequential(
+        torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5)
+    ).eval()
+    x = torch.randn(4, 20)
+    path = tmp_path / "mlp.onnx"
+    torch.onnx.export(big, (x,), str(path), input_names=["x"], output_names=["y"], opset_version=17, dynamo=False)
+    report = prune_channels(path, 0.5)
+    keep = [np.array(layer.kept_channels) for layer in report.layers]
+    assert [len(k) for k in keep] == [16, 8]
+    small = torch.nn.Sequential(
+        torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 5)
+    ).eval()
+    k1, k2 = (torch.from_numpy(k) for k in keep)
+    with torch.no_grad():
+        small[0].weight.copy_(big[0].weight[k1])
+        small[0].bias.copy_(big[0].bias[k1])
+        small[2].weight.copy_(big[2].weight[k2][:, k1])
+        small[2].bias.copy_(big[2].bias[k2])
+        small[4].weight.copy_(big[4].weight[:, k2])
+        small[4].bias.copy_(big[4].bias)
+        expected = small(x).numpy()
+    np.testing.assert_allclose(_ort(report.model, {"x": x.numpy()}), expected, atol=1e-5)
+    assert report.macs_after == 4 * (20 * 16 + 16 * 8 + 8 * 5)  # exported with a fixed batch of 4
