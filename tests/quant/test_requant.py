@@ -194,3 +194,53 @@ def test_qlinear_conv_tflite_mode_matches_reference_formula(seed: int, per_chann
                 acc = int((xp[0, :, i : i + 3, j : j + 3] * w[m].astype(np.int64)).sum()) + int(bias[m])
                 want = min(max(_mbqm_ref(acc, mult, shift) + int(yz), -128), 127)
                 assert got[0, m, i, j] == want
+
+
+def _tflite_ctx(op: str, domain: str = "com.microsoft", opset: int = 1) -> object:
+    import edgeai.ops.quantized  # noqa: F401
+    from edgeai.ops._base import OpContext, lookup
+
+    return lookup(op, domain, opset)(OpContext("n", op, domain, opset, requant_mode="tflite"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    sa=st.floats(2.0**-10, 0.5, width=32),
+    sb=st.floats(2.0**-10, 0.5, width=32),
+    sc=st.floats(2.0**-10, 0.5, width=32),
+)
+def test_tflite_add_mul_match_reference_formulas(seed: int, sa: float, sb: float, sc: float) -> None:
+    """TFLite's reference ADD (left shift 20, three multipliers) and MUL, on every element."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, 40).astype(np.int8)
+    b = rng.integers(-128, 128, 40).astype(np.int8)
+    za, zb, zc = (np.int8(v) for v in rng.integers(-30, 30, 3))
+    f = np.float32
+    ins = (a, f(sa), za, b, f(sb), zb, f(sc), zc)
+    got_add = _tflite_ctx("QLinearAdd").run(*ins)[0]  # type: ignore[attr-defined]
+    got_mul = _tflite_ctx("QLinearMul").run(*ins)[0]  # type: ignore[attr-defined]
+    twice_max = 2.0 * max(float(f(sa)), float(f(sb)))
+    m1, s1 = rq.quantize_multiplier(float(f(sa)) / twice_max)
+    m2, s2 = rq.quantize_multiplier(float(f(sb)) / twice_max)
+    mo, so = rq.quantize_multiplier(twice_max / ((1 << 20) * float(f(sc))))
+    mm, sm = rq.quantize_multiplier(float(f(sa)) * float(f(sb)) / float(f(sc)))
+    for i in range(a.size):
+        x1, x2 = int(a[i]) - int(za), int(b[i]) - int(zb)
+        raw = _mbqm_ref(x1 << 20, m1, s1) + _mbqm_ref(x2 << 20, m2, s2)
+        assert got_add[i] == min(max(_mbqm_ref(raw, mo, so) + int(zc), -128), 127)
+        assert got_mul[i] == min(max(_mbqm_ref(x1 * x2, mm, sm) + int(zc), -128), 127)
+
+
+def test_tflite_quantize_rounds_ties_away_from_zero() -> None:
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5], np.float32)
+    q = _tflite_ctx("QuantizeLinear", "", 13).run(x, np.float32(1.0), np.int8(0))[0]  # type: ignore[attr-defined]
+    assert q.tolist() == [1, 2, 3, -1, -2, -3]
+
+
+def test_ops_without_tflite_arithmetic_refuse_tflite_mode() -> None:
+    from edgeai.errors import UnsupportedOpError
+
+    for op in ("QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearSoftmax", "QLinearSigmoid"):
+        with pytest.raises(UnsupportedOpError, match="requant_mode='tflite'"):
+            _tflite_ctx(op)

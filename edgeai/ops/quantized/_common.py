@@ -120,3 +120,9 @@ def try_kernel(ctx: OpContext, factory: str, *args: Any, **kwargs: Any) -> Calla
     except ValueError:  # the kernel API's "no kernel takes these weights" (KernelArgumentError)
         return None
     return fn
+
+
+def onnx_mode_only(ctx: OpContext) -> None:
+    """Refuse ``requant_mode="tflite"`` in an op whose TFLite arithmetic is not implemented."""
+    if ctx.requant_mode == "tflite":
+        raise unsupported(ctx, "requant_mode='tflite' (only ONNX Runtime's arithmetic is implemented)")

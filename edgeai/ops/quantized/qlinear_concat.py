@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import bad_model, check_int_dtype, scalar
+from edgeai.ops.quantized._common import bad_model, check_int_dtype, onnx_mode_only, scalar
 from edgeai.ops.quantized.quantize_linear import quantize_onnx
 from edgeai.quant.params import normalize_axis, qrange
 
@@ -38,6 +38,7 @@ class QLinearConcat(Op):
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
+        onnx_mode_only(ctx)
         if ctx.attr("axis") is None:
             raise bad_model(ctx, "the axis attribute is required")
         self.axis = int(ctx.attr("axis"))

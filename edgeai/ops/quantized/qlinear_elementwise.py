@@ -7,6 +7,8 @@ unary ops QLinearSigmoid, QLinearLeakyRelu, as ONNX Runtime computes them.
   broadcaster hands ``a`` over as a scalar per span, ``a`` and ``b`` swap roles.
 * QLinearMul: ``c = sat(rint(float32((a - za) * (b - zb)) * (sa * sb / sc) + zc))``
   (the zero point is added before rounding).
+* With ``requant_mode="tflite"``, QLinearAdd and QLinearMul follow TFLite's
+  reference ADD/MUL kernels instead (fixed-point multipliers, gemmlowp rounding).
 * QLinearSigmoid / QLinearLeakyRelu: a 256-entry table ``quantize(f(dequantize(q)))``
   built once (when the scales are constants) and indexed per element; the
   sigmoid is MLAS's rational approximation of the logistic function.
@@ -29,10 +31,11 @@ from typing import Any
 import numpy as np
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import check_int_dtype, scalar, zero_point_or_default
+from edgeai.ops.quantized._common import check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
 from edgeai.ops.quantized.quantize_linear import quantize_onnx
 from edgeai.quant.float32 import fma_f32
 from edgeai.quant.params import qrange
+from edgeai.quant.requant import quantize_multiplier, requantize_tflite
 
 __all__ = ["QLinearAdd", "QLinearLeakyRelu", "QLinearMul", "QLinearSigmoid", "mlas_logistic"]
 
@@ -96,6 +99,8 @@ class QLinearAdd(_Binary):
 
     def run(self, *inputs: Any) -> tuple[Any, ...]:
         a, b, sa, zpa, sb, zpb, sc, zpc = self._operands(*inputs)
+        if self.ctx.requant_mode == "tflite":
+            return (tflite_add(a, sa, zpa, b, sb, zpb, sc, zpc),)
         if _first_is_scalar_span(a.shape, b.shape):
             # ORT runs "scalar A + vector B" as "vector B + scalar A": the operands swap roles
             a, b, sa, zpa, sb, zpb = b, a, sb, zpb, sa, zpa
@@ -114,10 +119,43 @@ class QLinearMul(_Binary):
 
     def run(self, *inputs: Any) -> tuple[Any, ...]:
         a, b, sa, zpa, sb, zpb, sc, zpc = self._operands(*inputs)
+        if self.ctx.requant_mode == "tflite":
+            return (tflite_mul(a, sa, zpa, b, sb, zpb, sc, zpc),)
         m = _F(_F(sa * sb) / sc)
         prod = (a.astype(np.int32) - np.int32(zpa)) * (b.astype(np.int32) - np.int32(zpb))
         v = ((prod.astype(_F) * m).astype(_F) + _F(zpc)).astype(_F)  # zp before rounding
         return (_saturate(v, zpc.dtype),)
+
+
+def tflite_add(a: np.ndarray, sa: Any, za: Any, b: np.ndarray, sb: Any, zb: Any, sc: Any, zc: Any) -> np.ndarray:
+    """TFLite's int8/uint8 ADD (reference kernel): inputs shifted left by 20, each rescaled by a
+    fixed-point multiplier below one, summed, rescaled to the output scale."""
+    left_shift = 20
+    twice_max = float(_F(2) * max(_F(sa), _F(sb)))  # float arithmetic, then widened to double
+    m1, s1 = quantize_multiplier(float(_F(sa)) / twice_max)
+    m2, s2 = quantize_multiplier(float(_F(sb)) / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << left_shift) * float(_F(sc))))
+    x1 = (a.astype(np.int64) - int(za)) << left_shift
+    x2 = (b.astype(np.int64) - int(zb)) << left_shift
+    raw = _mbqm(x1, m1, s1) + _mbqm(x2, m2, s2)
+    out = _mbqm(raw, mo, so) + int(zc)
+    qmin, qmax = qrange(np.asarray(zc).dtype)
+    return np.clip(out, qmin, qmax).astype(np.asarray(zc).dtype)
+
+
+def tflite_mul(a: np.ndarray, sa: Any, za: Any, b: np.ndarray, sb: Any, zb: Any, sc: Any, zc: Any) -> np.ndarray:
+    """TFLite's int8/uint8 MUL (reference kernel): the integer product requantized by
+    ``sa * sb / sc`` (double) as a fixed-point multiplier."""
+    m, shift = quantize_multiplier(float(_F(sa)) * float(_F(sb)) / float(_F(sc)))
+    prod = (a.astype(np.int64) - int(za)) * (b.astype(np.int64) - int(zb))
+    out = _mbqm(prod, m, shift) + int(zc)
+    qmin, qmax = qrange(np.asarray(zc).dtype)
+    return np.clip(out, qmin, qmax).astype(np.asarray(zc).dtype)
+
+
+def _mbqm(x: np.ndarray, m: int, shift: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    return requantize_tflite(x.astype(np.int32), m, shift, 0, -(2**31), 2**31 - 1, dtype=np.int64)
 
 
 # MLAS's logistic: a rational approximation on [-18, 18] (odd polynomial over even polynomial).
@@ -147,6 +185,7 @@ class _Lookup(Op):
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
+        onnx_mode_only(ctx)
         self._tables: dict[tuple[Any, ...], np.ndarray] = {}
 
     def fn(self, x: np.ndarray) -> np.ndarray:

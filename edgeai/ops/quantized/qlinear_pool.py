@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import bad_model, check_int_dtype, scalar, zero_point_or_default
+from edgeai.ops.quantized._common import bad_model, check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
 from edgeai.quant.requant import requantize_onnx
 
 __all__ = ["QLinearAveragePool", "QLinearGlobalAveragePool"]
@@ -74,6 +74,10 @@ def _global_average(xc: np.ndarray, xs: np.ndarray, xz: np.ndarray, ys: np.ndarr
 class QLinearGlobalAveragePool(Op):
     """Mean over all spatial positions, kept as size-1 dims."""
 
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        onnx_mode_only(ctx)
+
     def run(self, x: np.ndarray, x_scale: Any, x_zp: Any, y_scale: Any, y_zp: Any = None) -> tuple[Any, ...]:
         x = np.asarray(x)
         xs, xz, ys, yz = _params(self.ctx, x, x_scale, x_zp, y_scale, y_zp)
@@ -90,6 +94,7 @@ class QLinearAveragePool(Op):
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
+        onnx_mode_only(ctx)
         self.kernel = list(ctx.attr("kernel_shape") or [])
         if not self.kernel:
             raise bad_model(ctx, "kernel_shape is required")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import check_int_dtype, scalar, zero_point_or_default
+from edgeai.ops.quantized._common import check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
 from edgeai.quant.params import normalize_axis, qrange
 
 __all__ = ["QLinearSoftmax"]
@@ -49,6 +49,7 @@ class QLinearSoftmax(Op):
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
+        onnx_mode_only(ctx)
         self.opset = int(ctx.attr("opset", 13))
         self.axis = int(ctx.attr("axis", -1 if self.opset >= 13 else 1))
         self._tables: dict[tuple[float, int], np.ndarray] = {}

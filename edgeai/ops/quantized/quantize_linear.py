@@ -5,6 +5,8 @@
   rounding half to even; NaN saturates to ``qmin`` (MLAS's ``max_ps`` keeps
   its second operand when the first is NaN).
 * DequantizeLinear: ``float32(x - zp) * scale``.
+* With ``requant_mode="tflite"``, QuantizeLinear rounds ties away from zero
+  (TFLite's QUANTIZE); DequantizeLinear is the same in both modes.
 * Per tensor, per axis and blocked (opset 21) parameters; int8, uint8, int16,
   uint16 and the ml_dtypes int4, uint4, int2, uint2 integer types.
 * Float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz) and float4 (e2m1) outputs/inputs
@@ -40,8 +42,13 @@ _FLOAT4 = ("float4_e2m1fn",)
 _QTYPES = _INTS + _FLOAT8 + _FLOAT4
 
 
-def quantize_onnx(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, out_dtype: Any) -> np.ndarray:
-    """MLAS ``QuantizeLinear``: float32 divide, clamp, round half to even, add zero point."""
+def quantize_onnx(
+    x: np.ndarray, scale: np.ndarray, zp: np.ndarray, out_dtype: Any, *, half_away: bool = False
+) -> np.ndarray:
+    """MLAS ``QuantizeLinear``: float32 divide, clamp, round half to even, add zero point.
+
+    ``half_away=True`` rounds ties away from zero instead (TFLite's ``TfLiteRound``).
+    """
     qmin, qmax = qrange(out_dtype)
     v = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32)
     zp32 = np.asarray(zp).astype(np.int32)
@@ -49,7 +56,8 @@ def quantize_onnx(x: np.ndarray, scale: np.ndarray, zp: np.ndarray, out_dtype: A
     hi = (qmax - zp32).astype(np.float32)
     v = np.where(np.isnan(v), lo, v)
     v = np.minimum(np.maximum(v, lo), hi)
-    return (np.rint(v).astype(np.int32) + zp32).astype(out_dtype)
+    r = np.trunc(v + np.copysign(np.float32(0.5), v)) if half_away else np.rint(v)
+    return (r.astype(np.int32) + zp32).astype(out_dtype)
 
 
 def _onnx_dtype(code: int) -> np.dtype[Any]:
@@ -103,7 +111,8 @@ class QuantizeLinear(_QParams):
         check_int_dtype(self.ctx, np.zeros(0, out_dtype), "output type", _QTYPES)
         s, z = self._params(x, y_scale, y_zero_point)
         if out_dtype.name in _INTS:
-            return (quantize_onnx(x, s, np.zeros((), np.int32) if z is None else z, out_dtype),)
+            zp = np.zeros((), np.int32) if z is None else z
+            return (quantize_onnx(x, s, zp, out_dtype, half_away=self.ctx.requant_mode == "tflite"),)
         v = (np.asarray(x, dtype=np.float32) / np.asarray(s, dtype=np.float32)).astype(np.float32)
         if out_dtype.name in _FLOAT4:
             if z is not None:
