@@ -48,7 +48,7 @@ _LAZY: dict[str, str] = {
     "plan": "edgeai.placement",
     "QuantParams": "edgeai.specs",
 }
-_LAZY_MODULES = {"demo"}
+_LAZY_MODULES = {"demo", "lifecycle", "security", "monitor", "optimize"}
 
 
 def __getattr__(name: str) -> Any:

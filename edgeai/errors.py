@@ -19,6 +19,8 @@ The tree::
     ├── InferenceError                the runtime failed while running
     ├── SessionClosedError            run() after close()
     ├── MissingDependencyError        (also ImportError) an optional extra is not installed
+    ├── StoreError                    the on-device model store cannot do what was asked
+    ├── DownloadError                 a model download failed (network, HTTP status, resume)
     └── SecurityError
         ├── SignatureError            unknown key or bad signature
         ├── IntegrityError            a hash does not match (tampered bytes)
@@ -45,6 +47,7 @@ __all__ = [
     "DecryptionError",
     "DeviceError",
     "DeviceNotAvailableError",
+    "DownloadError",
     "EdgeAIError",
     "ExpiredError",
     "ExternalDataError",
@@ -66,6 +69,7 @@ __all__ = [
     "SessionClosedError",
     "SignatureError",
     "SizeLimitError",
+    "StoreError",
     "UnsupportedOpError",
 ]
 
@@ -157,6 +161,14 @@ class SessionClosedError(EdgeAIError, RuntimeError):
 
 class MissingDependencyError(EdgeAIError, ImportError):
     """An optional dependency is not installed; the message names the pip command."""
+
+
+class StoreError(EdgeAIError):
+    """The on-device model store cannot do what was asked (unknown version, corrupt state)."""
+
+
+class DownloadError(EdgeAIError):
+    """A model download failed: network error, HTTP status, or a resume the server refused."""
 
 
 class SecurityError(EdgeAIError):

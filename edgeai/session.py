@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -156,8 +157,10 @@ class Session:
         fast = getattr(self._exec, "run_fast", None)
         self._run_fast = fast if fast is not None and self._trusts_runtime else None
         self._validation = validation
-        self._monitor = self._make_monitor(monitor)
-        self._plain = self._validation is None and self._monitor is None
+        self._monitor = self._make_monitor(monitor, target)
+        # A monitor with record_run() keeps the fast path: it costs one call per run.
+        self._fast_monitor = self._monitor if hasattr(self._monitor, "record_run") else None
+        self._plain = self._validation is None and (self._monitor is None or self._fast_monitor is not None)
 
     # -- construction helpers -------------------------------------------------
     @staticmethod
@@ -217,13 +220,15 @@ class Session:
         inputs, outputs = io_specs(proto)
         return main, PartitionedExecutable(source, proto, plan, opts, inputs, outputs, main)
 
-    def _make_monitor(self, monitor: Any) -> Any:
+    def _make_monitor(self, monitor: Any, target: str | None = None) -> Any:
         if monitor is False or monitor is None:
             return None
         if monitor is True:
             from edgeai.monitor import Monitor
 
-            return Monitor(name=self._source.display_name)
+            bundle = self._source.metadata.get("bundle") or {}
+            name = bundle.get("name") if isinstance(bundle, dict) else None
+            return Monitor(name=name or self._source.display_name, profile=target)
         return monitor
 
     # -- public properties ----------------------------------------------------
@@ -288,11 +293,19 @@ class Session:
             feeds = self._normalize(feeds)
         if self._plain and self._run_fast is not None and len(feeds) == self._n_inputs:
             out_names = names if names else self._output_names
+            monitor = self._fast_monitor
             try:
-                outs = self._run_fast(out_names, feeds, run_options)
-            except SessionClosedError:
-                raise
+                if monitor is None:
+                    outs = self._run_fast(out_names, feeds, run_options)
+                else:
+                    t0 = perf_counter()
+                    outs = self._run_fast(out_names, feeds, run_options)
+                    monitor.record_run(perf_counter() - t0, feeds, outs)
             except Exception as exc:
+                if monitor is not None:
+                    monitor.errors += 1
+                if isinstance(exc, EdgeAIError) and not isinstance(exc, InputError):
+                    raise  # already clear (closed session, unsupported op, ...)
                 raise self._explain(feeds, exc, out_names) from exc
             return outs if ort_form else dict(zip(out_names, outs))
         outs = self._run_checked(feeds, names)
@@ -375,6 +388,9 @@ class Session:
         for name in self._input_names:
             spec = self._spec_by_name[name]
             value = feeds[name]
+            if spec.dtype == np.dtype(object) and spec.shape is None:
+                out[name] = value  # a sequence or optional input: its runtime checks it
+                continue
             if not isinstance(value, np.ndarray):
                 try:
                     value = np.asarray(value, dtype=spec.dtype)
@@ -434,6 +450,7 @@ class Session:
         exe, self._exec = self._exec, None  # type: ignore[assignment]
         self._run_fast = _closed_run
         self._plain = True
+        self._fast_monitor = None
         if exe is not None:
             exe.close()
 

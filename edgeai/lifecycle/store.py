@@ -43,7 +43,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgeai.errors import EdgeAIError, IntegrityError, ModelNotFoundError, RollbackError
+from edgeai.errors import IntegrityError, ModelNotFoundError, RollbackError, StoreError
 from edgeai.lifecycle.bundle import read_bundle
 from edgeai.lifecycle.version import SemVer
 from edgeai.security._atomic import fsync_dir
@@ -54,10 +54,6 @@ __all__ = ["CRASH_ENV", "InstalledVersion", "ModelStore", "StoreError", "StoreSt
 CRASH_ENV = "EDGEAI_STORE_CRASH_AT"
 _STATE = "state.json"
 _crash_counter = 0
-
-
-class StoreError(EdgeAIError):
-    """A store operation that cannot be done (unknown version, nothing to roll back to)."""
 
 
 def _step(label: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from edgeai.errors import EdgeAIError, ModelNotFoundError, SizeLimitError
+from edgeai.errors import DownloadError, EdgeAIError, ModelNotFoundError, SizeLimitError
 from edgeai.lifecycle.bundle import read_bundle
 from edgeai.lifecycle.store import ModelStore
 from edgeai.security.trust import DEFAULT_MAX_BUNDLE_BYTES
@@ -37,10 +37,6 @@ from edgeai.security.trust import DEFAULT_MAX_BUNDLE_BYTES
 __all__ = ["DownloadError", "UpdateClient", "UpdateResult", "download"]
 
 _CHUNK = 1 << 16
-
-
-class DownloadError(EdgeAIError):
-    """The bundle could not be fetched after every retry."""
 
 
 def download(

@@ -253,7 +253,7 @@ class Monitor:
         from edgeai.errors import EdgeAIError
 
         exe = getattr(session, "_exec", session)
-        times = getattr(exe, "_times", None)
+        times = getattr(exe, "partition_times", None)
         if times is None:
             raise EdgeAIError(
                 "this session has no per-partition timings: they exist for planned sessions "

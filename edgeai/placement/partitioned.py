@@ -99,7 +99,8 @@ class PartitionedExecutable:
         self._plan = plan
         self._what = source.display_name
         self._profile = bool(options.get("profile"))
-        self._times: list[list[float]] = [[] for _ in plan.partitions]
+        self.partition_times: list[list[float]] = [[] for _ in plan.partitions]
+        """Seconds per run of each partition, recorded when ``profile=True``."""
         # shape inference once, so every extracted piece has typed boundaries
         import onnx
 
@@ -127,7 +128,7 @@ class PartitionedExecutable:
             t0 = clock() if self._profile else 0.0
             results = exe.run({n: env[n] for n in ins}, outs)
             if self._profile:
-                self._times[k].append(clock() - t0)
+                self.partition_times[k].append(clock() - t0)
             env.update(zip(outs, results))
             for v in free:
                 env.pop(v, None)
@@ -135,7 +136,7 @@ class PartitionedExecutable:
 
     def placement(self) -> PlacementReport:
         report = report_from_plan(self._plan, self._what, source="edgeai planner (heterogeneous execution)")
-        for info, times in zip(report.partitions, self._times):
+        for info, times in zip(report.partitions, self.partition_times):
             if times:
                 info.time_ms = float(np.mean(times)) * 1e3
         return report
