@@ -129,23 +129,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edgeai.export import export
 
     model, example = load_torch_model(args.model)
-    if args.input_shape:
-        gen = torch.Generator().manual_seed(args.seed)
-        example = tuple(torch.randn(_parse_shape(s), generator=gen) for s in args.input_shape)
-    if not example:
-        print("edgeai: error: give the example input shapes with --input-shape", file=sys.stderr)
+    try:
+        if args.input_shape:
+            gen = torch.Generator().manual_seed(args.seed)
+            example = tuple(torch.randn(_parse_shape(s), generator=gen) for s in args.input_shape)
+        if not example:
+            raise ValueError("give the example input shapes with --input-shape (e.g. 1,3,224,224)")
+        result = export(
+            model,
+            example,
+            args.format,
+            args.output,
+            quantize=args.quantize,
+            precision=args.precision,
+            opset=args.opset,
+            tolerance=args.tolerance,
+            check=not args.no_check,
+        )
+    except (ValueError, TypeError) as exc:  # bad arguments; EdgeAIErrors are reported by edgeai.cli.main
+        print(f"edgeai: error: {exc}", file=sys.stderr)
         return 2
-    result = export(
-        model,
-        example,
-        args.format,
-        args.output,
-        quantize=args.quantize,
-        precision=args.precision,
-        opset=args.opset,
-        tolerance=args.tolerance,
-        check=not args.no_check,
-    )
     if args.json:
         print(json.dumps(result.model_dump(mode="json"), indent=2))
         return 0

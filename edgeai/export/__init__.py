@@ -19,6 +19,21 @@ Example:
 
 from __future__ import annotations
 
+import sys
+import types
+from typing import Any
+
 from edgeai.export._api import FORMATS, ExportResult, export
 
 __all__ = ["FORMATS", "ExportResult", "export"]
+
+
+class _CallableModule(types.ModuleType):
+    """``edgeai.export`` is both this package and the function: ``import edgeai.export``
+    binds the package to ``edgeai.export``, so the package itself is callable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ExportResult:
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -147,8 +147,12 @@ def export(
     in_names = list(input_names) if input_names else _default_names("input", len(args))
     if len(in_names) != len(args):
         raise ValueError(f"{len(in_names)} input_names given for {len(args)} example inputs")
-    with torch.no_grad():
-        ref_out = _flatten(model(*args))
+    try:
+        with torch.no_grad():
+            ref_out = _flatten(model(*args))
+    except Exception as exc:
+        shapes = ", ".join(str(tuple(a.shape)) for a in args)
+        raise ValueError(f"the torch model fails on the example inputs (shapes {shapes}): {exc}") from exc
     out_names = list(output_names) if output_names else _default_names("output", len(ref_out))
     if len(out_names) != len(ref_out):
         raise ValueError(f"{len(out_names)} output_names given but the model returns {len(ref_out)} outputs")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -260,26 +258,33 @@ def test_cli_export(tmp_path: Path) -> None:
     assert main(["export", f"{src}:missing", "--input-shape", "1,2"]) == 2
 
 
-def test_cli_json_and_errors(tmp_path: Path) -> None:
+def test_cli_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgeai.cli import main
+
     src = tmp_path / "lin.py"
     src.write_text("import torch\nmodel = torch.nn.Linear(3, 2)\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeai",
-            "export",
-            f"{src}:model",
-            "--input-shape",
-            "4,3",
-            "-o",
-            str(tmp_path / "lin.onnx"),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    info = json.loads(done.stdout)
+    args = ["export", f"{src}:model", "--input-shape", "4,3", "-o", str(tmp_path / "lin.onnx"), "--json"]
+    assert main(args) == 0
+    info = json.loads(capsys.readouterr().out)
     assert info["format"] == "onnx" and info["relative_error"] <= info["tolerance"]
+    assert main(["export", f"{src}:model", "--input-shape", "4,a"]) == 2
+    assert "must be integers" in capsys.readouterr().err
+    assert main(["export", f"{src}:model", "--input-shape", "4x5"]) == 2
+    assert "fails on the example inputs (shapes (4, 5))" in capsys.readouterr().err
+    assert main(["export", f"{src}:model", "--format", "savedmodel", "--input-shape", "4,3"]) == 2
+    assert "unknown export format" in capsys.readouterr().err
+    assert main(["export", f"{src}:model"]) == 2
+    assert "--input-shape" in capsys.readouterr().err
     assert issubclass(ExportCheckError, EdgeAIError)
+
+
+def test_edgeai_export_is_callable(tmp_path: Path) -> None:
+    import edgeai.export as export_package
+
+    torch.manual_seed(5)
+    model = torch.nn.Linear(3, 2).eval()
+    x = torch.randn(1, 3)
+    result = export_package(model, x, "onnx", tmp_path / "lin.onnx")  # the package calls export()
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(edgeai.Session(result.path).run(x.numpy())["output"], want, rtol=1e-6)
