@@ -50,9 +50,11 @@ __all__ = [
     "SpaceToDepth",
     "Split",
     "Squeeze",
+    "TensorScatter",
     "Tile",
     "Transpose",
     "Trilu",
+    "Unique",
     "Unsqueeze",
 ]
 
@@ -714,4 +716,59 @@ class CenterCropPad(Op):
                 dst[a] = slice(start, start + dim)
         out = np.zeros(out_shape, dtype=x.dtype)
         out[tuple(dst)] = x[tuple(src)]
+        return (out,)
+
+
+@register("Unique", since=11)
+@register("Unique", since=28)
+class Unique(Op):
+    """ONNX Unique: the distinct values (or slices along ``axis``), sorted or in order of first
+    appearance, with their first indices, the inverse mapping and the counts (all int64)."""
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        axis_attr = self.ctx.attr("axis")
+        keep_sorted = bool(self.ctx.attr("sorted", 1))
+        if axis_attr is None:
+            data, axis = x.reshape(-1), 0
+            y, first, inverse, counts = np.unique(data, return_index=True, return_inverse=True, return_counts=True)
+        else:
+            axis = _axis(self, int(axis_attr), x.ndim)
+            y, first, inverse, counts = np.unique(
+                x, return_index=True, return_inverse=True, return_counts=True, axis=axis
+            )
+        inverse = inverse.reshape(-1)
+        if not keep_sorted:
+            order = np.argsort(first, kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            y = np.take(y, order, axis=axis)
+            first, counts, inverse = first[order], counts[order], rank[inverse]
+        outs = (y, first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64))
+        return outs[: max(1, self.ctx.num_outputs)]
+
+
+@register("TensorScatter", since=24)
+class TensorScatter(Op):
+    """ONNX TensorScatter: write ``update`` into a copy of the cache along ``axis`` at each batch
+    entry's write index (``linear``), or wrapping around (``circular``) - the KV-cache update."""
+
+    def run(self, cache: np.ndarray, update: np.ndarray, write_indices: np.ndarray | None = None) -> tuple[np.ndarray]:
+        axis = _axis(self, int(self.ctx.attr("axis", -2)), cache.ndim)
+        mode = self.ctx.attr("mode", "linear")
+        if axis == 0 or mode not in ("linear", "circular"):
+            raise ModelFormatError(
+                f"node {self.ctx.node_name!r} (TensorScatter): axis must not be the batch axis and mode "
+                f"must be linear or circular (got axis={axis}, mode={mode!r})"
+            )
+        batch, max_len, seq = cache.shape[0], cache.shape[axis], update.shape[axis]
+        starts = np.zeros(batch, np.int64) if write_indices is None else write_indices.astype(np.int64).reshape(-1)
+        pos = starts[:, None] + np.arange(seq)[None, :]
+        if mode == "circular":
+            pos %= max_len
+        elif pos.size and (pos.min() < 0 or pos.max() >= max_len):
+            raise _fail(self, f"writing {seq} steps at {starts.tolist()} overruns the cache length {max_len}")
+        out = cache.copy()
+        # batch first, the sequence axis second: one fancy-indexed assignment writes everything
+        view = np.moveaxis(out, axis, 1)
+        view[np.arange(batch)[:, None], pos] = np.moveaxis(update, axis, 1)
         return (out,)

@@ -740,3 +740,22 @@ def test_docstring_examples_run(module: Any) -> None:
 
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+@pytest.mark.parametrize("keep_sorted", [0, 1])
+def test_unique_matches_onnxruntime(axis: int | None, keep_sorted: int) -> None:
+    x = np.random.default_rng(20).integers(0, 3, (6, 4)).astype(np.float32)
+    x[3] = x[1]  # a repeated row for the axis cases
+    attrs: dict[str, Any] = {"sorted": keep_sorted}
+    if axis is not None:
+        attrs["axis"] = axis
+    check_both_paths("Unique", [x], attrs=attrs, n_outputs=4, opset=11)
+
+
+@pytest.mark.parametrize("mode", ["linear", "circular"])
+def test_tensor_scatter_matches_onnxruntime(mode: str) -> None:
+    rng = np.random.default_rng(21)
+    cache, update = rand(rng, 3, 2, 8, 4), rand(rng, 3, 2, 3, 4)
+    starts = np.array([0, 5, 7 if mode == "circular" else 4], np.int64)
+    check_both_paths("TensorScatter", [cache, update, starts], attrs={"mode": mode}, opset=24)
