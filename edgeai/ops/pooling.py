@@ -36,6 +36,7 @@ __all__ = [
     "MaxPool",
     "MaxRoiPool",
     "MaxUnpool",
+    "NonMaxSuppression",
     "RoiAlign",
 ]
 
@@ -437,3 +438,80 @@ class MaxRoiPool(Op):
                     if he > hs and we > ws:
                         out[r, :, i, j] = x[b, :, hs:he, ws:we].max(axis=(1, 2))
         return (out,)
+
+
+@register("NonMaxSuppression", since=10)
+@register("NonMaxSuppression", since=11)
+class NonMaxSuppression(Op):
+    """ONNX NonMaxSuppression: per batch and class, greedily keep the highest-scoring boxes and drop
+    those overlapping a kept one by IoU above ``iou_threshold``. Returns (batch, class, box) rows.
+
+    Boxes are corners ``[y1, x1, y2, x2]`` in either order (``center_point_box=0``) or
+    ``[x_center, y_center, width, height]`` (``center_point_box=1``). Equal scores keep the
+    lower box index first.
+
+    Example:
+        >>> import numpy as np
+        >>> from edgeai.ops._base import OpContext
+        >>> boxes = np.array([[[0, 0, 1, 1], [0, 0.1, 1, 1.1], [0, 2, 1, 3]]], np.float32)
+        >>> scores = np.array([[[0.9, 0.8, 0.7]]], np.float32)
+        >>> op = NonMaxSuppression(OpContext(node_name="nms", op_type="NonMaxSuppression", opset=11))
+        >>> op.run(boxes, scores, np.array([3]), np.array([0.5], np.float32))[0].tolist()
+        [[0, 0, 0], [0, 0, 2]]
+    """
+
+    def run(
+        self,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        max_output: np.ndarray | None = None,
+        iou_threshold: np.ndarray | None = None,
+        score_threshold: np.ndarray | None = None,
+    ) -> tuple[np.ndarray]:
+        ctx = self.ctx
+        if boxes.ndim != 3 or boxes.shape[2] != 4 or scores.ndim != 3 or scores.shape[0] != boxes.shape[0]:
+            raise InferenceError(
+                f"node {ctx.node_name!r} (NonMaxSuppression): expected boxes (B, N, 4) and scores "
+                f"(B, C, N), got {boxes.shape} and {scores.shape}"
+            )
+        if scores.shape[2] != boxes.shape[1]:
+            raise InferenceError(
+                f"node {ctx.node_name!r} (NonMaxSuppression): {scores.shape[2]} scores per class for "
+                f"{boxes.shape[1]} boxes"
+            )
+        limit = 0 if max_output is None or max_output.size == 0 else int(max_output.reshape(-1)[0])
+        iou_max = 0.0 if iou_threshold is None or iou_threshold.size == 0 else float(iou_threshold.reshape(-1)[0])
+        floor = None if score_threshold is None or score_threshold.size == 0 else float(score_threshold.reshape(-1)[0])
+        b = boxes.astype(np.float64)
+        if int(ctx.attr("center_point_box", 0)):
+            xc, yc, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+            y1, x1, y2, x2 = yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2
+        else:
+            y1 = np.minimum(b[..., 0], b[..., 2])
+            y2 = np.maximum(b[..., 0], b[..., 2])
+            x1 = np.minimum(b[..., 1], b[..., 3])
+            x2 = np.maximum(b[..., 1], b[..., 3])
+        area = (y2 - y1) * (x2 - x1)
+        rows: list[tuple[int, int, int]] = []
+        if limit > 0:
+            for bi in range(boxes.shape[0]):
+                for ci in range(scores.shape[1]):
+                    s = scores[bi, ci].astype(np.float64)
+                    cand = np.arange(s.size) if floor is None else np.flatnonzero(s > floor)
+                    cand = cand[np.argsort(-s[cand], kind="stable")]
+                    kept = 0
+                    while cand.size and kept < limit:
+                        top, rest = cand[0], cand[1:]
+                        rows.append((bi, ci, int(top)))
+                        kept += 1
+                        ih = np.maximum(
+                            0.0, np.minimum(y2[bi, top], y2[bi, rest]) - np.maximum(y1[bi, top], y1[bi, rest])
+                        )
+                        iw = np.maximum(
+                            0.0, np.minimum(x2[bi, top], x2[bi, rest]) - np.maximum(x1[bi, top], x1[bi, rest])
+                        )
+                        inter = ih * iw
+                        union = area[bi, top] + area[bi, rest] - inter
+                        iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+                        cand = rest[iou <= iou_max]
+        return (np.array(rows, dtype=np.int64).reshape(-1, 3),)

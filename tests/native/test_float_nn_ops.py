@@ -759,3 +759,27 @@ def test_tensor_scatter_matches_onnxruntime(mode: str) -> None:
     cache, update = rand(rng, 3, 2, 8, 4), rand(rng, 3, 2, 3, 4)
     starts = np.array([0, 5, 7 if mode == "circular" else 4], np.int64)
     check_both_paths("TensorScatter", [cache, update, starts], attrs={"mode": mode}, opset=24)
+
+
+@SETTINGS
+@given(st.integers(0, 1), st.integers(0, 6), st.floats(0.0, 0.9), st.booleans(), st.integers(0, 1000))
+def test_non_max_suppression_matches_onnxruntime(
+    center: int, limit: int, iou: float, with_floor: bool, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(0, 10, (2, 30, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(0.5, 4, (2, 30, 2))], axis=2).astype(np.float32)
+    if not center:
+        flip = rng.random((2, 30)) < 0.3  # corners given in either order
+        boxes[flip] = boxes[flip][:, [2, 3, 0, 1]]
+    scores = rng.random((2, 3, 30)).astype(np.float32)
+    inputs: list[np.ndarray | None] = [
+        boxes,
+        scores,
+        np.array([limit], np.int64),
+        np.array([iou], np.float32),
+        np.array([0.3], np.float32) if with_floor else None,
+    ]
+    while inputs[-1] is None:
+        inputs.pop()
+    check_both_paths("NonMaxSuppression", inputs, attrs={"center_point_box": center}, opset=11)
