@@ -1,4 +1,5 @@
-"""Pooling family for the native engine: MaxPool (with indices), AveragePool, LpPool, global pools.
+"""Pooling family for the native engine: MaxPool (with indices), AveragePool, LpPool, global pools,
+MaxUnpool, and the box ops of detection heads (RoiAlign, MaxRoiPool, NonMaxSuppression).
 
 Every window op reads one strided slice of the padded input per kernel tap
 and reduces across taps, so the cost is one vectorised pass per tap.
