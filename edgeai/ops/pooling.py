@@ -1,8 +1,9 @@
 """Pooling family for the native engine: MaxPool (with indices), AveragePool, LpPool, global pools,
 MaxUnpool, and the box ops of detection heads (RoiAlign, MaxRoiPool, NonMaxSuppression).
 
-Every window op reads one strided slice of the padded input per kernel tap
-and reduces across taps, so the cost is one vectorised pass per tap.
+Window ops read strided slices of the padded input: a box window is
+separable, so max and sum reduce one axis at a time (sum(k) vectorised
+passes); MaxPool's Indices output walks every tap to track the argmax.
 ``ceil_mode`` adds extra padding at the end that never counts in averages.
 
 Example:
