@@ -1257,3 +1257,121 @@ def test_group_query_attention_refuses_quantized_caches() -> None:
             opset=1,
             attrs={"num_heads": 4, "kv_num_heads": 2, "k_quant_type": "PER_TENSOR"},
         )
+
+
+def _tiny_decoder_model() -> Any:
+    """One LLaMA-style decoder layer as ONNX Runtime's GenAI builder writes it, with a KV cache."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    r = rng(24)
+    d, n, kvn, h, ff, vocab = 64, 4, 2, 16, 96, 40
+
+    def init(name: str, *shape: int, scale: float = 0.1) -> Any:
+        return numpy_helper.from_array((r.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inv = 1.0 / 10000 ** (np.arange(0, h, 2) / h)
+    angles = np.arange(32)[:, None] * inv[None, :]
+    inits = [
+        init("embed", vocab, d, scale=1.0),
+        init("ln1", d, scale=1.0),
+        init("wq", d, n * h),
+        init("wk", d, kvn * h),
+        init("wv", d, kvn * h),
+        init("wo", n * h, d),
+        init("ln2", d, scale=1.0),
+        init("w_up", d, ff),
+        init("w_down", ff, d),
+        init("lm_head", d, vocab),
+        numpy_helper.from_array(np.cos(angles).astype(np.float32), "cos"),
+        numpy_helper.from_array(np.sin(angles).astype(np.float32), "sin"),
+    ]
+    ms = "com.microsoft"
+    nodes = [
+        helper.make_node("Gather", ["embed", "input_ids"], ["x"]),
+        helper.make_node("SimplifiedLayerNormalization", ["x", "ln1"], ["x_norm"], epsilon=1e-6),
+        helper.make_node("MatMul", ["x_norm", "wq"], ["q"]),
+        helper.make_node("MatMul", ["x_norm", "wk"], ["k"]),
+        helper.make_node("MatMul", ["x_norm", "wv"], ["v"]),
+        helper.make_node(
+            "GroupQueryAttention",
+            ["q", "k", "v", "past_key", "past_value", "seqlens_k", "total_sequence_length", "cos", "sin"],
+            ["attn", "present_key", "present_value"],
+            domain=ms,
+            num_heads=n,
+            kv_num_heads=kvn,
+            do_rotary=1,
+        ),
+        helper.make_node("MatMul", ["attn", "wo"], ["attn_out"]),
+        helper.make_node(
+            "SkipSimplifiedLayerNormalization",
+            ["attn_out", "x", "ln2"],
+            ["h_norm", "", "", "h"],
+            domain=ms,
+            epsilon=1e-6,
+        ),
+        helper.make_node("MatMul", ["h_norm", "w_up"], ["up"]),
+        helper.make_node("QuickGelu", ["up"], ["act"], domain=ms),
+        helper.make_node("MatMul", ["act", "w_down"], ["down"]),
+        helper.make_node("Add", ["h", "down"], ["y"]),
+        helper.make_node("MatMul", ["y", "lm_head"], ["logits"]),
+        helper.make_node("ArgMax", ["logits"], ["next_token"], axis=-1, keepdims=0),
+    ]
+    f, i64, i32 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32
+    graph = helper.make_graph(
+        nodes,
+        "tiny_decoder",
+        [
+            helper.make_tensor_value_info("input_ids", i64, ["b", "s"]),
+            helper.make_tensor_value_info("past_key", f, ["b", kvn, "p", h]),
+            helper.make_tensor_value_info("past_value", f, ["b", kvn, "p", h]),
+            helper.make_tensor_value_info("seqlens_k", i32, ["b"]),
+            helper.make_tensor_value_info("total_sequence_length", i32, []),
+        ],
+        [
+            helper.make_tensor_value_info("logits", f, ["b", "s", vocab]),
+            helper.make_tensor_value_info("next_token", i64, ["b", "s"]),
+            helper.make_tensor_value_info("present_key", f, ["b", kvn, "t", h]),
+            helper.make_tensor_value_info("present_value", f, ["b", kvn, "t", h]),
+        ],
+        inits,
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)], ir_version=9
+    )
+
+
+def test_tiny_llm_decoder_prompt_then_token_steps_match_onnxruntime(tmp_path: Any) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    import edgeai
+
+    path = tmp_path / "tiny_decoder.onnx"
+    onnx.save(_tiny_decoder_model(), path)
+    prompt = np.array([[3, 14, 15, 9, 2], [6, 5, 35, 8, 9]], np.int64)
+    empty = np.zeros((2, 2, 0, 16), np.float32)
+    feeds = {
+        "input_ids": prompt,
+        "past_key": empty,
+        "past_value": empty,
+        "seqlens_k": np.array([4, 4], np.int32),
+        "total_sequence_length": np.array(5, np.int32),
+    }
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with edgeai.Session(path, device="native") as sess:
+        for step in range(3):  # the prompt, then two generated tokens fed back with the cache
+            want = ref.run(None, feeds)
+            got = sess.run(None, feeds)
+            for g, w in zip(got, want):
+                if g.dtype == np.int64:
+                    assert np.array_equal(g, w), step
+                else:
+                    close(g, w, rtol=1e-4, atol=1e-5)
+            total = int(feeds["total_sequence_length"]) + 1
+            feeds = {
+                "input_ids": want[1][:, -1:],
+                "past_key": want[2],
+                "past_value": want[3],
+                "seqlens_k": np.array([total - 1, total - 1], np.int32),
+                "total_sequence_length": np.array(total, np.int32),
+            }
