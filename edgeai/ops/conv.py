@@ -1,9 +1,11 @@
-"""Conv and ConvTranspose (1-D, 2-D, 3-D, any group count) for the native engine.
+"""Conv, ConvTranspose, DeformConv and Col2Im (1-D, 2-D, 3-D, any group count) for the native engine.
 
 Conv is im2col made of one strided slice per kernel tap followed by a single
 batched matmul over all groups; depthwise convolutions skip the matmul and
 multiply-accumulate tap by tap. ConvTranspose is the adjoint: one matmul,
-then col2im by adding each tap's plane into a strided slice of the output.
+then col2im by adding each tap's plane into a strided slice of the output
+(Col2Im is that last step on its own). DeformConv gathers bilinear samples
+at the learned offsets into the im2col matrix, then does the same matmul.
 
 The window arithmetic (``auto_pad``, output sizes, strided tap slices) lives
 here and is shared with :mod:`edgeai.ops.pooling`.

@@ -1,4 +1,5 @@
-"""Normalization family of the native engine.
+"""Normalization family of the native engine: Batch, Layer, Instance, Group, RMS and Lp
+normalization, LRN and MeanVarianceNormalization.
 
 BatchNormalization folds its constant statistics into one scale and one shift
 at session creation, so inference is a single multiply-add. The other

@@ -1,4 +1,5 @@
-"""Shape and data-movement ops of the native engine (Reshape, Slice, Gather, Pad, Scatter...).
+"""Shape and data-movement ops of the native engine (Reshape, Slice, Gather, Pad, Scatter,
+Unique, TensorScatter, Dropout at inference...).
 
 Each op follows the ONNX schema of the versions it registers for: where a
 later version moved an attribute to an input (Slice-10, Squeeze-13, Split-13,
