@@ -1375,3 +1375,33 @@ def test_tiny_llm_decoder_prompt_then_token_steps_match_onnxruntime(tmp_path: An
                 "seqlens_k": np.array([total - 1, total - 1], np.int32),
                 "total_sequence_length": np.array(total, np.int32),
             }
+
+
+ERROR_CASES: list[tuple[str, dict[str, Any], list[Any], type[Exception], str]] = [
+    ("ReduceSum", {}, [np.ones((2, 3), np.float32), np.array([2])], InferenceError, "axis 2 is out of range"),
+    ("ArgMax", {"axis": 3}, [np.ones((2, 3), np.float32)], InferenceError, "axis 3 is out of range"),
+    ("CumSum", {}, [np.ones((2, 3), np.float32), np.array(-3)], InferenceError, "axis -3 out of range"),
+    ("Softmax", {"axis": 2}, [np.ones((2, 3), np.float32)], InferenceError, "axis 2 is out of range"),
+    (
+        "Where",
+        {},
+        [np.ones((2,), bool), np.ones((3,), np.float32), np.ones(3, np.float32)],
+        InferenceError,
+        "broadcast",
+    ),
+    ("Einsum", {"equation": "ij,jk->ik"}, [np.ones((2, 3)), np.ones((4, 2))], InferenceError, "does not fit"),
+    ("Det", {}, [np.ones((2, 3), np.float32)], InferenceError, r"\[\.\.\., M, M\]"),
+    ("Gemm", {}, [np.ones((2, 3), np.float32), np.ones((4, 2), np.float32)], InferenceError, "inner dimensions"),
+    ("BitShift", {"direction": "UP"}, [], UnsupportedOpError, "direction must be"),
+    ("Gelu", {"approximate": "fast"}, [], UnsupportedOpError, "approximate must be"),
+    ("Einsum", {}, [], UnsupportedOpError, "equation"),
+]
+
+
+@pytest.mark.parametrize(("op", "attrs", "inputs", "error", "message"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_bad_models_and_feeds_raise_clear_edgeai_errors(
+    op: str, attrs: dict[str, Any], inputs: list[Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as info:
+        native(op, *inputs, opset=22, attrs=attrs)
+    assert "node 'n0'" in str(info.value) or op in str(info.value)
