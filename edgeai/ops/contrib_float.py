@@ -1,13 +1,17 @@
 """Fused transformer ops: the com.microsoft float ops ONNX Runtime's transformer
-optimizer writes, and ONNX's own ``Attention`` (opset 23 on).
+optimizer and GenAI model builder write, and ONNX's ``Attention`` and
+``RotaryEmbedding`` (opset 23 on).
 
-``Gelu``, ``FastGelu``, ``BiasGelu``, ``QuickGelu``, ``SkipLayerNormalization``,
-``SkipSimplifiedLayerNormalization``, ``SimplifiedLayerNormalization`` (which
-ONNX Runtime registers in the default domain, opset 1) and the fused
-multi-head self-``Attention`` of BERT/GPT-2 style models. Semantics follow
-ONNX Runtime's CPU kernels (the oracle of ``tests/native/test_float_math_ops.py``);
-cases that kernel also refuses (rotary embeddings, a shared past/present
-buffer, 4-D Megatron masks) raise :class:`edgeai.errors.UnsupportedOpError`.
+com.microsoft: ``Gelu``, ``FastGelu``, ``BiasGelu``, ``QuickGelu``,
+``GemmFastGelu``, ``EmbedLayerNormalization``, ``SkipLayerNormalization``,
+``SkipSimplifiedLayerNormalization``, ``Attention`` (BERT/GPT-2),
+``MultiHeadAttention``, ``GroupQueryAttention`` (decoder LLMs, float KV cache)
+and ``RotaryEmbedding``; ``SimplifiedLayerNormalization``, which ONNX Runtime
+registers in the default domain (opset 1). Semantics follow ONNX Runtime's CPU
+kernels, the oracle of ``tests/native/test_float_math_ops.py``; what this
+engine does not implement (rotary inside ``Attention``, shared past/present
+buffers of ``Attention``, quantized or window-sized KV caches, ragged batches)
+raises :class:`edgeai.errors.UnsupportedOpError` when the session is built.
 
 Example:
     >>> import numpy as np
