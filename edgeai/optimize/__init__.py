@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from edgeai.optimize._errors import AlreadyQuantizedError, CalibrationError, OptimizationError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgeai.optimize.distill import DistillationResult, distill, distillation_loss
-    from edgeai.optimize.evaluate import EvaluationReport, evaluate
+    from edgeai.optimize.distillation import DistillationResult, distill, distillation_loss
+    from edgeai.optimize.evaluation import EvaluationReport, evaluate
     from edgeai.optimize.macs import count_macs, total_macs
     from edgeai.optimize.prune import PruningReport, prune_channels, prune_magnitude
-    from edgeai.optimize.quantize import QuantizationResult, quantize, quantize_dynamic, sqnr_db
+    from edgeai.optimize.quantization import QuantizationResult, quantize, quantize_dynamic, sqnr_db
 
 __all__ = [
     "AlreadyQuantizedError",
@@ -46,20 +46,20 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
-    "quantize": "edgeai.optimize.quantize",
-    "quantize_dynamic": "edgeai.optimize.quantize",
-    "QuantizationResult": "edgeai.optimize.quantize",
-    "sqnr_db": "edgeai.optimize.quantize",
+    "quantize": "edgeai.optimize.quantization",
+    "quantize_dynamic": "edgeai.optimize.quantization",
+    "QuantizationResult": "edgeai.optimize.quantization",
+    "sqnr_db": "edgeai.optimize.quantization",
     "count_macs": "edgeai.optimize.macs",
     "total_macs": "edgeai.optimize.macs",
     "prune_channels": "edgeai.optimize.prune",
     "prune_magnitude": "edgeai.optimize.prune",
     "PruningReport": "edgeai.optimize.prune",
-    "evaluate": "edgeai.optimize.evaluate",
-    "EvaluationReport": "edgeai.optimize.evaluate",
-    "distill": "edgeai.optimize.distill",
-    "distillation_loss": "edgeai.optimize.distill",
-    "DistillationResult": "edgeai.optimize.distill",
+    "evaluate": "edgeai.optimize.evaluation",
+    "EvaluationReport": "edgeai.optimize.evaluation",
+    "distill": "edgeai.optimize.distillation",
+    "distillation_loss": "edgeai.optimize.distillation",
+    "DistillationResult": "edgeai.optimize.distillation",
 }
 
 

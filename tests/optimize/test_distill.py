@@ -11,7 +11,7 @@ from edgeai.optimize import OptimizationError
 
 torch = pytest.importorskip("torch")
 
-from edgeai.optimize.distill import distill, distillation_loss  # noqa: E402
+from edgeai.optimize.distillation import distill, distillation_loss  # noqa: E402
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:

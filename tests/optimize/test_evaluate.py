@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from edgeai.optimize import OptimizationError, evaluate, quantize
-from edgeai.optimize.evaluate import topk_accuracy
+from edgeai.optimize.evaluation import topk_accuracy
 
 
 def _ort(model: onnx.ModelProto | Path, feed: dict[str, np.ndarray]) -> np.ndarray:

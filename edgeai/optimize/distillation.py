@@ -7,7 +7,7 @@ soft-target gradients on the same scale as the hard-label ones.
 
 Example:
     >>> import torch
-    >>> from edgeai.optimize.distill import distillation_loss
+    >>> from edgeai.optimize.distillation import distillation_loss
     >>> s = torch.tensor([[2.0, 0.0]]); t = torch.tensor([[2.0, 0.0]])
     >>> float(distillation_loss(s, t, temperature=2.0, alpha=1.0))
     0.0

@@ -263,7 +263,7 @@ def _run_all(sess: Any, feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndar
 
 
 def _compare(name: str, ref: np.ndarray, got: np.ndarray) -> OutputComparison:
-    from edgeai.optimize.quantize import sqnr_db
+    from edgeai.optimize.quantization import sqnr_db
 
     r = np.asarray(ref, np.float64).ravel()
     g = np.asarray(got, np.float64).ravel()
@@ -280,7 +280,7 @@ def _compare(name: str, ref: np.ndarray, got: np.ndarray) -> OutputComparison:
 def _layer_sqnr(ref_proto: Any, proto: Any, feeds: list[dict[str, np.ndarray]], layer_samples: int) -> list[LayerSQNR]:
     """SQNR of every float activation the reference and the model both have (same name and shape)."""
     from edgeai.optimize._model import produced_tensors, quantized_counterpart, run_with_intermediates
-    from edgeai.optimize.quantize import sqnr_db
+    from edgeai.optimize.quantization import sqnr_db
 
     produced = produced_tensors(proto)
     graph_outputs = {o.name for o in ref_proto.graph.output}
