@@ -478,3 +478,30 @@ def test_fast_kernels_agree_with_reference() -> None:
     fast = native("QLinearMatMul", *ins, consts=(None, *ins[1:]), kernels=True)[0]
     assert_same(fast, ref)
     assert_same(ref, ort_node("QLinearMatMul", ins, opset=21)[0])
+
+
+@pytest.mark.parametrize("mode", ["onnx", "tflite"])
+def test_fast_conv_kernel_agrees_with_reference(mode: str) -> None:
+    """QLinearConv through edgeai.kernels (fused bias + requantization) gives the reference's bytes."""
+    pytest.importorskip("edgeai.kernels.api")
+    rng = np.random.default_rng(6)
+    f = np.float32
+    for group, cg, m in ((1, 5, 7), (3, 2, 6), (8, 1, 8)):
+        x = rng.integers(0, 256, (2, group * cg, 7, 6)).astype(U8)
+        w = rng.integers(-128, 128, (m, cg, 3, 3)).astype(S8)
+        bias = rng.integers(-3000, 3000, m).astype(np.int32)
+        ins = [x, f(0.03), U8(9), w, rng.uniform(0.001, 0.01, m).astype(f), np.zeros(m, S8), f(0.2), U8(120), bias]
+        attrs = {"group": group, "pads": [1, 0, 1, 2], "strides": [2, 1]}
+        cls = lookup("QLinearConv", "", 10)
+        assert cls is not None
+        outs = []
+        for kernels in (False, True):
+            ctx = OpContext(
+                "c", "QLinearConv", "", 10, dict(attrs), (None, *ins[1:]), requant_mode=mode,
+                options={"int8_kernels": kernels},
+            )  # fmt: skip
+            outs.append(cls(ctx).run(*ins)[0])
+        ref = outs[0]
+        assert_same(outs[1], ref)
+        if mode == "onnx":
+            assert_same(ref, ort_node("QLinearConv", ins, attrs=attrs, opset=10)[0])

@@ -126,3 +126,31 @@ def onnx_mode_only(ctx: OpContext) -> None:
     """Refuse ``requant_mode="tflite"`` in an op whose TFLite arithmetic is not implemented."""
     if ctx.requant_mode == "tflite":
         raise unsupported(ctx, "requant_mode='tflite' (only ONNX Runtime's arithmetic is implemented)")
+
+
+def kernel_requant(ctx: OpContext, num: tuple[Any, ...], den: Any, zero_point: np.ndarray) -> Any:
+    """The :class:`edgeai.kernels.api.Requant` for this op's output, or None (no kernel API,
+    kernels disabled, or a parameter layout the fused store does not take)."""
+    if not ctx.options.get("int8_kernels", True):
+        return None
+    try:
+        from edgeai.kernels.api import Requant
+    except ImportError:
+        return None
+    zp = np.asarray(zero_point)
+    if zp.size != 1:
+        return None
+    if ctx.requant_mode == "tflite":
+        real = np.asarray(num[0], dtype=np.float64)
+        for v in num[1:]:
+            real = real * np.asarray(v, dtype=np.float64)
+        real = np.ravel(real / np.asarray(den, dtype=np.float64))
+        pairs = [quantize_multiplier(float(r)) for r in real]
+        mult = np.array([p[0] for p in pairs], dtype=np.int32)
+        shift = np.array([p[1] for p in pairs], dtype=np.int32)
+        if mult.size == 1:
+            mult, shift = mult.reshape(()), shift.reshape(())
+        return Requant("tflite", None, mult, shift, zero_point=int(zp), dtype=zp.dtype)
+    scale = onnx_scale(*num, den=den)
+    scale = scale.reshape(()) if scale.size == 1 else scale.reshape(-1)
+    return Requant("onnx", scale, None, None, zero_point=int(zp), dtype=zp.dtype)

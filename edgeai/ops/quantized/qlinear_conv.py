@@ -27,6 +27,7 @@ from edgeai.ops.quantized._common import (
     bad_model,
     check_int_dtype,
     const_input,
+    kernel_requant,
     per_channel,
     requantize,
     scalar,
@@ -70,12 +71,23 @@ class _IntegerConv(Op):
         pads = conv_output_pads(x.shape[2:], w.shape[2:], strides, dilations, self.pads_attr, self.auto_pad)
         return strides, pads, dilations
 
-    def _accumulate(self, x: np.ndarray, x_zp: np.ndarray, w: np.ndarray, w_zp: np.ndarray) -> np.ndarray:
+    def _accumulate(
+        self,
+        x: np.ndarray,
+        x_zp: np.ndarray,
+        w: np.ndarray,
+        w_zp: np.ndarray,
+        *,
+        fused: tuple[np.ndarray | None, Any] | None = None,
+    ) -> np.ndarray:
+        """int32 accumulators, or, with ``fused=(bias, Requant)`` and a kernel that takes them,
+        the requantized output straight from the kernel (None-free: the caller checks dtype)."""
         strides, pads, dilations = self._geometry(x, w)
         w_const = const_input(self.ctx, self._w_index) is not None
-        if w_const and np.ndim(w_zp) == 0:
-            key = (x.dtype.str, tuple(pads))
+        if w_const and min(pads, default=0) >= 0:
+            key = (x.dtype.str, tuple(pads), fused is not None)
             if key not in self._kernels:
+                bias, requant = fused if fused is not None else (None, None)
                 self._kernels[key] = try_kernel(
                     self.ctx,
                     "prepare_conv",
@@ -86,6 +98,8 @@ class _IntegerConv(Op):
                     pads=pads,
                     dilations=dilations,
                     group=self.group,
+                    bias=bias,
+                    requant=requant,
                 )
             kernel = self._kernels[key]
             if kernel is not None:
@@ -118,6 +132,12 @@ class QLinearConv(_IntegerConv):
 
     _w_index = 3
 
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        # every parameter constant: the kernel can fuse bias and requantization into its store
+        self._fusable = all(const_input(ctx, i) is not None for i in (1, 2, 3, 4, 5, 6, 7))
+        self._requant: Any = None
+
     def run(
         self,
         x: np.ndarray,
@@ -139,6 +159,14 @@ class QLinearConv(_IntegerConv):
         wz = wz.reshape(()) if wz.size == 1 else per_channel(ctx, wz, m, "w_zero_point")
         ws = per_channel(ctx, w_scale, m, "w_scale")
         yz = scalar(ctx, y_zero_point, "y_zero_point")
+        if self._fusable and (bias is None or const_input(ctx, 8) is not None):
+            if self._requant is None:
+                self._requant = kernel_requant(ctx, (scalar(ctx, x_scale, "x_scale"), ws), y_scale, yz)
+            if self._requant is not None:
+                y = self._accumulate(x, xz, w, wz, fused=(bias, self._requant))
+                if y.dtype == yz.dtype:
+                    return (y,)
+                raise AssertionError("a fused conv kernel returned accumulators")  # contract broken
         acc = self._accumulate(x, xz, w, wz)
         chan = (-1,) + (1,) * (acc.ndim - 2)
         if bias is not None:
