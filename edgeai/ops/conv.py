@@ -1,4 +1,4 @@
-"""Conv, ConvTranspose, DeformConv and Col2Im (1-D, 2-D, 3-D, any group count) for the native engine.
+"""Conv, ConvTranspose, DeformConv, Col2Im and CausalConvWithState for the native engine.
 
 Conv is im2col made of one strided slice per kernel tap followed by a single
 batched matmul over all groups; depthwise convolutions skip the matmul and
@@ -32,7 +32,7 @@ import numpy as np
 from edgeai.errors import InferenceError, ModelFormatError
 from edgeai.ops._base import Op, OpContext, register
 
-__all__ = ["Col2Im", "Conv", "ConvTranspose", "DeformConv", "pads_for", "tap_slice"]
+__all__ = ["CausalConvWithState", "Col2Im", "Conv", "ConvTranspose", "DeformConv", "pads_for", "tap_slice"]
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -470,3 +470,61 @@ class DeformConv(Op):
         if b is not None:
             out = out + b.astype(cdt).reshape((1, -1) + (1,) * nsp)
         return (out.astype(x.dtype, copy=False),)
+
+
+@register("CausalConvWithState", since=27)
+class CausalConvWithState(Op):
+    """ONNX CausalConvWithState: a causal depthwise 1-D convolution that carries its last
+    ``k - 1`` input steps as state (the decode-time conv of Mamba / Gated DeltaNet).
+
+    Example:
+        >>> import numpy as np
+        >>> from edgeai.ops._base import OpContext
+        >>> op = CausalConvWithState(OpContext(node_name="c", op_type="CausalConvWithState", opset=27,
+        ...                                    num_outputs=2))
+        >>> y, state = op.run(np.array([[[1, 2, 3]]], np.float32), np.ones((1, 1, 2), np.float32))
+        >>> y.tolist(), state.tolist()
+        ([[[1.0, 3.0, 5.0]]], [[[3.0]]])
+    """
+
+    def run(
+        self,
+        x: np.ndarray,
+        w: np.ndarray,
+        bias: np.ndarray | None = None,
+        past_state: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, ...]:
+        ctx = self.ctx
+        activation = ctx.attr("activation", "none")
+        if activation not in ("none", "silu", "swish"):
+            raise ModelFormatError(
+                f"node {ctx.node_name!r} (CausalConvWithState): activation {activation!r} is not none, silu or swish"
+            )
+        if x.ndim != 3 or w.ndim != 3 or w.shape[0] != x.shape[1] or w.shape[1] != 1:
+            raise InferenceError(
+                f"node {ctx.node_name!r} (CausalConvWithState): expected input (B, C, L) and weight "
+                f"(C, 1, k), got {x.shape} and {w.shape}"
+            )
+        b, c, length = x.shape
+        k = w.shape[2]
+        cdt = _compute_dtype(x.dtype)
+        if past_state is None:
+            past = np.zeros((b, c, k - 1), dtype=cdt)
+        elif past_state.shape != (b, c, k - 1):
+            raise InferenceError(
+                f"node {ctx.node_name!r} (CausalConvWithState): past_state {past_state.shape} should be {(b, c, k - 1)}"
+            )
+        else:
+            past = past_state.astype(cdt, copy=False)
+        padded = np.concatenate([past, x.astype(cdt, copy=False)], axis=2)
+        wk = w.astype(cdt, copy=False)[:, 0, :]  # (c, k)
+        y = padded[:, :, 0:length] * wk[None, :, 0:1]
+        for j in range(1, k):
+            y += padded[:, :, j : j + length] * wk[None, :, j : j + 1]
+        if bias is not None:
+            y += bias.astype(cdt, copy=False)[None, :, None]
+        if activation != "none":
+            y = y * (0.5 * (1.0 + np.tanh(0.5 * y)))
+        state = padded[:, :, padded.shape[2] - (k - 1) :]
+        outs = (y.astype(x.dtype, copy=False), np.ascontiguousarray(state).astype(x.dtype, copy=False))
+        return outs[: max(1, ctx.num_outputs)]

@@ -783,3 +783,24 @@ def test_non_max_suppression_matches_onnxruntime(
     while inputs[-1] is None:
         inputs.pop()
     check_both_paths("NonMaxSuppression", inputs, attrs={"center_point_box": center}, opset=11)
+
+
+@pytest.mark.parametrize("activation", ["none", "silu"])
+def test_causal_conv_with_state_matches_float64_and_streams(activation: str) -> None:
+    rng = np.random.default_rng(22)
+    x, w, bias, past = rand(rng, 2, 3, 7), rand(rng, 3, 1, 4), rand(rng, 3), rand(rng, 2, 3, 3)
+    attrs = {"activation": activation}
+    y, state = native("CausalConvWithState", [x, w, bias, past], attrs=attrs, opset=27, n_outputs=2)
+    # float64 oracle: y[t] = bias + sum_j w[j] * (past ++ x)[t + j]
+    seq = np.concatenate([past, x], axis=2).astype(np.float64)
+    want = np.stack([(seq[:, :, t : t + 4] * w[None, :, 0, :]).sum(axis=2) for t in range(7)], axis=2)
+    want += bias[None, :, None]
+    if activation == "silu":
+        want = want / (1 + np.exp(-want))
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(state, x[:, :, -3:])
+    # decoding in two chunks, state carried over, gives the same sequence
+    y1, s1 = native("CausalConvWithState", [x[:, :, :5], w, bias, past], attrs=attrs, opset=27, n_outputs=2)
+    y2, s2 = native("CausalConvWithState", [x[:, :, 5:], w, bias, s1], attrs=attrs, opset=27, n_outputs=2)
+    np.testing.assert_allclose(np.concatenate([y1, y2], axis=2), y, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(s2, state)
