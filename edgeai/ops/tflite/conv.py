@@ -1,0 +1,174 @@
+"""TFLite int8 CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (reference-kernel arithmetic).
+
+``acc = sum((x - x_zp) * w) + bias`` in exact integers (products of int8
+values summed in float64 BLAS are exact far beyond any int32 accumulator),
+then per output channel ``MultiplyByQuantizedMultiplier(acc, m[c], shift[c])
++ y_zp``, clamped to the fused activation's range. ``m[c], shift[c]`` come
+from ``double(x_scale) * double(w_scale[c]) / double(y_scale)``, as in
+TFLite's ``PopulateConvolutionQuantizationParams``. Padding follows TFLite's
+SAME/VALID rules (padded pixels contribute nothing, as in the reference
+kernel that skips them). Layouts are TFLite's: NHWC inputs, OHWI conv
+weights, ``[1, kH, kW, C*multiplier]`` depthwise weights, ``[units, K]``
+fully connected weights.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops.tflite.conv import conv_int8
+    >>> x = np.full((1, 3, 3, 1), 10, np.int8); w = np.ones((1, 3, 3, 1), np.int8)
+    >>> int(conv_int8(x, -10, w, None, 1, 1, 1, 1, 0, 0, 3, 3)[0, 0, 0, 0])   # 9 taps of (10 + 10)
+    180
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeai.ops._base import Op, OpContext, register
+from edgeai.ops.tflite._common import activation_range, bad_model, multipliers, pad_and_out, quant_of, requant
+
+__all__ = ["Conv2D", "DepthwiseConv2D", "FullyConnected", "conv_int8"]
+
+
+def _windows(
+    x: np.ndarray, zp: int, pt: int, pl: int, oh: int, ow: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int
+) -> tuple[np.ndarray, int, int]:
+    n, h, w, c = x.shape
+    need_h = (oh - 1) * sh + (kh - 1) * dh + 1
+    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
+    xp = np.full((n, max(need_h, pt + h), max(need_w, pl + w), c), zp, dtype=np.float64)
+    xp[:, pt : pt + h, pl : pl + w, :] = x
+    return xp - zp, need_h, need_w
+
+
+def conv_int8(
+    x: np.ndarray,
+    x_zp: int,
+    w: np.ndarray,
+    bias: np.ndarray | None,
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
+    pt: int,
+    pl: int,
+    oh: int,
+    ow: int,
+    depth_multiplier: int = 0,
+) -> np.ndarray:
+    """Exact int64 accumulators of an NHWC convolution (``depth_multiplier > 0``: depthwise)."""
+    kh, kw = w.shape[1], w.shape[2]
+    xs, _, _ = _windows(x, x_zp, pt, pl, oh, ow, kh, kw, sh, sw, dh, dw)
+    if depth_multiplier:
+        xs = np.repeat(xs, depth_multiplier, axis=-1)
+    out_c = w.shape[3] if depth_multiplier else w.shape[0]
+    acc = np.zeros((x.shape[0], oh, ow, out_c), np.float64)
+    wf = w.astype(np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xs[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw, :]
+            if depth_multiplier:
+                acc += patch * wf[0, i, j, :]
+            else:
+                acc += patch @ wf[:, i, j, :].T
+    out = acc.astype(np.int64)
+    if bias is not None:
+        out += bias.astype(np.int64)
+    return out
+
+
+class _ConvBase(Op):
+    depthwise = False
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        vals = ctx.input_values
+        if len(vals) < 2 or vals[1] is None:
+            raise bad_model(ctx, "needs an input and a filter")
+        xq = quant_of(ctx, vals[0], "input")
+        wq = quant_of(ctx, vals[1], "filter")
+        yq = quant_of(ctx, ctx.output_values[0], "output")
+        self.w = ctx.input_consts[1]
+        if self.w is None or self.w.ndim != 4:
+            raise bad_model(ctx, "the filter must be a constant 4-D tensor")
+        self.bias = ctx.input_consts[2] if len(ctx.input_consts) > 2 else None
+        if len(vals) > 2 and vals[2] is not None and self.bias is None:
+            raise bad_model(ctx, "the bias must be a constant")
+        if self.bias is not None and self.bias.dtype != np.int32:
+            raise bad_model(ctx, f"an int8 convolution needs an int32 bias, got {self.bias.dtype}")
+        n_out = self.w.shape[3] if self.depthwise else self.w.shape[0]
+        w_scales = np.asarray(wq.scale, np.float64)
+        if w_scales.size not in (1, n_out):
+            raise bad_model(ctx, f"filter has {w_scales.size} scales for {n_out} output channels")
+        real = np.float64(xq.scale[0]) * np.broadcast_to(w_scales, (n_out,)) / np.float64(yq.scale[0])
+        self.m, self.shift = multipliers(real)
+        self.x_zp, self.y_zp = int(xq.zero_point[0]), int(yq.zero_point[0])
+        self.lo, self.hi = activation_range(ctx, yq)
+        self.sh, self.sw = int(ctx.attr("strideH", 1)), int(ctx.attr("strideW", 1))
+        self.dh, self.dw = int(ctx.attr("dilationHFactor", 1) or 1), int(ctx.attr("dilationWFactor", 1) or 1)
+        self.padding = int(ctx.attr("padding", 0))
+        self.mult = 0
+        if self.depthwise:
+            self.mult = int(ctx.attr("depthMultiplier", 1) or 1)
+            in_c = vals[0].shape[-1] if vals[0].shape and isinstance(vals[0].shape[-1], int) else None
+            if in_c:
+                self.mult = n_out // in_c
+
+    def run(self, x: np.ndarray, *_: Any) -> tuple[np.ndarray]:
+        kh, kw = self.w.shape[1], self.w.shape[2]
+        oh, pt = pad_and_out(self.padding, x.shape[1], kh, self.sh, self.dh)
+        ow, pl = pad_and_out(self.padding, x.shape[2], kw, self.sw, self.dw)
+        mult = self.w.shape[3] // x.shape[3] if self.depthwise else 0
+        acc = conv_int8(x, self.x_zp, self.w, self.bias, self.sh, self.sw, self.dh, self.dw, pt, pl, oh, ow, mult)
+        return (requant(acc, self.m, self.shift, self.y_zp, self.lo, self.hi),)
+
+
+@register("CONV_2D", domain="tflite", since=1)
+class Conv2D(_ConvBase):
+    """int8 CONV_2D (per-tensor or per-channel filters)."""
+
+
+@register("DEPTHWISE_CONV_2D", domain="tflite", since=1)
+class DepthwiseConv2D(_ConvBase):
+    """int8 DEPTHWISE_CONV_2D (any depth multiplier)."""
+
+    depthwise = True
+
+
+@register("FULLY_CONNECTED", domain="tflite", since=1)
+class FullyConnected(Op):
+    """int8 FULLY_CONNECTED: ``[.., K] x [units, K]^T``, per-tensor or per-channel filters."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        vals = ctx.input_values
+        xq = quant_of(ctx, vals[0], "input")
+        wq = quant_of(ctx, vals[1], "filter")
+        yq = quant_of(ctx, ctx.output_values[0], "output")
+        if int(ctx.attr("weightsFormat", 0) or 0) != 0:
+            raise bad_model(ctx, "only the DEFAULT weights format is implemented (not shuffled 4x16)")
+        self.w = ctx.input_consts[1]
+        self.bias = ctx.input_consts[2] if len(ctx.input_consts) > 2 else None
+        if len(vals) > 2 and vals[2] is not None and self.bias is None:
+            raise bad_model(ctx, "the bias must be a constant")
+        units = vals[1].shape[0] if vals[1].shape else None
+        w_scales = np.asarray(wq.scale, np.float64)
+        n = units if isinstance(units, int) else w_scales.size
+        real = np.float64(xq.scale[0]) * np.broadcast_to(w_scales, (n,)) / np.float64(yq.scale[0])
+        self.m, self.shift = multipliers(real)
+        self.x_zp, self.w_zp, self.y_zp = int(xq.zero_point[0]), int(wq.zero_point[0]), int(yq.zero_point[0])
+        self.lo, self.hi = activation_range(ctx, yq)
+        self.keep = bool(ctx.attr("keepNumDims", False))
+        self.wf = None if self.w is None else (self.w.astype(np.float64) - self.w_zp).T
+
+    def run(self, x: np.ndarray, w: np.ndarray | None = None, *_: Any) -> tuple[np.ndarray]:
+        wf = self.wf if self.wf is not None else (np.asarray(w).astype(np.float64) - self.w_zp).T
+        k = wf.shape[0]
+        if x.size % k:
+            raise bad_model(self.ctx, f"input of shape {x.shape} does not split into rows of {k}")
+        acc = ((x.reshape(-1, k).astype(np.float64) - self.x_zp) @ wf).astype(np.int64)
+        if self.bias is not None:
+            acc += self.bias.astype(np.int64)
+        y = requant(acc, self.m, self.shift, self.y_zp, self.lo, self.hi)
+        return (y.reshape(*x.shape[:-1], -1) if self.keep else y,)

@@ -1,0 +1,96 @@
+"""TFLite int8 AVERAGE_POOL_2D and MAX_POOL_2D (reference-kernel arithmetic).
+
+Windows cover only in-bounds pixels (SAME padding shrinks the border
+windows). The average is the int32 sum divided by the number of in-bounds
+pixels, rounded half away from zero (``(sum ± count/2) / count`` with C's
+truncating division); both clamp to the fused activation's range.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops.tflite.pooling import average_pool_int8
+    >>> x = np.array([1, 2, 2, 2], np.int8).reshape(1, 2, 2, 1)
+    >>> int(average_pool_int8(x, 2, 2, 2, 2, 0, 0, 1, 1, -128, 127)[0, 0, 0, 0])   # 7/4 -> 2
+    2
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeai.ops._base import Op, OpContext, register
+from edgeai.ops.tflite._common import activation_range, bad_model, pad_and_out, quant_of
+
+__all__ = ["AveragePool2D", "MaxPool2D", "average_pool_int8", "max_pool_int8"]
+
+
+def _pool(
+    x: np.ndarray, fh: int, fw: int, sh: int, sw: int, pt: int, pl: int, oh: int, ow: int, fill: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(stack of window taps [fh*fw, N, oh, ow, C] with ``fill`` outside, in-bounds mask per tap)."""
+    n, h, w, c = x.shape
+    hh = max((oh - 1) * sh + fh, pt + h)
+    ww = max((ow - 1) * sw + fw, pl + w)
+    xp = np.full((n, hh, ww, c), fill, np.float64)
+    xp[:, pt : pt + h, pl : pl + w, :] = x
+    inside = np.zeros((hh, ww), bool)
+    inside[pt : pt + h, pl : pl + w] = True
+    taps, masks = [], []
+    for i in range(fh):
+        for j in range(fw):
+            sl = (slice(i, i + (oh - 1) * sh + 1, sh), slice(j, j + (ow - 1) * sw + 1, sw))
+            taps.append(xp[:, sl[0], sl[1], :])
+            masks.append(inside[sl])
+    return np.stack(taps), np.stack(masks)
+
+
+def average_pool_int8(
+    x: np.ndarray, fh: int, fw: int, sh: int, sw: int, pt: int, pl: int, oh: int, ow: int, lo: int, hi: int
+) -> np.ndarray:
+    taps, masks = _pool(x, fh, fw, sh, sw, pt, pl, oh, ow, 0.0)
+    total = taps.sum(axis=0).astype(np.int64)
+    count = masks.sum(axis=0).astype(np.int64)[None, :, :, None]
+    half = count // 2
+    num = np.where(total > 0, total + half, total - half)
+    q = np.sign(num) * (np.abs(num) // count)  # C division truncates toward zero
+    return np.clip(q, lo, hi).astype(np.int8)
+
+
+def max_pool_int8(
+    x: np.ndarray, fh: int, fw: int, sh: int, sw: int, pt: int, pl: int, oh: int, ow: int, lo: int, hi: int
+) -> np.ndarray:
+    taps, _ = _pool(x, fh, fw, sh, sw, pt, pl, oh, ow, -np.inf)
+    return np.clip(taps.max(axis=0), lo, hi).astype(np.int8)
+
+
+class _Pool(Op):
+    kernel = staticmethod(average_pool_int8)
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        xq = quant_of(ctx, ctx.input_values[0], "input")
+        yq = quant_of(ctx, ctx.output_values[0], "output")
+        if (xq.scale[0], xq.zero_point[0]) != (yq.scale[0], yq.zero_point[0]):
+            raise bad_model(ctx, "TFLite int8 pooling needs the same scale and zero point on input and output")
+        self.lo, self.hi = activation_range(ctx, yq)
+        self.fh, self.fw = int(ctx.attr("filterHeight", 1)), int(ctx.attr("filterWidth", 1))
+        self.sh, self.sw = int(ctx.attr("strideH", 1)), int(ctx.attr("strideW", 1))
+        self.padding = int(ctx.attr("padding", 0))
+
+    def run(self, x: np.ndarray, *_: Any) -> tuple[np.ndarray]:
+        oh, pt = pad_and_out(self.padding, x.shape[1], self.fh, self.sh)
+        ow, pl = pad_and_out(self.padding, x.shape[2], self.fw, self.sw)
+        return (self.kernel(x, self.fh, self.fw, self.sh, self.sw, pt, pl, oh, ow, self.lo, self.hi),)
+
+
+@register("AVERAGE_POOL_2D", domain="tflite", since=1)
+class AveragePool2D(_Pool):
+    """int8 AVERAGE_POOL_2D."""
+
+
+@register("MAX_POOL_2D", domain="tflite", since=1)
+class MaxPool2D(_Pool):
+    """int8 MAX_POOL_2D."""
+
+    kernel = staticmethod(max_pool_int8)
