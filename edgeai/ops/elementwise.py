@@ -675,28 +675,32 @@ def _parse_int(v: Any) -> int:
 
 
 @register_versions("CastLike", (15, 19, 21, 23, 24, 25))
-class CastLike(Cast):
-    """ONNX CastLike: the target type is the dtype of the second input."""
+class CastLike(Op):
+    """ONNX CastLike: the target type is the dtype of the second input.
+
+    One configured :class:`Cast` per target dtype seen, so concurrent runs never
+    reconfigure a shared object.
+    """
 
     def __init__(self, ctx: OpContext) -> None:
-        Op.__init__(self, ctx)
-        self._to = -1
-        like = ctx.input_consts[1] if len(ctx.input_consts) > 1 else None
-        if like is not None:
-            self._setup_like(like)
+        super().__init__(ctx)
+        self._casts: dict[np.dtype, Cast] = {}
 
-    def _setup_like(self, like: np.ndarray) -> None:
-        if like.dtype == object:
-            self._setup(_STRING)
-            return
-        from onnx import helper
+    def _cast_for(self, dtype: np.dtype) -> Cast:
+        cast = self._casts.get(dtype)
+        if cast is None:
+            if dtype.kind == "O":
+                to = _STRING
+            else:
+                from onnx import helper
 
-        self._setup(int(helper.np_dtype_to_tensor_dtype(like.dtype)))
+                to = int(helper.np_dtype_to_tensor_dtype(dtype))
+            cast = Cast(OpContext(self.ctx.node_name, "Cast", opset=self.ctx.opset, attrs={**self.ctx.attrs, "to": to}))
+            self._casts[dtype] = cast
+        return cast
 
-    def run(self, x: np.ndarray, like: np.ndarray | None = None) -> tuple[np.ndarray]:
-        if like is not None and (self._to == -1 or np.asarray(like).dtype != self._dtype):
-            self._setup_like(np.asarray(like))
-        return (self.cast(np.asarray(x)),)
+    def run(self, x: np.ndarray, like: np.ndarray) -> tuple[np.ndarray]:
+        return (self._cast_for(np.asarray(like).dtype).cast(np.asarray(x)),)
 
 
 @register_versions("BitCast", (26,))
