@@ -804,3 +804,34 @@ def test_causal_conv_with_state_matches_float64_and_streams(activation: str) -> 
     y2, s2 = native("CausalConvWithState", [x[:, :, 5:], w, bias, s1], attrs=attrs, opset=27, n_outputs=2)
     np.testing.assert_allclose(np.concatenate([y1, y2], axis=2), y, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(s2, state)
+
+
+def _f16(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float16)
+
+
+@pytest.mark.parametrize(
+    ("op_type", "make", "attrs", "n_out"),
+    [
+        ("Conv", lambda r: [_f16(r, 1, 4, 8, 8), _f16(r, 6, 4, 3, 3), _f16(r, 6)], {"pads": [1, 1, 1, 1]}, 1),
+        ("Conv", lambda r: [_f16(r, 1, 4, 8, 8), _f16(r, 4, 1, 3, 3)], {"group": 4}, 1),
+        ("ConvTranspose", lambda r: [_f16(r, 1, 4, 5, 5), _f16(r, 4, 2, 3, 3)], {"strides": [2, 2]}, 1),
+        ("MaxPool", lambda r: [_f16(r, 1, 4, 8, 8)], {"kernel_shape": [3, 3]}, 1),
+        ("AveragePool", lambda r: [_f16(r, 1, 4, 8, 8)], {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, 1),
+        (
+            "BatchNormalization",
+            lambda r: [_f16(r, 1, 4, 8, 8), _f16(r, 4), _f16(r, 4), _f16(r, 4), np.abs(_f16(r, 4)) + 1],
+            {},
+            1,
+        ),
+        ("LayerNormalization", lambda r: [_f16(r, 2, 4, 8), _f16(r, 8), _f16(r, 8)], {}, 1),
+        ("Resize", lambda r: [_f16(r, 1, 4, 8, 8), None, np.array([1, 1, 2, 2], np.float32)], {"mode": "linear"}, 1),
+        ("LSTM", lambda r: [_f16(r, 3, 2, 4), _f16(r, 1, 16, 4), _f16(r, 1, 16, 4)], {"hidden_size": 4}, 2),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_float16_stays_float16_and_matches_onnxruntime(
+    op_type: str, make: Any, attrs: dict[str, Any], n_out: int
+) -> None:
+    inputs = make(np.random.default_rng(23))
+    check_both_paths(op_type, inputs, attrs=attrs, opset=17, n_outputs=n_out, rtol=1e-3, atol=1e-3)
