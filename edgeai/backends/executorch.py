@@ -346,6 +346,7 @@ class ExecuTorchExecutable:
         self._input_names = in_names
         self._output_names = out_names
         self._out_index = {n: i for i, n in enumerate(out_names)}
+        self._single_input = in_names[0] if n_in == 1 else None
         self._execute = self._method._method  # the pybind method: skips one Python frame
         import torch
 
@@ -402,7 +403,10 @@ class ExecuTorchExecutable:
     ) -> list[np.ndarray]:
         """Run with feeds already in the runtime's terms; the runtime validates them."""
         to_t = self._from_numpy
-        args = [to_t(np.ascontiguousarray(feeds[n])) for n in self._input_names]
+        if self._single_input is not None:
+            args = [to_t(np.ascontiguousarray(feeds[self._single_input]))]
+        else:
+            args = [to_t(np.ascontiguousarray(feeds[n])) for n in self._input_names]
         outs = self._execute(args)
         if output_names is None or output_names is self._output_names:
             return [o.numpy() for o in outs]
