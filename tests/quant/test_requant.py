@@ -244,3 +244,22 @@ def test_ops_without_tflite_arithmetic_refuse_tflite_mode() -> None:
     for op in ("QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearSoftmax", "QLinearSigmoid"):
         with pytest.raises(UnsupportedOpError, match="requant_mode='tflite'"):
             _tflite_ctx(op)
+
+
+def test_jit_fma_matches_exact_numpy_fma() -> None:
+    numba = pytest.importorskip("numba")
+    from edgeai.quant.float32 import fma_f32_jit
+
+    @numba.njit(cache=False)
+    def fma_all(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        out = np.empty_like(a)
+        for i in range(a.size):
+            out[i] = fma_f32_jit(a[i], b[i], c[i])
+        return out
+
+    rng = np.random.default_rng(0)
+    a, b, c = ((rng.standard_normal(20000) * 2.0 ** rng.integers(-20, 20, 20000)).astype(np.float32) for _ in range(3))
+    c[::3] = -(a[::3].astype(np.float64) * b[::3]).astype(np.float32)  # cancellation: FMA and mul+add differ
+    got = fma_all(a, b, c)
+    assert np.array_equal(got, fma_f32(a, b, c))
+    assert not np.array_equal(got, (a * b + c).astype(np.float32))

@@ -29,11 +29,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.quantized._common import check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
 from edgeai.ops.quantized.quantize_linear import quantize_onnx
-from edgeai.quant.float32 import fma_f32
+from edgeai.quant.float32 import fma_f32, fma_f32_jit
 from edgeai.quant.params import qrange
 from edgeai.quant.requant import quantize_multiplier, requantize_tflite
 
@@ -107,10 +108,13 @@ class QLinearAdd(_Binary):
         ra = _F(sa / sc)
         rb = _F(sb / sc)
         k = _F(_F(zpc) - fma_f32(ra, _F(zpa), _F(rb * _F(zpb))))
-        fa = a.astype(np.int32).astype(_F)
-        fb = b.astype(np.int32).astype(_F)
-        v = fma_f32(ra, fa, fma_f32(rb, fb, k))
-        return (_saturate(v, zpc.dtype),)
+        qmin, qmax = qrange(zpc.dtype)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        ai = np.ascontiguousarray(np.broadcast_to(a, shape), dtype=np.int32).reshape(-1)
+        bi = np.ascontiguousarray(np.broadcast_to(b, shape), dtype=np.int32).reshape(-1)
+        out = np.empty(ai.size, dtype=np.int32)
+        _qlinear_add_kernel(ai, bi, ra, rb, k, qmin, qmax, out)
+        return (out.reshape(shape).astype(zpc.dtype),)
 
 
 @register("QLinearMul", domain="com.microsoft", since=1)
@@ -125,6 +129,18 @@ class QLinearMul(_Binary):
         prod = (a.astype(np.int32) - np.int32(zpa)) * (b.astype(np.int32) - np.int32(zpb))
         v = ((prod.astype(_F) * m).astype(_F) + _F(zpc)).astype(_F)  # zp before rounding
         return (_saturate(v, zpc.dtype),)
+
+
+@njit(cache=True, nogil=True)
+def _qlinear_add_kernel(
+    a: np.ndarray, b: np.ndarray, ra: np.float32, rb: np.float32, k: np.float32, qmin: int, qmax: int,
+    out: np.ndarray,
+) -> None:  # fmt: skip
+    """``sat(rint(fma(ra, a, fma(rb, b, k))))`` per element (the reference is :func:`fma_f32`)."""
+    for i in range(a.size):
+        v = fma_f32_jit(ra, np.float32(a[i]), fma_f32_jit(rb, np.float32(b[i]), k))
+        r = int(np.rint(v))
+        out[i] = min(max(r, qmin), qmax)
 
 
 def tflite_add(a: np.ndarray, sa: Any, za: Any, b: np.ndarray, sb: Any, zb: Any, sc: Any, zc: Any) -> np.ndarray:
