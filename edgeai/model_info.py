@@ -16,27 +16,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from edgeai.formats import open_model
+from edgeai.formats.onnx_format import QUANTIZED_OPS
 
 __all__ = ["ModelInfo", "inspect_model"]
 
-_QOPERATOR = {
-    "QLinearConv",
-    "QLinearMatMul",
-    "MatMulInteger",
-    "ConvInteger",
-    "QGemm",
-    "QLinearAdd",
-    "QLinearMul",
-    "QLinearSigmoid",
-    "QLinearLeakyRelu",
-    "QLinearGlobalAveragePool",
-    "QLinearAveragePool",
-    "QLinearConcat",
-    "QLinearSoftmax",
-    "DynamicQuantizeMatMul",
-    "MatMulIntegerToFloat",
-    "DynamicQuantizeLSTM",
-}
+_QOPERATOR = QUANTIZED_OPS - {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 
 
 class ModelInfo(BaseModel):

@@ -26,7 +26,33 @@ from edgeai.errors import ExternalDataError, ModelFormatError
 from edgeai.formats import ModelSource
 from edgeai.specs import QuantParams, TensorSpec, onnx_elem_type_to_dtype
 
-__all__ = ["check_external_data", "io_specs", "load_onnx"]
+__all__ = ["QUANTIZED_OPS", "check_external_data", "io_specs", "load_onnx"]
+
+QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "MatMulInteger",
+        "ConvInteger",
+        "QGemm",
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearSigmoid",
+        "QLinearLeakyRelu",
+        "QLinearGlobalAveragePool",
+        "QLinearAveragePool",
+        "QLinearConcat",
+        "QLinearSoftmax",
+        "QLinearConvTranspose",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeLSTM",
+    }
+)
+"""ONNX and com.microsoft ops that compute on quantized integers (what ONNX Runtime's quantizer writes)."""
 
 
 def load_onnx(source: ModelSource) -> Any:
@@ -44,13 +70,10 @@ def load_onnx(source: ModelSource) -> Any:
         proto = onnx.load_model_from_string(source.read_bytes())
     except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
         raise ModelFormatError(
-            f"{what} is not a valid ONNX model: it is corrupt or truncated ({exc}). "
-            "Re-export or re-download the file."
+            f"{what} is not a valid ONNX model: it is corrupt or truncated ({exc}). Re-export or re-download the file."
         ) from exc
     if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
-        raise ModelFormatError(
-            f"{what} parsed as ONNX but holds no graph: the file is truncated or not an ONNX model"
-        )
+        raise ModelFormatError(f"{what} parsed as ONNX but holds no graph: the file is truncated or not an ONNX model")
     if not proto.opset_import:
         raise ModelFormatError(f"{what} declares no opset_import: it is not a valid ONNX model")
     base = source.path.parent if source.path is not None else None

@@ -28,33 +28,14 @@ from typing import Any
 import numpy as np
 
 from edgeai.backends import Support
+from edgeai.formats.onnx_format import QUANTIZED_OPS
 from edgeai.graph import Graph, Node
 from edgeai.hardware import Device
 from edgeai.hardware.targets import TargetProfile
 
 __all__ = ["Capability", "node_is_quantized"]
 
-_INT_OPS = {
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "DynamicQuantizeLinear",
-    "QLinearConv",
-    "QLinearMatMul",
-    "MatMulInteger",
-    "ConvInteger",
-    "QGemm",
-    "QLinearAdd",
-    "QLinearMul",
-    "QLinearSigmoid",
-    "QLinearLeakyRelu",
-    "QLinearGlobalAveragePool",
-    "QLinearAveragePool",
-    "QLinearConcat",
-    "QLinearSoftmax",
-    "QLinearConvTranspose",
-    "MatMulIntegerToFloat",
-    "DynamicQuantizeMatMul",
-}
+_INT_OPS = QUANTIZED_OPS
 _DATA_MOVEMENT = {
     "Reshape",
     "Transpose",
