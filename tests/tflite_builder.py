@@ -232,3 +232,33 @@ def stateful_accumulator() -> bytes:
     b.op("ASSIGN_VARIABLE", [h2, zeros], [])
     b.io([], [])
     return b.build()
+
+
+def single_op(
+    opcode: str,
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    options: Any = None,
+    custom: str | None = None,
+    custom_options: bytes | None = None,
+) -> bytes:
+    """A model of one operator. Each input/output is a dict of :meth:`TFLiteBuilder.tensor`'s
+    arguments (``name``, ``shape``, ``dtype``, optional ``data``, ``scale``, ``zero_point``,
+    ``axis``); inputs with ``data`` are constants, the others become model inputs.
+    ``None`` in ``inputs`` is an omitted optional input (index -1)."""
+    b = TFLiteBuilder()
+    ins, feeds = [], []
+    for spec in inputs:
+        if spec is None:
+            ins.append(-1)
+            continue
+        idx = b.tensor(**spec)
+        ins.append(idx)
+        if spec.get("data") is None:
+            feeds.append(idx)
+    outs = [b.tensor(**spec) for spec in outputs]
+    b.op(opcode, ins, outs, options, custom=custom)
+    if custom_options is not None:
+        b.sub.operators[-1].customOptions = list(custom_options)
+    b.io(feeds, outs)
+    return b.build()

@@ -1,0 +1,290 @@
+"""Native TFLite int8 ops, bit for bit against LiteRT's reference kernels.
+
+Each test builds a one-operator ``.tflite`` model with hypothesis-drawn
+shapes, strides, paddings, fused activations, scales and zero points (per
+tensor and per channel), runs it on LiteRT with
+``OpResolverType.BUILTIN_REF`` and on the native engine (through the
+importer), and requires identical int8 outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert (pip install 'edgeai[litert]')")
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import tflite_builder as tb
+
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def run_litert(model: bytes, feeds: list[np.ndarray], reference: bool = True) -> list[np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+    it = Interpreter(model_content=model, experimental_op_resolver_type=kind)
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), feeds):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+
+
+def run_native(model: bytes, feeds: list[np.ndarray]) -> list[np.ndarray]:
+    from edgeai.backends.native import BACKEND
+    from edgeai.formats.tflite_format import import_tflite
+
+    graph = import_tflite(model)
+    exe = BACKEND.compile(graph, BACKEND.devices()[0], {"graph_passes": ()})
+    return exe.run(dict(zip(graph.inputs, feeds)))
+
+
+def assert_bit_exact(model: bytes, feeds: list[np.ndarray]) -> None:
+    want = run_litert(model, feeds)
+    got = run_native(model, feeds)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        if not np.array_equal(g, w):
+            diff = np.abs(g.astype(np.int64) - w.astype(np.int64))
+            raise AssertionError(f"{int((diff > 0).sum())} of {diff.size} elements differ, max by {diff.max()}")
+
+
+scales = st.floats(1e-3, 0.5).map(lambda v: float(np.float32(v)))
+zero_points = st.integers(-128, 127)
+activations = st.sampled_from(["NONE", "RELU", "RELU6", "RELU_N1_TO_1"])
+paddings = st.sampled_from(["SAME", "VALID"])
+
+
+def act(name: str) -> int:
+    return int(getattr(tb.schema().ActivationFunctionType, name))
+
+
+def q8(name: str, shape: list[int], scale: Any, zp: Any, data: np.ndarray | None = None, axis: int = 0) -> dict:
+    spec: dict[str, Any] = {"name": name, "shape": shape, "dtype": np.int8, "scale": scale, "zero_point": zp}
+    if data is not None:
+        spec["data"] = data
+    if isinstance(scale, list):
+        spec["axis"] = axis
+    return spec
+
+
+def rand_int8(rng: np.random.Generator, shape: Any, lo: int = -128) -> np.ndarray:
+    return rng.integers(lo, 128, shape).astype(np.int8)
+
+
+@st.composite
+def conv_cases(draw: Any, depthwise: bool) -> dict[str, Any]:
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    eff = [(k[i] - 1) * dil[i] + 1 for i in range(2)]
+    h, w = draw(st.integers(eff[0], 9)), draw(st.integers(eff[1], 9))
+    c = draw(st.integers(1, 5))
+    mult = draw(st.integers(1, 2)) if depthwise else 0
+    o = c * mult if depthwise else draw(st.integers(1, 6))
+    return {
+        "n": draw(st.integers(1, 2)), "h": h, "w": w, "c": c, "o": o, "k": k, "stride": stride, "dil": dil,
+        "mult": mult, "padding": draw(paddings), "act": draw(activations), "per_channel": draw(st.booleans()),
+        "bias": draw(st.booleans()), "xs": draw(scales), "xz": draw(zero_points), "ys": draw(scales),
+        "yz": draw(zero_points), "ws": draw(st.floats(1e-3, 0.05)), "seed": draw(st.integers(0, 2**16)),
+    }  # fmt: skip
+
+
+def conv_model(case: dict[str, Any], depthwise: bool) -> tuple[bytes, np.ndarray]:
+    s = tb.schema()
+    rng = np.random.default_rng(case["seed"])
+    o, (kh, kw) = case["o"], case["k"]
+    w_shape = [1, kh, kw, o] if depthwise else [o, kh, kw, case["c"]]
+    w = rand_int8(rng, w_shape, -127)
+    ws = rng.uniform(0.3, 1.0, o) * case["ws"] if case["per_channel"] else np.array([case["ws"]])
+    ws = ws.astype(np.float32)
+    axis = 3 if depthwise else 0
+    w_scale: Any = [float(v) for v in ws] if case["per_channel"] else float(ws[0])
+    w_zp: Any = [0] * o if case["per_channel"] else 0
+    inputs = [
+        q8("x", [case["n"], case["h"], case["w"], case["c"]], case["xs"], case["xz"]),
+        q8("w", w_shape, w_scale, w_zp, w, axis),
+    ]
+    # LiteRT's int8 convolutions require a bias; case["bias"] False means all zeros
+    bs = (np.float32(case["xs"]) * ws).astype(np.float32)
+    b_scale: Any = [float(v) for v in bs] if case["per_channel"] else float(bs[0])
+    inputs.append({"name": "b", "shape": [o], "dtype": np.int32, "data": rng.integers(-3000, 3000, o).astype(np.int32) * case["bias"],
+                   "scale": b_scale, "zero_point": w_zp})  # fmt: skip
+    opts = s.DepthwiseConv2DOptionsT() if depthwise else s.Conv2DOptionsT()
+    opts.padding = getattr(s.Padding, case["padding"])
+    opts.strideH, opts.strideW = case["stride"]
+    opts.dilationHFactor, opts.dilationWFactor = case["dil"]
+    opts.fusedActivationFunction = act(case["act"])
+    if depthwise:
+        opts.depthMultiplier = case["mult"]
+    h_out = -(-case["h"] // case["stride"][0]) if case["padding"] == "SAME" else (
+        (case["h"] - ((kh - 1) * case["dil"][0] + 1)) // case["stride"][0] + 1)  # fmt: skip
+    w_out = -(-case["w"] // case["stride"][1]) if case["padding"] == "SAME" else (
+        (case["w"] - ((kw - 1) * case["dil"][1] + 1)) // case["stride"][1] + 1)  # fmt: skip
+    out = q8("y", [case["n"], h_out, w_out, o], case["ys"], case["yz"])
+    model = tb.single_op("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", inputs, [out], opts)
+    return model, rand_int8(rng, (case["n"], case["h"], case["w"], case["c"]))
+
+
+@SETTINGS
+@given(conv_cases(depthwise=False))
+def test_conv_2d_bit_exact(case: dict[str, Any]) -> None:
+    model, x = conv_model(case, depthwise=False)
+    assert_bit_exact(model, [x])
+
+
+@SETTINGS
+@given(conv_cases(depthwise=True))
+def test_depthwise_conv_2d_bit_exact(case: dict[str, Any]) -> None:
+    model, x = conv_model(case, depthwise=True)
+    assert_bit_exact(model, [x])
+
+
+@SETTINGS
+@given(
+    batch=st.integers(1, 3), k=st.integers(1, 40), units=st.integers(1, 8), xs=scales, xz=zero_points,
+    ys=scales, yz=zero_points, ws=st.floats(1e-3, 0.05), a=activations, bias=st.booleans(),
+    keep=st.booleans(), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_fully_connected_bit_exact(
+    batch: int, k: int, units: int, xs: float, xz: int, ys: float, yz: int, ws: float, a: str, bias: bool,
+    keep: bool, seed: int,
+) -> None:  # fmt: skip
+    s = tb.schema()
+    rng = np.random.default_rng(seed)
+    w = rand_int8(rng, (units, k), -127)
+    inputs = [q8("x", [batch, 2, k], xs, xz), q8("w", [units, k], float(np.float32(ws)), 0, w)]
+    if bias:
+        inputs.append({"name": "b", "shape": [units], "dtype": np.int32, "scale": float(np.float32(xs) * np.float32(ws)),
+                       "zero_point": 0, "data": rng.integers(-3000, 3000, units).astype(np.int32)})  # fmt: skip
+    opts = s.FullyConnectedOptionsT()
+    opts.fusedActivationFunction = act(a)
+    opts.keepNumDims = keep
+    out = q8("y", [batch, 2, units] if keep else [batch * 2, units], ys, yz)
+    model = tb.single_op("FULLY_CONNECTED", inputs, [out], opts)
+    assert_bit_exact(model, [rand_int8(rng, (batch, 2, k))])
+
+
+@SETTINGS
+@given(
+    kind=st.sampled_from(["AVERAGE_POOL_2D", "MAX_POOL_2D"]), h=st.integers(3, 9), w=st.integers(3, 9),
+    c=st.integers(1, 4), f=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), padding=paddings, a=activations,
+    xs=scales, xz=zero_points, seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_pool_bit_exact(
+    kind: str, h: int, w: int, c: int, f: tuple[int, int], stride: tuple[int, int], padding: str, a: str,
+    xs: float, xz: int, seed: int,
+) -> None:  # fmt: skip
+    s = tb.schema()
+    rng = np.random.default_rng(seed)
+    opts = s.Pool2DOptionsT()
+    opts.padding = getattr(s.Padding, padding)
+    opts.strideH, opts.strideW = stride
+    opts.filterHeight, opts.filterWidth = f
+    opts.fusedActivationFunction = act(a)
+    if padding == "SAME":
+        oh, ow = -(-h // stride[0]), -(-w // stride[1])
+    else:
+        oh, ow = (h - f[0]) // stride[0] + 1, (w - f[1]) // stride[1] + 1
+    model = tb.single_op(kind, [q8("x", [1, h, w, c], xs, xz)], [q8("y", [1, oh, ow, c], xs, xz)], opts)
+    assert_bit_exact(model, [rand_int8(rng, (1, h, w, c))])
+
+
+@SETTINGS
+@given(
+    kind=st.sampled_from(["ADD", "MUL"]), shapes=st.sampled_from([([2, 3, 4], [2, 3, 4]), ([2, 3, 4], [4]),
+    ([1, 3, 1], [2, 1, 5]), ([5], [1])]), sa=scales, za=zero_points, sb=scales, zb=zero_points,
+    sy=scales, zy=zero_points, a=activations, seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_add_mul_bit_exact(
+    kind: str, shapes: tuple[list[int], list[int]], sa: float, za: int, sb: float, zb: int, sy: float, zy: int,
+    a: str, seed: int,
+) -> None:  # fmt: skip
+    s = tb.schema()
+    rng = np.random.default_rng(seed)
+    opts = s.AddOptionsT() if kind == "ADD" else s.MulOptionsT()
+    opts.fusedActivationFunction = act(a)
+    out_shape = list(np.broadcast_shapes(tuple(shapes[0]), tuple(shapes[1])))
+    model = tb.single_op(kind, [q8("a", shapes[0], sa, za), q8("b", shapes[1], sb, zb)], [q8("y", out_shape, sy, zy)],
+                         opts)  # fmt: skip
+    assert_bit_exact(model, [rand_int8(rng, shapes[0]), rand_int8(rng, shapes[1])])
+
+
+@SETTINGS
+@given(xs=scales, xz=zero_points, ys=scales, yz=zero_points, seed=st.integers(0, 2**16))
+def test_quantize_dequantize_bit_exact(xs: float, xz: int, ys: float, yz: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    f = {"name": "f", "shape": [3, 7], "dtype": np.float32}
+    x = (rng.standard_normal((3, 7)) * 100 * ys).astype(np.float32)
+    x[0, :3] = np.float32(ys) * np.array([0.5, -0.5, 2.5], np.float32)  # ties: away from zero
+    assert_bit_exact(tb.single_op("QUANTIZE", [f], [q8("q", [3, 7], ys, yz)]), [x])
+    assert_bit_exact(tb.single_op("QUANTIZE", [q8("a", [3, 7], xs, xz)], [q8("b", [3, 7], ys, yz)]),
+                     [rand_int8(rng, (3, 7))])  # fmt: skip
+    q = rand_int8(rng, (3, 7))
+    model = tb.single_op("DEQUANTIZE", [q8("q", [3, 7], xs, xz)], [f])
+    assert_bit_exact(model, [q])
+
+
+@SETTINGS
+@given(xs=scales, xz=zero_points, axis=st.integers(0, 2), seed=st.integers(0, 2**16))
+def test_reshape_concatenation_bit_exact(xs: float, xz: int, axis: int, seed: int) -> None:
+    s = tb.schema()
+    rng = np.random.default_rng(seed)
+    shape_t = {"name": "shape", "shape": [2], "dtype": np.int32, "data": np.array([-1, 6], np.int32)}
+    model = tb.single_op("RESHAPE", [q8("x", [2, 3, 4], xs, xz), shape_t], [q8("y", [4, 6], xs, xz)],
+                         s.ReshapeOptionsT())  # fmt: skip
+    assert_bit_exact(model, [rand_int8(rng, (2, 3, 4))])
+    opts = s.ConcatenationOptionsT()
+    opts.axis = axis
+    a, b = [2, 3, 4], [2, 3, 4]
+    b[axis] = 2
+    y = list(a)
+    y[axis] += 2
+    model = tb.single_op("CONCATENATION", [q8("a", a, xs, xz), q8("b", b, xs, xz)], [q8("y", y, xs, xz)], opts)
+    assert_bit_exact(model, [rand_int8(rng, a), rand_int8(rng, b)])
+
+
+def test_int8_cnn_whole_model_bit_exact_up_to_softmax() -> None:
+    """The test CNN's conv, pool, reshape and fully connected layers chained on the native engine."""
+    from edgeai.backends.native import BACKEND
+    from edgeai.formats.tflite_format import import_tflite
+
+    data = tb.int8_cnn()
+    graph = import_tflite(data)
+    part = graph.extract([n.name for n in graph.nodes if n.op_type != "SOFTMAX"])
+    exe = BACKEND.compile(part, BACKEND.devices()[0], {"graph_passes": ()})
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=True)  # fmt: skip
+    rng = np.random.default_rng(3)
+    for batch in (1, 3):
+        x = rand_int8(rng, (batch, 8, 8, 1))
+        it.resize_tensor_input(it.get_input_details()[0]["index"], x.shape)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        logits = next(it.get_tensor(d["index"]) for d in it.get_tensor_details() if d["name"] == "logits")
+        np.testing.assert_array_equal(exe.run({"image": x})[0], logits)
+
+
+def test_float_input_is_refused_clearly() -> None:
+    from edgeai.errors import UnsupportedOpError
+
+    s = tb.schema()
+    opts = s.Conv2DOptionsT()
+    opts.strideH = opts.strideW = 1
+    f = np.float32
+    model = tb.single_op("CONV_2D", [{"name": "x", "shape": [1, 4, 4, 1], "dtype": f},
+                                     {"name": "w", "shape": [1, 1, 1, 1], "dtype": f, "data": np.ones((1, 1, 1, 1), f)}],
+                         [{"name": "y", "shape": [1, 4, 4, 1], "dtype": f}], opts)  # fmt: skip
+    with pytest.raises(UnsupportedOpError, match="float32"):
+        run_native(model, [np.zeros((1, 4, 4, 1), f)])
