@@ -1,0 +1,185 @@
+"""MediaPipe's TFLite custom ops (float32), from MediaPipe's published kernel semantics.
+
+Plain LiteRT refuses models that use them ("unresolved custom op"); the
+native engine runs them, so such a model runs through edgeai with its
+builtin parts still on LiteRT. Their options are raw C structs in the
+operator's ``custom_options`` bytes: ``TfLitePoolParams`` (padding, stride
+w/h, filter w/h, activation as int32; padding 1 = SAME, 2 = VALID) for the
+pooling ops, ``TfLiteTransposeConvParams`` (padding, stride w/h) for
+``Convolution2DTransposeBias``.
+
+* ``MaxPoolingWithArgmax2D``: max pooling over in-bounds pixels; the second
+  output holds, as float32, the winner's index inside its window
+  (``dy * filter_width + dx + 0.1``; the first maximum in row-major order wins).
+* ``MaxUnpooling2D``: output ``[N, H * fh, W * fw, C]`` of zeros; each input value
+  goes to the window position its index names.
+* ``Convolution2DTransposeBias``: transposed convolution with OHWI weights and
+  a bias; SAME padding trims ``max(0, k - (in - 1) % s - 1)`` pixels (half before).
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops.tflite.mediapipe import max_pool_argmax
+    >>> x = np.array([1, 5, 3, 2], np.float32).reshape(1, 2, 2, 1)
+    >>> y, idx = max_pool_argmax(x, 2, 2, 2, 2, 0, 0, 1, 1)
+    >>> float(y[0, 0, 0, 0]), round(float(idx[0, 0, 0, 0]), 4)
+    (5.0, 1.1)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgeai.ops._base import Op, OpContext, register
+from edgeai.ops.tflite._common import bad_model, unsupported
+
+__all__ = [
+    "Convolution2DTransposeBias",
+    "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
+    "max_pool_argmax",
+    "max_unpool",
+    "transpose_conv_bias",
+]
+
+_SAME, _VALID = 1, 2  # TfLitePadding
+_F32 = np.dtype(np.float32)
+
+
+def _struct(ctx: OpContext, fields: int, what: str) -> list[int]:
+    raw = ctx.attr("custom_options") or b""
+    if len(raw) < 4 * fields:
+        raise bad_model(ctx, f"custom options hold {len(raw)} bytes; a {what} struct needs {4 * fields}")
+    return [int(v) for v in np.frombuffer(raw[: 4 * fields], dtype="<i4")]
+
+
+def _float_io(ctx: OpContext) -> None:
+    for v in (*ctx.input_values, *ctx.output_values):
+        if v is not None and v.dtype is not None and v.dtype != _F32:
+            raise unsupported(ctx, f"{v.name!r} of dtype {v.dtype} (MediaPipe's kernel is float32 only)")
+
+
+def _activation(ctx: OpContext, act: int) -> tuple[float, float]:
+    ranges = {0: (-np.inf, np.inf), 1: (0.0, np.inf), 2: (-1.0, 1.0), 3: (0.0, 6.0)}
+    if act not in ranges:
+        raise unsupported(ctx, f"fused activation {act}")
+    return ranges[act]
+
+
+def _pad(stride: int, size: int, filt: int, out: int) -> int:
+    """TFLite ``ComputePadding`` (dilation 1)."""
+    return max(((out - 1) * stride + filt - size) // 2, 0)
+
+
+def max_pool_argmax(
+    x: np.ndarray,
+    fh: int,
+    fw: int,
+    sh: int,
+    sw: int,
+    ph: int,
+    pw: int,
+    oh: int,
+    ow: int,
+    lo: float = -np.inf,
+    hi: float = np.inf,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled, window index + 0.1) of an NHWC float tensor."""
+    n, h, w, c = x.shape
+    best = np.full((n, oh, ow, c), np.finfo(np.float32).min, np.float32)
+    index = np.zeros((n, oh, ow, c), np.int64)
+    oy, ox = np.arange(oh) * sh - ph, np.arange(ow) * sw - pw
+    for dy in range(fh):
+        for dx in range(fw):
+            iy, ix = oy + dy, ox + dx
+            vy, vx = (iy >= 0) & (iy < h), (ix >= 0) & (ix < w)
+            tap = x[:, np.clip(iy, 0, h - 1)][:, :, np.clip(ix, 0, w - 1)]
+            ok = (vy[:, None] & vx[None, :])[None, :, :, None]
+            win = ok & (tap > best)  # strictly greater: the first maximum wins
+            best = np.where(win, tap, best)
+            index = np.where(win, dy * fw + dx, index)
+    return np.clip(best, lo, hi).astype(np.float32), (index.astype(np.float32) + np.float32(0.1))
+
+
+def max_unpool(x: np.ndarray, idx: np.ndarray, fh: int, fw: int, sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+    n, h, w, c = x.shape
+    out = np.zeros((n, h * fh, w * fw, c), np.float32)
+    k = idx.astype(np.int64)  # C's float -> int conversion truncates
+    oy = np.arange(h)[None, :, None, None] * sh - ph + k // fw
+    ox = np.arange(w)[None, None, :, None] * sw - pw + k % fw
+    bn = np.broadcast_to(np.arange(n)[:, None, None, None], x.shape)
+    bc = np.broadcast_to(np.arange(c)[None, None, None, :], x.shape)
+    out[bn, oy, ox, bc] = x  # in input order: a later write to the same spot wins, as in the kernel loop
+    return out
+
+
+def transpose_conv_bias(x: np.ndarray, w: np.ndarray, b: np.ndarray, sh: int, sw: int, same: bool) -> np.ndarray:
+    n, h, wd, _ = x.shape
+    o, kh, kw, _ = w.shape
+    pad_h = max(0, kh - (h - 1) % sh - 1) if same else 0
+    pad_w = max(0, kw - (wd - 1) % sw - 1) if same else 0
+    oh, ow = sh * (h - 1) + kh - pad_h, sw * (wd - 1) + kw - pad_w
+    full = np.zeros((n, sh * (h - 1) + kh, sw * (wd - 1) + kw, o), np.float64)
+    xf, wf = x.astype(np.float64), w.astype(np.float64)
+    for dy in range(kh):
+        for dx in range(kw):
+            full[:, dy : dy + sh * (h - 1) + 1 : sh, dx : dx + sw * (wd - 1) + 1 : sw, :] += xf @ wf[:, dy, dx, :].T
+    top, left = pad_h // 2, pad_w // 2
+    return (full[:, top : top + oh, left : left + ow, :] + b.astype(np.float64)).astype(np.float32)
+
+
+class _PoolParams(Op):
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        _float_io(ctx)
+        padding, self.sw, self.sh, self.fw, self.fh, act = _struct(ctx, 6, "TfLitePoolParams")
+        if padding not in (_SAME, _VALID):
+            raise bad_model(ctx, f"padding {padding} is neither SAME (1) nor VALID (2)")
+        if min(self.sw, self.sh, self.fw, self.fh) < 1:
+            raise bad_model(ctx, "strides and filter sizes must be positive")
+        self.same = padding == _SAME
+        self.lo, self.hi = _activation(ctx, act)
+
+
+@register("MaxPoolingWithArgmax2D", domain="tflite.custom", since=1)
+class MaxPoolingWithArgmax2D(_PoolParams):
+    """MediaPipe ``MaxPoolingWithArgmax2D``: (pooled, argmax index inside the window as float)."""
+
+    def run(self, x: np.ndarray, *_: Any) -> tuple[np.ndarray, np.ndarray]:
+        h, w = x.shape[1], x.shape[2]
+        if self.same:
+            oh, ow = (h + self.sh - 1) // self.sh, (w + self.sw - 1) // self.sw
+        else:
+            oh, ow = (h - self.fh + self.sh) // self.sh, (w - self.fw + self.sw) // self.sw
+        ph, pw = _pad(self.sh, h, self.fh, oh), _pad(self.sw, w, self.fw, ow)
+        return max_pool_argmax(x, self.fh, self.fw, self.sh, self.sw, ph, pw, oh, ow, self.lo, self.hi)
+
+
+@register("MaxUnpooling2D", domain="tflite.custom", since=1)
+class MaxUnpooling2D(_PoolParams):
+    """MediaPipe ``MaxUnpooling2D``: scatter each value to the window position of its index."""
+
+    def run(self, x: np.ndarray, idx: np.ndarray, *_: Any) -> tuple[np.ndarray]:
+        h, w = x.shape[1], x.shape[2]
+        ph = _pad(self.sh, h * self.fh, self.fh, h)
+        pw = _pad(self.sw, w * self.fw, self.fw, w)
+        return (max_unpool(x, idx, self.fh, self.fw, self.sh, self.sw, ph, pw),)
+
+
+@register("Convolution2DTransposeBias", domain="tflite.custom", since=1)
+class Convolution2DTransposeBias(Op):
+    """MediaPipe ``Convolution2DTransposeBias``: transposed convolution plus bias (float32)."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        _float_io(ctx)
+        padding, self.sw, self.sh = _struct(ctx, 3, "TfLiteTransposeConvParams")
+        if padding not in (_SAME, _VALID) or min(self.sw, self.sh) < 1:
+            raise bad_model(ctx, f"bad TfLiteTransposeConvParams (padding {padding}, strides {self.sw}x{self.sh})")
+        self.same = padding == _SAME
+
+    def run(self, x: np.ndarray, w: np.ndarray, b: np.ndarray, *_: Any) -> tuple[np.ndarray]:
+        if w.ndim != 4 or x.ndim != 4 or w.shape[3] != x.shape[3] or b.shape != (w.shape[0],):
+            raise bad_model(self.ctx, f"shapes do not fit: input {x.shape}, weights {w.shape}, bias {b.shape}")
+        return (transpose_conv_bias(x, w, b, self.sh, self.sw, self.same),)
