@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeai.errors import InferenceError
 from edgeai.ops._base import Op, OpContext
-from edgeai.ops.elementwise import as_dtype, erfc, is_float, register_versions, unsupported
+from edgeai.ops.elementwise import as_dtype, gelu_exact, is_float, register_versions, unsupported
 
 __all__ = ["gelu", "gelu_tanh", "sigmoid"]
 
@@ -42,11 +42,10 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact GELU, ``0.5 x (1 + erf(x / sqrt(2)))``, in ``x``'s dtype.
 
-    Written as ``0.5 x erfc(-x / sqrt(2))``: the same function without the
-    cancellation of ``1 + erf`` for large negative ``x``.
+    Computed as ``0.5 x erfc(-x / sqrt(2))`` in one fused kernel: the same
+    function without the cancellation of ``1 + erf`` for large negative ``x``.
     """
-    t = x.dtype.type
-    return (t(0.5) * x * erfc(x * t(-1 / math.sqrt(2)))).astype(x.dtype, copy=False)
+    return gelu_exact(x)
 
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:

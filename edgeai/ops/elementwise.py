@@ -27,7 +27,7 @@ import numpy as np
 from edgeai.errors import InferenceError, UnsupportedOpError
 from edgeai.ops._base import Op, OpContext, register
 
-__all__ = ["as_dtype", "erf", "erfc", "is_float", "mean_last", "register_versions", "unsupported"]
+__all__ = ["as_dtype", "erf", "erfc", "gelu_exact", "is_float", "mean_last", "register_versions", "unsupported"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -126,39 +126,53 @@ def _erf_kernels() -> tuple[
     q0, q1, q2, q3, q4, q5 = _ERFC_Q
     t0, t1, t2, t3, t4, t5, t6, t7, t8 = _ERF_TAYLOR
 
-    # two simple loops rather than one: LLVM vectorises each of them, not their fusion
+    # two simple loops rather than one: LLVM vectorises each of them, not their fusion.
+    # Both work on z = s * x: s = 1 for erf/erfc, s = -1/sqrt(2) for GELU's erfc(-x/sqrt(2)).
     @njit(cache=True)
-    def _tail32(x: np.ndarray, e: np.ndarray) -> None:  # pragma: no cover - compiled
-        """e[i] = exp(-x*x) (float32) becomes erfc(|x[i]|)."""
+    def _tail32(x: np.ndarray, e: np.ndarray, s: float) -> None:  # pragma: no cover - compiled
+        """e[i] = exp(-s*s * float32(x*x)) becomes erfc(|s * x[i]|)."""
         for i in range(x.size):
-            y = min(abs(np.float64(x[i])), 10.0)  # erfc(10) ~ 2e-45: beyond, exp(-x*x) is 0 in float32
-            yf = np.float32(y)
+            xi = x[i]
+            v = np.float64(xi)
+            y = min(abs(v * s), 10.0)  # erfc(10) ~ 2e-45: beyond, e is 0 in float32
             # undo the rounding of the float32 square inside e to first order
-            ef = np.float64(e[i]) * (1.0 - (y * y - np.float64(yf * yf)))
+            d = v * v - np.float64(xi * xi) if abs(v) < 1e18 else 0.0  # x*x overflows float32 beyond
+            ef = np.float64(e[i]) * (1.0 - s * s * d)
             num = (((p4 * y + p3) * y + p2) * y + p1) * y + p0
             den = ((((q5 * y + q4) * y + q3) * y + q2) * y + q1) * y + q0
             e[i] = ef * num / den
 
     @njit(cache=True)
-    def _select32(x: np.ndarray, tail: np.ndarray, out: np.ndarray, complement: bool) -> None:  # pragma: no cover
-        """out = erf(x) (or erfc(x)): the Taylor series near 0, the tail elsewhere."""
+    def _select32(x: np.ndarray, tail: np.ndarray, out: np.ndarray, s: float, mode: int) -> None:  # pragma: no cover
+        """out = erf(z), erfc(z) or x/2 * erfc(z) (mode 0, 1, 2): Taylor near 0, the tail elsewhere."""
         for i in range(x.size):
             v = np.float64(x[i])
-            x2 = min(v * v, 0.25)
-            small = v * (
-                (((((((t8 * x2 + t7) * x2 + t6) * x2 + t5) * x2 + t4) * x2 + t3) * x2 + t2) * x2 + t1) * x2 + t0
+            z = v * s
+            z2 = min(z * z, 0.25)
+            small = z * (
+                (((((((t8 * z2 + t7) * z2 + t6) * z2 + t5) * z2 + t4) * z2 + t3) * z2 + t2) * z2 + t1) * z2 + t0
             )
             t = np.float64(tail[i])
-            if complement:
-                far = 2.0 - t if v < 0.0 else t
-                out[i] = 1.0 - small if abs(v) < 0.5 else far
+            if mode == 0:
+                far = t - 1.0 if z < 0.0 else 1.0 - t
+                out[i] = small if abs(z) < 0.5 else far
             else:
-                far = t - 1.0 if v < 0.0 else 1.0 - t
-                out[i] = small if abs(v) < 0.5 else far
+                far = 2.0 - t if z < 0.0 else t
+                c = 1.0 - small if abs(z) < 0.5 else far
+                out[i] = c if mode == 1 else 0.5 * v * c
 
-    def _loop32(x: np.ndarray, e: np.ndarray, out: np.ndarray, complement: bool) -> None:
-        _tail32(x, e)
-        _select32(x, e, out, complement)
+    def _loop32(x: np.ndarray, s: float, mode: int) -> np.ndarray:
+        with np.errstate(over="ignore", under="ignore"):
+            e = np.square(x)
+            if s * s != 1.0:
+                e *= np.float32(s * s)  # exact for s * s = 1/2
+            np.negative(e, out=e)
+            np.exp(e, out=e)
+        flat = x.reshape(-1)
+        _tail32(flat, e.reshape(-1), s)
+        out = np.empty_like(x)
+        _select32(flat, e.reshape(-1), out.reshape(-1), s, mode)
+        return out
 
     @vectorize(["float64(float64)"], cache=True)
     def _erf64(v: float) -> float:  # pragma: no cover - compiled
@@ -171,19 +185,30 @@ def _erf_kernels() -> tuple[
     return _loop32, _erf64, _erfc64
 
 
-def _apply(complement: bool, x: np.ndarray) -> np.ndarray:
+def _apply(mode: int, x: np.ndarray) -> np.ndarray:
+    """erf (mode 0), erfc (1) or exact GELU (2) of ``x`` in its float dtype."""
     x = np.asarray(x)
     loop32, erf64, erfc64 = _erf_kernels()
     if x.dtype == np.float64:
-        return erfc64(x) if complement else erf64(x)
+        if mode == 2:
+            return 0.5 * x * erfc64(x * (-1 / math.sqrt(2)))
+        return erfc64(x) if mode == 1 else erf64(x)
     x32 = np.ascontiguousarray(x, dtype=np.float32)
-    with np.errstate(over="ignore", under="ignore"):
-        e = np.square(x32)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-    out = np.empty_like(x32)
-    loop32(x32.reshape(-1), e.reshape(-1), out.reshape(-1), complement)
+    out = loop32(x32, -1 / math.sqrt(2) if mode == 2 else 1.0, mode)
     return out if x.dtype == np.float32 else out.astype(x.dtype)
+
+
+def gelu_exact(x: np.ndarray) -> np.ndarray:
+    """Exact GELU ``x/2 * erfc(-x/sqrt(2))`` (= ``x/2 * (1 + erf(x/sqrt(2)))``) in ``x``'s float dtype.
+
+    One fused kernel for float32, no cancellation for large negative ``x``.
+
+    Example:
+        >>> import numpy as np
+        >>> round(float(gelu_exact(np.array([1.0], np.float32))[0]), 6)
+        0.841345
+    """
+    return _apply(2, x)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -194,7 +219,7 @@ def erf(x: np.ndarray) -> np.ndarray:
         >>> round(float(erf(np.array([0.5], np.float32))[0]), 6)
         0.5205
     """
-    return _apply(False, x)
+    return _apply(0, x)
 
 
 def erfc(x: np.ndarray) -> np.ndarray:
@@ -205,7 +230,7 @@ def erfc(x: np.ndarray) -> np.ndarray:
         >>> float(erfc(np.array([5.0], np.float32))[0])  # doctest: +ELLIPSIS
         1.537459...e-12
     """
-    return _apply(True, x)
+    return _apply(1, x)
 
 
 # --------------------------------------------------------------------------- binary arithmetic
