@@ -315,15 +315,28 @@ class GemmKernel:
         ep = self.ep
         pk = self.pk
         tail = (pk.packed, pk.panel_bytes, self.n, m)
-        store = (rowsum, pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp,
-                 ep.qmin, ep.qmax, out.reshape(-1), 0, self.n, 1)  # fmt: skip
+        store = (
+            rowsum,
+            pk.bz,
+            pk.coloff(azp, self.bias),
+            ep.mode,
+            ep.scale,
+            ep.mult,
+            ep.shift,
+            ep.zp,
+            ep.qmin,
+            ep.qmax,
+            out.reshape(-1),
+            0,
+            self.n,
+            1,
+        )
         if self.amx:
             from edgeai.kernels.tiles import AMX_CONFIG
 
             # row blocks of 32: the A block stays in L1 while the weight panels stream past it
             amx_end = m if lda % 64 == 0 else m - 1
-            head = (AMX_CONFIG, a.reshape(-1), rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4),
-                    amx_end)  # fmt: skip
+            head = (AMX_CONFIG, a.reshape(-1), rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end)
             args = (*head, *tail, 32, *store)
         else:
             mc = max(pk.mr, (131072 // self.k4) // pk.mr * pk.mr)
@@ -414,7 +427,10 @@ class ConvKernel:
         self.pt, self.pl, self.pb, self.pr = p
         self.x_dtype = np.dtype(x_dtype)
         self.threads = threads
-        self.path = "vnni" if path == "amx" else path  # convolutions run on the VNNI microkernel
+        # AMX needs rows at one stride: stride-1 convolutions, computed over "virtual" output
+        # pixels (every padded input column; those past the output width are dropped)
+        self.amx = path == "amx" and self.sh == 1 and self.sw == 1
+        self.path = "vnni" if path == "amx" and not self.amx else path
         wz = _zero_points(w_zp, self.m, w.dtype, "w_zp")
         self.bias = _bias(bias, self.m)
         self.ep = _epilogue(requant, self.m)
@@ -434,11 +450,21 @@ class ConvKernel:
             wg = w[sl].astype(np.int64).transpose(2, 3, 1, 0)  # [kH, kW, Cg, Mg]
             bmat = np.zeros((self.kh, self.kw, self.c4, self.mg), np.int64)
             bmat[:, :, : self.cg] = wg
-            real = np.broadcast_to(np.arange(self.c4) < self.cg, (self.kh, self.kw, self.c4)).reshape(-1)
-            self.packs.append(_Packed(bmat.reshape(-1, self.mg), real, wz[sl], self.path))
+            real = np.broadcast_to(np.arange(self.c4) < self.cg, (self.kh, self.kw, self.c4))
+            if self.amx:  # each K run (one per kernel row, or per tap when dilated) padded to 64 bytes
+                runs = self.kh if self.dw == 1 else self.kh * self.kw
+                run = bmat.size // self.mg // runs
+                self.run64 = -(-run // 64) * 64
+                padded = np.zeros((runs, self.run64, self.mg), np.int64)
+                padded[:, :run] = bmat.reshape(runs, run, self.mg)
+                preal = np.zeros((runs, self.run64), bool)
+                preal[:, :run] = real.reshape(runs, run)
+                bmat, real = padded, preal
+            self.packs.append(_Packed(bmat.reshape(-1, self.mg), real.reshape(-1), wz[sl], self.path))
             self.eps.append(self.ep.slice(g * self.mg, (g + 1) * self.mg))
             self.biases.append(self.bias[sl].copy())
         self.fn = _entry(self.packs[0].code, threads)
+        self._nhwc_store = True
         self._geom: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int]] = {}
 
     def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -447,6 +473,8 @@ class ConvKernel:
         if g is None:
             y, x = np.divmod(np.arange(oh * ow, dtype=np.int64), ow)
             rowoffs = (y * self.sh * wp + x * self.sw) * self.c4
+            if self.amx:  # virtual pixels: oh * Wp rows at the stride C4
+                rowoffs = np.arange(oh * wp, dtype=np.int64) * self.c4
             if self.dw == 1:  # one contiguous run of kW * C4 bytes per kernel row
                 segoff = np.arange(self.kh, dtype=np.int64) * self.dh * wp * self.c4
                 seglen = self.kw * self.c4 // 4
@@ -454,10 +482,79 @@ class ConvKernel:
                 i, j = np.divmod(np.arange(self.kh * self.kw, dtype=np.int64), self.kw)
                 segoff = (i * self.dh * wp + j * self.dw) * self.c4
                 seglen = self.c4 // 4
+            if self.amx:
+                seglen = self.run64 // 64
             g = (rowoffs, segoff, len(segoff), seglen)
             if len(self._geom) < 16:
                 self._geom[key] = g
         return g
+
+    def _run_amx(
+        self,
+        xu: np.ndarray,
+        xzp: int,
+        flip: int,
+        hp: int,
+        wp: int,
+        oh: int,
+        ow: int,
+        rowoffs: np.ndarray,
+        segoff: np.ndarray,
+        nseg: int,
+        seglen64: int,
+        out: np.ndarray,
+    ) -> None:
+        from edgeai.kernels import conv
+        from edgeai.kernels.tiles import AMX_CONFIG
+
+        # A K run is read in whole 64-byte steps: past its end lie the next pixels' bytes (times
+        # zero weights), and past the image a slack filled by the staging, so every read is in bounds.
+        mv = oh * wp
+        size = hp * wp * self.c4
+        flat_buf = np.empty(size + self.run64 + wp * self.c4 + 64, np.uint8)
+        flat_buf[size:] = xzp
+        buf = flat_buf[:size].reshape(hp, wp, self.c4)
+        rowsum = np.zeros(mv, np.int32)
+        valid = np.zeros(oh * ow, np.int32)
+        nhwc = np.empty((mv, self.m), self.ep.out_dtype)
+        for n in range(out.shape[0]):
+            for g in range(self.group):
+                pk, epg = self.packs[g], self.eps[g]
+                conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
+                if pk.has_bz:
+                    conv.window_sums(buf, self.cg, self.kh, self.kw, 1, 1, self.dh, self.dw, oh, ow, valid)
+                    rowsum.reshape(oh, wp)[:, :ow] = valid.reshape(oh, ow)
+                self.fn(
+                    AMX_CONFIG,
+                    flat_buf,
+                    rowoffs,
+                    self.c4,
+                    segoff,
+                    nseg,
+                    seglen64,
+                    seglen64 * 16,
+                    mv,
+                    pk.packed,
+                    pk.panel_bytes,
+                    self.mg,
+                    mv,
+                    32,
+                    rowsum,
+                    pk.bz,
+                    pk.coloff(xzp, self.biases[g]),
+                    epg.mode,
+                    epg.scale,
+                    epg.mult,
+                    epg.shift,
+                    epg.zp,
+                    epg.qmin,
+                    epg.qmax,
+                    nhwc.reshape(-1),
+                    g * self.mg,
+                    self.m,
+                    1,
+                )
+            out[n] = nhwc.reshape(oh, wp, self.m)[:, :ow].transpose(2, 0, 1)
 
     def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
         from edgeai.kernels import conv
@@ -542,10 +639,16 @@ class ConvKernel:
                         )
                 return out
             rowoffs, segoff, nseg, seglen = self._geometry(hp, wp, oh, ow)
+            if self.amx:
+                self._run_amx(xu, xzp, flip, hp, wp, oh, ow, rowoffs, segoff, nseg, seglen, out)
+                return out
             buf = np.empty((hp, wp, self.c4), np.uint8)
             rowsum = np.zeros(plane, np.int32)
             k_total = self.kh * self.kw * self.c4
             mc = max(8, (131072 // max(k_total, 1)) // 8 * 8)
+            # the fused store writes pixel-major [P, M] rows (contiguous, vectorized), and one
+            # transpose per image gives NCHW: cheaper than storing each tile channel-major
+            nhwc = np.empty((plane, self.m), self.ep.out_dtype) if self._nhwc_store else None
             for n in range(nb):
                 for g in range(self.group):
                     pk, epg = self.packs[g], self.eps[g]
@@ -554,6 +657,10 @@ class ConvKernel:
                         conv.window_sums(
                             buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum
                         )
+                    if nhwc is not None:
+                        dst, obase, ors, ocs = nhwc.reshape(-1), g * self.mg, self.m, 1
+                    else:
+                        dst, obase, ors, ocs = flat, (n * self.m + g * self.mg) * plane, 1, plane
                     self.fn(
                         buf.reshape(-1),
                         rowoffs,
@@ -575,11 +682,13 @@ class ConvKernel:
                         epg.zp,
                         epg.qmin,
                         epg.qmax,
-                        flat,
-                        (n * self.m + g * self.mg) * plane,
-                        1,
-                        plane,
+                        dst,
+                        obase,
+                        ors,
+                        ocs,
                     )
+                if nhwc is not None:
+                    out[n].reshape(self.m, plane)[...] = nhwc.T
             return out
         finally:
             if scope:

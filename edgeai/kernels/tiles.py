@@ -136,15 +136,34 @@ def _store_tile(
                     v = np.int32(c[r, j] + co - bzn * rowsum[r0 + r])
                     out[base + r] = _store_value(v, n, mode, scale, mult, shift, zp, qmin, qmax)
         return
+    if ocs == 1 and mode == 0:  # contiguous int32 rows: the common GEMM / NHWC case, vectorized
+        for r in range(mr):
+            rs = rowsum[r0 + r]
+            base = obase + (r0 + r) * ors + col0
+            for j in range(nr):
+                out[base + j] = c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs
+        return
+    if ocs == 1 and mode == 1:  # contiguous rows, float requantization written out so that it vectorizes
+        lo = np.float32(qmin - zp)
+        hi = np.float32(qmax - zp)
+        magic = np.float32(12582912.0)  # round half to even, as requantize_float
+        for r in range(mr):
+            rs = rowsum[r0 + r]
+            base = obase + (r0 + r) * ors + col0
+            for j in range(nr):
+                v = np.int32(c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs)
+                f = np.float32(v) * scale[col0 + j]
+                f = min(max(f, lo), hi)
+                out[base + j] = np.int32((f + magic) - magic) + zp
+        return
     for r in range(mr):
         rs = rowsum[r0 + r]
         base = obase + (r0 + r) * ors + col0 * ocs
-        if mode == 0:
-            for j in range(nr):
-                out[base + j * ocs] = c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs
-        else:
-            for j in range(nr):
-                v = np.int32(c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs)
+        for j in range(nr):
+            v = np.int32(c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs)
+            if mode == 0:
+                out[base + j * ocs] = v
+            else:
                 out[base + j * ocs] = _store_value(v, col0 + j, mode, scale, mult, shift, zp, qmin, qmax)
 
 
