@@ -1405,3 +1405,31 @@ def test_bad_models_and_feeds_raise_clear_edgeai_errors(
     with pytest.raises(error, match=message) as info:
         native(op, *inputs, opset=22, attrs=attrs)
     assert "node 'n0'" in str(info.value) or op in str(info.value)
+
+
+POW_TYPES = {
+    "float32": np.float32,
+    "float64": np.float64,
+    "float16": np.float16,
+    "int32": np.int32,
+    "int64": np.int64,
+}
+
+
+@pytest.mark.parametrize("base_type", sorted(POW_TYPES))
+def test_pow_with_mixed_base_and_exponent_types_matches_onnxruntime(base_type: str) -> None:
+    r = rng(25)
+    base = POW_TYPES[base_type]
+    if np.dtype(base).kind == "f":
+        x = (r.standard_normal(6) * 3).astype(base)
+    else:
+        x = np.array([-3, -2, 0, 1, 2, 5], base)
+    for exp_type, exp in POW_TYPES.items():
+        if np.dtype(exp).kind == "f":
+            y = np.array([0.5, 2, 3, -1, 1.5, 0], exp)
+        else:
+            y = np.array([2, 3, 0, 1, 4, 2], exp)
+        want = ort_node("Pow", [x, y], n_feeds=2, opset=15)[0]
+        got = native("Pow", x, y, opset=15)[0]
+        assert got.dtype == want.dtype, exp_type
+        np.testing.assert_allclose(got.astype(np.float64), want, rtol=1e-3, atol=1e-5, err_msg=exp_type)
