@@ -15,6 +15,11 @@ pooling ops, ``TfLiteTransposeConvParams`` (padding, stride w/h) for
   goes to the window position its index names.
 * ``Convolution2DTransposeBias``: transposed convolution with OHWI weights and
   a bias; SAME padding trims ``max(0, k - (in - 1) % s - 1)`` pixels (half before).
+* ``TransformLandmarks``: each landmark's (x, y) mapped by the first two rows of
+  a 4x4 matrix (``x' = m00 x + m01 y + m03``, float32, in that order of
+  additions); z and any further channels are kept. Version 2 takes ``[1, N, C]``
+  landmarks (C = 2 or 3 per landmark); version 1 ``[1, H, W, C]`` landmarks
+  with ``dimensions`` and ``scale`` (scaling the translation) in flexbuffer options.
 
 Example:
     >>> import numpy as np
@@ -38,8 +43,10 @@ __all__ = [
     "Convolution2DTransposeBias",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
+    "TransformLandmarks",
     "max_pool_argmax",
     "max_unpool",
+    "transform_landmarks",
     "transpose_conv_bias",
 ]
 
@@ -183,3 +190,53 @@ class Convolution2DTransposeBias(Op):
         if w.ndim != 4 or x.ndim != 4 or w.shape[3] != x.shape[3] or b.shape != (w.shape[0],):
             raise bad_model(self.ctx, f"shapes do not fit: input {x.shape}, weights {w.shape}, bias {b.shape}")
         return (transpose_conv_bias(x, w, b, self.sh, self.sw, self.same),)
+
+
+def transform_landmarks(points: np.ndarray, matrix: np.ndarray, dims: int, scale: float = 1.0) -> np.ndarray:
+    """Landmarks ``[..., C]`` (``dims`` channels per landmark) mapped by ``matrix`` (4x4, row-major)."""
+    f = np.float32
+    m = np.asarray(matrix, f).reshape(-1)[:8]
+    out = np.array(points, dtype=f, copy=True)
+    flat = out.reshape(-1, dims)
+    x, y = flat[:, 0].copy(), flat[:, 1].copy()
+    zero = f(0.0)
+    for row, col in ((0, 0), (4, 1)):
+        acc = x * m[row] + y * m[row + 1]  # float32 sums in the kernel's order
+        acc = acc + zero * m[row + 2]
+        acc = acc + m[row + 3] * f(scale)
+        flat[:, col] = acc
+    return out
+
+
+@register("TransformLandmarks", domain="tflite.custom", since=1)
+class TransformLandmarks(Op):
+    """MediaPipe ``TransformLandmarks`` (versions 1 and 2, told apart by the landmarks' rank)."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        _float_io(ctx)
+        self.dims, self.scale = 0, 1.0
+        raw = ctx.attr("custom_options")
+        if raw:
+            try:
+                from flatbuffers import flexbuffers
+
+                opts = flexbuffers.Loads(bytes(raw))
+            except Exception:
+                opts = None
+            if isinstance(opts, dict):
+                self.dims = int(opts.get("dimensions", 0) or 0)
+                self.scale = float(opts.get("scale", 1.0))
+
+    def run(self, points: np.ndarray, matrix: np.ndarray, *_: Any) -> tuple[np.ndarray]:
+        if points.ndim == 3:  # version 2: the landmark's channel count is the last dimension
+            dims, scale = points.shape[-1], 1.0
+        elif points.ndim == 4:
+            dims, scale = self.dims or 3, self.scale
+        else:
+            raise bad_model(self.ctx, f"landmarks must be 3-D (version 2) or 4-D (version 1), got {points.shape}")
+        if dims not in (2, 3) or points.shape[-1] % dims:
+            raise bad_model(self.ctx, f"{dims} dimensions per landmark do not fit landmarks of shape {points.shape}")
+        if matrix.size < 8:
+            raise bad_model(self.ctx, f"the transform matrix needs 16 values, got shape {matrix.shape}")
+        return (transform_landmarks(points, matrix, dims, scale),)
