@@ -137,14 +137,23 @@ class Session:
                 # A whole-model load failed on an op: split the model, the native engine
                 # taking what the runtime cannot, unless the user asked for one device.
                 explicit = isinstance(device, str) and device.lower() not in ("auto",) and not fallback
-                if source.format != "onnx" or self._device.backend == "native" or explicit:
+                if source.format == "tflite" and self._device.backend == "litert" and not explicit:
+                    # custom ops LiteRT cannot resolve: LiteRT partitions around native ones
+                    from edgeai.placement.partitioned import load_tflite_planned
+
+                    try:
+                        self._device, self._exec = load_tflite_planned(source, self._device, opts)
+                    except PlacementError as plan_exc:
+                        raise exc from plan_exc
+                elif source.format != "onnx" or self._device.backend == "native" or explicit:
                     raise
-                try:
-                    self._device, self._exec = self._load_planned(
-                        self._device, fallback, None, (), None, None, False, opts
-                    )
-                except PlacementError as plan_exc:
-                    raise exc from plan_exc
+                else:
+                    try:
+                        self._device, self._exec = self._load_planned(
+                            self._device, fallback, None, (), None, None, False, opts
+                        )
+                    except PlacementError as plan_exc:
+                        raise exc from plan_exc
         self._inputs: list[TensorSpec] = list(self._exec.inputs)
         self._outputs: list[TensorSpec] = list(self._exec.outputs)
         self._input_names = [s.name for s in self._inputs]

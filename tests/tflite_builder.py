@@ -262,3 +262,106 @@ def single_op(
         b.sub.operators[-1].customOptions = list(custom_options)
     b.io(feeds, outs)
     return b.build()
+
+
+def pool_params(padding: str, stride: int, filt: int, activation: int = 0) -> bytes:
+    """MediaPipe's custom options for its pooling ops: a ``TfLitePoolParams`` C struct
+    (padding 1 = SAME, 2 = VALID; strides, filter sizes, activation; computed padding zeros)."""
+    pad = {"SAME": 1, "VALID": 2}[padding]
+    return np.array([pad, stride, stride, filt, filt, activation, 0, 0, 0, 0], "<i4").tobytes()
+
+
+def int8_model_with_custom_op(custom: str = "MaxPoolingWithArgmax2D", pool_builtin: bool = False) -> bytes:
+    """float x [N, 8, 8, 3] -> QUANTIZE -> CONV_2D (int8, ReLU) -> DEQUANTIZE -> ``custom``
+    (MediaPipe's 2x2/2 max pool with argmax; ``pool_builtin=True`` puts LiteRT's own MAX_POOL_2D
+    there instead, with the argmax output dropped) -> QUANTIZE -> RESHAPE -> FULLY_CONNECTED
+    (int8) -> DEQUANTIZE -> y [N, 5]; outputs ``y`` and the pooling ``argmax``."""
+    rng = np.random.default_rng(7)
+    b = TFLiteBuilder()
+    s = b.s
+    f32 = np.float32
+    x = b.tensor("x", [1, 8, 8, 3], f32, signature=[-1, 8, 8, 3])
+    xq = b.tensor("x_q", [1, 8, 8, 3], np.int8, scale=1 / 64, zero_point=0, signature=[-1, 8, 8, 3])
+    b.op("QUANTIZE", [x], [xq])
+    w = rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8)
+    ws = [0.01, 0.012, 0.008, 0.011]
+    wt = b.tensor("conv_w", [4, 3, 3, 3], np.int8, data=w, scale=ws, zero_point=[0] * 4, axis=0)
+    bias = rng.integers(-200, 200, 4).astype(np.int32)
+    bs = [float(np.float32(1 / 64) * np.float32(v)) for v in ws]
+    bt = b.tensor("conv_b", [4], np.int32, data=bias, scale=bs, zero_point=[0] * 4)
+    c = b.tensor("conv", [1, 8, 8, 4], np.int8, scale=0.05, zero_point=-128, signature=[-1, 8, 8, 4])
+    opts = s.Conv2DOptionsT()
+    opts.padding, opts.strideH, opts.strideW = s.Padding.SAME, 1, 1
+    opts.dilationHFactor = opts.dilationWFactor = 1
+    opts.fusedActivationFunction = s.ActivationFunctionType.RELU
+    b.op("CONV_2D", [xq, wt, bt], [c], opts)
+    cf = b.tensor("conv_f", [1, 8, 8, 4], f32, signature=[-1, 8, 8, 4])
+    b.op("DEQUANTIZE", [c], [cf])
+    pooled = b.tensor("pooled", [1, 4, 4, 4], f32, signature=[-1, 4, 4, 4])
+    outputs = []
+    if pool_builtin:
+        po = s.Pool2DOptionsT()
+        po.padding, po.strideH, po.strideW, po.filterHeight, po.filterWidth = s.Padding.VALID, 2, 2, 2, 2
+        b.op("MAX_POOL_2D", [cf], [pooled], po)
+    else:
+        argmax = b.tensor("argmax", [1, 4, 4, 4], f32, signature=[-1, 4, 4, 4])
+        b.op("CUSTOM", [cf], [pooled, argmax], custom=custom)
+        b.sub.operators[-1].customOptions = list(pool_params("VALID", 2, 2))
+        outputs.append(argmax)
+    pq = b.tensor("pooled_q", [1, 4, 4, 4], np.int8, scale=0.05, zero_point=-128, signature=[-1, 4, 4, 4])
+    b.op("QUANTIZE", [pooled], [pq])
+    shape = b.tensor("flat_shape", [2], np.int32, data=np.array([-1, 64], np.int32))
+    flat = b.tensor("flat", [1, 64], np.int8, scale=0.05, zero_point=-128, signature=[-1, 64])
+    b.op("RESHAPE", [pq, shape], [flat], s.ReshapeOptionsT())
+    fw = rng.integers(-127, 128, (5, 64)).astype(np.int8)
+    fwt = b.tensor("fc_w", [5, 64], np.int8, data=fw, scale=0.002, zero_point=0)
+    fb = b.tensor("fc_b", [5], np.int32, data=rng.integers(-500, 500, 5).astype(np.int32),
+                  scale=float(np.float32(0.05) * np.float32(0.002)))  # fmt: skip
+    logits = b.tensor("logits", [1, 5], np.int8, scale=0.1, zero_point=0, signature=[-1, 5])
+    b.op("FULLY_CONNECTED", [flat, fwt, fb], [logits], s.FullyConnectedOptionsT())
+    y = b.tensor("y", [1, 5], f32, signature=[-1, 5])
+    b.op("DEQUANTIZE", [logits], [y])
+    b.io([x], [y, *outputs])
+    return b.build()
+
+
+def landmarks_model_with_custom_op(custom: str = "TransformLandmarks") -> bytes:
+    """An int8 landmark head with MediaPipe's TransformLandmarks (version 2) in the middle:
+    float x [1, 16] -> QUANTIZE -> FULLY_CONNECTED (int8) -> DEQUANTIZE -> RESHAPE [1, 5, 3] ->
+    ``custom``(landmarks, matrix [1, 4, 4]) -> RESHAPE [1, 15] -> QUANTIZE -> FULLY_CONNECTED
+    (int8) -> DEQUANTIZE -> y [1, 4]. Inputs ``x`` and ``matrix``; outputs ``y`` and ``landmarks``."""
+    rng = np.random.default_rng(11)
+    b = TFLiteBuilder()
+    s = b.s
+    f32 = np.float32
+    x = b.tensor("x", [1, 16], f32)
+    matrix = b.tensor("matrix", [1, 4, 4], f32)
+    xq = b.tensor("x_q", [1, 16], np.int8, scale=1 / 64, zero_point=0)
+    b.op("QUANTIZE", [x], [xq])
+    w1 = b.tensor("fc1_w", [15, 16], np.int8, data=rng.integers(-127, 128, (15, 16)).astype(np.int8), scale=0.01)
+    b1 = b.tensor("fc1_b", [15], np.int32, data=rng.integers(-300, 300, 15).astype(np.int32),
+                  scale=float(np.float32(1 / 64) * np.float32(0.01)))  # fmt: skip
+    h = b.tensor("h_q", [1, 15], np.int8, scale=0.02, zero_point=3)
+    b.op("FULLY_CONNECTED", [xq, w1, b1], [h], s.FullyConnectedOptionsT())
+    hf = b.tensor("h", [1, 15], f32)
+    b.op("DEQUANTIZE", [h], [hf])
+    s1 = b.tensor("shape_in", [3], np.int32, data=np.array([1, 5, 3], np.int32))
+    lm = b.tensor("raw_landmarks", [1, 5, 3], f32)
+    b.op("RESHAPE", [hf, s1], [lm], s.ReshapeOptionsT())
+    out_lm = b.tensor("landmarks", [1, 5, 3], f32)
+    b.op("CUSTOM", [lm, matrix], [out_lm], custom=custom)
+    b.model.operatorCodes[b._codes[(s.BuiltinOperator.CUSTOM, custom)]].version = 2
+    s2 = b.tensor("shape_out", [2], np.int32, data=np.array([1, 15], np.int32))
+    flat = b.tensor("flat", [1, 15], f32)
+    b.op("RESHAPE", [out_lm, s2], [flat], s.ReshapeOptionsT())
+    fq = b.tensor("flat_q", [1, 15], np.int8, scale=0.05, zero_point=-2)
+    b.op("QUANTIZE", [flat], [fq])
+    w2 = b.tensor("fc2_w", [4, 15], np.int8, data=rng.integers(-127, 128, (4, 15)).astype(np.int8), scale=0.004)
+    b2 = b.tensor("fc2_b", [4], np.int32, data=rng.integers(-300, 300, 4).astype(np.int32),
+                  scale=float(np.float32(0.05) * np.float32(0.004)))  # fmt: skip
+    yq = b.tensor("y_q", [1, 4], np.int8, scale=0.05, zero_point=0)
+    b.op("FULLY_CONNECTED", [fq, w2, b2], [yq], s.FullyConnectedOptionsT())
+    y = b.tensor("y", [1, 4], f32)
+    b.op("DEQUANTIZE", [yq], [y])
+    b.io([x, matrix], [y, out_lm])
+    return b.build()

@@ -106,6 +106,25 @@ def _ort_probe(signature: bytes, provider: str) -> tuple[bool, str]:
     return True, ""
 
 
+_LITERT_CUSTOM: dict[str, Support] = {}
+
+
+def _litert_custom_probe(op_type: str, graph: Graph, node_name: str) -> Support:
+    """Load a one-node .tflite of the custom op in LiteRT, once per op type."""
+    if op_type not in _LITERT_CUSTOM:
+        from edgeai.backends.litert import _interpreter_module
+        from edgeai.formats.tflite_writer import tflite_bytes
+
+        module, _ = _interpreter_module()
+        try:
+            module.Interpreter(model_content=tflite_bytes(graph.extract([node_name]))).allocate_tensors()
+            found = Support(True, f"LiteRT resolves the custom op {op_type}")
+        except (ValueError, RuntimeError) as exc:
+            found = Support(False, f"LiteRT cannot resolve the custom op {op_type} ({str(exc).strip()[:120]})")
+        _LITERT_CUSTOM[op_type] = found
+    return _LITERT_CUSTOM[op_type]
+
+
 def _probe_model(graph: Graph, node: Node) -> bytes:
     """A one-node ONNX model of ``node`` with its input types (constants kept as initializers)."""
     import onnx
@@ -171,6 +190,8 @@ class Capability:
             return self._native_supports(node, device)
         if device.backend == "onnxruntime":
             return self._ort_supports(node, device.provider)
+        if device.backend == "litert":
+            return self._litert_supports(node, device)
         return Support(False, f"{device.id}: per-node capability of {device.backend} is not known")
 
     def _native_supports(self, node: Node, device: Device) -> Support:
@@ -183,6 +204,16 @@ class Capability:
             return Support(False, "the native engine is not part of this build")
         native_device = device if device.backend == "native" else backend.devices()[0]
         return backend.supports(node, native_device, opset=opset)  # type: ignore[call-arg]
+
+    def _litert_supports(self, node: Node, device: Device) -> Support:
+        """TFLite builtins: yes. Custom ops: whether LiteRT resolves the op in a one-node model."""
+        if node.domain == "tflite":
+            return Support(True, f"{device.id} runs the TFLite builtin {node.op_type}")
+        if node.domain != "tflite.custom":
+            return Support(
+                False, f"{device.id} runs only TFLite operators, not {node.domain or 'ai.onnx'}:{node.op_type}"
+            )
+        return _litert_custom_probe(node.op_type, self.graph, node.name)
 
     def _ort_supports(self, node: Node, provider: str) -> Support:
         # Nodes alike in op, opset, input types and attributes get one probe.

@@ -29,7 +29,7 @@ from edgeai.placement.planner import Plan
 from edgeai.placement.report import PlacementReport
 from edgeai.specs import TensorSpec
 
-__all__ = ["PartitionedExecutable"]
+__all__ = ["PartitionedExecutable", "TFLitePartitionedExecutable", "load_tflite_planned"]
 
 
 def _fill_missing_types(proto: Any) -> None:
@@ -140,6 +140,112 @@ class PartitionedExecutable:
             if times:
                 info.time_ms = float(np.mean(times)) * 1e3
         return report
+
+    def close(self) -> None:
+        for exe, *_ in self._steps:
+            exe.close()
+        self._steps = []
+
+
+def _tflite_spec(graph: Any, name: str) -> TensorSpec:
+    v = graph.value(name)
+    shape = None if v.shape is None else tuple(d if isinstance(d, int) else None for d in v.shape)
+    return TensorSpec(name, v.dtype if v.dtype is not None else np.dtype(object), shape, v.quant)
+
+
+def load_tflite_planned(source: ModelSource, device: Any, options: dict[str, Any]) -> tuple[Any, Any]:
+    """Split a ``.tflite`` model that LiteRT cannot load whole over ``device`` (LiteRT) and the native engine.
+
+    The model is imported into the IR (:func:`edgeai.formats.tflite_format.import_tflite`);
+    LiteRT takes every node it resolves (builtins), the native engine the custom ops it
+    implements. Raises :class:`~edgeai.errors.UnsupportedOpError` naming every custom op
+    that neither can run.
+    """
+    from edgeai.errors import UnsupportedOpError
+    from edgeai.formats.tflite_format import CUSTOM_DOMAIN, import_tflite
+    from edgeai.placement.capability import Capability
+    from edgeai.placement.planner import plan_graph
+
+    graph = import_tflite(source)
+    native = get_backend("native")
+    native_device = native.devices()[0]
+    capability = Capability(graph)
+    missing = [
+        n
+        for n in graph.nodes
+        if n.domain == CUSTOM_DOMAIN
+        and not capability.supports(n, device)
+        and not capability.supports(n, native_device)
+    ]
+    if missing:
+        names = sorted({n.op_type for n in missing})
+        raise UnsupportedOpError(
+            f"{source.display_name} uses the custom op(s) {', '.join(names)} (node(s) "
+            f"{', '.join(n.name for n in missing)}), which neither LiteRT nor edgeai's native engine "
+            "implements; register one with edgeai.ops._base.register(op, domain='tflite.custom')",
+            op_type=names[0],
+            domain=CUSTOM_DOMAIN,
+            node=missing[0].name,
+        )
+    # No cost check: the planner's cost model has no MAC counts for TFLite ops, so its
+    # island check would pull every node onto the device that takes the custom op.
+    plan = plan_graph(graph, [device, native_device], capability=capability, cost_check=False)
+    exe = TFLitePartitionedExecutable(source, graph, plan, options, device)
+    return device, exe
+
+
+class TFLitePartitionedExecutable:
+    """A ``.tflite`` model split over LiteRT and the native engine; the ``Executable`` Session runs.
+
+    LiteRT partitions run as ``.tflite`` sub-models written by
+    :func:`edgeai.formats.tflite_writer.tflite_bytes`; native partitions are IR
+    subgraphs compiled by the native backend.
+    """
+
+    validates_inputs = False
+
+    def __init__(self, source: ModelSource, graph: Any, plan: Plan, options: dict[str, Any], device: Any) -> None:
+        from edgeai.backends.litert import LiteRTExecutable
+        from edgeai.formats.tflite_writer import tflite_bytes
+
+        if options.get("quantize_io"):
+            from edgeai.errors import PlacementError
+
+            raise PlacementError("quantize_io=True is not implemented for a split .tflite model yet")
+        self.device = device
+        self.inputs = [_tflite_spec(graph, n) for n in graph.inputs]
+        self.outputs = [_tflite_spec(graph, n) for n in graph.outputs]
+        self.output_names = list(graph.outputs)
+        self._plan = plan
+        self._what = source.display_name
+        last_use: dict[str, int] = {}
+        for p in plan.partitions:
+            for v in p.inputs:
+                last_use[v] = p.index
+        keep = set(self.output_names)
+        self._steps: list[tuple[Any, list[str], list[str], list[str]]] = []
+        for p in plan.partitions:
+            sub = graph.extract([n.name for n in p.nodes], name=f"{graph.name}_part{p.index}")
+            outs = list(p.outputs)
+            if p.device.backend == "native":
+                exe: Any = get_backend("native").compile(sub, p.device, {**options, "graph_passes": ()})
+            else:
+                part_source = ModelSource(format="tflite", data=tflite_bytes(sub))
+                part_source.metadata["partition"] = p.index
+                exe = LiteRTExecutable(part_source, p.device, options)
+            free = [v for v, last in last_use.items() if last == p.index and v not in keep]
+            self._steps.append((exe, list(p.inputs), outs, free))
+
+    def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
+        env: dict[str, Any] = dict(feeds)
+        for exe, ins, outs, free in self._steps:
+            env.update(zip(outs, exe.run({n: env[n] for n in ins}, outs)))
+            for v in free:
+                env.pop(v, None)
+        return [env[n] for n in (output_names or self.output_names)]
+
+    def placement(self) -> PlacementReport:
+        return report_from_plan(self._plan, self._what, source="edgeai planner (LiteRT + native engine)")
 
     def close(self) -> None:
         for exe, *_ in self._steps:
