@@ -169,7 +169,7 @@ def stft(
     array([[2., 0.],
            [2., 0.]], dtype=float32)
     """
-    batch, length, parts = signal.shape
+    length = signal.shape[1]
     frames = (length - frame_length) // frame_step + 1
     work = signal.astype(_compute_dtype(signal.dtype), copy=False)
     # [batch, length - L + 1, parts, L] -> every frame_step-th start -> [batch, frames, L, parts]
