@@ -573,6 +573,149 @@ def _m_concat(c: _MilContext, op: Any) -> None:
     c.add("Concat", names, [c.out(op)], axis=int(c.value(op, "axis")))
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+
+
+@_mil("pad")
+def _m_pad(c: _MilContext, op: Any) -> None:
+    rank = len(op.inputs["x"].shape)
+    pad = [int(p) for p in c.value(op, "pad")]
+    k = len(pad) // 2
+    begins, ends = [0] * rank, [0] * rank
+    for i in range(k):  # MIL pads the last k axes: [begin, end] per axis
+        begins[rank - k + i], ends[rank - k + i] = pad[2 * i], pad[2 * i + 1]
+    mode = str(c.value(op, "mode", "constant"))
+    onnx_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}.get(mode)
+    if onnx_mode is None:
+        raise UnsupportedOpError(
+            f"{c.what}: pad mode {mode!r} at {op.name!r} is not covered",
+            op_type="pad",
+            domain="coreml.mil",
+            node=op.name,
+        )
+    inputs = [c.tensor(op, "x"), c.const(np.asarray(begins + ends, np.int64), "pads")]
+    if onnx_mode == "constant":
+        inputs.append(c.const(np.float32(c.value(op, "constant_val", 0.0)), "pad_value"))
+    c.add("Pad", inputs, [c.out(op)], mode=onnx_mode)
+
+
+@_mil("slice_by_index")
+def _m_slice(c: _MilContext, op: Any) -> None:
+    rank = len(op.inputs["x"].shape)
+    begin = [int(v) for v in c.value(op, "begin")]
+    end = [int(v) for v in c.value(op, "end")]
+    stride = [int(v) for v in c.value(op, "stride", [1] * rank)]
+    begin_mask = [bool(v) for v in c.value(op, "begin_mask", [False] * rank)]
+    end_mask = [bool(v) for v in c.value(op, "end_mask", [False] * rank)]
+    squeeze_mask = [bool(v) for v in c.value(op, "squeeze_mask", [False] * rank)]
+    starts, stops = [], []
+    for i in range(rank):
+        forward = stride[i] > 0
+        starts.append((0 if forward else _INT64_MAX) if begin_mask[i] else begin[i])
+        if end_mask[i]:
+            stops.append(_INT64_MAX if forward else _INT64_MIN)
+        elif squeeze_mask[i]:
+            stops.append(begin[i] + 1 if begin[i] != -1 else _INT64_MAX)
+        else:
+            stops.append(end[i])
+    squeeze = [i for i in range(rank) if squeeze_mask[i]]
+    inputs = [
+        c.tensor(op, "x"),
+        c.const(np.asarray(starts, np.int64), "starts"),
+        c.const(np.asarray(stops, np.int64), "ends"),
+        c.const(np.arange(rank, dtype=np.int64), "axes"),
+        c.const(np.asarray(stride, np.int64), "steps"),
+    ]
+    if squeeze:
+        sliced = c.add("Slice", inputs)
+        c.add("Squeeze", [sliced, c.const(np.asarray(squeeze, np.int64), "axes")], [c.out(op)])
+    else:
+        c.add("Slice", inputs, [c.out(op)])
+
+
+@_mil("crop")
+def _m_crop(c: _MilContext, op: Any) -> None:
+    top, bottom = (int(v) for v in c.value(op, "crop_height"))
+    left, right = (int(v) for v in c.value(op, "crop_width"))
+    ends = [-bottom if bottom else _INT64_MAX, -right if right else _INT64_MAX]
+    c.add(
+        "Slice",
+        [
+            c.tensor(op, "x"),
+            c.const(np.asarray([top, left], np.int64), "starts"),
+            c.const(np.asarray(ends, np.int64), "ends"),
+            c.const(np.asarray([-2, -1], np.int64), "axes"),
+        ],
+        [c.out(op)],
+    )
+
+
+@_mil("split")
+def _m_split(c: _MilContext, op: Any) -> None:
+    axis = int(c.value(op, "axis"))
+    sizes = c.value(op, "split_sizes", None)
+    outs = [c.out(op, i) for i in range(len(op.outputs))]
+    if sizes is None:
+        dim = int(op.inputs["x"].shape[axis])
+        sizes = [dim // len(outs)] * len(outs)
+    split = c.const(np.asarray(sizes, np.int64), "split")
+    c.add("Split", [c.tensor(op, "x"), split], outs, axis=axis)
+
+
+@_mil("upsample_nearest_neighbor")
+def _m_upsample_nearest(c: _MilContext, op: Any) -> None:
+    sh = float(c.value(op, "scale_factor_height", 1.0))
+    sw = float(c.value(op, "scale_factor_width", 1.0))
+    scales = c.const(np.asarray([1.0, 1.0, sh, sw], np.float32), "scales")
+    # Core ML: out[i] = in[floor(i / scale)]
+    c.add(
+        "Resize",
+        [c.tensor(op, "x"), "", scales],
+        [c.out(op)],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+
+
+@_mil("conv_transpose")
+def _m_conv_transpose(c: _MilContext, op: Any) -> None:
+    w_shape = [int(d) for d in op.inputs["weight"].shape]
+    spatial = len(w_shape) - 2
+    attrs: dict[str, Any] = _pads(c, op, spatial)
+    strides = [int(s) for s in c.value(op, "strides", [1] * spatial)]
+    dilations = [int(d) for d in c.value(op, "dilations", [1] * spatial)]
+    attrs.update(strides=strides, dilations=dilations, group=int(c.value(op, "groups", 1)))
+    out_shape = c.value(op, "output_shape", None)
+    x_shape = op.inputs["x"].shape
+    if out_shape is not None and "pads" in attrs:
+        pads = attrs["pads"]
+        extra = []
+        for i in range(spatial):
+            natural = (
+                (int(x_shape[2 + i]) - 1) * strides[i]
+                - pads[i]
+                - pads[spatial + i]
+                + dilations[i] * (w_shape[2 + i] - 1)
+                + 1
+            )
+            extra.append(int(out_shape[-spatial + i]) - natural)
+        if any(e < 0 for e in extra):
+            raise UnsupportedOpError(
+                f"{c.what}: conv_transpose {op.name!r} asks for an output smaller than its pads give",
+                op_type="conv_transpose",
+                domain="coreml.mil",
+                node=op.name,
+            )
+        if any(extra):
+            attrs["output_padding"] = extra
+    inputs = [c.tensor(op, "x"), c.tensor(op, "weight")]
+    if op.inputs.get("bias") is not None:
+        inputs.append(c.tensor(op, "bias"))
+    c.add("ConvTranspose", inputs, [c.out(op)], **attrs)
+
+
 @_mil("cast")
 def _m_cast(c: _MilContext, op: Any) -> None:
     target = str(c.value(op, "dtype"))

@@ -61,6 +61,21 @@ class ManyOps(torch.nn.Module):
         return out, (out - h.mean(-1, keepdim=True)).abs().sqrt()
 
 
+class UpDown(torch.nn.Module):
+    """Pad, strided slicing, nearest upsampling, split, transposed conv (with crop), reflect pad."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = torch.nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1)
+        self.c = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.nn.functional.pad(x, (1, 2, 0, 1))[:, :, 1:-1, ::2]
+        y = torch.nn.functional.interpolate(self.c(y), scale_factor=2, mode="nearest")
+        a, b = torch.chunk(y, 2, dim=1)
+        return self.up(torch.cat([b, a], 1)), torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+
+
 def _convert(model: torch.nn.Module, x: torch.Tensor, path: Path, precision: str = "float32") -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -143,6 +158,21 @@ def test_many_ops_match_torch(tmp_path: Path) -> None:
     outs = edgeai.Session(path).run(None, {"x": x.numpy()})
     for got, want in zip(outs, _torch_out(model, x)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_resampling_ops_match_torch(tmp_path: Path) -> None:
+    torch.manual_seed(6)
+    model = UpDown().eval()
+    x = torch.randn(1, 3, 6, 8)
+    path = tmp_path / "updown.mlpackage"
+    _convert(model, x, path)
+    origin = " ".join(import_coreml(path).metadata["origin"].values())
+    for op in ("pad", "slice_by_index", "upsample_nearest_neighbor", "split", "conv_transpose", "crop"):
+        assert f"MIL op {op} " in origin
+    outs = edgeai.Session(path).run(None, {"x": x.numpy()})
+    for got, want in zip(outs, _torch_out(model, x)):
+        assert got.shape == want.shape and np.abs(want).max() > 0.1
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_int8_weights_are_dequantized_exactly(cnn_model, tmp_path: Path) -> None:
