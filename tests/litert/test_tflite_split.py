@@ -1,0 +1,229 @@
+"""A .tflite model with a custom op LiteRT cannot resolve runs split: LiteRT, native, LiteRT.
+
+Also MediaPipe's custom ops on the native engine against independent
+references: loops written from MediaPipe's kernel semantics, and LiteRT's
+XNNPACK delegate, which implements three of them itself (with its own
+integer, column-major argmax convention, converted here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert (pip install 'edgeai[litert]')")
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import edgeai
+from edgeai.errors import UnsupportedOpError
+from edgeai.formats.tflite_format import import_tflite
+from tests import tflite_builder as tb
+from tests.litert.test_tflite_native_ops import run_litert, run_native
+
+F32 = np.float32
+
+
+def _q(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
+    """TFLite quantization in float64: round half away from zero, saturate to int8."""
+    v = np.asarray(x, np.float64) / scale
+    return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + zp, -128, 127)
+
+
+def landmarks_reference(graph: Any, x: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The landmark head of ``tb.landmarks_model_with_custom_op`` in float64 (int8 rounding at the same points)."""
+    init = graph.initializers
+    xq = _q(x, 1 / 64, 0)
+    acc = xq @ init["fc1_w"].astype(np.float64).T + init["fc1_b"]
+    h = (_q(acc * (1 / 64) * 0.01, 0.02, 3) - 3) * 0.02
+    lm = h.reshape(1, 5, 3).copy()
+    mm = m.astype(np.float64).reshape(4, 4)
+    out = lm.copy()
+    out[..., 0] = mm[0, 0] * lm[..., 0] + mm[0, 1] * lm[..., 1] + mm[0, 3]
+    out[..., 1] = mm[1, 0] * lm[..., 0] + mm[1, 1] * lm[..., 1] + mm[1, 3]
+    fq = _q(out.reshape(1, 15), 0.05, -2)
+    acc2 = (fq + 2) @ init["fc2_w"].astype(np.float64).T + init["fc2_b"]
+    y = _q(acc2 * 0.05 * 0.004, 0.05, 0) * 0.05
+    return y, out
+
+
+def _matrix(rng: np.random.Generator) -> np.ndarray:
+    a = rng.uniform(-np.pi, np.pi)
+    m = np.eye(4, dtype=F32)
+    m[:2, :2] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
+    m[:2, 3] = rng.uniform(-1, 1, 2)
+    return m[None]
+
+
+def test_custom_op_in_the_middle_runs_litert_native_litert(tmp_path: Path) -> None:
+    path = tmp_path / "landmarks.tflite"
+    path.write_bytes(tb.landmarks_model_with_custom_op())
+    with pytest.raises(Exception, match="TransformLandmarks"):
+        edgeai.Session(path, device="litert:cpu")  # one device asked for: no split
+    sess = edgeai.Session(path)
+    parts = sess.placement.partitions
+    assert [p.backend for p in parts] == ["litert", "native", "litert"]
+    assert parts[1].nodes == ["4_TransformLandmarks"]
+    graph = import_tflite(path)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = rng.uniform(-1.5, 1.5, (1, 16)).astype(F32)
+        m = _matrix(rng)
+        out = sess.run({"x": x, "matrix": m})
+        y_ref, lm_ref = landmarks_reference(graph, x, m)
+        # landmarks: within one int8 step of h (scale 0.02) carried through the rotation
+        np.testing.assert_allclose(out["landmarks"], lm_ref, atol=0.02 * np.sqrt(2) + 1e-5)
+        assert np.abs(out["y"] - y_ref).max() <= 0.05 + 1e-6  # within one int8 step of y (scale 0.05)
+
+
+def test_unknown_custom_op_is_named_with_the_split_path(tmp_path: Path) -> None:
+    path = tmp_path / "unknown.tflite"
+    path.write_bytes(tb.landmarks_model_with_custom_op("EdgeAINoSuchOp"))
+    with pytest.raises(UnsupportedOpError, match="EdgeAINoSuchOp") as info:
+        edgeai.Session(path)
+    assert info.value.domain == "tflite.custom"
+
+
+def _max_pool_argmax_loops(x: np.ndarray, f: int, s: int, same: bool) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's MaxPoolingWithArgmax2D, loop by loop."""
+    n, h, w, c = x.shape
+    oh, ow = ((h + s - 1) // s, (w + s - 1) // s) if same else ((h - f + s) // s, (w - f + s) // s)
+    ph, pw = max(((oh - 1) * s + f - h) // 2, 0), max(((ow - 1) * s + f - w) // 2, 0)
+    y = np.zeros((n, oh, ow, c), F32)
+    idx = np.zeros((n, oh, ow, c), F32)
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                for ch in range(c):
+                    best, arg = -np.inf, 0
+                    for dy in range(f):
+                        for dx in range(f):
+                            yy, xx = i * s - ph + dy, j * s - pw + dx
+                            if 0 <= yy < h and 0 <= xx < w and x[b, yy, xx, ch] > best:
+                                best, arg = x[b, yy, xx, ch], dy * f + dx
+                    y[b, i, j, ch], idx[b, i, j, ch] = best, F32(arg) + F32(0.1)
+    return y, idx
+
+
+@settings(max_examples=15, deadline=None)
+@given(size=st.integers(3, 9), f=st.integers(1, 3), s=st.integers(1, 3), same=st.booleans(), seed=st.integers(0, 999))
+def test_max_pooling_with_argmax(size: int, f: int, s: int, same: bool, seed: int) -> None:
+    if not same and size < f:
+        return
+    x = np.random.default_rng(seed).standard_normal((2, size, size + 1, 3)).astype(F32)
+    y_ref, i_ref = _max_pool_argmax_loops(x, f, s, same)
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "x", "shape": list(x.shape), "dtype": F32}],
+        [{"name": n, "shape": list(y_ref.shape), "dtype": F32} for n in ("y", "argmax")],
+        custom="MaxPoolingWithArgmax2D",
+        custom_options=tb.pool_params("SAME" if same else "VALID", s, f),
+    )
+    y, idx = run_native(model, [x])
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, i_ref)
+    if f == s:  # XNNPACK implements the op for filter == stride: the pooled values must agree
+        np.testing.assert_array_equal(run_litert(model, [x], reference=False)[0], y)
+
+
+def test_max_unpooling_matches_xnnpack() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4, 5, 2)).astype(F32)
+    k = rng.integers(0, 4, x.shape)
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "x", "shape": [1, 4, 5, 2], "dtype": F32}, {"name": "i", "shape": [1, 4, 5, 2], "dtype": F32}],
+        [{"name": "y", "shape": [1, 8, 10, 2], "dtype": F32}],
+        custom="MaxUnpooling2D",
+        custom_options=tb.pool_params("VALID", 2, 2),
+    )
+    ours = run_native(model, [x, k.astype(F32) + F32(0.1)])[0]
+    # XNNPACK's indices: uint32 bit patterns, column-major inside the 2x2 window
+    xnn = run_litert(model, [x, ((k % 2) * 2 + k // 2).astype(np.uint32).view(F32)], reference=False)[0]
+    np.testing.assert_array_equal(ours, xnn)
+    assert np.count_nonzero(ours) == x.size  # every value lands once, zeros elsewhere
+
+
+@pytest.mark.parametrize(("padding", "stride", "k"), [("SAME", 2, 3), ("VALID", 2, 3), ("SAME", 2, 4), ("SAME", 1, 3)])
+def test_convolution_2d_transpose_bias(padding: str, stride: int, k: int) -> None:
+    rng = np.random.default_rng(stride * 10 + k)
+    h, w_in, c, o = 5, 4, 3, 4
+    x = rng.standard_normal((2, h, w_in, c)).astype(F32)
+    wt = rng.standard_normal((o, k, k, c)).astype(F32)
+    bias = rng.standard_normal(o).astype(F32)
+    pads = [max(0, k - (d - 1) % stride - 1) if padding == "SAME" else 0 for d in (h, w_in)]
+    oh, ow = stride * (h - 1) + k - pads[0], stride * (w_in - 1) + k - pads[1]
+    # float64 reference: scatter every input pixel through the kernel, then crop
+    full = np.zeros((2, stride * (h - 1) + k, stride * (w_in - 1) + k, o))
+    for i in range(h):
+        for j in range(w_in):
+            full[:, i * stride : i * stride + k, j * stride : j * stride + k, :] += np.einsum(
+                "nc,okwc->nkwo", x[:, i, j, :].astype(np.float64), wt.astype(np.float64)
+            )
+    ref = full[:, pads[0] // 2 : pads[0] // 2 + oh, pads[1] // 2 : pads[1] // 2 + ow, :] + bias
+    model = tb.single_op(
+        "CUSTOM",
+        [
+            {"name": "x", "shape": list(x.shape), "dtype": F32},
+            {"name": "w", "shape": list(wt.shape), "dtype": F32, "data": wt},
+            {"name": "b", "shape": [o], "dtype": F32, "data": bias},
+        ],
+        [{"name": "y", "shape": [2, oh, ow, o], "dtype": F32}],
+        custom="Convolution2DTransposeBias",
+        custom_options=np.array([{"SAME": 1, "VALID": 2}[padding], stride, stride], "<i4").tobytes(),
+    )
+    ours = run_native(model, [x])[0]
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run_litert(model, [x], reference=False)[0], ours, rtol=1e-5, atol=1e-5)
+
+
+def test_transform_landmarks_versions() -> None:
+    from flatbuffers import flexbuffers
+
+    rng = np.random.default_rng(2)
+    m = _matrix(rng)
+    mm = m[0].astype(np.float64)
+    pts = rng.standard_normal((1, 6, 3)).astype(F32)
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "p", "shape": [1, 6, 3], "dtype": F32}, {"name": "m", "shape": [1, 4, 4], "dtype": F32}],
+        [{"name": "y", "shape": [1, 6, 3], "dtype": F32}],
+        custom="TransformLandmarks",
+    )
+    got = run_native(model, [pts, m])[0]
+    np.testing.assert_allclose(got[..., 0], mm[0, 0] * pts[..., 0] + mm[0, 1] * pts[..., 1] + mm[0, 3], atol=1e-6)
+    np.testing.assert_allclose(got[..., 1], mm[1, 0] * pts[..., 0] + mm[1, 1] * pts[..., 1] + mm[1, 3], atol=1e-6)
+    np.testing.assert_array_equal(got[..., 2], pts[..., 2])
+    # version 1: 4-D landmarks, 2 dimensions each, translation scaled by "scale"
+    pts4 = rng.standard_normal((1, 1, 3, 4)).astype(F32)
+    opts = bytes(flexbuffers.Dumps({"dimensions": 2, "scale": 3.0}))
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "p", "shape": [1, 1, 3, 4], "dtype": F32}, {"name": "m", "shape": [1, 1, 4, 4], "dtype": F32}],
+        [{"name": "y", "shape": [1, 1, 3, 4], "dtype": F32}],
+        custom="TransformLandmarks",
+        custom_options=opts,
+    )
+    got = run_native(model, [pts4, m[None]])[0].reshape(-1, 2)
+    p2 = pts4.reshape(-1, 2).astype(np.float64)
+    np.testing.assert_allclose(got[:, 0], mm[0, 0] * p2[:, 0] + mm[0, 1] * p2[:, 1] + 3 * mm[0, 3], atol=1e-5)
+    np.testing.assert_allclose(got[:, 1], mm[1, 0] * p2[:, 0] + mm[1, 1] * p2[:, 1] + 3 * mm[1, 3], atol=1e-5)
+
+
+def test_bad_custom_options_are_reported() -> None:
+    from edgeai.errors import InferenceError, ModelFormatError
+
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "x", "shape": [1, 4, 4, 1], "dtype": F32}],
+        [{"name": n, "shape": [1, 2, 2, 1], "dtype": F32} for n in ("y", "i")],
+        custom="MaxPoolingWithArgmax2D",
+        custom_options=b"\x01\x00",
+    )
+    # the executor wraps build-time errors other than UnsupportedOpError in InferenceError
+    with pytest.raises((ModelFormatError, InferenceError), match="TfLitePoolParams"):
+        run_native(model, [np.zeros((1, 4, 4, 1), F32)])
