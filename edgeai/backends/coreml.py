@@ -118,9 +118,13 @@ class CoreMLBackend:
 
     def load(self, source: ModelSource, device: Device, options: dict[str, Any]) -> Any:
         path = _model_path(source)
-        if device.id == NATIVE_ID:
-            return CoreMLNativeExecutable(path, source.display_name, device, options)
-        return CoreMLExecutable(path, source.display_name, device, options)
+        try:
+            if device.id == NATIVE_ID:
+                return CoreMLNativeExecutable(path, source.display_name, device, options)
+            return CoreMLExecutable(path, source.display_name, device, options)
+        finally:
+            if source.path is None:  # the model was read whole at load: drop the temporary copy
+                path.unlink(missing_ok=True)
 
 
 def _version() -> str:

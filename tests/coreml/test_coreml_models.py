@@ -278,6 +278,11 @@ def test_neuralnetwork_spec_matches_torch(tmp_path: Path) -> None:
     sess = edgeai.Session(path)
     assert sess.inputs[0].shape == (1, 2, 6, 6)
     out = sess.run({"image": x})["probs"]
+    # the same model handed over as bytes (an .mlmodel is one file)
+    from edgeai.formats import ModelSource
+
+    from_bytes = edgeai.Session(ModelSource(format="coreml", data=path.read_bytes()))
+    np.testing.assert_array_equal(from_bytes.run({"image": x})["probs"], out)
     xt = torch.from_numpy(x)
     conv = torch.nn.functional.conv2d(
         xt, torch.from_numpy(p["w"]).permute(3, 2, 0, 1), torch.from_numpy(p["b"]), padding=1

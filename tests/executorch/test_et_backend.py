@@ -45,6 +45,14 @@ def test_xnnpack_program_matches_torch_and_raw_runtime(cnn, cnn_xnnpack: Path) -
     np.testing.assert_array_equal(out, _raw_run(cnn_xnnpack, [x])[0])
 
 
+def test_program_from_bytes(cnn, cnn_xnnpack: Path) -> None:
+    model, x = cnn
+    sess = edgeai.Session(cnn_xnnpack.read_bytes())
+    assert sess.format == "pte"
+    with torch.no_grad():
+        np.testing.assert_allclose(sess.run(x.numpy())["output"], model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_specs_come_from_method_metadata(cnn_xnnpack: Path, two_methods: Path) -> None:
     sess = edgeai.Session(cnn_xnnpack)
     assert [(s.name, s.dtype, s.shape) for s in sess.inputs] == [("input", np.float32, (1, 3, 16, 16))]
