@@ -10,6 +10,7 @@ with hypothesis. ONNX's node tests for these ops run in
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -154,7 +155,7 @@ def test_unary_math_matches_float64(x: np.ndarray) -> None:
         "Abs": np.abs(x64),
         "Neg": -x64,
         "Tanh": np.tanh(x64),
-        "Sigmoid": 1 / (1 + np.exp(-x64)),
+        "Sigmoid": 0.5 * (1 + np.tanh(x64 / 2)),  # the logistic function, without overflow
         "Softplus": np.logaddexp(0, x64),
         "Erf": np.array([math.erf(v) for v in x64.ravel()]).reshape(x.shape),
         "Sin": np.sin(x64),
@@ -394,7 +395,8 @@ def test_cast_matches_onnx_reference(to: str, saturate: int) -> None:
     if to.startswith("FLOAT8"):
         attrs["saturate"] = saturate
     node = helper.make_node("Cast", ["x"], ["y"], **attrs)
-    want = ReferenceEvaluator(node).run(None, {"x": x})[0]
+    with np.errstate(over="ignore"):  # the reference's own float -> float16 overflow to inf
+        want = ReferenceEvaluator(node).run(None, {"x": x})[0]
     got = native("Cast", x, opset=21, attrs=attrs)[0]
     assert got.dtype == want.dtype
     same_bits = got.view(np.uint8 if got.itemsize == 1 else np.uint16) == want.view(
@@ -530,7 +532,8 @@ def test_mod_28_float_special_cases() -> None:
     np.testing.assert_array_equal(got, np.array(want, np.float32))
     assert not np.signbit(got[0])  # sign of the divisor
     fm = native("Mod", a, b, opset=28, attrs={"fmod": 1})[0]
-    np.testing.assert_array_equal(fm, np.fmod(a, b))
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(fm, np.fmod(a, b))
 
 
 def test_cumprod_exclusive_reverse_matches_python() -> None:
@@ -794,16 +797,18 @@ def _export_mini_bert(path: Any) -> dict[str, np.ndarray]:
     segments = torch.zeros(2, 8, dtype=torch.int64)
     segments[:, 4:] = 1
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    torch.onnx.export(
-        Bert().eval(),
-        (ids, mask, segments),
-        str(path),
-        dynamo=False,
-        opset_version=14,
-        input_names=names,
-        output_names=["probs", "hidden"],
-        dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter (like tests/models.py) is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            Bert().eval(),
+            (ids, mask, segments),
+            str(path),
+            dynamo=False,
+            opset_version=14,
+            input_names=names,
+            output_names=["probs", "hidden"],
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
+        )
     return dict(zip(names, (ids.numpy(), mask.numpy(), segments.numpy())))
 
 
