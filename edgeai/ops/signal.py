@@ -234,15 +234,16 @@ _COSINE_TERMS: dict[str, tuple[float, ...]] = {
 def window(kind: str, size: int, *, periodic: bool = True, dtype: Any = np.float32) -> np.ndarray:
     """A generalized cosine window (``"HannWindow"``, ``"HammingWindow"``, ``"BlackmanWindow"``).
 
-    Periodic windows use ``N = size`` (for spectral analysis), symmetric ones ``N = size - 1``.
+    Periodic windows use ``N = size`` (for spectral analysis), symmetric ones ``N = size - 1``
+    (a symmetric window of one sample is ``[1]``, where ONNX Runtime gives NaN).
 
     >>> window("HannWindow", 4)
     array([0. , 0.5, 1. , 0.5], dtype=float32)
     """
     terms = _COSINE_TERMS[kind]
-    if size <= 1:
-        return np.ones(max(size, 0), np.float64).astype(dtype)
     denom = size if periodic else size - 1
+    if denom <= 0:  # 0/0 for a symmetric window of one sample: 1, as numpy, scipy and torch give
+        return np.ones(max(size, 0), np.float64).astype(dtype)
     phase = 2.0 * np.pi * np.arange(size, dtype=np.float64) / denom
     out = np.zeros(size, np.float64)
     for k, a in enumerate(terms):
