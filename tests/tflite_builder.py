@@ -365,3 +365,61 @@ def landmarks_model_with_custom_op(custom: str = "TransformLandmarks") -> bytes:
     b.op("DEQUANTIZE", [yq], [y])
     b.io([x, matrix], [y, out_lm])
     return b.build()
+
+
+def int8_mobile_cnn(seed: int = 0, size: int = 32) -> bytes:
+    """A MobileNet-like int8 CNN for benchmarks: [1, size, size, 3] -> CONV 3x3/2 (16, ReLU6) ->
+    DEPTHWISE 3x3 (ReLU6) -> CONV 1x1 (32, ReLU6) -> DEPTHWISE 3x3/2 (ReLU6) -> CONV 1x1 (64) ->
+    ADD (residual-free skip: the 1x1 output added to itself) -> AVERAGE_POOL (global) -> RESHAPE ->
+    FULLY_CONNECTED (10). Per-channel weights throughout."""
+    rng = np.random.default_rng(seed)
+    b = TFLiteBuilder()
+    s = b.s
+    x = b.tensor("image", [1, size, size, 3], np.int8, scale=1 / 128, zero_point=0)
+    state = {"t": x, "c": 3, "hw": size, "scale": 1 / 128, "zp": 0}
+
+    def conv(name: str, out_c: int, k: int, stride: int, depthwise: bool, act: str) -> None:
+        c = state["c"]
+        oc = c if depthwise else out_c
+        shape = [1, k, k, c] if depthwise else [oc, k, k, c]
+        w = rng.integers(-127, 128, shape).astype(np.int8)
+        ws = (rng.uniform(0.5, 1.0, oc) * (4.0 / np.sqrt(k * k * (1 if depthwise else c))) / 127).astype(np.float32)
+        wt = b.tensor(f"{name}_w", shape, np.int8, data=w, scale=list(ws), zero_point=[0] * oc,
+                      axis=3 if depthwise else 0)  # fmt: skip
+        bs = (np.float32(state["scale"]) * ws).astype(np.float32)
+        bt = b.tensor(f"{name}_b", [oc], np.int32, data=rng.integers(-200, 200, oc).astype(np.int32),
+                      scale=list(bs), zero_point=[0] * oc)  # fmt: skip
+        hw = -(-state["hw"] // stride)
+        out = b.tensor(name, [1, hw, hw, oc], np.int8, scale=0.03, zero_point=-128 if act != "NONE" else 0)
+        opts = s.DepthwiseConv2DOptionsT() if depthwise else s.Conv2DOptionsT()
+        opts.padding, opts.strideH, opts.strideW = s.Padding.SAME, stride, stride
+        opts.dilationHFactor = opts.dilationWFactor = 1
+        opts.fusedActivationFunction = getattr(s.ActivationFunctionType, act)
+        if depthwise:
+            opts.depthMultiplier = 1
+        b.op("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", [state["t"], wt, bt], [out], opts)
+        state.update(t=out, c=oc, hw=hw, scale=0.03, zp=-128 if act != "NONE" else 0)
+
+    conv("conv1", 16, 3, 2, False, "RELU6")
+    conv("dw1", 16, 3, 1, True, "RELU6")
+    conv("pw1", 32, 1, 1, False, "RELU6")
+    conv("dw2", 32, 3, 2, True, "RELU6")
+    conv("pw2", 64, 1, 1, False, "NONE")
+    hw = state["hw"]
+    added = b.tensor("added", [1, hw, hw, 64], np.int8, scale=0.1, zero_point=0)
+    b.op("ADD", [state["t"], state["t"]], [added], s.AddOptionsT())
+    pool = b.tensor("pool", [1, 1, 1, 64], np.int8, scale=0.1, zero_point=0)
+    po = s.Pool2DOptionsT()
+    po.padding, po.strideH, po.strideW, po.filterHeight, po.filterWidth = s.Padding.VALID, 1, 1, hw, hw
+    b.op("AVERAGE_POOL_2D", [added], [pool], po)
+    shape = b.tensor("shape", [2], np.int32, data=np.array([1, 64], np.int32))
+    flat = b.tensor("flat", [1, 64], np.int8, scale=0.1, zero_point=0)
+    b.op("RESHAPE", [pool, shape], [flat], s.ReshapeOptionsT())
+    fw = rng.integers(-127, 128, (10, 64)).astype(np.int8)
+    fwt = b.tensor("fc_w", [10, 64], np.int8, data=fw, scale=0.003, zero_point=0)
+    fb = b.tensor("fc_b", [10], np.int32, data=rng.integers(-500, 500, 10).astype(np.int32),
+                  scale=float(np.float32(0.1) * np.float32(0.003)))  # fmt: skip
+    logits = b.tensor("logits", [1, 10], np.int8, scale=0.1, zero_point=0)
+    b.op("FULLY_CONNECTED", [flat, fwt, fb], [logits], s.FullyConnectedOptionsT())
+    b.io([x], [logits])
+    return b.build()

@@ -36,24 +36,29 @@ def run_litert(model: bytes, feeds: list[np.ndarray], reference: bool = True) ->
     return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
 
 
-def run_native(model: bytes, feeds: list[np.ndarray]) -> list[np.ndarray]:
+def run_native(model: bytes, feeds: list[np.ndarray], kernels: bool = True) -> list[np.ndarray]:
+    """The model on the native engine; ``kernels=False`` keeps the numpy reference path of the convolutions."""
     from edgeai.backends.native import BACKEND
     from edgeai.formats.tflite_format import import_tflite
 
     graph = import_tflite(model)
-    exe = BACKEND.compile(graph, BACKEND.devices()[0], {"graph_passes": ()})
+    exe = BACKEND.compile(graph, BACKEND.devices()[0], {"graph_passes": (), "tflite_kernels": kernels})
     return exe.run(dict(zip(graph.inputs, feeds)))
 
 
 def assert_bit_exact(model: bytes, feeds: list[np.ndarray]) -> None:
     want = run_litert(model, feeds)
-    got = run_native(model, feeds)
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert g.dtype == w.dtype and g.shape == w.shape
-        if not np.array_equal(g, w):
-            diff = np.abs(g.astype(np.int64) - w.astype(np.int64))
-            raise AssertionError(f"{int((diff > 0).sum())} of {diff.size} elements differ, max by {diff.max()}")
+    for kernels in (True, False):
+        got = run_native(model, feeds, kernels)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            if not np.array_equal(g, w):
+                diff = np.abs(g.astype(np.int64) - w.astype(np.int64))
+                raise AssertionError(
+                    f"{'numba kernel' if kernels else 'numpy reference'}: {int((diff > 0).sum())} of {diff.size} "
+                    f"elements differ, max by {diff.max()}"
+                )
 
 
 scales = st.floats(1e-3, 0.5).map(lambda v: float(np.float32(v)))
@@ -288,3 +293,27 @@ def test_float_input_is_refused_clearly() -> None:
                          [{"name": "y", "shape": [1, 4, 4, 1], "dtype": f}], opts)  # fmt: skip
     with pytest.raises(UnsupportedOpError, match="float32"):
         run_native(model, [np.zeros((1, 4, 4, 1), f)])
+
+
+def test_mobile_cnn_every_tensor_bit_exact() -> None:
+    """A MobileNet-like int8 CNN on the native engine: every intermediate tensor equals LiteRT's reference."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from edgeai.backends.native import BACKEND
+    from edgeai.formats.tflite_format import import_tflite
+
+    data = tb.int8_mobile_cnn(seed=1, size=24)
+    graph = import_tflite(data)
+    it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=True)  # fmt: skip
+    it.allocate_tensors()
+    x = rand_int8(np.random.default_rng(5), (1, 24, 24, 3))
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    ref = {d["name"]: it.get_tensor(d["index"]) for d in it.get_tensor_details()}
+    names = [o for n in graph.nodes for o in n.outputs]
+    part = graph.replace(outputs=tuple(names))
+    got = BACKEND.compile(part, BACKEND.devices()[0], {"graph_passes": ()}).run({"image": x})
+    for name, value in zip(names, got):
+        np.testing.assert_array_equal(value, ref[name], err_msg=name)
+    assert len(np.unique(ref["pw1"])) > 20  # the activations are spread, not saturated

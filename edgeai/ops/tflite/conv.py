@@ -115,10 +115,57 @@ class _ConvBase(Op):
             if in_c:
                 self.mult = n_out // in_c
 
+        self._kernels: dict[tuple[int, int, int], Any] = {}
+        self.use_kernel = bool(ctx.options.get("tflite_kernels", True))
+
+    def _kernel(self, x: np.ndarray, oh: int, ow: int, pt: int, pl: int) -> Any:
+        """edgeai's numba INT8 convolution for this input size (None: use the numpy reference).
+
+        It takes ONNX layouts (OIHW weights, NCHW data) and the same fixed-point
+        requantization, so its output is the reference's bit for bit (the tests check both)."""
+        key = (x.shape[1], x.shape[2], x.shape[3])
+        if key not in self._kernels:
+            from edgeai.kernels.api import Requant, prepare_conv
+
+            kh, kw = self.w.shape[1], self.w.shape[2]
+            pb = max((oh - 1) * self.sh + (kh - 1) * self.dh + 1 - x.shape[1] - pt, 0)
+            pr = max((ow - 1) * self.sw + (kw - 1) * self.dw + 1 - x.shape[2] - pl, 0)
+            if self.depthwise:
+                if self.w.shape[3] != x.shape[3]:
+                    self._kernels[key] = None  # depth multiplier > 1: the reference path
+                    return None
+                w_oihw, group = self.w.transpose(3, 0, 1, 2), x.shape[3]
+            else:
+                w_oihw, group = self.w.transpose(0, 3, 1, 2), 1
+            n_out = w_oihw.shape[0]
+            rq = Requant(
+                "tflite",
+                None,
+                np.broadcast_to(self.m, (n_out,)).astype(np.int32),
+                np.broadcast_to(self.shift, (n_out,)).astype(np.int32),
+                zero_point=self.y_zp,
+                dtype=np.dtype(np.int8),
+                act_min=self.lo,
+                act_max=self.hi,
+            )
+            try:
+                self._kernels[key] = prepare_conv(
+                    np.ascontiguousarray(w_oihw), 0, x_dtype=np.int8, strides=(self.sh, self.sw),
+                    pads=(pt, pl, pb, pr), dilations=(self.dh, self.dw), group=group,
+                    bias=self.bias, requant=rq, threads=int(self.ctx.options.get("threads") or 1),
+                )  # fmt: skip
+            except Exception:
+                self._kernels[key] = None  # a shape the kernels do not take: the reference path
+        return self._kernels[key]
+
     def run(self, x: np.ndarray, *_: Any) -> tuple[np.ndarray]:
         kh, kw = self.w.shape[1], self.w.shape[2]
         oh, pt = pad_and_out(self.padding, x.shape[1], kh, self.sh, self.dh)
         ow, pl = pad_and_out(self.padding, x.shape[2], kw, self.sw, self.dw)
+        kernel = self._kernel(x, oh, ow, pt, pl) if self.use_kernel else None
+        if kernel is not None:
+            y = kernel(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), self.x_zp)
+            return (np.ascontiguousarray(y.transpose(0, 2, 3, 1)),)
         mult = self.w.shape[3] // x.shape[3] if self.depthwise else 0
         acc = conv_int8(x, self.x_zp, self.w, self.bias, self.sh, self.sw, self.dh, self.dw, pt, pl, oh, ow, mult)
         return (requant(acc, self.m, self.shift, self.y_zp, self.lo, self.hi),)

@@ -25,32 +25,36 @@ from edgeai.ops.tflite._common import activation_range, bad_model, pad_and_out, 
 __all__ = ["AveragePool2D", "MaxPool2D", "average_pool_int8", "max_pool_int8"]
 
 
-def _pool(
-    x: np.ndarray, fh: int, fw: int, sh: int, sw: int, pt: int, pl: int, oh: int, ow: int, fill: float
+def _reduce(
+    x: np.ndarray, fh: int, fw: int, sh: int, sw: int, pt: int, pl: int, oh: int, ow: int, mode: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(stack of window taps [fh*fw, N, oh, ow, C] with ``fill`` outside, in-bounds mask per tap)."""
+    """Sum (``mode="sum"``) or max of the in-bounds taps of every window, and the in-bounds count."""
     n, h, w, c = x.shape
     hh = max((oh - 1) * sh + fh, pt + h)
     ww = max((ow - 1) * sw + fw, pl + w)
-    xp = np.full((n, hh, ww, c), fill, np.float64)
+    fill = 0 if mode == "sum" else -(2**15)
+    xp = np.full((n, hh, ww, c), fill, np.int32)
     xp[:, pt : pt + h, pl : pl + w, :] = x
-    inside = np.zeros((hh, ww), bool)
-    inside[pt : pt + h, pl : pl + w] = True
-    taps, masks = [], []
+    inside = np.zeros((hh, ww), np.int32)
+    inside[pt : pt + h, pl : pl + w] = 1
+    acc = np.full((n, oh, ow, c), fill, np.int32)
+    count = np.zeros((oh, ow), np.int32)
     for i in range(fh):
         for j in range(fw):
-            sl = (slice(i, i + (oh - 1) * sh + 1, sh), slice(j, j + (ow - 1) * sw + 1, sw))
-            taps.append(xp[:, sl[0], sl[1], :])
-            masks.append(inside[sl])
-    return np.stack(taps), np.stack(masks)
+            rows, cols = slice(i, i + (oh - 1) * sh + 1, sh), slice(j, j + (ow - 1) * sw + 1, sw)
+            if mode == "sum":
+                acc += xp[:, rows, cols, :]
+            else:
+                np.maximum(acc, xp[:, rows, cols, :], out=acc)
+            count += inside[rows, cols]
+    return acc, count
 
 
 def average_pool_int8(
     x: np.ndarray, fh: int, fw: int, sh: int, sw: int, pt: int, pl: int, oh: int, ow: int, lo: int, hi: int
 ) -> np.ndarray:
-    taps, masks = _pool(x, fh, fw, sh, sw, pt, pl, oh, ow, 0.0)
-    total = taps.sum(axis=0).astype(np.int64)
-    count = masks.sum(axis=0).astype(np.int64)[None, :, :, None]
+    total, count = _reduce(x, fh, fw, sh, sw, pt, pl, oh, ow, "sum")
+    count = count[None, :, :, None]
     half = count // 2
     num = np.where(total > 0, total + half, total - half)
     q = np.sign(num) * (np.abs(num) // count)  # C division truncates toward zero
@@ -60,8 +64,8 @@ def average_pool_int8(
 def max_pool_int8(
     x: np.ndarray, fh: int, fw: int, sh: int, sw: int, pt: int, pl: int, oh: int, ow: int, lo: int, hi: int
 ) -> np.ndarray:
-    taps, _ = _pool(x, fh, fw, sh, sw, pt, pl, oh, ow, -np.inf)
-    return np.clip(taps.max(axis=0), lo, hi).astype(np.int8)
+    best, _ = _reduce(x, fh, fw, sh, sw, pt, pl, oh, ow, "max")
+    return np.clip(best, lo, hi).astype(np.int8)
 
 
 class _Pool(Op):
