@@ -411,13 +411,13 @@ def test_nll_loss_matches_float64_loop(case: dict[str, Any], opset: int) -> None
 
 
 @SETTINGS
-@given(loss_cases(), st.booleans())
-def test_softmax_cross_entropy_matches_torch(case: dict[str, Any], with_log_prob: bool) -> None:
+@given(loss_cases(), st.booleans(), st.sampled_from([12, 13]))
+def test_softmax_cross_entropy_matches_torch(case: dict[str, Any], with_log_prob: bool, opset: int) -> None:
     torch = pytest.importorskip("torch")
     x = case["x"]
     n_out = 2 if with_log_prob else 1
     got = native(
-        "SoftmaxCrossEntropyLoss", [x, case["target"], case["weight"]], attrs=_attrs(case), opset=13, n_outputs=n_out
+        "SoftmaxCrossEntropyLoss", [x, case["target"], case["weight"]], attrs=_attrs(case), opset=opset, n_outputs=n_out
     )
     assert len(got) == n_out
     xt = torch.from_numpy(x.astype(np.float64))
