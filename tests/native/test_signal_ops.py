@@ -560,3 +560,27 @@ def test_log_mel_spectrogram_end_to_end_matches_onnxruntime_and_numpy() -> None:
     fbank = reference_node("MelWeightMatrix", mel_inputs, attrs={"output_datatype": 11}, opset=17)[0]
     want = np.log(power @ fbank + 1e-6)
     np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=1e-3)
+
+
+def test_bad_target_through_session_names_the_node() -> None:
+    from onnx import TensorProto, helper
+
+    import edgeai
+
+    node = helper.make_node("NegativeLogLikelihoodLoss", ["x", "t"], ["y"], name="nll0")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("t", TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    logp = np.log(np.full((2, 3), 1 / 3, np.float32))
+    with edgeai.Session(model, device="native") as sess:
+        (loss,) = sess.run(None, {"x": logp, "t": np.array([0, 2])})
+        np.testing.assert_allclose(loss, np.log(3), rtol=1e-6)
+        with pytest.raises(InferenceError, match=r"'nll0'.*target value 7 is outside \[0, 3\)"):
+            sess.run(None, {"x": logp, "t": np.array([0, 7])})
