@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
+_AMX_CONFIG: np.ndarray | None = None
 
 
 class KernelArgumentError(EdgeAIError, ValueError):
@@ -216,7 +217,10 @@ class _Packed:
 
 
 def _entry(code: int, threads: int) -> Any:
-    from edgeai.kernels.tiles import ENTRY_PARALLEL, ENTRY_SERIAL
+    from edgeai.kernels.tiles import AMX_CONFIG, ENTRY_PARALLEL, ENTRY_SERIAL
+
+    global _AMX_CONFIG
+    _AMX_CONFIG = AMX_CONFIG  # bound here, once: an import in the per-call path costs microseconds
 
     return (ENTRY_PARALLEL if threads > 1 else ENTRY_SERIAL)[code]
 
@@ -260,6 +264,8 @@ class GemmKernel:
     ) -> None:
         self.k, self.n = b.shape
         self.a_dtype = np.dtype(a_dtype)
+        self._zp_range = (int(np.iinfo(self.a_dtype).min), int(np.iinfo(self.a_dtype).max))
+        self._signed = self.a_dtype == np.int8
         self.amx = path == "amx"
         align = 64 if self.amx else 4  # AMX steps K by 64 bytes; the other kernels by 4
         self.k4 = -(-self.k // align) * align
@@ -283,11 +289,10 @@ class GemmKernel:
         if a.ndim != 2 or a.shape[1] != self.k:
             raise InputShapeError(f"GEMM input has shape {a.shape}; expected (M, {self.k})")
         azp = int(a_zp)
-        info = np.iinfo(self.a_dtype)
-        if not info.min <= azp <= info.max:
+        if not self._zp_range[0] <= azp <= self._zp_range[1]:
             raise InputTypeError(f"a_zp {azp} is outside the range of {self.a_dtype}")
         m = a.shape[0]
-        if self.a_dtype == np.int8:  # u8 = s8 + 128: the same differences with a_zp + 128
+        if self._signed:  # u8 = s8 + 128: the same differences with a_zp + 128
             a = a.view(np.uint8) ^ np.uint8(0x80)
             azp += 128
         elif not a.flags.c_contiguous:
@@ -332,11 +337,9 @@ class GemmKernel:
             1,
         )
         if self.amx:
-            from edgeai.kernels.tiles import AMX_CONFIG
-
             # row blocks of 32: the A block stays in L1 while the weight panels stream past it
             amx_end = m if lda % 64 == 0 else m - 1
-            head = (AMX_CONFIG, a.reshape(-1), rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end)
+            head = (_AMX_CONFIG, a.reshape(-1), rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end)
             args = (*head, *tail, 32, *store)
         else:
             mc = max(pk.mr, (131072 // self.k4) // pk.mr * pk.mr)
@@ -426,6 +429,7 @@ class ConvKernel:
             raise KernelArgumentError("strides and dilations must be >= 1")
         self.pt, self.pl, self.pb, self.pr = p
         self.x_dtype = np.dtype(x_dtype)
+        self._zp_range = (int(np.iinfo(self.x_dtype).min), int(np.iinfo(self.x_dtype).max))
         self.threads = threads
         # AMX needs rows at one stride: stride-1 convolutions, computed over "virtual" output
         # pixels (every padded input column; those past the output width are dropped)
@@ -566,8 +570,7 @@ class ConvKernel:
         if x.ndim != 4 or x.shape[1] != self.c:
             raise InputShapeError(f"convolution input has shape {x.shape}; expected (N, {self.c}, H, W)")
         xzp = int(x_zp)
-        info = np.iinfo(self.x_dtype)
-        if not info.min <= xzp <= info.max:
+        if not self._zp_range[0] <= xzp <= self._zp_range[1]:
             raise InputTypeError(f"x_zp {xzp} is outside the range of {self.x_dtype}")
         flip = 0
         if self.x_dtype == np.int8:  # u8 = s8 ^ 0x80 = s8 + 128

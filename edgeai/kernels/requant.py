@@ -33,13 +33,13 @@ _I32_MIN = -(1 << 31)
 _I32_MAX = (1 << 31) - 1
 
 
-@register_jitable(inline="always")
+@register_jitable
 def wrap_i32(x: int) -> int:
     """Two's-complement wrap of an integer into int32."""
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def srdhm(a: int, b: int) -> int:
     """gemmlowp SaturatingRoundingDoublingHighMul of two int32 values."""
     if a == _I32_MIN and b == _I32_MIN:
@@ -53,7 +53,7 @@ def srdhm(a: int, b: int) -> int:
     return -np.int64((-x) >> 31)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def rounding_divide_by_pot(x: int, exponent: int) -> int:
     """gemmlowp RoundingDivideByPOT: x / 2**exponent, rounded half away from zero."""
     mask = np.int64((1 << exponent) - 1)
@@ -62,7 +62,7 @@ def rounding_divide_by_pot(x: int, exponent: int) -> int:
     return (x >> exponent) + (1 if remainder > threshold else 0)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def requantize_fixed_point(acc: int, multiplier: int, shift: int, zp: int, qmin: int, qmax: int) -> int:
     """TFLite MultiplyByQuantizedMultiplier, plus zero point, clamped to [qmin, qmax]."""
     left = shift if shift > 0 else 0
@@ -72,7 +72,7 @@ def requantize_fixed_point(acc: int, multiplier: int, shift: int, zp: int, qmin:
     return min(max(v, qmin), qmax)
 
 
-@register_jitable(inline="always")
+@register_jitable
 def requantize_float(acc: int, scale: np.float32, zp: int, qmin: int, qmax: int) -> int:
     """MLAS float requantization: float32 product, clamp, round half to even, add zp."""
     f = np.float32(acc) * scale
