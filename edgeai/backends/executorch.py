@@ -125,6 +125,22 @@ def _backend_usable(name: str) -> bool:
     return True
 
 
+_backend_cache: dict[str, bool] | None = None
+
+
+def _backend_table(rt: Any) -> dict[str, bool]:
+    """Registered delegate backend -> usable here; asked once per process (the runtime
+    logs to stderr each time a backend without its driver is probed)."""
+    global _backend_cache
+    if _backend_cache is None:
+        registry = rt.backend_registry
+        _backend_cache = {
+            name: bool(registry.is_available(name)) and _backend_usable(name)
+            for name in registry.registered_backend_names
+        }
+    return dict(_backend_cache)
+
+
 @dataclass
 class InstructionInfo:
     """One instruction of a method's chain: an aten kernel or a delegate call."""
@@ -249,11 +265,10 @@ class ExecuTorchBackend:
         from edgeai.backends.onnxruntime import cpu_name
 
         rt = _runtime()
-        registry = rt.backend_registry
         version = _version()
         found: list[Device] = []
-        for backend_name in registry.registered_backend_names:
-            if not registry.is_available(backend_name) or not _backend_usable(backend_name):
+        for backend_name, usable in _backend_table(rt).items():
+            if not usable:
                 continue
             kind, short, vendor = DELEGATE_KINDS.get(
                 backend_name, (DeviceKind.CPU, backend_name.removesuffix("Backend").lower(), "")
@@ -372,8 +387,8 @@ class ExecuTorchExecutable:
                 op_type=missing_ops[0],
                 domain="executorch",
             )
-        registry = rt.backend_registry
-        registered = set(registry.registered_backend_names)
+        table = _backend_table(rt)
+        registered = set(table)
         for backend_name in dict.fromkeys(self._info.delegates):
             if backend_name not in registered:
                 raise DeviceNotAvailableError(
@@ -381,7 +396,7 @@ class ExecuTorchExecutable:
                     f"does not register (registered: {', '.join(sorted(registered)) or 'none'}). "
                     "Install an ExecuTorch build with that backend, or re-export for one of these."
                 )
-            if not registry.is_available(backend_name) or not _backend_usable(backend_name):
+            if not table[backend_name]:
                 raise DeviceNotAvailableError(
                     f"{self._what} calls the ExecuTorch backend {backend_name!r}, which is registered "
                     "but not usable on this machine (its driver or hardware is missing). "
