@@ -844,3 +844,65 @@ class GroupQueryAttention(Op):
         if self.ctx.num_outputs > 3:
             outs.append(as_dtype(probs if self._qk_output == 2 else qk_raw, dtype))
         return tuple(outs[: max(1, self.ctx.num_outputs)])
+
+
+@register_versions("LinearAttention", (27,))
+class LinearAttention(Op):
+    """ONNX LinearAttention: the recurrent state update of linear / gated / delta / gated-delta
+    attention, token by token, with GQA head sharing and an optional past state."""
+
+    _RULES = ("linear", "gated", "delta", "gated_delta")
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._qn = int(ctx.attr("q_num_heads", 0))
+        self._kvn = int(ctx.attr("kv_num_heads", 0))
+        if self._qn <= 0 or self._kvn <= 0 or self._qn % self._kvn:
+            raise unsupported(
+                ctx, "q_num_heads and kv_num_heads must be positive, q_num_heads a multiple of kv_num_heads"
+            )
+        self._rule = str(ctx.attr("update_rule", "gated_delta"))
+        if self._rule not in self._RULES:
+            raise unsupported(ctx, f"update_rule must be one of {self._RULES}, got {self._rule!r}")
+        self._scale = float(ctx.attr("scale", 0.0))
+
+    def run(
+        self,
+        query: np.ndarray,
+        key: np.ndarray,
+        value: np.ndarray,
+        past_state: np.ndarray | None = None,
+        decay: np.ndarray | None = None,
+        beta: np.ndarray | None = None,
+    ) -> tuple:
+        query = np.asarray(query)
+        dtype = query.dtype
+        q, k, v = _work(query), _work(np.asarray(key)), _work(np.asarray(value))
+        b, t = q.shape[:2]
+        qn, kvn = self._qn, self._kvn
+        dk, dv = q.shape[2] // qn, v.shape[2] // kvn
+        gated, delta = self._rule in ("gated", "gated_delta"), self._rule in ("delta", "gated_delta")
+        if gated and decay is None:
+            raise InferenceError(f"LinearAttention node {self.ctx.node_name!r}: update_rule {self._rule!r} needs decay")
+        if delta and beta is None:
+            raise InferenceError(f"LinearAttention node {self.ctx.node_name!r}: update_rule {self._rule!r} needs beta")
+        q = q.reshape(b, t, kvn, qn // kvn, dk)  # query head j*r + i reads kv head j
+        k = k.reshape(b, t, kvn, dk)
+        v = v.reshape(b, t, kvn, dv)
+        g = None if decay is None else _work(np.asarray(decay)).reshape(b, t, kvn, -1)  # (.., dk) or (.., 1)
+        bt = None if beta is None else np.broadcast_to(_work(np.asarray(beta)).reshape(b, t, -1), (b, t, kvn))
+        state = np.zeros((b, kvn, dk, dv), q.dtype) if past_state is None else _work(np.asarray(past_state)).copy()
+        scale = q.dtype.type(self._scale if self._scale else 1.0 / math.sqrt(dk))
+        out = np.empty((b, t, kvn, qn // kvn, dv), q.dtype)
+        for step in range(t):
+            kt, vt = k[:, step], v[:, step]
+            if gated:
+                state = state * np.exp(g[:, step])[..., None]  # per key dim (dk, 1) or per head (1, 1)
+            if delta:
+                predicted = np.einsum("bhkv,bhk->bhv", state, kt)
+                state = state + bt[:, step, :, None, None] * kt[..., None] * (vt - predicted)[:, :, None, :]
+            else:
+                state = state + kt[..., None] * vt[:, :, None, :]
+            out[:, step] = np.einsum("bhrk,bhkv->bhrv", q[:, step], state) * scale
+        outs = (as_dtype(out.reshape(b, t, qn * dv), dtype), as_dtype(state, dtype))
+        return outs[: max(1, self.ctx.num_outputs)]

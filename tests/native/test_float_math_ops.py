@@ -1438,3 +1438,39 @@ def test_pow_with_mixed_base_and_exponent_types_matches_onnxruntime(base_type: s
         got = native("Pow", x, y, opset=15)[0]
         assert got.dtype == want.dtype, exp_type
         np.testing.assert_allclose(got.astype(np.float64), want, rtol=1e-3, atol=1e-5, err_msg=exp_type)
+
+
+@pytest.mark.parametrize("rule", ["linear", "gated", "delta", "gated_delta"])
+@pytest.mark.parametrize("per_head_decay", [False, True])
+def test_linear_attention_matches_onnx_reference(rule: str, per_head_decay: bool) -> None:
+    from onnx import TensorProto, helper
+    from onnx.reference import ReferenceEvaluator
+
+    r = rng(26)
+    b, t, qn, kvn, dk, dv = 2, 5, 4, 2, 3, 4
+    f = np.float32
+    q = r.standard_normal((b, t, qn * dk)).astype(f)
+    k = r.standard_normal((b, t, kvn, dk))
+    k = (k / np.linalg.norm(k, axis=-1, keepdims=True)).reshape(b, t, kvn * dk).astype(f)  # L2-normalised keys
+    v = r.standard_normal((b, t, kvn * dv)).astype(f)
+    past = r.standard_normal((b, kvn, dk, dv)).astype(f)
+    decay = -np.abs(r.standard_normal((b, t, kvn if per_head_decay else kvn * dk))).astype(f)
+    beta = (1 / (1 + np.exp(-r.standard_normal((b, t, kvn))))).astype(f)
+    names = ["q", "k", "v", "past", "decay" if "gated" in rule else "", "beta" if "delta" in rule else ""]
+    while not names[-1]:
+        names.pop()
+    feeds = {"q": q, "k": k, "v": v, "past": past, "decay": decay, "beta": beta}
+    attrs = {"q_num_heads": qn, "kv_num_heads": kvn, "update_rule": rule}
+    node = helper.make_node("LinearAttention", names, ["y", "state"], **attrs)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, feeds[n].shape) for n in names if n],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("y", "state")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 27)])
+    want = ReferenceEvaluator(model).run(None, {n: feeds[n] for n in names if n})
+    ins = [feeds[n] if n else None for n in names]
+    got = native("LinearAttention", *ins, opset=27, attrs=attrs, num_outputs=2)
+    for g, w in zip(got, want):
+        close(g, w, rtol=1e-5, atol=1e-5)
