@@ -505,3 +505,60 @@ def test_fast_conv_kernel_agrees_with_reference(mode: str) -> None:
         assert_same(outs[1], ref)
         if mode == "onnx":
             assert_same(ref, ort_node("QLinearConv", ins, attrs=attrs, opset=10)[0])
+
+
+# ------------------------------------------------------------------- LSTM
+
+
+@SETTINGS
+@given(
+    dims=st.tuples(*(st.integers(1, 6) for _ in range(4))),
+    direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
+    wdt=st.sampled_from([S8, U8]),
+    per_column=st.booleans(),
+    with_bias=st.booleans(),
+    with_state=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_dynamic_quantize_lstm(
+    dims: tuple[int, int, int, int], direction: str, wdt: Any, per_column: bool, with_bias: bool,
+    with_state: bool, seed: int,
+) -> None:  # fmt: skip
+    seq, batch, inp, hid = dims
+    rng = np.random.default_rng(seed)
+    d = 2 if direction == "bidirectional" else 1
+    f = np.float32
+    shape = (d, 4 * hid) if per_column else (d,)
+    zp = np.zeros(shape, wdt) if wdt == S8 else rng.integers(100, 150, shape).astype(wdt)
+    assume(wdt == S8 or not per_column)  # ORT refuses per-column uint8 zero points
+    ins = [
+        (rng.standard_normal((seq, batch, inp)) * 2).astype(f),
+        ints(wdt, (d, inp, 4 * hid), seed),
+        ints(wdt, (d, hid, 4 * hid), seed + 1),
+        (rng.standard_normal((d, 8 * hid)) * 0.3).astype(f) if with_bias else None,
+        None,
+        (rng.standard_normal((d, batch, hid)) * 0.5).astype(f) if with_state else None,
+        (rng.standard_normal((d, batch, hid)) * 0.5).astype(f) if with_state else None,
+        None,
+        rng.uniform(0.002, 0.03, shape).astype(f),
+        zp,
+        rng.uniform(0.002, 0.03, shape).astype(f),
+        zp.copy(),
+    ]
+    attrs = {"hidden_size": hid, "direction": direction}
+    want = ort_node("DynamicQuantizeLSTM", ins, n_outputs=3, attrs=attrs, domain=MS)
+    got = native("DynamicQuantizeLSTM", *ins, attrs=attrs, domain=MS, opset=1, num_outputs=3)
+    for g, w in zip(got, want):
+        assert_same(g, w)
+
+
+def test_dynamic_quantize_lstm_refuses_what_it_does_not_implement() -> None:
+    with pytest.raises(UnsupportedOpError, match="clip"):
+        native("DynamicQuantizeLSTM", attrs={"hidden_size": 2, "clip": 3.0}, domain=MS, opset=1)
+    x, w = np.zeros((2, 1, 3), np.float32), np.zeros((1, 3, 8), S8)
+    r, s, z = np.zeros((1, 2, 8), S8), np.ones(1, np.float32), np.zeros(1, S8)
+    with pytest.raises(UnsupportedOpError, match="peepholes"):
+        native(
+            "DynamicQuantizeLSTM", x, w, r, None, None, None, None, np.zeros((1, 6), np.float32), s, z, s, z,
+            attrs={"hidden_size": 2}, domain=MS, opset=1,
+        )  # fmt: skip

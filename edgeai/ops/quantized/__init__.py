@@ -32,6 +32,7 @@ Example:
 """
 
 from edgeai.ops.quantized import (  # noqa: F401  (imported to register the ops)
+    dynamic_quantize_lstm,
     qlinear_concat,
     qlinear_conv,
     qlinear_elementwise,
