@@ -32,6 +32,14 @@ def register(sub: Any) -> None:
     p.add_argument("--format", default="qdq", choices=["qdq", "qoperator"])
     p.add_argument("--exclude-node", action="append", default=[], metavar="NAME", help="keep in float")
     p.add_argument("--exclude-op", action="append", default=[], metavar="OP_TYPE", help="keep in float")
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=None,
+        metavar="DROP",
+        help="keep the most sensitive layers in float until top-1 drops by at most DROP (0.01 = 1 point)",
+    )
+    p.add_argument("--eval-data", help="held-out samples with 'labels' (.npz) for --max-accuracy-drop")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_quantize)
 
@@ -111,7 +119,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     else:
         if not args.calibration:
             raise OptimizationError("static quantization needs --calibration samples (.npy/.npz), or --dynamic")
-        arrays, _ = load_arrays(args.calibration, _input_names(args.model))
+        names = _input_names(args.model)
+        arrays, _ = load_arrays(args.calibration, names)
+        eval_fn = _top1_eval(args.eval_data, names) if args.max_accuracy_drop is not None else None
         result = quantize(
             args.model,
             _per_sample(arrays, args.limit),
@@ -125,6 +135,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             format=args.format,
             exclude_nodes=args.exclude_node,
             exclude_op_types=args.exclude_op,
+            max_accuracy_drop=args.max_accuracy_drop,
+            eval_fn=eval_fn,
             progress=not args.json,
         )
     if args.json:
@@ -133,6 +145,25 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         _print(result.summary())
         _print(f"wrote {result.path}")
     return 0
+
+
+def _top1_eval(path: str | None, names: list[str]) -> Any:
+    """``eval_fn(model) -> top-1`` on a labelled data file, for the accuracy budget."""
+    from edgeai.optimize import OptimizationError
+
+    if not path:
+        raise OptimizationError("--max-accuracy-drop needs --eval-data: held-out samples with 'labels' (.npz)")
+    arrays, labels = load_arrays(path, names)
+    if labels is None:
+        raise OptimizationError(f"{path} has no 'labels' array; --eval-data needs labels to measure accuracy")
+
+    def top1(model: Any) -> float:
+        from edgeai.optimize import evaluate
+
+        report = evaluate(model, arrays, labels)
+        return float(report.top1 or 0.0)
+
+    return top1
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

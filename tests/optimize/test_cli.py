@@ -50,6 +50,19 @@ def test_dynamic_and_prune(data_files: dict[str, Path], demo_float: Path, capsys
     assert "unstructured" in capsys.readouterr().out
 
 
+def test_quantize_with_accuracy_budget(
+    data_files: dict[str, Path], demo_float: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = data_files["root"] / "qb.onnx"
+    args = ["quantize", str(demo_float), "-o", str(out), "-c", str(data_files["calib"]), "--json"]
+    assert main([*args, "--max-accuracy-drop", "0.01", "--eval-data", str(data_files["test"])]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["within_budget"] is True and result["accuracy_drop"] <= 0.01
+    assert result["float_accuracy"] > 0.9 and result["max_accuracy_drop"] == 0.01
+    assert main([*args, "--max-accuracy-drop", "0.01"]) == 2
+    assert "needs --eval-data" in capsys.readouterr().err
+
+
 def test_cli_errors(data_files: dict[str, Path], demo_float: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = str(data_files["root"] / "x.onnx")
     assert main(["quantize", str(demo_float), "-o", out]) == 2
