@@ -906,3 +906,59 @@ class LinearAttention(Op):
             out[:, step] = np.einsum("bhrk,bhkv->bhrv", q[:, step], state) * scale
         outs = (as_dtype(out.reshape(b, t, qn * dv), dtype), as_dtype(state, dtype))
         return outs[: max(1, self.ctx.num_outputs)]
+
+
+@register_versions("FlexAttention", (1,), domain="ai.onnx.preview")
+class FlexAttention(Op):
+    """ONNX's preview FlexAttention: rank-4 SDPA with GQA and optional ``score_mod`` /
+    ``prob_mod`` subgraphs run by the executor on the (B, Hq, L, S) scores and probabilities."""
+
+    _PRECISION: ClassVar[dict[int, str]] = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._score_mod = ctx.attrs.get("score_mod")
+        self._prob_mod = ctx.attrs.get("prob_mod")
+        self._scale = ctx.attr("scale")
+        precision = ctx.attr("softmax_precision")
+        self._softmax_dtype: np.dtype | None = None
+        if precision is not None:
+            if int(precision) not in self._PRECISION:
+                raise unsupported(ctx, f"softmax_precision {precision} is not a float type")
+            import ml_dtypes
+
+            name = self._PRECISION[int(precision)]
+            self._softmax_dtype = np.dtype(ml_dtypes.bfloat16 if name == "bfloat16" else name)
+
+    def _modify(self, graph: Any, value: np.ndarray, outer: dict[str, Any]) -> np.ndarray:
+        if self.ctx.run_subgraph is None:
+            raise unsupported(self.ctx, "score_mod/prob_mod subgraphs need the graph executor")
+        (out,) = self.ctx.run_subgraph(graph, {graph.inputs[0]: value}, outer)
+        return np.asarray(out, dtype=value.dtype)
+
+    def run(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, *outer_values: Any) -> tuple[np.ndarray]:
+        q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
+        if not q.ndim == k.ndim == v.ndim == 4:
+            raise InferenceError(
+                f"FlexAttention node {self.ctx.node_name!r}: Q, K and V must be rank 4, got "
+                f"{q.shape}, {k.shape}, {v.shape}"
+            )
+        outer = dict(zip(self.ctx.outer_names, outer_values))
+        hq, hkv = q.shape[1], k.shape[1]
+        if hq % hkv:
+            raise InferenceError(f"FlexAttention node {self.ctx.node_name!r}: {hq} query heads, {hkv} kv heads")
+        if hq != hkv:  # kv head j serves query heads j*r ... j*r + r - 1
+            k, v = np.repeat(k, hq // hkv, axis=1), np.repeat(v, hq // hkv, axis=1)
+        scale = float(self._scale) if self._scale is not None else 1.0 / math.sqrt(q.shape[3])
+        root = q.dtype.type(math.sqrt(np.float32(scale)))
+        scores = (q * root) @ (k * root).swapaxes(-1, -2)
+        sm = self._softmax_dtype or (np.dtype(np.float32) if q.dtype.itemsize < 4 else q.dtype)
+        scores = scores.astype(sm)
+        if self._score_mod is not None:
+            scores = self._modify(self._score_mod, scores, outer)
+        with np.errstate(invalid="ignore", over="ignore"):
+            e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            probs = e / e.sum(axis=-1, keepdims=True)
+        if self._prob_mod is not None:
+            probs = self._modify(self._prob_mod, probs, outer)
+        return (as_dtype(probs.astype(q.dtype) @ v, q.dtype),)
