@@ -1,6 +1,7 @@
 """Fused transformer ops: the com.microsoft float ops ONNX Runtime's transformer
-optimizer and GenAI model builder write, and ONNX's ``Attention`` and
-``RotaryEmbedding`` (opset 23 on).
+optimizer and GenAI model builder write, ONNX's ``Attention`` and
+``RotaryEmbedding`` (opset 23 on), ``LinearAttention`` (27) and the preview
+``FlexAttention`` (domain ``ai.onnx.preview``).
 
 com.microsoft: ``Gelu``, ``FastGelu``, ``BiasGelu``, ``QuickGelu``,
 ``GemmFastGelu``, ``EmbedLayerNormalization``, ``SkipLayerNormalization``,
