@@ -257,14 +257,27 @@ def test_reshape_concatenation_bit_exact(xs: float, xz: int, axis: int, seed: in
     assert_bit_exact(model, [rand_int8(rng, a), rand_int8(rng, b)])
 
 
-def test_int8_cnn_whole_model_bit_exact_up_to_softmax() -> None:
-    """The test CNN's conv, pool, reshape and fully connected layers chained on the native engine."""
+@SETTINGS
+@given(
+    rows=st.integers(1, 4), depth=st.integers(1, 40), xs=scales, xz=zero_points,
+    beta=st.sampled_from([1.0, 0.5, 2.0, 0.25]), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_softmax_bit_exact(rows: int, depth: int, xs: float, xz: int, beta: float, seed: int) -> None:
+    s = tb.schema()
+    opts = s.SoftmaxOptionsT()
+    opts.beta = beta
+    model = tb.single_op("SOFTMAX", [q8("x", [rows, depth], xs, xz)], [q8("y", [rows, depth], 1 / 256, -128)], opts)
+    assert_bit_exact(model, [rand_int8(np.random.default_rng(seed), (rows, depth))])
+
+
+def test_int8_cnn_whole_model_bit_exact() -> None:
+    """The test CNN (conv, pool, reshape, fully connected, softmax) on the native engine, batch 1 and 3."""
     from edgeai.backends.native import BACKEND
     from edgeai.formats.tflite_format import import_tflite
 
     data = tb.int8_cnn()
     graph = import_tflite(data)
-    part = graph.extract([n.name for n in graph.nodes if n.op_type != "SOFTMAX"])
+    part = graph.replace(outputs=("logits", "probs"))
     exe = BACKEND.compile(part, BACKEND.devices()[0], {"graph_passes": ()})
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -278,7 +291,10 @@ def test_int8_cnn_whole_model_bit_exact_up_to_softmax() -> None:
         it.set_tensor(it.get_input_details()[0]["index"], x)
         it.invoke()
         logits = next(it.get_tensor(d["index"]) for d in it.get_tensor_details() if d["name"] == "logits")
-        np.testing.assert_array_equal(exe.run({"image": x})[0], logits)
+        probs = it.get_tensor(it.get_output_details()[0]["index"])
+        got = exe.run({"image": x})
+        np.testing.assert_array_equal(got[0], logits)
+        np.testing.assert_array_equal(got[1], probs)
 
 
 def test_float_input_is_refused_clearly() -> None:
