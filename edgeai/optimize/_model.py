@@ -114,14 +114,14 @@ class IntermediateRunner:
     Graph optimizations are off so that the named tensors are not fused away.
     """
 
-    def __init__(self, proto: Any, tensors: Sequence[str]) -> None:
+    def __init__(self, proto: Any, tensors: Sequence[str], types: Mapping[str, int] | None = None) -> None:
         import onnx
         import onnxruntime as ort
 
         model = onnx.ModelProto()
         model.CopyFrom(proto)
         existing = {o.name for o in model.graph.output}
-        types = _float_tensors(model) if tensors else {}
+        types = {**(_float_tensors(model) if tensors else {}), **(types or {})}
         for name in tensors:
             if name not in existing:
                 model.graph.output.append(
@@ -147,9 +147,13 @@ def run_with_intermediates(
     proto: Any,
     feeds: Iterable[Mapping[str, np.ndarray]],
     tensors: Sequence[str],
+    types: Mapping[str, int] | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """Run ``proto`` on ONNX Runtime over ``feeds``, returning the graph outputs and ``tensors``."""
-    runner = IntermediateRunner(proto, tensors)
+    """Run ``proto`` on ONNX Runtime over ``feeds``, returning the graph outputs and ``tensors``.
+
+    ``types`` gives the ONNX element type of tensors shape inference cannot type.
+    """
+    runner = IntermediateRunner(proto, tensors, types)
     return [runner.run(feed) for feed in feeds]
 
 

@@ -278,21 +278,45 @@ def _compare(name: str, ref: np.ndarray, got: np.ndarray) -> OutputComparison:
 
 
 def _layer_sqnr(ref_proto: Any, proto: Any, feeds: list[dict[str, np.ndarray]], layer_samples: int) -> list[LayerSQNR]:
-    """SQNR of every float activation the reference and the model both have (same name and shape)."""
-    from edgeai.optimize._model import produced_tensors, quantized_counterpart, run_with_intermediates
+    """SQNR of every float activation the reference and the model both have (same name and shape).
+
+    In a QDQ model the match is the dequantized activation (``<name>_DequantizeLinear_Output``);
+    in a QOperator model the integer tensor ``<name>_quantized``, dequantized here with its
+    ``<name>_scale`` and ``<name>_zero_point``.
+    """
+    from onnx import numpy_helper
+
+    from edgeai.optimize._model import (
+        effective_output,
+        produced_tensors,
+        quantized_counterpart,
+        run_with_intermediates,
+    )
     from edgeai.optimize.quantization import sqnr_db
 
     produced = produced_tensors(proto)
+    inits = {i.name: i for i in proto.graph.initializer}
     graph_outputs = {o.name for o in ref_proto.graph.output}
-    pairs: list[tuple[str, str, Any]] = []
+    pairs: list[tuple[str, str, Any, tuple[np.ndarray, np.ndarray] | None]] = []
+    types: dict[str, int] = {}
     for node in ref_proto.graph.node:
         if node.op_type == "Constant":
             continue
         for out in node.output:
-            if out and out not in graph_outputs:
-                match = quantized_counterpart(out, produced)
-                if match is not None:
-                    pairs.append((out, match, node))
+            if not out or out in graph_outputs:
+                continue
+            match = quantized_counterpart(out, produced)
+            if match is not None:
+                pairs.append((out, match, node, None))
+                continue
+            q, scale, zp = f"{out}_quantized", inits.get(f"{out}_scale"), inits.get(f"{out}_zero_point")
+            if q in produced and scale is not None and zp is not None:
+                types[q] = zp.data_type
+                params = (numpy_helper.to_array(scale), numpy_helper.to_array(zp))
+                # a Relu/Clip after the op is fused into its output range: compare with its output
+                after = effective_output(ref_proto, node)
+                ref_name = after if f"{after}_quantized" not in produced else out
+                pairs.append((ref_name, q, node, params))
     if not pairs:
         return []
     subset: list[dict[str, np.ndarray]] = []
@@ -304,14 +328,19 @@ def _layer_sqnr(ref_proto: Any, proto: Any, feeds: list[dict[str, np.ndarray]], 
         count += len(next(iter(feed.values())))
     try:
         ref = run_with_intermediates(ref_proto, subset, [p[0] for p in pairs])
-        got = run_with_intermediates(proto, subset, [p[1] for p in pairs])
+        got = run_with_intermediates(proto, subset, [p[1] for p in pairs], types)
     except Exception:  # a tensor type shape inference could not settle: report outputs only
         return []
     layers = []
-    for ref_name, got_name, node in pairs:
+    for ref_name, got_name, node, params in pairs:
         r = [x[ref_name] for x in ref]
         g = [x[got_name] for x in got]
-        if any(a.shape != b.shape or a.dtype.kind != "f" for a, b in zip(r, g)):
+        if params is not None and all(p.size == 1 for p in params):
+            scale, zp = params
+            g = [(b.astype(np.float64) - float(zp)) * float(scale) for b in g]
+        elif params is not None:
+            continue
+        if any(a.shape != b.shape or a.dtype.kind != "f" or b.dtype.kind != "f" for a, b in zip(r, g)):
             continue
         value = sqnr_db(np.concatenate([a.ravel() for a in r]), np.concatenate([b.ravel() for b in g]))
         layers.append(LayerSQNR(tensor=ref_name, node=node.name, op_type=node.op_type, sqnr_db=value))

@@ -73,6 +73,22 @@ def test_layer_sqnr_against_onnx_reference(
     assert layer.sqnr_db == pytest.approx(expected, abs=0.05)
 
 
+def test_layer_sqnr_of_a_qoperator_model(
+    demo_float: Path, demo_calibration: list[np.ndarray], digits: dict[str, np.ndarray]
+) -> None:
+    """QLinear ops keep activations as integers; they are dequantized with their own scale."""
+    x = digits["x_test"][:64]
+    qdq = quantize(demo_float, demo_calibration, progress=False).model
+    qop = quantize(demo_float, demo_calibration, format="qoperator", progress=False).model
+    by_qdq = {layer.tensor: layer.sqnr_db for layer in evaluate(qdq, x, reference=demo_float).layers}
+    by_qop = {layer.tensor: layer.sqnr_db for layer in evaluate(qop, x, reference=demo_float).layers}
+    relus = [f"/features/features.{i}/Relu_output_0" for i in (1, 3, 5)]
+    for name in relus:
+        # the same activation, quantized with the same range: QLinearConv requantizes its
+        # int32 sums where QDQ rounds the float result, so the two agree closely
+        assert by_qop[name] == pytest.approx(by_qdq[name], abs=1.0)
+
+
 def test_model_against_itself_is_exact(demo_float: Path, digits: dict[str, np.ndarray]) -> None:
     report = evaluate(demo_float, digits["x_test"][:20], digits["y_test"][:20], reference=demo_float)
     assert report.agreement == 1.0 and report.accuracy_drop == 0.0
