@@ -238,7 +238,7 @@ class TreeEnsemble(Op):
         if self._leaf_weight.size != self._leaf_target.size:
             raise _fail(ctx, "leaf_weights and leaf_targetids must have the same length")
         self._n_targets = int(ctx.attr("n_targets", 1))
-        if self._leaf_target.size and not (0 <= self._leaf_target.min() and self._leaf_target.max() < self._n_targets):
+        if self._leaf_target.size and not (self._leaf_target.min() >= 0 and self._leaf_target.max() < self._n_targets):
             raise _fail(ctx, f"leaf_targetids must be in [0, n_targets={self._n_targets})")
         n_leaves = self._leaf_weight.size
         for ids, leaf in ((self._true, self._true_leaf), (self._false, self._false_leaf)):
