@@ -333,3 +333,11 @@ def test_mobile_cnn_every_tensor_bit_exact() -> None:
     for name, value in zip(names, got):
         np.testing.assert_array_equal(value, ref[name], err_msg=name)
     assert len(np.unique(ref["pw1"])) > 20  # the activations are spread, not saturated
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["LOGISTIC", "TANH"]), xs=scales, xz=zero_points)
+def test_logistic_tanh_bit_exact_on_every_int8_value(kind: str, xs: float, xz: int) -> None:
+    ys, yz = (1 / 256, -128) if kind == "LOGISTIC" else (1 / 128, 0)  # the output quantization LiteRT requires
+    model = tb.single_op(kind, [q8("x", [2, 128], xs, xz)], [q8("y", [2, 128], ys, yz)])
+    assert_bit_exact(model, [np.arange(-128, 128).astype(np.int8).reshape(2, 128)])
