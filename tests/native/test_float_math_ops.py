@@ -1474,3 +1474,18 @@ def test_linear_attention_matches_onnx_reference(rule: str, per_head_decay: bool
     got = native("LinearAttention", *ins, opset=27, attrs=attrs, num_outputs=2)
     for g, w in zip(got, want):
         close(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_string_concat_and_regex_full_match_match_onnxruntime() -> None:
+    a = np.array([["abc", "", "日本"], ["x", "yy", "zzz"]], dtype=object)
+    b = np.array(["1", "22", "語"], dtype=object)
+    want = ort_node("StringConcat", [a, b], n_feeds=2, opset=20)[0]
+    got = native("StringConcat", a, b, opset=20)[0]
+    assert got.shape == want.shape and got.tolist() == want.tolist()
+    emails = np.array([["ann@example.com", "bob@example.org"], ["not an email", "c@example.com"]], dtype=object)
+    attrs = {"pattern": r"[a-z]+@example\.com"}
+    want = ort_node("RegexFullMatch", [emails], attrs=attrs, opset=20)[0]
+    got = native("RegexFullMatch", emails, opset=20, attrs=attrs)[0]
+    assert got.dtype == np.bool_ and np.array_equal(got, want)
+    with pytest.raises(UnsupportedOpError, match="pattern"):
+        native("RegexFullMatch", emails, opset=20, attrs={"pattern": r"\p{Greek}("})
