@@ -518,11 +518,12 @@ def test_fast_conv_kernel_agrees_with_reference(mode: str) -> None:
     per_column=st.booleans(),
     with_bias=st.booleans(),
     with_state=st.booleans(),
+    extras=st.sets(st.sampled_from(["peepholes", "clip", "input_forget", "sequence_lens"])),
     seed=st.integers(0, 2**16),
 )
 def test_dynamic_quantize_lstm(
     dims: tuple[int, int, int, int], direction: str, wdt: Any, per_column: bool, with_bias: bool,
-    with_state: bool, seed: int,
+    with_state: bool, extras: set[str], seed: int,
 ) -> None:  # fmt: skip
     seq, batch, inp, hid = dims
     rng = np.random.default_rng(seed)
@@ -536,29 +537,34 @@ def test_dynamic_quantize_lstm(
         ints(wdt, (d, inp, 4 * hid), seed),
         ints(wdt, (d, hid, 4 * hid), seed + 1),
         (rng.standard_normal((d, 8 * hid)) * 0.3).astype(f) if with_bias else None,
-        None,
+        rng.integers(1, seq + 1, batch).astype(np.int32) if "sequence_lens" in extras else None,
         (rng.standard_normal((d, batch, hid)) * 0.5).astype(f) if with_state else None,
         (rng.standard_normal((d, batch, hid)) * 0.5).astype(f) if with_state else None,
-        None,
+        (rng.standard_normal((d, 3 * hid)) * 0.5).astype(f) if "peepholes" in extras else None,
         rng.uniform(0.002, 0.03, shape).astype(f),
         zp,
         rng.uniform(0.002, 0.03, shape).astype(f),
         zp.copy(),
     ]
-    attrs = {"hidden_size": hid, "direction": direction}
+    attrs: dict[str, Any] = {"hidden_size": hid, "direction": direction}
+    if "clip" in extras:
+        attrs["clip"] = 0.8
+    if "input_forget" in extras:
+        attrs["input_forget"] = 1
     want = ort_node("DynamicQuantizeLSTM", ins, n_outputs=3, attrs=attrs, domain=MS)
     got = native("DynamicQuantizeLSTM", *ins, attrs=attrs, domain=MS, opset=1, num_outputs=3)
     for g, w in zip(got, want):
         assert_same(g, w)
 
 
-def test_dynamic_quantize_lstm_refuses_what_it_does_not_implement() -> None:
-    with pytest.raises(UnsupportedOpError, match="clip"):
-        native("DynamicQuantizeLSTM", attrs={"hidden_size": 2, "clip": 3.0}, domain=MS, opset=1)
+def test_dynamic_quantize_lstm_bad_input() -> None:
+    with pytest.raises(UnsupportedOpError, match="activations"):
+        attrs = {"hidden_size": 2, "activations": ["Relu", "Tanh", "Tanh"]}
+        native("DynamicQuantizeLSTM", attrs=attrs, domain=MS, opset=1)
     x, w = np.zeros((2, 1, 3), np.float32), np.zeros((1, 3, 8), S8)
     r, s, z = np.zeros((1, 2, 8), S8), np.ones(1, np.float32), np.zeros(1, S8)
-    with pytest.raises(UnsupportedOpError, match="peepholes"):
+    with pytest.raises(ModelFormatError, match=r"sequence_lens must be 1 lengths in 1\.\.2"):
         native(
-            "DynamicQuantizeLSTM", x, w, r, None, None, None, None, np.zeros((1, 6), np.float32), s, z, s, z,
+            "DynamicQuantizeLSTM", x, w, r, None, np.array([3], np.int32), None, None, None, s, z, s, z,
             attrs={"hidden_size": 2}, domain=MS, opset=1,
         )  # fmt: skip

@@ -11,10 +11,12 @@ are ``W: [directions, input, 4 * hidden]`` and ``R: [directions, hidden,
 4 * hidden]`` (gate order i, o, f, c), int8 or uint8, with per-tensor or
 per-column scales and zero points.
 
-Supported: forward, reverse and bidirectional; initial states; bias. Not
-supported (UnsupportedOpError): peepholes, ``clip``, ``input_forget``,
-activations other than the defaults, and ``sequence_lens`` shorter than the
-sequence.
+Supported: forward, reverse and bidirectional; initial states; bias;
+peepholes; ``clip``; ``input_forget``; ``sequence_lens`` (a finished row keeps
+its state, outputs zeros, and feeds zeros to the next recurrent GEMM, which
+changes that GEMM's quantization parameters; the input GEMM quantizes only
+the steps up to the longest sequence; all as in ONNX Runtime). Not
+supported (UnsupportedOpError): activations other than the defaults.
 
 Example:
     >>> import numpy as np
@@ -87,10 +89,9 @@ class DynamicQuantizeLSTM(Op):
         default = ["Sigmoid", "Tanh", "Tanh"] * (2 if self.direction == "bidirectional" else 1)
         if acts and [a.lower() for a in acts] != [a.lower() for a in default]:
             raise unsupported(ctx, f"activations {acts}")
-        if ctx.attr("clip") is not None:
-            raise unsupported(ctx, "the clip attribute")
-        if int(ctx.attr("input_forget", 0)):
-            raise unsupported(ctx, "input_forget=1")
+        clip = ctx.attr("clip")
+        self.clip = None if clip is None else _F(clip)
+        self.input_forget = bool(int(ctx.attr("input_forget", 0)))
 
     def run(
         self, x: np.ndarray, w: np.ndarray, r: np.ndarray, b: Any = None, sequence_lens: Any = None,
@@ -107,46 +108,68 @@ class DynamicQuantizeLSTM(Op):
         seq, batch, _ = x.shape
         dirs = 2 if self.direction == "bidirectional" else 1
         if w.shape != (dirs, x.shape[2], 4 * hdim) or r.shape != (dirs, hdim, 4 * hdim):
-            raise bad_model(
-                ctx,
-                f"W must be {(dirs, x.shape[2], 4 * hdim)} and R {(dirs, hdim, 4 * hdim)}, got {w.shape}, {r.shape}",
-            )
-        if p is not None:
-            raise unsupported(ctx, "peepholes (input P)")
-        if sequence_lens is not None and np.any(np.asarray(sequence_lens) != seq):
-            raise unsupported(ctx, "sequence_lens shorter than the sequence")
+            want_w, want_r = (dirs, x.shape[2], 4 * hdim), (dirs, hdim, 4 * hdim)
+            raise bad_model(ctx, f"W must be {want_w} and R {want_r}, got {w.shape} and {r.shape}")
         if w_scale is None or r_scale is None:
             raise bad_model(ctx, "W_scale and R_scale are required")
         for scale, zp, what in ((w_scale, w_zero_point, "W"), (r_scale, r_zero_point, "R")):
             if zp is not None and np.ndim(zp) != np.ndim(scale):
                 raise bad_model(ctx, f"{what}_scale and {what}_zero_point must have the same layout")
+        lens = np.full(batch, seq, np.int64) if sequence_lens is None else np.asarray(sequence_lens, np.int64)
+        if lens.shape != (batch,) or np.any(lens < 1) or np.any(lens > seq):
+            raise bad_model(ctx, f"sequence_lens must be {batch} lengths in 1..{seq}, got {lens.tolist()}")
+        peep = None if p is None else np.asarray(p, dtype=_F)
+        if peep is not None and peep.shape != (dirs, 3 * hdim):
+            raise bad_model(ctx, f"P must be {(dirs, 3 * hdim)}, got {peep.shape}")
         ys = np.zeros((seq, dirs, batch, hdim), dtype=_F)
         hs = np.zeros((dirs, batch, hdim), dtype=_F)
         cs = np.zeros((dirs, batch, hdim), dtype=_F)
+        rows = np.arange(batch)
         for d in range(dirs):
             params = [self._param(v, d, w.dtype if i % 2 else _F) for i, v in
                       enumerate((w_scale, w_zero_point, r_scale, r_zero_point))]  # fmt: skip
-            xw = _gemm_float(x.reshape(seq * batch, -1), w[d], params[0], params[1]).reshape(seq, batch, -1)
-            bias = None
+            # only the steps up to the longest sequence go into the input GEMM (and its quantization)
+            steps = int(lens.max())
+            xw = _gemm_float(x[:steps].reshape(steps * batch, -1), w[d], params[0], params[1]).reshape(steps, batch, -1)
+            bias = np.zeros(4 * hdim, _F)
             if b is not None:
                 bd = np.asarray(b, dtype=_F)[d]
                 bias = (bd[: 4 * hdim] + bd[4 * hdim :]).astype(_F)
+            pi, po, pf = (
+                (None, None, None) if peep is None else (peep[d, :hdim], peep[d, hdim : 2 * hdim], peep[d, 2 * hdim :])
+            )
             h = np.zeros((batch, hdim), _F) if initial_h is None else np.asarray(initial_h, _F)[d].copy()
             c = np.zeros((batch, hdim), _F) if initial_c is None else np.asarray(initial_c, _F)[d].copy()
             reverse = self.direction == "reverse" or d == 1
-            for t in range(seq - 1, -1, -1) if reverse else range(seq):
-                g = (xw[t] + _gemm_float(h, r[d], params[2], params[3])).astype(_F)
-                if bias is not None:
-                    g = (g + bias).astype(_F)
-                i_g = mlas_logistic(g[:, :hdim])
-                f_g = mlas_logistic(g[:, 2 * hdim : 3 * hdim])
-                c_g = mlas_tanh(g[:, 3 * hdim :])
-                c = ((f_g * c).astype(_F) + (i_g * c_g).astype(_F)).astype(_F)
-                o_g = mlas_logistic(g[:, hdim : 2 * hdim])
-                h = (o_g * mlas_tanh(c)).astype(_F)
-                ys[t, d] = h
+            for j in range(steps):
+                active = j < lens
+                pos = np.where(active, lens - 1 - j, 0) if reverse else np.full(batch, j)
+                # the recurrent GEMM reads the previous step's output: zero for rows already done
+                fed = h if j == 0 else np.where((j - 1 < lens)[:, None], h, _F(0)).astype(_F)
+                g = (xw[pos, rows] + _gemm_float(fed, r[d], params[2], params[3])).astype(_F)
+                i_g = mlas_logistic(self._gate(g[:, :hdim], bias[:hdim], pi, c))
+                if self.input_forget:
+                    f_g = (_F(1) - i_g).astype(_F)
+                else:
+                    f_g = mlas_logistic(self._gate(g[:, 2 * hdim : 3 * hdim], bias[2 * hdim : 3 * hdim], pf, c))
+                c_g = mlas_tanh(self._gate(g[:, 3 * hdim :], bias[3 * hdim :], None, c))
+                c_new = ((f_g * c).astype(_F) + (i_g * c_g).astype(_F)).astype(_F)
+                o_g = mlas_logistic(self._gate(g[:, hdim : 2 * hdim], bias[hdim : 2 * hdim], po, c_new))
+                h_new = (o_g * mlas_tanh(c_new)).astype(_F)
+                h = np.where(active[:, None], h_new, h)
+                c = np.where(active[:, None], c_new, c)
+                ys[pos[active], d, rows[active]] = h_new[active]
             hs[d], cs[d] = h, c
         return ys, hs, cs
+
+    def _gate(self, g: np.ndarray, bias: np.ndarray, peephole: np.ndarray | None, c: np.ndarray) -> np.ndarray:
+        """``clip(g + peephole * c + bias)``, each step rounded to float32 as ONNX Runtime does."""
+        if peephole is not None:
+            g = (g + (c * peephole).astype(_F)).astype(_F)
+        g = (g + bias).astype(_F)
+        if self.clip is not None:
+            g = np.clip(g, -self.clip, self.clip)
+        return g
 
     def _param(self, v: Any, d: int, dtype: Any) -> np.ndarray:
         """Direction ``d``'s scale or zero point: per tensor (``[D]``) or per column (``[D, 4H]``)."""
