@@ -8,7 +8,7 @@ Importing this package registers every op module with :mod:`edgeai.ops._base`:
 * com.microsoft: QLinearConv (``channels_last``), QGemm, QLinearAdd, QLinearMul,
   QLinearSigmoid, QLinearLeakyRelu, QLinearGlobalAveragePool,
   QLinearAveragePool, QLinearConcat, QLinearSoftmax, DynamicQuantizeMatMul,
-  MatMulIntegerToFloat.
+  MatMulIntegerToFloat, DynamicQuantizeLSTM.
 
 Every op is "integer accumulation + requantization" where it has an
 accumulator; :mod:`edgeai.ops.quantized.reference` holds the integer cores
@@ -22,7 +22,7 @@ QuantizeLinear); ops whose TFLite arithmetic is not written refuse
 Known limits: ONNX Runtime's U8S8 GEMM on AVX2 CPUs *without* VNNI
 saturates pairs of products to int16 (``vpmaddubsw``); the engine computes
 the exact sums, as ONNX Runtime does on VNNI/AMX CPUs (where these tests
-ran). DynamicQuantizeLSTM is not implemented.
+ran).
 
 Example:
     >>> import edgeai.ops.quantized
