@@ -1489,3 +1489,41 @@ def test_string_concat_and_regex_full_match_match_onnxruntime() -> None:
     assert got.dtype == np.bool_ and np.array_equal(got, want)
     with pytest.raises(UnsupportedOpError, match="pattern"):
         native("RegexFullMatch", emails, opset=20, attrs={"pattern": r"\p{Greek}("})
+
+
+@SETTINGS
+@given(data=st.data(), a_rank=st.integers(1, 4), b_rank=st.integers(1, 4))
+def test_matmul_broadcasts_batches_and_promotes_vectors_like_float64(data: Any, a_rank: int, b_rank: int) -> None:
+    m, k, n = (data.draw(st.integers(1, 4)) for _ in range(3))
+    batch = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3))
+
+    def operand(rank: int, batch_shape: tuple[int, ...], rows: int, cols: int) -> tuple[int, ...]:
+        if rank == 1:  # a vector: promoted to a matrix and squeezed again, as in numpy
+            return (k,)
+        return (*batch_shape[len(batch_shape) - min(rank - 2, len(batch_shape)) :], rows, cols)
+
+    a_shape = operand(a_rank, batch.input_shapes[0], m, k)
+    b_shape = operand(b_rank, batch.input_shapes[1], k, n)
+    a = data.draw(hnp.arrays(np.float32, a_shape, elements=st.floats(-4, 4, width=32)))
+    b = data.draw(hnp.arrays(np.float32, b_shape, elements=st.floats(-4, 4, width=32)))
+    try:
+        ref = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    except ValueError:
+        with pytest.raises(InferenceError, match="MatMul"):
+            native("MatMul", a, b, opset=13)
+        return
+    close(native("MatMul", a, b, opset=13)[0], ref.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+@SETTINGS
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3), data=st.data())
+def test_comparisons_and_where_broadcast_like_numpy(shapes: Any, data: Any) -> None:
+    small = st.integers(-3, 3)
+    c = data.draw(hnp.arrays(np.bool_, shapes.input_shapes[0]))
+    x = data.draw(hnp.arrays(np.int32, shapes.input_shapes[1], elements=small))
+    y = data.draw(hnp.arrays(np.int32, shapes.input_shapes[2], elements=small))
+    got = native("Where", c, x, y, opset=16)[0]
+    assert got.dtype == np.int32 and np.array_equal(got, np.where(c, x, y))
+    for op, fn in (("Less", np.less), ("GreaterOrEqual", np.greater_equal), ("Equal", np.equal)):
+        out = native(op, x, y, opset=19)[0]
+        assert out.dtype == np.bool_ and np.array_equal(out, fn(x, y)), op
