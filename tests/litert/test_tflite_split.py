@@ -227,3 +227,34 @@ def test_bad_custom_options_are_reported() -> None:
     # the executor wraps build-time errors other than UnsupportedOpError in InferenceError
     with pytest.raises((ModelFormatError, InferenceError), match="TfLitePoolParams"):
         run_native(model, [np.zeros((1, 4, 4, 1), F32)])
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    angle=st.floats(-3.0, 3.0), cx=st.floats(-50, 50), cy=st.floats(-50, 50), w=st.floats(5, 80),
+    h=st.floats(5, 80), scale=st.floats(0.5, 2.0),
+)  # fmt: skip
+def test_landmarks_to_transform_matrix_maps_the_crop_onto_the_rotated_box(
+    angle: float, cx: float, cy: float, w: float, h: float, scale: float
+) -> None:
+    """Landmarks on a rectangle rotated by ``angle``: the matrix maps the output crop's centre to the
+    rectangle's centre, and its axes to the rectangle's sides (times ``scale``)."""
+    from flatbuffers import flexbuffers
+
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]]) @ rot.T + [cx, cy]
+    pts = np.concatenate([corners, np.zeros((4, 1))], axis=1).astype(F32)[None]
+    opts = {"subset_idxs": [0, 1, 2, 3], "left_rotation_idx": 0, "right_rotation_idx": 1,
+            "target_rotation_radians": 0.0, "output_height": 64, "output_width": 32,
+            "scale_x": scale, "scale_y": scale}  # fmt: skip
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "p", "shape": [1, 4, 3], "dtype": F32}],
+        [{"name": "m", "shape": [1, 4, 4], "dtype": F32}],
+        custom="Landmarks2TransformMatrix",
+        custom_options=bytes(flexbuffers.Dumps(opts)),
+    )
+    t = run_native(model, [pts])[0][0].astype(np.float64)
+    np.testing.assert_allclose(t @ [16, 32, 0, 1], [cx, cy, 0, 1], atol=1e-3)
+    np.testing.assert_allclose(t[:2, :2], rot @ np.diag([scale * w / 32, scale * h / 64]), atol=1e-4)
+    np.testing.assert_allclose(t[2:], [[0, 0, 1, 0], [0, 0, 0, 1]])

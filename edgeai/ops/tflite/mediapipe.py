@@ -20,6 +20,12 @@ pooling ops, ``TfLiteTransposeConvParams`` (padding, stride w/h) for
   additions); z and any further channels are kept. Version 2 takes ``[1, N, C]``
   landmarks (C = 2 or 3 per landmark); version 1 ``[1, H, W, C]`` landmarks
   with ``dimensions`` and ``scale`` (scaling the translation) in flexbuffer options.
+* ``Landmarks2TransformMatrix`` (version 2, ``[1, N, 3]`` landmarks): the 4x4
+  matrix from an output crop (``output_width`` x ``output_height``) to the
+  input: rotation ``target_rotation_radians - atan2`` of the line from the
+  ``left_rotation_idx`` to the ``right_rotation_idx`` landmark, centre and
+  size of the rotated bounding box of the ``subset_idxs`` landmark pairs,
+  scaled by ``scale_x``/``scale_y``; options in a flexbuffer map.
 
 Example:
     >>> import numpy as np
@@ -41,9 +47,11 @@ from edgeai.ops.tflite._common import bad_model, unsupported
 
 __all__ = [
     "Convolution2DTransposeBias",
+    "Landmarks2TransformMatrix",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "TransformLandmarks",
+    "landmarks_to_transform_matrix",
     "max_pool_argmax",
     "max_unpool",
     "transform_landmarks",
@@ -240,3 +248,79 @@ class TransformLandmarks(Op):
         if matrix.size < 8:
             raise bad_model(self.ctx, f"the transform matrix needs 16 values, got shape {matrix.shape}")
         return (transform_landmarks(points, matrix, dims, scale),)
+
+
+def landmarks_to_transform_matrix(
+    points: np.ndarray,
+    pairs: list[tuple[int, int]],
+    left: int,
+    right: int,
+    target: float,
+    out_w: int,
+    out_h: int,
+    scale_x: float,
+    scale_y: float,
+) -> np.ndarray:
+    """MediaPipe's Landmarks2TransformMatrix v2 in float32: a [1, 4, 4] matrix."""
+    f = np.float32
+    p = np.asarray(points, f).reshape(-1, 3)
+    rot = f(target) - f(np.arctan2(p[right, 1] - p[left, 1], p[right, 0] - p[left, 0]))
+    c, s = f(np.cos(rot)), f(np.sin(rot))
+    idx = [i for pair in pairs for i in pair]
+    xs = p[idx, 0] * c - p[idx, 1] * s
+    ys = p[idx, 0] * s + p[idx, 1] * c
+    width, height = xs.max() - xs.min(), ys.max() - ys.min()
+    mx, my = (xs.min() + xs.max()) / f(2), (ys.min() + ys.max()) / f(2)
+    ci, si = f(np.cos(-rot)), f(np.sin(-rot))
+    cx, cy = ci * mx - si * my, si * mx + ci * my
+
+    def mat(a: list[list[float]]) -> np.ndarray:
+        return np.array(a, f)
+
+    t = mat([[1, 0, 0, cx], [0, 1, 0, cy], [0, 0, 1, 0], [0, 0, 0, 1]])
+    t = t @ mat([[ci, -si, 0, 0], [si, ci, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    sx, sy = f(scale_x) * width / f(out_w), f(scale_y) * height / f(out_h)
+    t = t @ mat([[sx, 0, 0, 0], [0, sy, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    t = t @ mat([[1, 0, 0, -out_w / 2.0], [0, 1, 0, -out_h / 2.0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    return t.astype(f).reshape(1, 4, 4)
+
+
+@register("Landmarks2TransformMatrix", domain="tflite.custom", since=1)
+class Landmarks2TransformMatrix(Op):
+    """MediaPipe ``Landmarks2TransformMatrix`` version 2 (``[1, N, 3]`` landmarks -> ``[1, 4, 4]``)."""
+
+    _KEYS = ("subset_idxs", "left_rotation_idx", "right_rotation_idx", "output_height", "output_width")
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        _float_io(ctx)
+        try:
+            from flatbuffers import flexbuffers
+
+            opts = flexbuffers.Loads(bytes(ctx.attr("custom_options") or b""))
+        except Exception as exc:
+            raise bad_model(ctx, f"custom options are not a flexbuffer map ({exc})") from exc
+        if not isinstance(opts, dict) or any(k not in opts for k in self._KEYS):
+            raise bad_model(ctx, f"custom options need the keys {', '.join(self._KEYS)} (version 2)")
+        flat = [int(v) for v in opts["subset_idxs"]]
+        if len(flat) % 2:
+            flat.append(flat[-1])  # an odd count pairs the last index with itself, as MediaPipe does
+        self.pairs = list(zip(flat[0::2], flat[1::2]))
+        self.left, self.right = int(opts["left_rotation_idx"]), int(opts["right_rotation_idx"])
+        self.target = float(opts.get("target_rotation_radians", 0.0))
+        self.out_h, self.out_w = int(opts["output_height"]), int(opts["output_width"])
+        self.sx, self.sy = float(opts.get("scale_x", 1.0)), float(opts.get("scale_y", 1.0))
+        if min(self.out_h, self.out_w) <= 0 or min(self.sx, self.sy) <= 0 or not self.pairs:
+            raise bad_model(ctx, "output size and scales must be positive and subset_idxs non-empty")
+
+    def run(self, points: np.ndarray, *_: Any) -> tuple[np.ndarray]:
+        if points.ndim != 3 or points.shape[-1] != 3:
+            raise unsupported(self.ctx, f"landmarks of shape {points.shape} (version 2 takes [1, N, 3])")
+        n = points.shape[1]
+        if max(max(max(p) for p in self.pairs), self.left, self.right) >= n:
+            raise bad_model(self.ctx, f"a landmark index in the options is out of range for {n} landmarks")
+        return (
+            landmarks_to_transform_matrix(
+                points, self.pairs, self.left, self.right, self.target, self.out_w, self.out_h, self.sx, self.sy
+            ),
+        )
