@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeai.formats.onnx_format import QUANTIZED_OPS as _QUANTIZED_OPS
+
 __all__ = [
     "QUANTIZED_OPS",
     "as_proto",
@@ -19,29 +21,8 @@ __all__ = [
     "save_atomic",
 ]
 
-QUANTIZED_OPS = frozenset(
-    {
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "DynamicQuantizeLinear",
-        "QLinearConv",
-        "QLinearMatMul",
-        "MatMulInteger",
-        "ConvInteger",
-        "QGemm",
-        "QLinearAdd",
-        "QLinearMul",
-        "QLinearSigmoid",
-        "QLinearLeakyRelu",
-        "QLinearGlobalAveragePool",
-        "QLinearAveragePool",
-        "QLinearConcat",
-        "QLinearSoftmax",
-        "DynamicQuantizeMatMul",
-        "MatMulIntegerToFloat",
-        "DynamicQuantizeLSTM",
-    }
-)
+# the project's one list of quantized ONNX ops (Q/DQ, QLinear*, *Integer, dynamic)
+QUANTIZED_OPS = _QUANTIZED_OPS
 
 
 def as_proto(model: Any) -> Any:
