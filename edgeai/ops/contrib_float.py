@@ -326,9 +326,9 @@ class Attention(Op):
             scores = scores + mask[:, None, :, :]
         if attention_bias is not None:
             scores = scores + _work(np.asarray(attention_bias))
-        scores = scores - scores.max(axis=-1, keepdims=True)
-        e = np.exp(scores)
-        probs = e / e.sum(axis=-1, keepdims=True)
+        probs = scores - scores.max(axis=-1, keepdims=True)  # a new array: qk stays intact
+        np.exp(probs, out=probs)
+        probs /= probs.sum(axis=-1, keepdims=True)
         return probs @ v, qk
 
     def _mask(
