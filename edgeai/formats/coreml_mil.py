@@ -1024,13 +1024,16 @@ def _import_neuralnetwork(spec: Any, nn: Any, what: str) -> Graph:
     for feat in spec.description.input:
         arr = feat.type.multiArrayType
         shape = tuple(int(d) for d in arr.shape)
-        if len(shape) == 3:  # (C, H, W): the NeuralNetwork runtime adds the batch axis
-            shape = (1, *shape)
         dtype = {65568: np.dtype("float32"), 65552: np.dtype("float16"), 131104: np.dtype("int32")}.get(
             int(arr.dataType), _F32
         )
         inputs.append(Value(feat.name, dtype, shape))
-        names[feat.name] = feat.name if dtype != np.float16 else b.add("Cast", [feat.name], to=_ONNX_FLOAT)
+        inner = feat.name if dtype != np.float16 else b.add("Cast", [feat.name], to=_ONNX_FLOAT)
+        # The NeuralNetwork runtime sees (C,) as (1, C, 1, 1) and (C, H, W) as (1, C, H, W)
+        nchw = {1: (1, shape[0], 1, 1), 3: (1, *shape)}.get(len(shape)) if shape else None
+        if nchw is not None:
+            inner = b.add("Reshape", [inner, b.const(np.asarray(nchw, np.int64), "shape")])
+        names[feat.name] = inner
     for layer in nn.layers:
         kind = layer.WhichOneof("layer")
         b.current = f"layer {kind} {layer.name!r}"

@@ -274,21 +274,56 @@ def test_neuralnetwork_spec_matches_torch(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     path = tmp_path / "nn.mlmodel"
     p = _nn_model(path, rng)
-    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    x = rng.standard_normal((2, 6, 6)).astype(np.float32)
     sess = edgeai.Session(path)
-    assert sess.inputs[0].shape == (1, 2, 6, 6)
+    assert sess.inputs[0].shape == (2, 6, 6)  # as declared: (C, H, W)
     out = sess.run({"image": x})["probs"]
+    assert out.shape == (5,)
     # the same model handed over as bytes (an .mlmodel is one file)
     from edgeai.formats import ModelSource
 
     from_bytes = edgeai.Session(ModelSource(format="coreml", data=path.read_bytes()))
     np.testing.assert_array_equal(from_bytes.run({"image": x})["probs"], out)
-    xt = torch.from_numpy(x)
+    xt = torch.from_numpy(x)[None]
     conv = torch.nn.functional.conv2d(
         xt, torch.from_numpy(p["w"]).permute(3, 2, 0, 1), torch.from_numpy(p["b"]), padding=1
     )
     logits = torch.relu(conv).mean((2, 3)) @ torch.from_numpy(p["fc_w"]).T + torch.from_numpy(p["fc_b"])
-    np.testing.assert_allclose(out.reshape(1, 5), torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out, torch.softmax(logits, 1).numpy()[0], rtol=1e-5, atol=1e-6)
+
+
+def test_neuralnetwork_8bit_weights(tmp_path: Path) -> None:
+    """An inner product with 8-bit linearly quantized weights (w = scale * q + bias per channel)."""
+    from coremltools.models import datatypes
+    from coremltools.models.neural_network import NeuralNetworkBuilder
+    from coremltools.models.neural_network.quantization_utils import quantize_weights
+
+    rng = np.random.default_rng(2)
+    fc_w = rng.standard_normal((5, 4)).astype(np.float32)
+    fc_b = rng.standard_normal(5).astype(np.float32)
+    builder = NeuralNetworkBuilder(
+        [("x", datatypes.Array(4))], [("y", datatypes.Array(5))], disable_rank5_shape_mapping=True
+    )
+    builder.add_inner_product("fc", fc_w, fc_b, 4, 5, True, "x", "y")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = quantize_weights(ct.models.MLModel(builder.spec, skip_model_load=True), nbits=8)
+    spec = quantized if hasattr(quantized, "neuralNetwork") else quantized.get_spec()
+    params = spec.neuralNetwork.layers[0].innerProduct.weights
+    assert not params.floatValue and len(params.rawValue) == 20  # stored as 8-bit
+    q = np.frombuffer(params.rawValue, np.uint8).astype(np.float64).reshape(5, 4)
+    lin = params.quantization.linearQuantization
+    w = q * np.asarray(lin.scale)[:, None] + np.asarray(lin.bias)[:, None]
+    assert np.abs(w - fc_w).max() < 0.05  # a faithful 8-bit copy of the weights
+    bias_params = spec.neuralNetwork.layers[0].innerProduct.bias  # quantized too, per tensor
+    bias_q = bias_params.quantization.linearQuantization
+    bias = np.frombuffer(bias_params.rawValue, np.uint8) * bias_q.scale[0] + bias_q.bias[0]
+    assert np.abs(bias - fc_b).max() < 0.01
+    path = tmp_path / "fc8.mlmodel"
+    ct.models.MLModel(spec, skip_model_load=True).save(str(path))
+    x = rng.standard_normal(4).astype(np.float32)
+    out = edgeai.Session(path).run({"x": x})["y"]
+    np.testing.assert_allclose(out, w @ x + bias, rtol=1e-5, atol=1e-5)
 
 
 def test_uncovered_nn_layer_is_named(tmp_path: Path) -> None:
