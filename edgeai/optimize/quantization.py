@@ -411,8 +411,10 @@ def quantize(
     act = _check_choice("activation_type", activation_type, _TYPES)
     wt = _check_choice("weight_type", weight_type, _TYPES)
     fmt = _check_choice("format", format, _FORMATS)
-    if not 0.0 < percentile <= 100.0:
-        raise OptimizationError(f"percentile must be in (0, 100], not {percentile}")
+    if not 50.0 < percentile <= 100.0:
+        raise OptimizationError(
+            f"percentile must be in (50, 100] (the share of values kept at each end), not {percentile}"
+        )
     if max_accuracy_drop is not None and eval_fn is None:
         raise OptimizationError("max_accuracy_drop needs eval_fn(model) -> accuracy to measure the drop")
     if max_accuracy_drop is not None and max_accuracy_drop < 0:

@@ -204,6 +204,8 @@ def test_calibration_errors(demo_float: Path, demo_calibration: list[np.ndarray]
         quantize(demo_float, [{"pixels": demo_calibration[0]}], progress=False)
     with pytest.raises(InputTypeError, match="float64"):
         quantize(demo_float, [demo_calibration[0].astype(np.float64)], progress=False)
+    with pytest.raises(OptimizationError, match="percentile"):
+        quantize(demo_float, demo_calibration[:2], method="percentile", percentile=10, progress=False)
     with pytest.raises(OptimizationError, match="method"):
         quantize(demo_float, demo_calibration[:2], method="kl", progress=False)
     with pytest.raises(OptimizationError, match="eval_fn"):
