@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert (pip install 'edgeai[litert]')")
+# the TFLite schema module (for building models) ships with ai-edge-litert
+pytest.importorskip("ai_edge_litert.schema_py_generated", reason="needs ai-edge-litert (pip install 'edgeai[litert]')")
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,9 +25,16 @@ from tests import tflite_builder as tb
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def run_litert(model: bytes, feeds: list[np.ndarray], reference: bool = True) -> list[np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+def interpreter() -> tuple[Any, Any]:
+    """(Interpreter, OpResolverType) of the installed TFLite runtime (ai-edge-litert, else tflite-runtime)."""
+    from edgeai.backends.litert import _interpreter_module
 
+    module, _ = _interpreter_module()
+    return module.Interpreter, module.OpResolverType
+
+
+def run_litert(model: bytes, feeds: list[np.ndarray], reference: bool = True) -> list[np.ndarray]:
+    Interpreter, OpResolverType = interpreter()
     kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
     it = Interpreter(model_content=model, experimental_op_resolver_type=kind)
     it.allocate_tensors()
@@ -279,7 +287,7 @@ def test_int8_cnn_whole_model_bit_exact() -> None:
     graph = import_tflite(data)
     part = graph.replace(outputs=("logits", "probs"))
     exe = BACKEND.compile(part, BACKEND.devices()[0], {"graph_passes": ()})
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    Interpreter, OpResolverType = interpreter()
 
     it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
                      experimental_preserve_all_tensors=True)  # fmt: skip
@@ -313,7 +321,7 @@ def test_float_input_is_refused_clearly() -> None:
 
 def test_mobile_cnn_every_tensor_bit_exact() -> None:
     """A MobileNet-like int8 CNN on the native engine: every intermediate tensor equals LiteRT's reference."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    Interpreter, OpResolverType = interpreter()
 
     from edgeai.backends.native import BACKEND
     from edgeai.formats.tflite_format import import_tflite
