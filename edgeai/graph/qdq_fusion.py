@@ -112,10 +112,6 @@ class _Rewrite:
             return c.dtype
         return self.graph.value(name).dtype
 
-    def only_reader(self, name: str, node: Node) -> bool:
-        readers = self.readers.get(name, [])
-        return name not in self.graph_outputs and len(readers) == 1 and readers[0] is node
-
     def zero(self, dtype: np.dtype[Any]) -> str:
         name = f"__qdq_fusion_zero_{dtype.name}"
         self.new_inits.setdefault(name, np.zeros((), dtype=dtype))
@@ -156,6 +152,8 @@ def _qparams(rw: _Rewrite, node: Node, data_dtype: np.dtype[Any] | None) -> _Q |
 
 
 def _dq_input(rw: _Rewrite, name: str, consumer: Node) -> _Q | None:
+    """The DequantizeLinear making ``consumer``'s input ``name`` (other readers may share it:
+    ONNX Runtime gives each consumer its own copy of a shared DQ before fusing)."""
     node = rw.producer.get(name)
     if node is None or node.op_type != "DequantizeLinear" or node.domain != "":
         return None
