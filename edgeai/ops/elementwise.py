@@ -1,5 +1,4 @@
-"""Elementwise ONNX ops in numpy: arithmetic, math, comparison, logic, bitwise, Where,
-string concatenation and matching, Cast.
+"""Elementwise ONNX ops in numpy: arithmetic, math, comparison, logic, bitwise, Where, Cast.
 
 Every op keeps ONNX's output dtype exactly (float32 stays float32, no silent
 float64 upcast) and follows ONNX semantics where numpy differs: integer
@@ -573,50 +572,6 @@ class Where(Op):
                 "cannot be broadcast together"
             ) from exc
         return (as_dtype(out, x.dtype),)
-
-
-# --------------------------------------------------------------------------- strings
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-@register_versions("StringConcat", (20,))
-class StringConcat(_Binary):
-    """Elementwise concatenation of two string tensors, with broadcasting."""
-
-    legacy_until = 0
-
-    def compute(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        shape = np.broadcast_shapes(a.shape, b.shape)
-        left, right = np.broadcast_to(a, shape).ravel(), np.broadcast_to(b, shape).ravel()
-        return np.array([_text(x) + _text(y) for x, y in zip(left, right)], dtype=object).reshape(shape)
-
-
-@register_versions("RegexFullMatch", (20,))
-class RegexFullMatch(Op):
-    """Whether each string fully matches ``pattern`` (Python's ``re``, which agrees with RE2
-    on the common syntax; RE2-only constructs raise at session build)."""
-
-    def __init__(self, ctx: OpContext) -> None:
-        super().__init__(ctx)
-        import re
-
-        pattern = ctx.attr("pattern")
-        if not isinstance(pattern, str):
-            raise unsupported(ctx, "the 'pattern' attribute is missing")
-        try:
-            self._regex = re.compile(pattern)
-        except re.error as exc:
-            raise unsupported(
-                ctx, f"pattern {pattern!r} is not a regular expression Python can compile: {exc}"
-            ) from exc
-
-    def run(self, x: np.ndarray) -> tuple[np.ndarray]:
-        x = np.asarray(x)
-        hits = [self._regex.fullmatch(_text(v)) is not None for v in x.ravel()]
-        return (np.array(hits, dtype=np.bool_).reshape(x.shape),)
 
 
 # --------------------------------------------------------------------------- Cast

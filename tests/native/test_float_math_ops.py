@@ -1476,21 +1476,6 @@ def test_linear_attention_matches_onnx_reference(rule: str, per_head_decay: bool
         close(g, w, rtol=1e-5, atol=1e-5)
 
 
-def test_string_concat_and_regex_full_match_match_onnxruntime() -> None:
-    a = np.array([["abc", "", "日本"], ["x", "yy", "zzz"]], dtype=object)
-    b = np.array(["1", "22", "語"], dtype=object)
-    want = ort_node("StringConcat", [a, b], n_feeds=2, opset=20)[0]
-    got = native("StringConcat", a, b, opset=20)[0]
-    assert got.shape == want.shape and got.tolist() == want.tolist()
-    emails = np.array([["ann@example.com", "bob@example.org"], ["not an email", "c@example.com"]], dtype=object)
-    attrs = {"pattern": r"[a-z]+@example\.com"}
-    want = ort_node("RegexFullMatch", [emails], attrs=attrs, opset=20)[0]
-    got = native("RegexFullMatch", emails, opset=20, attrs=attrs)[0]
-    assert got.dtype == np.bool_ and np.array_equal(got, want)
-    with pytest.raises(UnsupportedOpError, match="pattern"):
-        native("RegexFullMatch", emails, opset=20, attrs={"pattern": r"\p{Greek}("})
-
-
 @SETTINGS
 @given(data=st.data(), a_rank=st.integers(1, 4), b_rank=st.integers(1, 4))
 def test_matmul_broadcasts_batches_and_promotes_vectors_like_float64(data: Any, a_rank: int, b_rank: int) -> None:
