@@ -259,3 +259,22 @@ def test_landmarks_to_transform_matrix_maps_the_crop_onto_the_rotated_box(
     np.testing.assert_allclose(t @ [16, 32, 0, 1], [cx, cy, 0, 1], atol=1e-3)
     np.testing.assert_allclose(t[:2, :2], rot @ np.diag([scale * w / 32, scale * h / 64]), atol=1e-4)
     np.testing.assert_allclose(t[2:], [[0, 0, 1, 0], [0, 0, 0, 1]])
+
+
+def test_litert_capability_per_node() -> None:
+    from edgeai.backends import get_backend
+    from edgeai.graph import Node
+    from edgeai.placement.capability import Capability
+
+    graph = import_tflite(tb.landmarks_model_with_custom_op())
+    device = get_backend("litert").devices()[0]
+    cap = Capability(graph)
+    by_type = {n.op_type: n for n in graph.nodes}
+    assert cap.supports(by_type["FULLY_CONNECTED"], device)
+    refusal = cap.supports(by_type["TransformLandmarks"], device)
+    assert not refusal and "TransformLandmarks" in refusal.reason
+    assert not cap.supports(Node("r", "Relu", inputs=("x",), outputs=("y",)), device)
+    # XNNPACK implements MediaPipe's MaxPoolingWithArgmax2D: LiteRT keeps that one
+    pooled = import_tflite(tb.int8_model_with_custom_op())
+    custom = next(n for n in pooled.nodes if n.domain == "tflite.custom")
+    assert Capability(pooled).supports(custom, device)
