@@ -413,6 +413,7 @@ class ConvKernel:
         requant: Requant | None,
         threads: int,
         path: str,
+        layout: str = "NCHW",
     ) -> None:
         self.m, self.cg, self.kh, self.kw = w.shape
         self.group = int(group)
@@ -430,6 +431,9 @@ class ConvKernel:
         self.pt, self.pl, self.pb, self.pr = p
         self.x_dtype = np.dtype(x_dtype)
         self._zp_range = (int(np.iinfo(self.x_dtype).min), int(np.iinfo(self.x_dtype).max))
+        if layout not in ("NCHW", "NHWC"):
+            raise KernelArgumentError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}")
+        self.nhwc = layout == "NHWC"
         self.threads = threads
         # AMX needs rows at one stride: stride-1 convolutions, computed over "virtual" output
         # pixels (every padded input column; those past the output width are dropped)
@@ -468,7 +472,6 @@ class ConvKernel:
             self.eps.append(self.ep.slice(g * self.mg, (g + 1) * self.mg))
             self.biases.append(self.bias[sl].copy())
         self.fn = _entry(self.packs[0].code, threads)
-        self._nhwc_store = True
         self._geom: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int]] = {}
 
     def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -524,7 +527,7 @@ class ConvKernel:
         for n in range(out.shape[0]):
             for g in range(self.group):
                 pk, epg = self.packs[g], self.eps[g]
-                conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
+                conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
                 if pk.has_bz:
                     conv.window_sums(buf, self.cg, self.kh, self.kw, 1, 1, self.dh, self.dw, oh, ow, valid)
                     rowsum.reshape(oh, wp)[:, :ow] = valid.reshape(oh, ow)
@@ -558,7 +561,8 @@ class ConvKernel:
                     self.m,
                     1,
                 )
-            out[n] = nhwc.reshape(oh, wp, self.m)[:, :ow].transpose(2, 0, 1)
+            res = nhwc.reshape(oh, wp, self.m)[:, :ow]
+            out[n] = res if self.nhwc else res.transpose(2, 0, 1)
 
     def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
         from edgeai.kernels import conv
@@ -567,8 +571,9 @@ class ConvKernel:
             raise InputTypeError(
                 f"convolution input must be a {self.x_dtype} array, got {getattr(x, 'dtype', type(x).__name__)}"
             )
-        if x.ndim != 4 or x.shape[1] != self.c:
-            raise InputShapeError(f"convolution input has shape {x.shape}; expected (N, {self.c}, H, W)")
+        if x.ndim != 4 or x.shape[3 if self.nhwc else 1] != self.c:
+            want = f"(N, H, W, {self.c})" if self.nhwc else f"(N, {self.c}, H, W)"
+            raise InputShapeError(f"convolution input has shape {x.shape}; expected {want}")
         xzp = int(x_zp)
         if not self._zp_range[0] <= xzp <= self._zp_range[1]:
             raise InputTypeError(f"x_zp {xzp} is outside the range of {self.x_dtype}")
@@ -576,7 +581,7 @@ class ConvKernel:
         if self.x_dtype == np.int8:  # u8 = s8 ^ 0x80 = s8 + 128
             flip, xzp = 0x80, xzp + 128
         xu = np.ascontiguousarray(x).view(np.uint8)
-        nb, _, h, w_in = x.shape
+        nb, h, w_in = (x.shape[0], x.shape[1], x.shape[2]) if self.nhwc else (x.shape[0], x.shape[2], x.shape[3])
         hp, wp = h + self.pt + self.pb, w_in + self.pl + self.pr
         oh = (hp - self.dh * (self.kh - 1) - 1) // self.sh + 1
         ow = (wp - self.dw * (self.kw - 1) - 1) // self.sw + 1
@@ -585,7 +590,7 @@ class ConvKernel:
                 f"convolution input {h}x{w_in} (padded {hp}x{wp}) is smaller than the "
                 f"{self.kh}x{self.kw} kernel at dilation {self.dh}x{self.dw}"
             )
-        out = np.empty((nb, self.m, oh, ow), self.ep.out_dtype)
+        out = np.empty((nb, oh, ow, self.m) if self.nhwc else (nb, self.m, oh, ow), self.ep.out_dtype)
         flat = out.reshape(-1)
         plane = oh * ow
         ep = self.ep
@@ -594,9 +599,12 @@ class ConvKernel:
             scope.__enter__()
         try:
             if self.depthwise:
+                # the depthwise loop writes NCHW; an NHWC caller gets it transposed once
+                nchw = np.empty((nb, self.m, oh, ow), self.ep.out_dtype) if self.nhwc else out
+                flat = nchw.reshape(-1)
                 buf = np.empty((hp, wp, self.c), np.int16)
                 for n in range(nb):
-                    conv.depthwise_stage(xu, n, self.pt, self.pl, xzp, flip, buf)
+                    conv.depthwise_stage(xu, n, self.pt, self.pl, xzp, flip, buf, self.nhwc)
                     if self.threads > 1:
                         conv.depthwise_rows_parallel(
                             buf,
@@ -640,6 +648,8 @@ class ConvKernel:
                             flat,
                             n * self.m * plane,
                         )
+                if self.nhwc:
+                    out[...] = nchw.transpose(0, 2, 3, 1)
                 return out
             rowoffs, segoff, nseg, seglen = self._geometry(hp, wp, oh, ow)
             if self.amx:
@@ -651,19 +661,16 @@ class ConvKernel:
             mc = max(8, (131072 // max(k_total, 1)) // 8 * 8)
             # the fused store writes pixel-major [P, M] rows (contiguous, vectorized), and one
             # transpose per image gives NCHW: cheaper than storing each tile channel-major
-            nhwc = np.empty((plane, self.m), self.ep.out_dtype) if self._nhwc_store else None
+            nhwc = np.empty((plane, self.m), self.ep.out_dtype)
             for n in range(nb):
                 for g in range(self.group):
                     pk, epg = self.packs[g], self.eps[g]
-                    conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
+                    conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
                     if pk.has_bz:
                         conv.window_sums(
                             buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum
                         )
-                    if nhwc is not None:
-                        dst, obase, ors, ocs = nhwc.reshape(-1), g * self.mg, self.m, 1
-                    else:
-                        dst, obase, ors, ocs = flat, (n * self.m + g * self.mg) * plane, 1, plane
+                    dst, obase, ors, ocs = nhwc.reshape(-1), g * self.mg, self.m, 1
                     self.fn(
                         buf.reshape(-1),
                         rowoffs,
@@ -690,7 +697,9 @@ class ConvKernel:
                         ors,
                         ocs,
                     )
-                if nhwc is not None:
+                if self.nhwc:
+                    out[n].reshape(plane, self.m)[...] = nhwc
+                else:
                     out[n].reshape(self.m, plane)[...] = nhwc.T
             return out
         finally:
@@ -710,11 +719,14 @@ def prepare_conv(
     bias: np.ndarray | None = None,
     requant: Requant | None = None,
     threads: int = 1,
+    layout: str = "NCHW",
 ) -> Callable[[np.ndarray, int], np.ndarray] | None:
     """Pack constant conv weights once; return ``f(x, x_zp)`` computing the INT8 2-D convolution.
 
     ``w`` is in ONNX layout [M, C/group, kH, kW]; ``w_zp`` a scalar or per output channel [M];
-    ``pads`` in ONNX order [top, left, bottom, right]. ``f(x, x_zp)`` takes ``x`` NCHW of
+    ``pads`` in ONNX order [top, left, bottom, right]. ``layout="NHWC"`` makes ``f`` take and
+    return channels-last arrays (as TFLite keeps them), skipping two transposes.
+    ``f(x, x_zp)`` takes ``x`` NCHW (or NHWC) of
     ``x_dtype`` and returns NCHW int32 accumulators (+ bias) when ``requant`` is None, else the
     requantized output. Regular, 1x1, grouped and depthwise convolutions are covered; returns
     None when no kernel fits (no numba, or not a 2-D convolution).
@@ -752,4 +764,5 @@ def prepare_conv(
         requant,
         _check_threads(threads),
         kernel_path(),
+        layout,
     )

@@ -19,9 +19,15 @@ __all__ = ["depthwise_rows", "depthwise_stage", "nhwc_stage", "window_sums"]
 
 
 @njit(cache=True)
-def nhwc_stage(x, n, c0, cg, pt, pl, fill, flip, buf):  # type: ignore[no-untyped-def]
+def nhwc_stage(x, n, c0, cg, pt, pl, fill, flip, buf, channels_last):  # type: ignore[no-untyped-def]
     """Copy channels ``c0:c0+cg`` of image ``n`` (NCHW bytes) into ``buf`` [Hp, Wp, C4], padded."""
     buf[:] = fill
+    if channels_last:  # x is NHWC
+        for h in range(x.shape[1]):
+            for w in range(x.shape[2]):
+                for c in range(cg):
+                    buf[pt + h, pl + w, c] = x[n, h, w, c0 + c] ^ flip
+        return
     h_in, w_in = x.shape[2], x.shape[3]
     for c in range(cg):
         for h in range(h_in):
@@ -50,9 +56,15 @@ def window_sums(buf, cg, kh, kw, sh, sw, dh, dw, oh, ow, out):  # type: ignore[n
 
 
 @njit(cache=True)
-def depthwise_stage(x, n, pt, pl, xzp, flip, buf):  # type: ignore[no-untyped-def]
+def depthwise_stage(x, n, pt, pl, xzp, flip, buf, channels_last):  # type: ignore[no-untyped-def]
     """``buf`` [Hp, Wp, C] int16 = x - x_zp in NHWC, zero in the padding (so padding adds nothing)."""
     buf[:] = 0
+    if channels_last:  # x is NHWC
+        for h in range(x.shape[1]):
+            for w in range(x.shape[2]):
+                for c in range(x.shape[3]):
+                    buf[pt + h, pl + w, c] = np.int16(np.int32(x[n, h, w, c] ^ flip) - xzp)
+        return
     c_in, h_in, w_in = x.shape[1], x.shape[2], x.shape[3]
     for c in range(c_in):
         for h in range(h_in):

@@ -84,10 +84,16 @@ def _ref(c: dict, bias: bool = True) -> np.ndarray:
 
 
 @SETTINGS
-@given(case=conv_case())
-def test_conv_int32_matches_reference_and_convinteger(kernel_path: str, case: dict) -> None:
-    f = prepare_conv(case["w"], case["w_zp"], x_dtype=case["x"].dtype, bias=case["bias"], **_geometry(case))
-    got = f(case["x"], case["x_zp"])
+@given(case=conv_case(), layout=st.sampled_from(["NCHW", "NHWC"]))
+def test_conv_int32_matches_reference_and_convinteger(kernel_path: str, case: dict, layout: str) -> None:
+    f = prepare_conv(
+        case["w"], case["w_zp"], x_dtype=case["x"].dtype, bias=case["bias"], layout=layout, **_geometry(case)
+    )
+    if layout == "NHWC":
+        nhwc = f(np.ascontiguousarray(case["x"].transpose(0, 2, 3, 1)), case["x_zp"])
+        got = nhwc.transpose(0, 3, 1, 2)
+    else:
+        got = f(case["x"], case["x_zp"])
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, _ref(case))
     # ONNX Runtime's ConvInteger: uint8 input, per-tensor weight zero point, no bias
@@ -140,8 +146,16 @@ def test_conv_requant_tflite(kernel_path: str, case: dict, data: st.DataObject) 
     ms = np.array([quantize_multiplier(r) for r in reals], np.int64)
     mult, shift = ms[:, 0].astype(np.int32), ms[:, 1].astype(np.int32)
     rq = Requant("tflite", None, mult, shift, 5, np.dtype(np.int8), act_min=0)  # fused ReLU
-    f = prepare_conv(case["w"], case["w_zp"], x_dtype=case["x"].dtype, bias=case["bias"], requant=rq, **_geometry(case))
-    got = f(case["x"], case["x_zp"])
+    f = prepare_conv(
+        case["w"],
+        case["w_zp"],
+        x_dtype=case["x"].dtype,
+        bias=case["bias"],
+        requant=rq,
+        layout="NHWC",
+        **_geometry(case),
+    )  # channels-last in and out, as TFLite's CONV_2D uses it
+    got = f(np.ascontiguousarray(case["x"].transpose(0, 2, 3, 1)), case["x_zp"]).transpose(0, 3, 1, 2)
     want = requantize_tflite(
         _ref(case), mult[None, :, None, None], shift[None, :, None, None], 5, 0, 127, dtype=np.int8
     )
@@ -178,3 +192,7 @@ def test_conv_bad_arguments_raise_clear_errors() -> None:
         f(np.ones((1, 2, 2, 2), np.uint8), 0)
     with pytest.raises(InputTypeError, match="uint8"):
         f(np.ones((1, 2, 5, 5), np.float32), 0)
+    with pytest.raises(KernelArgumentError, match="layout"):
+        prepare_conv(w, 0, x_dtype=np.uint8, layout="NCWH")
+    with pytest.raises(InputShapeError, match=r"\(N, H, W, 2\)"):
+        prepare_conv(w, 0, x_dtype=np.uint8, layout="NHWC")(np.ones((1, 2, 5, 5), np.uint8), 0)
