@@ -278,3 +278,36 @@ def test_litert_capability_per_node() -> None:
     pooled = import_tflite(tb.int8_model_with_custom_op())
     custom = next(n for n in pooled.nodes if n.domain == "tflite.custom")
     assert Capability(pooled).supports(custom, device)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    sx=st.floats(0.3, 2.0), sy=st.floats(0.3, 2.0), angle=st.floats(-0.5, 0.5), tx=st.floats(-3, 3),
+    ty=st.floats(-3, 3),
+)  # fmt: skip
+def test_transform_tensor_bilinear_is_exact_on_linear_images(sx: float, sy: float, angle: float, tx: float,
+                                                             ty: float) -> None:  # fmt: skip
+    """Bilinear sampling reproduces a linear image exactly: every in-bounds output pixel is the ramp's
+    value at the (half-pixel corrected) matrix image of that pixel; samples outside are 0."""
+    h, w, oh, ow = 9, 11, 7, 6
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = np.stack([0.5 * xx + 0.25 * yy + 1, -0.75 * xx + 2 * yy], axis=-1).astype(F32)[None]
+    m = np.eye(4, dtype=F32)
+    m[:2, :2] = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.diag([sx, sy])
+    m[:2, 3] = [tx, ty]
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "x", "shape": [1, h, w, 2], "dtype": F32}, {"name": "m", "shape": [1, 4, 4], "dtype": F32}],
+        [{"name": "y", "shape": [1, oh, ow, 2], "dtype": F32}],
+        custom="TransformTensorBilinear",
+    )
+    got = run_native(model, [ramp, m[None]])[0][0].astype(np.float64)
+    mm = m.astype(np.float64)
+    oy, ox = np.mgrid[0:oh, 0:ow].astype(np.float64)
+    px = mm[0, 0] * (ox + 0.5) + mm[0, 1] * (oy + 0.5) + mm[0, 3] - 0.5
+    py = mm[1, 0] * (ox + 0.5) + mm[1, 1] * (oy + 0.5) + mm[1, 3] - 0.5
+    want = np.stack([0.5 * px + 0.25 * py + 1, -0.75 * px + 2 * py], axis=-1)
+    inside = (px >= 1e-4) & (px <= w - 1 - 1e-4) & (py >= 1e-4) & (py <= h - 1 - 1e-4)
+    outside = (px < -1e-4) | (px > w - 1 + 1e-4) | (py < -1e-4) | (py > h - 1 + 1e-4)
+    np.testing.assert_allclose(got[inside], want[inside], atol=1e-3)
+    assert not got[outside].any()

@@ -26,6 +26,10 @@ pooling ops, ``TfLiteTransposeConvParams`` (padding, stride w/h) for
   ``left_rotation_idx`` to the ``right_rotation_idx`` landmark, centre and
   size of the rotated bounding box of the ``subset_idxs`` landmark pairs,
   scaled by ``scale_x``/``scale_y``; options in a flexbuffer map.
+* ``TransformTensorBilinear`` (version 2): the output ``[1, H, W, C]`` (its size
+  is the output tensor's) samples the input bilinearly at the matrix image of
+  every output pixel (with the half-pixel correction of MediaPipe's kernel);
+  samples outside the input are 0.
 
 Example:
     >>> import numpy as np
@@ -51,10 +55,12 @@ __all__ = [
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "TransformLandmarks",
+    "TransformTensorBilinear",
     "landmarks_to_transform_matrix",
     "max_pool_argmax",
     "max_unpool",
     "transform_landmarks",
+    "transform_tensor_bilinear",
     "transpose_conv_bias",
 ]
 
@@ -324,3 +330,54 @@ class Landmarks2TransformMatrix(Op):
                 points, self.pairs, self.left, self.right, self.target, self.out_w, self.out_h, self.sx, self.sy
             ),
         )
+
+
+def transform_tensor_bilinear(x: np.ndarray, matrix: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """MediaPipe's TransformTensorBilinear v2 on the first image of ``x`` (NHWC float32)."""
+    f = np.float32
+    img = x[0].astype(np.float64)
+    h, w, c = img.shape
+    m = np.asarray(matrix, f).reshape(-1)
+    rows = []
+    for r in (0, 4):  # the kernel's align-corners correction, in double, stored back as float
+        t = m[r : r + 4].copy()
+        t[3] = f(float(t[3]) + (float(t[0]) * 0.5 + float(t[1]) * 0.5 - 0.5))
+        rows.append(t)
+    oy, ox = np.meshgrid(np.arange(out_h, dtype=f), np.arange(out_w, dtype=f), indexing="ij")
+    tx = (ox * rows[0][0] + oy * rows[0][1]) + f(0) * rows[0][2] + rows[0][3]
+    ty = (ox * rows[1][0] + oy * rows[1][1]) + f(0) * rows[1][2] + rows[1][3]
+    inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    fx, fy = np.floor(tx.astype(np.float64)), np.floor(ty.astype(np.float64))
+    x0, y0 = fx.astype(np.int64), fy.astype(np.int64)
+    padded = np.zeros((h + 2, w + 2, c))
+    padded[:h, :w] = img  # reads past the last row/column give 0, as in the kernel
+
+    def read(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        return padded[np.clip(yy, -1, h), np.clip(xx, -1, w)]
+
+    q11, q21 = read(y0, x0), read(y0, x0 + 1)
+    q12, q22 = read(y0 + 1, x0), read(y0 + 1, x0 + 1)
+    rc = (tx - fx.astype(f)).astype(f).astype(np.float64)[..., None]
+    lc = (ty - fy.astype(f)).astype(f).astype(np.float64)[..., None]
+    upper = ((1.0 - rc) * q11 + (rc * q21).astype(f)).astype(f).astype(np.float64)
+    lower = ((1.0 - rc) * q12 + (rc * q22).astype(f)).astype(f).astype(np.float64)
+    out = (lc * lower).astype(f) + (1.0 - lc) * upper
+    return np.where(inside[..., None], out, 0.0).astype(f)[None]
+
+
+@register("TransformTensorBilinear", domain="tflite.custom", since=1)
+class TransformTensorBilinear(Op):
+    """MediaPipe ``TransformTensorBilinear`` version 2 (output size from the output tensor)."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        _float_io(ctx)
+        shape = ctx.output_values[0].shape if ctx.output_values else None
+        if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+            raise bad_model(ctx, f"the output needs a fixed [1, H, W, C] shape, got {shape}")
+        self.out_h, self.out_w = int(shape[1]), int(shape[2])
+
+    def run(self, x: np.ndarray, matrix: np.ndarray, *_: Any) -> tuple[np.ndarray]:
+        if x.ndim != 4 or matrix.size < 8:
+            raise bad_model(self.ctx, f"needs NHWC data and a 4x4 matrix, got {x.shape} and {matrix.shape}")
+        return (transform_tensor_bilinear(x, matrix, self.out_h, self.out_w),)
