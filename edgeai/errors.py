@@ -19,6 +19,9 @@ The tree::
     ├── InferenceError                the runtime failed while running
     ├── SessionClosedError            run() after close()
     ├── MissingDependencyError        (also ImportError) an optional extra is not installed
+    ├── OptimizationError             (also ValueError) a model or option cannot be optimized as asked
+    │   ├── CalibrationError          empty calibration data, or feeds that do not match the model
+    │   └── AlreadyQuantizedError     the model is quantized already
     ├── StoreError                    the on-device model store cannot do what was asked
     ├── DownloadError                 a model download failed (network, HTTP status, resume)
     └── SecurityError
@@ -44,6 +47,8 @@ Example:
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyQuantizedError",
+    "CalibrationError",
     "DecryptionError",
     "DeviceError",
     "DeviceNotAvailableError",
@@ -63,6 +68,7 @@ __all__ = [
     "ModelError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "OptimizationError",
     "PlacementError",
     "RollbackError",
     "SecurityError",
@@ -161,6 +167,18 @@ class SessionClosedError(EdgeAIError, RuntimeError):
 
 class MissingDependencyError(EdgeAIError, ImportError):
     """An optional dependency is not installed; the message names the pip command."""
+
+
+class OptimizationError(EdgeAIError, ValueError):
+    """A model or option cannot be optimized as asked."""
+
+
+class CalibrationError(OptimizationError):
+    """The calibration data is empty or does not match the model."""
+
+
+class AlreadyQuantizedError(OptimizationError):
+    """The model holds quantized operators already; quantize the float model instead."""
 
 
 class StoreError(EdgeAIError):
