@@ -260,6 +260,26 @@ def _clip_bounds(rw: _Rewrite, node: Node) -> tuple[np.float32 | None, np.float3
 # ---------------------------------------------------------------------- groups
 
 
+def _bias_int32(rw: _Rewrite, name: str, node: Node, x: _Q, w: _Q) -> tuple[str, list[Node]] | None:
+    """The int32 bias of a Conv/Gemm group: a DQ of int32 data, or, as ONNX Runtime's
+    ``WeightBiasQuantization`` does, a float constant quantized with scale ``x_scale * w_scale``
+    (float32), zero point 0, round half to even. Returns (name, DQ nodes to drop) or None."""
+    dq = _dq_input(rw, name, node)
+    if dq is not None:
+        return (dq.data, [dq.node]) if dq.dtype == np.int32 else None
+    bias = rw.const(name)
+    if bias is None or bias.dtype != np.float32 or bias.ndim != 1:
+        return None
+    xs = np.asarray(rw.const(x.scale), np.float32).reshape(())
+    ws = np.asarray(rw.const(w.scale), np.float32).reshape(-1)
+    scale = (xs * ws).astype(np.float32)
+    q = np.rint((bias / scale).astype(np.float32)).astype(np.float64)
+    q = np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
+    new = rw.fresh(f"{name}_int32")
+    rw.new_inits[new] = q
+    return new, []
+
+
 def _fuse_conv(rw: _Rewrite, node: Node) -> bool:
     if len(node.inputs) < 2:
         return False
@@ -278,11 +298,11 @@ def _fuse_conv(rw: _Rewrite, node: Node) -> bool:
     ins = [x.data, x.scale, x.zero_point, w.data, w.scale, w.zero_point, q.scale, q.zero_point]
     removable = [x.node, w.node, q.node]
     if len(node.inputs) > 2 and node.inputs[2]:
-        b = _dq_input(rw, node.inputs[2], node)
-        if b is None or b.dtype != np.int32:
+        bias = _bias_int32(rw, node.inputs[2], node, x, w)
+        if bias is None:
             return False
-        ins.append(b.data)
-        removable.append(b.node)
+        ins.append(bias[0])
+        removable += bias[1]
     fused = Node(rw.fresh(node.name), "QLinearConv", "", tuple(ins), q.node.outputs, dict(node.attrs))
     _replace(rw, node, fused, removable)
     return True
@@ -316,7 +336,7 @@ def _fuse_gemm(rw: _Rewrite, node: Node) -> bool:
     b = _dq_input(rw, node.inputs[1], node)
     if a is None or b is None or not a.per_tensor:
         return False
-    if float(node.attrs.get("beta", 1.0)) != 1.0:
+    if float(node.attrs.get("beta", 1.0)) != 1.0 or float(node.attrs.get("alpha", 1.0)) != 1.0:
         return False
     q = _q_output(rw, node)
     out_type = q.dtype if q is not None else a.dtype
@@ -329,11 +349,11 @@ def _fuse_gemm(rw: _Rewrite, node: Node) -> bool:
     removable = [a.node, b.node]
     c_name = ""
     if len(node.inputs) > 2 and node.inputs[2]:
-        c = _dq_input(rw, node.inputs[2], node)
-        if c is None or c.dtype != np.int32:
+        bias = _bias_int32(rw, node.inputs[2], node, a, b)
+        if bias is None:
             return False
-        c_name = c.data
-        removable.append(c.node)
+        c_name = bias[0]
+        removable += bias[1]
     ins = [a.data, a.scale, a.zero_point, b.data, b.scale, b.zero_point, c_name]
     attrs = {k: v for k, v in node.attrs.items() if k in ("alpha", "transA", "transB")}
     if q is not None:

@@ -296,3 +296,54 @@ def test_float_output_groups_bit_exact(op: str, act: str, tmp_path: Path) -> Non
     onnx.save(model, str(path))
     feeds = [{"x": (rng.standard_normal((5, 16)) * 3).astype(np.float32)} for _ in range(3)]
     _check_same_as_ort(path, feeds, tmp_path, expect={"MatMul": "MatMulIntegerToFloat", "Gemm": "QGemm"}[op])
+
+
+@pytest.mark.parametrize("op", ["Conv", "Gemm"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_float_bias_and_alpha_like_ort(op: str, seed: int, tmp_path: Path) -> None:
+    """A float bias is quantized to int32 (scale x_scale * w_scale) and fused, as ONNX Runtime
+    does; a Gemm with alpha != 1 stays in float, as in ONNX Runtime."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    conv = op == "Conv"
+    wshape = (6, 4, 3, 3) if conv else (16, 6)
+    xshape = (1, 4, 7, 7) if conv else (5, 16)
+    inits = [
+        numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
+        numpy_helper.from_array(np.array(3, np.uint8), "xz"),
+        numpy_helper.from_array(rng.integers(-127, 128, wshape).astype(np.int8), "wq"),
+        numpy_helper.from_array(rng.uniform(0.002, 0.02, 6).astype(np.float32), "ws"),
+        numpy_helper.from_array(np.zeros(6, np.int8), "wz"),
+        numpy_helper.from_array((rng.standard_normal(6) * 2).astype(np.float32), "bias"),
+        numpy_helper.from_array(np.array(0.1, np.float32), "ys"),
+        numpy_helper.from_array(np.array(100, np.uint8), "yz"),
+    ]
+    waxis = 0 if conv else 1
+    attrs: dict[str, Any] = {"pads": [1, 1, 1, 1]} if conv else {}
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wf"], axis=waxis),
+        helper.make_node(op, ["xf", "wf", "bias"], ["g"], **attrs),
+        helper.make_node("QuantizeLinear", ["g", "ys", "yz"], ["gq"]),
+        helper.make_node("DequantizeLinear", ["gq", "ys", "yz"], ["y"]),
+    ]
+    if not conv:  # the same Gemm with alpha = 0.5 beside it: not fused
+        nodes += [
+            helper.make_node("Gemm", ["xf", "wf", "bias"], ["g2"], alpha=0.5),
+            helper.make_node("QuantizeLinear", ["g2", "ys", "yz"], ["gq2"]),
+            helper.make_node("DequantizeLinear", ["gq2", "ys", "yz"], ["y2"]),
+        ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if not conv:
+        outputs.append(helper.make_tensor_value_info("y2", TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, xshape)], outputs, inits
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / f"{op}_float_bias.onnx"
+    onnx.save(model, str(path))
+    feeds = [{"x": (rng.standard_normal(xshape) * 3).astype(np.float32)} for _ in range(3)]
+    _check_same_as_ort(path, feeds, tmp_path, expect="QLinearConv" if conv else "QGemm")
