@@ -110,7 +110,7 @@ def main() -> None:
         for p in paths:
             cells += [f"{r[p + '_gops']:.1f}", f"{r[p + '_ratio']:.2f}"]
         table.add_row(*cells)
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 if __name__ == "__main__":

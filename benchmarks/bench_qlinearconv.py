@@ -155,7 +155,7 @@ def main() -> None:
         for p in paths:
             cells += [f"{r[p + '_ms']:.3f}", f"{r[p + '_ratio']:.2f}"]
         table.add_row(*cells)
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ def nhwc_stage(x, n, c0, cg, pt, pl, fill, flip, buf, channels_last):  # type: i
                     buf[pt + h, pl + w, c] = x[n, h, w, c0 + c] ^ flip
         return
     h_in, w_in = x.shape[2], x.shape[3]
-    for c in range(cg):
-        for h in range(h_in):
-            for w in range(w_in):
+    for h in range(h_in):  # contiguous writes; the cg input rows being read stay in L1
+        for w in range(w_in):
+            for c in range(cg):
                 buf[pt + h, pl + w, c] = x[n, c0 + c, h, w] ^ flip
 
 
@@ -66,9 +66,9 @@ def depthwise_stage(x, n, pt, pl, xzp, flip, buf, channels_last):  # type: ignor
                     buf[pt + h, pl + w, c] = np.int16(np.int32(x[n, h, w, c] ^ flip) - xzp)
         return
     c_in, h_in, w_in = x.shape[1], x.shape[2], x.shape[3]
-    for c in range(c_in):
-        for h in range(h_in):
-            for w in range(w_in):
+    for h in range(h_in):
+        for w in range(w_in):
+            for c in range(c_in):
                 buf[pt + h, pl + w, c] = np.int16(np.int32(x[n, c, h, w] ^ flip) - xzp)
 
 
