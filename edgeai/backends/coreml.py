@@ -209,7 +209,7 @@ class CoreMLNativeExecutable:
         self._compiled = None
 
 
-class CoreMLExecutable:  # pragma: no cover - needs macOS
+class CoreMLExecutable:
     """A Core ML model loaded by Core ML itself (macOS)."""
 
     validates_inputs = False
@@ -296,7 +296,7 @@ def _device_id(compute_device: Any) -> str:  # pragma: no cover - needs macOS
     }.get(kind, f"coreml:{kind}")
 
 
-def _feature_spec(feature: Any) -> TensorSpec:  # pragma: no cover - needs macOS
+def _feature_spec(feature: Any) -> TensorSpec:
     arr = feature.type.multiArrayType
     dtype = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32"}.get(int(arr.dataType), "float32")
     return TensorSpec(feature.name, np.dtype(dtype), tuple(int(d) for d in arr.shape) or None)

@@ -447,3 +447,40 @@ def test_blockwise_int8_weights_match_their_definition(tmp_path: Path) -> None:
     (got,) = out.values()
     want = x.numpy().astype(np.float64) @ weight.T + model[0].bias.detach().numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_macos_path_maps_devices_to_compute_units(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The macOS executable with a stand-in for coremltools' MLModel (predict needs macOS)."""
+    from edgeai.backends.coreml import COMPUTE_UNITS, CoreMLExecutable
+    from edgeai.hardware import Device
+
+    rng = np.random.default_rng(3)
+    path = tmp_path / "nn.mlmodel"
+    _nn_model(path, rng)
+    spec = ct.utils.load_spec(str(path))
+    seen: list[Any] = []
+
+    class FakeMLModel:
+        def __init__(self, model_path: str, compute_units: Any) -> None:
+            seen.append(compute_units)
+            self._path = model_path
+
+        def get_spec(self) -> Any:
+            return spec
+
+        def predict(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {"probs": np.full(5, float(feeds["image"].sum()), np.float32)}
+
+    monkeypatch.setattr(ct.models, "MLModel", FakeMLModel)
+    for dev_id, (kind, units) in COMPUTE_UNITS.items():
+        device = Device(dev_id, kind, "Apple", "Apple", "coreml", units)
+        exe = CoreMLExecutable(path, "nn.mlmodel", device, {})
+        assert seen[-1] == getattr(ct.ComputeUnit, units)
+        assert [s.name for s in exe.inputs] == ["image"] and exe.inputs[0].shape == (2, 6, 6)
+        x = rng.standard_normal((2, 6, 6)).astype(np.float32)
+        (out,) = exe.run({"image": x})
+        np.testing.assert_allclose(out, np.full(5, x.sum(), np.float32))
+    assert [u.name for u in seen] == ["ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY"]
+    # an explicit compute_units option wins over the device's
+    CoreMLExecutable(path, "nn.mlmodel", device, {"compute_units": "CPU_AND_NE"})
+    assert seen[-1] == ct.ComputeUnit.CPU_AND_NE
