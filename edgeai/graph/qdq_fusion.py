@@ -19,6 +19,12 @@ to ONNX Runtime's:
 ``DQ(x_i)... -> Concat -> Q``                  ``QLinearConcat``
 ==========================================  ===============================
 
+A Conv or Gemm group whose weight or bias is a float constant has them
+quantized first, as ONNX Runtime's ``WeightBiasQuantization`` does (weight:
+int8 per tensor over ``[min(w, 0), max(w, 0)]``; bias: int32 with scale
+``x_scale * w_scale``); a Gemm with ``alpha`` or ``beta`` other than 1 stays
+in float, as in ONNX Runtime.
+
 Before that, as ONNX Runtime does on x86, int8 Q -> DQ pairs become uint8
 pairs (``QDQS8ToU8Transformer``), and, as its ``ReluQuantFusion`` /
 ``ClipQuantFusion``, a
@@ -126,7 +132,8 @@ class _Rewrite:
 class _Q:
     """A DequantizeLinear feeding the group, or the QuantizeLinear ending it."""
 
-    node: Node
+    node: Node | None
+    """None for a float weight quantized by the pass itself."""
     data: str
     scale: str
     zero_point: str
@@ -187,12 +194,13 @@ def _q_output(rw: _Rewrite, node: Node) -> _Q | None:
     return info
 
 
-def _replace(rw: _Rewrite, target: Node, fused: Node, removable: Sequence[Node]) -> None:
+def _replace(rw: _Rewrite, target: Node, fused: Node, removable: Sequence[Node | None]) -> None:
     """Put ``fused`` where ``target`` was; drop ``target``, the group's Q (``fused`` now makes
     its output) and any DQ of ``removable`` nobody else reads."""
     index = {id(n): i for i, n in enumerate(rw.nodes) if n is not None}
     rw.nodes[index[id(target)]] = fused
     gone = {id(target)}
+    removable = [n for n in removable if n is not None]
     for n in removable:
         if n.op_type == "QuantizeLinear":
             rw.nodes[index[id(n)]] = None
@@ -260,6 +268,29 @@ def _clip_bounds(rw: _Rewrite, node: Node) -> tuple[np.float32 | None, np.float3
 # ---------------------------------------------------------------------- groups
 
 
+def _weight(rw: _Rewrite, name: str, node: Node) -> _Q | None:
+    """A DQ weight, or, as ONNX Runtime's ``WeightBiasQuantization`` does for Conv and Gemm, a
+    float constant quantized here: int8, per tensor, asymmetric over ``[min(w, 0), max(w, 0)]``
+    (``scale = range / 255``, ``zp = rint(clamp(-128 - min / scale))``), MLAS QuantizeLinear."""
+    dq = _dq_input(rw, name, node)
+    if dq is not None:
+        return dq
+    w = rw.const(name)
+    if w is None or w.dtype != np.float32 or w.size == 0:
+        return None
+    lo = np.float32(min(float(w.min()), 0.0))
+    hi = np.float32(max(float(w.max()), 0.0))
+    scale = np.float32(1.0) if hi == lo else np.float32((hi - lo) / np.float32(255.0))
+    zp = np.int8(np.rint(min(max(np.float32(np.float32(-128.0) - lo / scale), np.float32(-128)), np.float32(127))))
+    from edgeai.ops.quantized.quantize_linear import quantize_onnx
+
+    base = rw.fresh(f"{name}_weight")
+    rw.new_inits[f"{base}_q"] = quantize_onnx(w, scale, zp, np.int8)
+    rw.new_inits[f"{base}_scale"] = np.array(scale, np.float32)
+    rw.new_inits[f"{base}_zp"] = np.array(zp, np.int8)
+    return _Q(None, f"{base}_q", f"{base}_scale", f"{base}_zp", np.dtype(np.int8), True, 0)
+
+
 def _bias_int32(rw: _Rewrite, name: str, node: Node, x: _Q, w: _Q) -> tuple[str, list[Node]] | None:
     """The int32 bias of a Conv/Gemm group: a DQ of int32 data, or, as ONNX Runtime's
     ``WeightBiasQuantization`` does, a float constant quantized with scale ``x_scale * w_scale``
@@ -284,9 +315,11 @@ def _fuse_conv(rw: _Rewrite, node: Node) -> bool:
     if len(node.inputs) < 2:
         return False
     x = _dq_input(rw, node.inputs[0], node)
-    w = _dq_input(rw, node.inputs[1], node)
     q = _q_output(rw, node)
-    if x is None or w is None or q is None or not x.per_tensor:
+    if x is None or q is None or not x.per_tensor:
+        return False
+    w = _weight(rw, node.inputs[1], node)
+    if w is None:
         return False
     if (x.dtype, w.dtype, q.dtype) not in _GEMM_TYPES:
         return False
@@ -333,12 +366,15 @@ def _fuse_matmul(rw: _Rewrite, node: Node) -> bool:
 
 def _fuse_gemm(rw: _Rewrite, node: Node) -> bool:
     a = _dq_input(rw, node.inputs[0], node)
-    b = _dq_input(rw, node.inputs[1], node)
-    if a is None or b is None or not a.per_tensor:
+    if a is None or not a.per_tensor:
         return False
     if float(node.attrs.get("beta", 1.0)) != 1.0 or float(node.attrs.get("alpha", 1.0)) != 1.0:
         return False
     q = _q_output(rw, node)
+    # float weights are quantized only in a fully quantized group (ORT needs the Q too)
+    b = _dq_input(rw, node.inputs[1], node) if q is None else _weight(rw, node.inputs[1], node)
+    if b is None:
+        return False
     out_type = q.dtype if q is not None else a.dtype
     if (a.dtype, b.dtype, out_type) not in _GEMM_TYPES:
         return False

@@ -347,3 +347,44 @@ def test_float_bias_and_alpha_like_ort(op: str, seed: int, tmp_path: Path) -> No
     onnx.save(model, str(path))
     feeds = [{"x": (rng.standard_normal(xshape) * 3).astype(np.float32)} for _ in range(3)]
     _check_same_as_ort(path, feeds, tmp_path, expect="QLinearConv" if conv else "QGemm")
+
+
+@pytest.mark.parametrize("op", ["Conv", "Gemm"])
+@pytest.mark.parametrize("act", ["uint8", "int8"])
+def test_float_weights_quantized_like_ort(op: str, act: str, tmp_path: Path) -> None:
+    """``DQ(x) -> Conv|Gemm(float W, float B) -> Q``: ONNX Runtime quantizes W (int8, per tensor,
+    asymmetric) and B (int32) itself and fuses; the native engine does the same arithmetic."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    adt = np.dtype(act)
+    conv = op == "Conv"
+    wshape, xshape = ((6, 4, 3, 3), (1, 4, 7, 7)) if conv else ((16, 6), (5, 16))
+    inits = [
+        numpy_helper.from_array(np.array(0.05, np.float32), "xs"),
+        numpy_helper.from_array(np.array(3, adt), "xz"),
+        numpy_helper.from_array((rng.standard_normal(wshape) * 0.3 + 0.1).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal(6).astype(np.float32), "bias"),
+        numpy_helper.from_array(np.array(0.1, np.float32), "ys"),
+        numpy_helper.from_array(np.array(10, adt), "yz"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+        helper.make_node(op, ["xf", "w", "bias"], ["g"]),
+        helper.make_node("QuantizeLinear", ["g", "ys", "yz"], ["gq"]),
+        helper.make_node("DequantizeLinear", ["gq", "ys", "yz"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, xshape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / f"{op}_{act}_float_weights.onnx"
+    onnx.save(model, str(path))
+    feeds = [{"x": (rng.standard_normal(xshape) * 3).astype(np.float32)} for _ in range(3)]
+    _check_same_as_ort(path, feeds, tmp_path, expect="QLinearConv" if conv else "QGemm")
