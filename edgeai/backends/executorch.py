@@ -36,6 +36,7 @@ from edgeai.backends import Support
 from edgeai.errors import (
     DeviceNotAvailableError,
     InferenceError,
+    InputNameError,
     MissingDependencyError,
     ModelFormatError,
     PlacementError,
@@ -356,6 +357,11 @@ class ExecuTorchExecutable:
         n_in, n_out = meta.num_inputs(), meta.num_outputs()
         in_names = list(options.get("input_names") or _names("input", n_in))
         out_names = list(options.get("output_names") or _names("output", n_out))
+        for what, names, n in (("input_names", in_names, n_in), ("output_names", out_names, n_out)):
+            if len(names) != n:
+                raise InputNameError(
+                    f"{what} has {len(names)} names but method {method_name!r} of {self._what} has {n}"
+                )
         self.inputs = [_spec(in_names[i], meta.input_tensor_meta(i)) for i in range(n_in)]
         self.outputs = [_spec(out_names[i], meta.output_tensor_meta(i)) for i in range(n_out)]
         self._input_names = in_names

@@ -76,6 +76,11 @@ def test_multi_io_and_named_method(two_methods: Path) -> None:
     scaled = edgeai.Session(two_methods, method="scaled").run([a, b])
     np.testing.assert_allclose(scaled["output_0"], 3 * a, rtol=1e-6)
     np.testing.assert_allclose(scaled["output_1"], b - a, rtol=1e-6)
+    named = edgeai.Session(two_methods, input_names=["a", "b"], output_names=["total", "dot"])
+    assert [i.name for i in named.inputs] == ["a", "b"]
+    np.testing.assert_array_equal(named.run({"a": a, "b": b})["dot"], out["output_1"])
+    with pytest.raises(InputNameError, match="input_names has 1 names but method 'forward'"):
+        edgeai.Session(two_methods, input_names=["a"])
     with pytest.raises(ModelFormatError, match=r"no method 'nope'.*forward, scaled"):
         edgeai.Session(two_methods, method="nope")
 
