@@ -17,7 +17,7 @@ Example:
     >>> f = prepare_gemm(b, 0, a_dtype=np.uint8)
     >>> a = np.array([[10, 20, 30]], dtype=np.uint8)
     >>> f(a, 10)
-    array([[ -70,  100]], dtype=int32)
+    array([[-70, 160]], dtype=int32)
 """
 
 from __future__ import annotations
