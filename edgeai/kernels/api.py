@@ -342,7 +342,7 @@ class GemmKernel:
             head = (_AMX_CONFIG, a.reshape(-1), rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end)
             args = (*head, *tail, 32, *store)
         else:
-            mc = max(pk.mr, (131072 // self.k4) // pk.mr * pk.mr)
+            mc = max(pk.mr, (131072 // max(self.k4, 4)) // pk.mr * pk.mr)
             args = (a.reshape(-1), rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc, *store)
         if self.threads > 1:
             with _ThreadScope(self.threads):

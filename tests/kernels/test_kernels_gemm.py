@@ -154,3 +154,18 @@ def test_gemm_bad_arguments_raise_clear_errors() -> None:
         f(np.ones((2, 7), np.uint8), 0)
     with pytest.raises(InputTypeError, match="a_zp"):
         f(np.ones((2, 8), np.uint8), 300)
+
+
+def test_gemm_empty_dimensions(kernel_path: str) -> None:
+    bias = np.array([1, -2, 3], np.int32)
+    f = prepare_gemm(np.ones((0, 3), np.int8), 0, a_dtype=np.uint8, bias=bias)  # K = 0: bias only
+    np.testing.assert_array_equal(f(np.ones((2, 0), np.uint8), 0), np.tile(bias, (2, 1)))
+    assert prepare_gemm(np.ones((5, 3), np.int8), 0, a_dtype=np.uint8)(np.ones((0, 5), np.uint8), 0).shape == (0, 3)
+    assert prepare_gemm(np.ones((5, 0), np.int8), 0, a_dtype=np.uint8)(np.ones((4, 5), np.uint8), 0).shape == (4, 0)
+
+
+def test_gemm_non_contiguous_input(kernel_path: str) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (20, 60)).astype(np.uint8)[::2, ::3]
+    b = rng.integers(-128, 128, (20, 9)).astype(np.int8)
+    np.testing.assert_array_equal(prepare_gemm(b, 2, a_dtype=np.uint8)(a, 5), gemm_ref(a, 5, b, 2, None))
