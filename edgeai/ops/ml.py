@@ -3,7 +3,9 @@
 - ``LabelEncoder`` (versions 2 and 4) maps each element through the parallel
   ``keys_*``/``values_*`` lists (or, from version 4, ``keys_tensor``/``values_tensor``);
   a missing key gives the default of the values' type (``-1``, ``-0.0``, ``"_Unused"``
-  unless set). Float ``NaN`` keys match any ``NaN``; a repeated key's last value wins.
+  unless set). From version 4 a float ``NaN`` key matches any ``NaN`` input (in
+  version 2 nothing equals ``NaN``, as in ONNX Runtime); a repeated key's last
+  value wins (the specification's rule; ONNX Runtime keeps the first).
 - ``TreeEnsemble-5`` walks every tree for every row at once (vectorized over the
   batch, one step per tree level), compares in float64 (exact for float32 and
   float16 inputs), aggregates leaf weights per target (``SUM``, ``AVERAGE``,
@@ -54,6 +56,7 @@ def _plain(values: Any) -> list[Any]:
 
 class _LabelEncoderBase(Op):
     tensors_allowed = False
+    nan_keys_match = False
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -91,7 +94,7 @@ class _LabelEncoderBase(Op):
         self._nan_value: Any = None
         self._table: dict[Any, Any] = {}
         for k, v in zip(keys, values):
-            if isinstance(k, float) and math.isnan(k):
+            if isinstance(k, float) and math.isnan(k) and self.nan_keys_match:
                 self._nan_value = v
             else:
                 self._table[k] = v
@@ -135,6 +138,7 @@ class LabelEncoder4(_LabelEncoderBase):
     """LabelEncoder-4: adds ``keys_tensor``/``values_tensor``/``default_tensor`` (int16/32, double too)."""
 
     tensors_allowed = True
+    nan_keys_match = True
 
 
 # --------------------------------------------------------------------------- TreeEnsemble

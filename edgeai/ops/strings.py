@@ -1,0 +1,319 @@
+"""Text ops on string tensors: StringNormalizer, StringConcat, StringSplit, RegexFullMatch, TfIdfVectorizer.
+
+String tensors are numpy object arrays of Python ``str`` (as ``onnx.numpy_helper``
+produces them). Semantics follow the ONNX specification:
+
+- ``StringNormalizer-10`` drops the elements equal to a stop word (compared
+  case-insensitively unless ``is_case_sensitive=1``), then lower- or upper-cases
+  what is left (Unicode case mapping of Python's ``str``; ``locale`` is
+  accepted but does not change the mapping). Input ``[C]`` or ``[1, C]``; when
+  every element is dropped the output is ``[""]`` (``[[""]]`` for ``[1, C]``).
+- ``StringConcat-20`` joins two string tensors element-wise with numpy broadcasting.
+- ``StringSplit-20`` splits every element on ``delimiter`` (absent or empty:
+  runs of whitespace, leading and trailing whitespace ignored), at most
+  ``maxsplit`` times, padding with ``""`` to the longest split; the second
+  output holds the number of substrings of each element. As in Python and
+  ``onnx.reference``, "whitespace" is every Unicode space (tabs, newlines
+  too) and an empty string split on a delimiter is one empty substring;
+  ONNX Runtime splits on ``" "`` only and counts 0 substrings there.
+- ``RegexFullMatch-20`` tells whether each element matches ``pattern`` as a
+  whole. ONNX specifies RE2 syntax; this runs Python's :mod:`re`, which
+  accepts a superset. Known differences: Python also accepts backreferences
+  (``\\1``) and lookaround (``(?=``, ``(?<!``), which RE2 rejects; Python has no
+  ``\\pN``/``\\p{Greek}`` Unicode classes (the pattern is rejected here) and no
+  ``\\z`` before Python 3.14 (``\\z`` is rewritten to Python's ``\\Z``, the same
+  "end of text"); RE2 guarantees linear time, Python's backtracking engine
+  can be exponential on patterns such as ``(a+)+$``.
+- ``TfIdfVectorizer-9`` counts the pool's n-grams (with up to
+  ``max_skip_count`` skipped tokens between items) in each row and weights
+  them: ``TF`` counts, ``IDF`` ``weights[i]`` where the count is positive,
+  ``TFIDF`` ``count * weights[i]``, ``i`` the n-gram's position in the pool
+  (as the specification and ONNX Runtime index ``weights``; ``onnx.reference``
+  indexes it by output coordinate, the same when ``ngram_indexes`` is the
+  identity, as in every ONNX node test).
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops._base import OpContext, lookup
+    >>> Split = lookup("StringSplit", "", 20)
+    >>> x = np.array(["a b", "c"], dtype=object)
+    >>> y, n = Split(OpContext(node_name="s", op_type="StringSplit", opset=20)).run(x)
+    >>> y.tolist(), n.tolist()
+    ([['a', 'b'], ['c', '']], [2, 1])
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+import numpy as np
+
+from edgeai.errors import InferenceError
+from edgeai.ops._base import Op, OpContext, register
+
+__all__ = ["compile_re2_pattern", "split_strings", "tfidf_counts"]
+
+
+def _fail(ctx: OpContext, message: str) -> InferenceError:
+    return InferenceError(f"{ctx.op_type} node {ctx.node_name!r} (opset {ctx.opset}): {message}")
+
+
+def _as_strings(ctx: OpContext, x: Any, name: str = "input") -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind == "U":
+        return arr.astype(object)
+    if arr.dtype != object or not all(isinstance(v, str) for v in arr.reshape(-1)):
+        raise _fail(ctx, f"{name} must be a string tensor, got {arr.dtype}; feed a numpy array of str")
+    return arr
+
+
+def _str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in value]
+
+
+# --------------------------------------------------------------------------- StringNormalizer
+
+
+@register("StringNormalizer", since=10)
+class StringNormalizer(Op):
+    """StringNormalizer-10: drop stop words, then change case."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        action = ctx.attr("case_change_action", "NONE")
+        action = action.decode() if isinstance(action, bytes) else str(action)
+        if action not in ("NONE", "LOWER", "UPPER"):
+            raise _fail(ctx, f"case_change_action={action!r} is not one of 'NONE', 'LOWER', 'UPPER'")
+        self._action = action
+        self._case_sensitive = bool(ctx.attr("is_case_sensitive", 0))
+        stops = _str_list(ctx.attr("stopwords"))
+        self._stops = set(stops) if self._case_sensitive else {w.casefold() for w in stops}
+
+    def _keep(self, word: str) -> bool:
+        return (word if self._case_sensitive else word.casefold()) not in self._stops
+
+    def run(self, x: Any) -> tuple[np.ndarray]:
+        arr = _as_strings(self.ctx, x)
+        if not (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[0] == 1)):
+            raise _fail(self.ctx, f"input must have shape [C] or [1, C], got {arr.shape}")
+        kept = [w for w in arr.reshape(-1) if self._keep(w)]
+        if self._action == "LOWER":
+            kept = [w.lower() for w in kept]
+        elif self._action == "UPPER":
+            kept = [w.upper() for w in kept]
+        if not kept:
+            kept = [""]
+        out = np.empty(len(kept), dtype=object)
+        out[:] = kept
+        return (out if arr.ndim == 1 else out.reshape(1, -1),)
+
+
+# --------------------------------------------------------------------------- StringConcat
+
+_concat = np.frompyfunc(lambda a, b: a + b, 2, 1)
+
+
+@register("StringConcat", since=20)
+class StringConcat(Op):
+    """StringConcat-20: element-wise ``X + Y`` with broadcasting."""
+
+    def run(self, x: Any, y: Any) -> tuple[np.ndarray]:
+        a, b = _as_strings(self.ctx, x, "X"), _as_strings(self.ctx, y, "Y")
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise _fail(self.ctx, f"shapes {a.shape} and {b.shape} do not broadcast") from None
+        out = np.empty(shape, dtype=object)
+        if out.size:
+            out[...] = _concat(a, b)
+        return (out,)
+
+
+# --------------------------------------------------------------------------- StringSplit
+
+
+def split_strings(x: np.ndarray, delimiter: str | None, maxsplit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Split every string of ``x``; returns the ``""``-padded pieces ``[..., max_pieces]`` and the counts.
+
+    >>> y, n = split_strings(np.array(["1,2", "3"], dtype=object), ",", None)
+    >>> y.tolist(), n.tolist()
+    ([['1', '2'], ['3', '']], [2, 1])
+    """
+    limit = -1 if maxsplit is None else maxsplit
+    pieces = [s.split(delimiter or None, limit) for s in x.reshape(-1)]
+    counts = np.array([len(p) for p in pieces], dtype=np.int64).reshape(x.shape)
+    width = max((len(p) for p in pieces), default=0)
+    out = np.full((len(pieces), width), "", dtype=object)
+    for i, p in enumerate(pieces):
+        out[i, : len(p)] = p
+    return out.reshape(*x.shape, width), counts
+
+
+@register("StringSplit", since=20)
+class StringSplit(Op):
+    """StringSplit-20: split on ``delimiter`` (whitespace when absent or empty), pad with ``""``."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        delim = ctx.attr("delimiter")
+        self._delimiter = delim.decode() if isinstance(delim, bytes) else delim
+        maxsplit = ctx.attr("maxsplit")
+        if maxsplit is not None and int(maxsplit) < 0:
+            raise _fail(ctx, f"maxsplit must be non-negative, got {maxsplit}")
+        self._maxsplit = None if maxsplit is None else int(maxsplit)
+
+    def run(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        return split_strings(_as_strings(self.ctx, x), self._delimiter, self._maxsplit)
+
+
+# --------------------------------------------------------------------------- RegexFullMatch
+
+_UNICODE_CLASS = re.compile(r"(?<!\\)(?:\\\\)*\\[pP]")
+_END_OF_TEXT = re.compile(r"(?<!\\)((?:\\\\)*)\\z")
+
+
+def compile_re2_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile an RE2 pattern with Python's :mod:`re` (see the module notes for the differences).
+
+    Raises ``ValueError`` for a pattern Python cannot compile, including RE2's ``\\p`` classes.
+
+    >>> compile_re2_pattern(r"ab+\\z").fullmatch("abb") is not None
+    True
+    """
+    if _UNICODE_CLASS.search(pattern):
+        raise ValueError(r"RE2 Unicode classes (\p{..}, \pN) are not supported by Python's re")
+    try:
+        return re.compile(_END_OF_TEXT.sub(r"\1\\Z", pattern))
+    except re.error as exc:
+        raise ValueError(str(exc)) from None
+
+
+@register("RegexFullMatch", since=20)
+class RegexFullMatch(Op):
+    """RegexFullMatch-20: True where the whole string matches ``pattern``."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        pattern = ctx.attr("pattern")
+        if pattern is None:
+            raise _fail(ctx, "the 'pattern' attribute is required")
+        pattern = pattern.decode() if isinstance(pattern, bytes) else str(pattern)
+        try:
+            self._regex = compile_re2_pattern(pattern)
+        except ValueError as exc:
+            raise _fail(ctx, f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+
+    def run(self, x: Any) -> tuple[np.ndarray]:
+        arr = _as_strings(self.ctx, x, "X")
+        match = self._regex.fullmatch
+        flat = np.fromiter((match(s) is not None for s in arr.reshape(-1)), dtype=bool, count=arr.size)
+        return (flat.reshape(arr.shape),)
+
+
+# --------------------------------------------------------------------------- TfIdfVectorizer
+
+
+def tfidf_counts(
+    rows: list[list[Any]],
+    ngrams: dict[tuple[Any, ...], int],
+    size: int,
+    min_n: int,
+    max_n: int,
+    max_skip: int,
+) -> np.ndarray:
+    """Counts ``[len(rows), size]`` of every pool n-gram (-> output index) in each row.
+
+    An n-gram of ``n > 1`` items with ``s`` skips takes items ``i, i + s + 1, ...``;
+    every skip from 0 to ``max_skip`` is counted, unigrams once.
+
+    >>> tfidf_counts([[1, 2, 1, 2]], {(1, 2): 0, (2,): 1}, 2, 1, 2, 0).tolist()
+    [[2, 2]]
+    """
+    counts = np.zeros((len(rows), size), dtype=np.int64)
+    for r, row in enumerate(rows):
+        length = len(row)
+        for n in range(min_n, max_n + 1):
+            for skip in range(0, (max_skip if n > 1 else 0) + 1):
+                step = skip + 1
+                for start in range(0, length - (n - 1) * step):
+                    j = ngrams.get(tuple(row[start : start + (n - 1) * step + 1 : step]))
+                    if j is not None:
+                        counts[r, j] += 1
+    return counts
+
+
+@register("TfIdfVectorizer", since=9)
+class TfIdfVectorizer(Op):
+    """TfIdfVectorizer-9: n-gram counts of a pool, as TF, IDF or TF-IDF."""
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        mode = ctx.attr("mode")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode not in ("TF", "IDF", "TFIDF"):
+            raise _fail(ctx, f"mode must be 'TF', 'IDF' or 'TFIDF', got {mode!r}")
+        self._mode = mode
+        self._min_n = int(ctx.attr("min_gram_length", 0))
+        self._max_n = int(ctx.attr("max_gram_length", 0))
+        self._max_skip = int(ctx.attr("max_skip_count", 0))
+        if not 1 <= self._min_n <= self._max_n:
+            raise _fail(ctx, f"need 1 <= min_gram_length <= max_gram_length, got {self._min_n} and {self._max_n}")
+        if self._max_skip < 0:
+            raise _fail(ctx, f"max_skip_count must be non-negative, got {self._max_skip}")
+        strings, ints = ctx.attr("pool_strings"), ctx.attr("pool_int64s")
+        if (strings is None) == (ints is None):
+            raise _fail(ctx, "exactly one of pool_strings and pool_int64s must be set")
+        self._strings = strings is not None
+        pool: list[Any] = _str_list(strings) if self._strings else [int(v) for v in ints]
+        starts = [int(v) for v in ctx.attr("ngram_counts", [])]
+        indexes = [int(v) for v in ctx.attr("ngram_indexes", [])]
+        if not indexes or any(i < 0 for i in indexes):
+            raise _fail(ctx, "ngram_indexes must be a non-empty list of non-negative output coordinates")
+        if any(b < a for a, b in itertools.pairwise(starts)) or (starts and not 0 <= starts[-1] <= len(pool)):
+            raise _fail(ctx, f"ngram_counts {starts} must be increasing start offsets into the pool of {len(pool)}")
+        self._ngrams: dict[tuple[Any, ...], int] = {}
+        k = 0
+        for g, start in enumerate(starts):
+            end = starts[g + 1] if g + 1 < len(starts) else len(pool)
+            n = g + 1
+            if (end - start) % n:
+                raise _fail(ctx, f"the {n}-gram pool slice [{start}:{end}] is not a multiple of {n} items")
+            for p in range(start, end, n):
+                if k >= len(indexes):
+                    raise _fail(ctx, f"ngram_indexes has {len(indexes)} entries, fewer than the pool's n-grams")
+                self._ngrams[tuple(pool[p : p + n])] = indexes[k]
+                k += 1
+        if k != len(indexes):
+            raise _fail(ctx, f"ngram_indexes has {len(indexes)} entries but the pool holds {k} n-grams")
+        self._size = max(indexes) + 1
+        weights = ctx.attr("weights")
+        self._weights: np.ndarray | None = None
+        if weights is not None and len(weights) > 0:
+            if len(weights) != k:
+                raise _fail(ctx, f"weights has {len(weights)} values, need {k} (one per pool n-gram)")
+            # weights[i] scales the i-th pool n-gram, which lands at output ngram_indexes[i]
+            self._weights = np.zeros(self._size, np.float32)
+            self._weights[indexes[:k]] = np.asarray(weights, np.float32)
+
+    def run(self, x: Any) -> tuple[np.ndarray]:
+        arr = np.asarray(x)
+        if self._strings:
+            arr = _as_strings(self.ctx, arr)
+        elif arr.dtype.kind not in "iu":
+            raise _fail(self.ctx, f"input must be an int32/int64 tensor (the pool is pool_int64s), got {arr.dtype}")
+        if arr.ndim not in (1, 2):
+            raise _fail(self.ctx, f"input must have shape [C] or [N, C], got {arr.shape}")
+        rows = arr.reshape(1, -1) if arr.ndim == 1 else arr
+        counts = tfidf_counts(rows.tolist(), self._ngrams, self._size, self._min_n, self._max_n, self._max_skip)
+        w = self._weights if self._weights is not None else np.ones(self._size, np.float32)
+        if self._mode == "TF":
+            out = counts.astype(np.float32)
+        elif self._mode == "IDF":
+            out = np.where(counts > 0, w, np.float32(0)).astype(np.float32)
+        else:
+            out = (counts * w).astype(np.float32)
+        return (out[0] if arr.ndim == 1 else out,)
