@@ -17,7 +17,7 @@ import pytest
 # the TFLite schema module (for building models) ships with ai-edge-litert
 pytest.importorskip("ai_edge_litert.schema_py_generated", reason="needs ai-edge-litert (pip install 'edgeai[litert]')")
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests import tflite_builder as tb
@@ -164,19 +164,28 @@ def test_depthwise_conv_2d_bit_exact(case: dict[str, Any]) -> None:
 @given(
     batch=st.integers(1, 3), k=st.integers(1, 40), units=st.integers(1, 8), xs=scales, xz=zero_points,
     ys=scales, yz=zero_points, ws=st.floats(1e-3, 0.05), a=activations, bias=st.booleans(),
-    keep=st.booleans(), seed=st.integers(0, 2**16),
+    keep=st.booleans(), per_channel=st.booleans(), seed=st.integers(0, 2**16),
 )  # fmt: skip
 def test_fully_connected_bit_exact(
     batch: int, k: int, units: int, xs: float, xz: int, ys: float, yz: int, ws: float, a: str, bias: bool,
-    keep: bool, seed: int,
+    keep: bool, per_channel: bool, seed: int,
 ) -> None:  # fmt: skip
+    from edgeai.backends.litert import _interpreter_module
+
+    # tflite-runtime 2.14 predates per-channel FULLY_CONNECTED (its outputs are not per-channel)
+    assume(not (per_channel and units > 1 and _interpreter_module()[1] == "tflite-runtime"))
     s = tb.schema()
     rng = np.random.default_rng(seed)
     w = rand_int8(rng, (units, k), -127)
-    inputs = [q8("x", [batch, 2, k], xs, xz), q8("w", [units, k], float(np.float32(ws)), 0, w)]
+    w_scales = (rng.uniform(0.3, 1.0, units) * ws if per_channel else np.array([ws])).astype(np.float32)
+    w_scale: Any = [float(v) for v in w_scales] if per_channel else float(w_scales[0])
+    w_zp: Any = [0] * units if per_channel else 0
+    inputs = [q8("x", [batch, 2, k], xs, xz), q8("w", [units, k], w_scale, w_zp, w, 0)]
     if bias:
-        inputs.append({"name": "b", "shape": [units], "dtype": np.int32, "scale": float(np.float32(xs) * np.float32(ws)),
-                       "zero_point": 0, "data": rng.integers(-3000, 3000, units).astype(np.int32)})  # fmt: skip
+        b_scales = (np.float32(xs) * w_scales).astype(np.float32)
+        inputs.append({"name": "b", "shape": [units], "dtype": np.int32,
+                       "scale": [float(v) for v in b_scales] if per_channel else float(b_scales[0]),
+                       "zero_point": w_zp, "data": rng.integers(-3000, 3000, units).astype(np.int32)})  # fmt: skip
     opts = s.FullyConnectedOptionsT()
     opts.fusedActivationFunction = act(a)
     opts.keepNumDims = keep

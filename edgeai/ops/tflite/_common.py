@@ -30,6 +30,7 @@ __all__ = [
     "output_size",
     "quant_of",
     "requant",
+    "requant_single_rounding",
     "round_away",
     "same_padding",
     "unsupported",
@@ -96,6 +97,14 @@ def multipliers(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def requant(acc: np.ndarray, m: np.ndarray, shift: np.ndarray, zp: int, lo: int, hi: int) -> np.ndarray:
     """``clamp(MultiplyByQuantizedMultiplier(acc, m, shift) + zp, lo, hi)`` as int8 (m, shift broadcast)."""
     return requantize_tflite(acc, m, shift, zp, lo, hi, dtype=np.int8)
+
+
+def requant_single_rounding(acc: np.ndarray, m: np.ndarray, shift: np.ndarray, zp: int, lo: int, hi: int) -> np.ndarray:
+    """TFLite's single-rounding ``MultiplyByQuantizedMultiplier`` (``TFLITE_SINGLE_ROUNDING``):
+    ``(acc * m + 2**(30 - shift)) >> (31 - shift)``, then ``+ zp`` and clamp, as int8."""
+    total = 31 - np.asarray(shift, np.int64)
+    v = (np.asarray(acc, np.int64) * np.asarray(m, np.int64) + (np.int64(1) << (total - 1))) >> total
+    return np.clip(v + zp, lo, hi).astype(np.int8)
 
 
 def output_size(padding: int, size: int, filt: int, stride: int, dilation: int = 1) -> int:

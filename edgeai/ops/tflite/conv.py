@@ -7,7 +7,10 @@ then per output channel ``MultiplyByQuantizedMultiplier(acc, m[c], shift[c])
 from ``double(x_scale) * double(w_scale[c]) / double(y_scale)``, as in
 TFLite's ``PopulateConvolutionQuantizationParams``. Padding follows TFLite's
 SAME/VALID rules (padded pixels contribute nothing, as in the reference
-kernel that skips them). Layouts are TFLite's: NHWC inputs, OHWI conv
+kernel that skips them). FULLY_CONNECTED rounds once in ai-edge-litert 2.x
+(``TFLITE_SINGLE_ROUNDING``) and twice in tflite-runtime 2.14; a one-node
+probe of the installed runtime picks (:func:`fully_connected_rounds_once`,
+``tflite_fc_rounding`` session option to force). Layouts are TFLite's: NHWC inputs, OHWI conv
 weights, ``[1, kH, kW, C*multiplier]`` depthwise weights, ``[units, K]``
 fully connected weights.
 
@@ -21,14 +24,94 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.tflite._common import activation_range, bad_model, multipliers, pad_and_out, quant_of, requant
+from edgeai.ops.tflite._common import (
+    activation_range,
+    bad_model,
+    multipliers,
+    pad_and_out,
+    quant_of,
+    requant,
+    requant_single_rounding,
+)
 
-__all__ = ["Conv2D", "DepthwiseConv2D", "FullyConnected", "conv_int8"]
+__all__ = ["Conv2D", "DepthwiseConv2D", "FullyConnected", "conv_int8", "fully_connected_rounds_once"]
+
+
+@functools.lru_cache(maxsize=1)
+def fully_connected_rounds_once() -> bool:
+    """Whether the installed TFLite runtime's int8 FULLY_CONNECTED rounds once.
+
+    ai-edge-litert 2.x requantizes FULLY_CONNECTED with single rounding
+    (``TFLITE_SINGLE_ROUNDING``: ``(acc * m + half) >> (31 - shift)``) while its
+    convolutions keep gemmlowp's double rounding; tflite-runtime 2.14 rounds
+    twice everywhere. One probe model whose only output differs between the
+    two answers; with no runtime installed, current LiteRT's single rounding.
+    """
+    from edgeai.quant.requant import multiply_by_quantized_multiplier, quantize_multiplier
+
+    try:
+        from edgeai.backends.litert import _interpreter_module
+        from edgeai.formats.tflite_format import schema
+
+        module, _ = _interpreter_module()
+        s = schema()
+    except Exception:
+        return True
+    xs, ws, ys = float(np.float32(0.367684)), float(np.float32(0.0085137)), 0.25
+    m, shift = quantize_multiplier(float(np.float32(xs) * np.float32(ws)) / ys)
+    total = 31 - shift
+    pick = None
+    for x in range(1, 128):
+        for w in range(1, 128):
+            acc = x * w
+            once = (acc * m + (1 << (total - 1))) >> total
+            if once != multiply_by_quantized_multiplier(acc, m, shift) and once <= 127:
+                pick = (x, w, once)
+                break
+        if pick:
+            break
+    if pick is None:
+        return True
+    import flatbuffers
+
+    model = s.ModelT()
+    model.version, model.buffers = 3, [s.BufferT(), s.BufferT()]
+    model.buffers[1].data = np.array([pick[1]], np.int8).tobytes()
+    code = s.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = s.BuiltinOperator.FULLY_CONNECTED
+    code.version = 1
+    model.operatorCodes = [code]
+    sub = s.SubGraphT()
+    sub.tensors = []
+    for name, shape, scale, buf in (("x", [1, 1], xs, 0), ("w", [1, 1], ws, 1), ("y", [1, 1], ys, 0)):
+        t = s.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, s.TensorType.INT8, buf
+        t.quantization = s.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [0]
+        sub.tensors.append(t)
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, -1], [2]
+    op.builtinOptionsType, op.builtinOptions = s.BuiltinOptions.FullyConnectedOptions, s.FullyConnectedOptionsT()
+    sub.operators, sub.inputs, sub.outputs = [op], [0], [2]
+    model.subgraphs = [sub]
+    b = flatbuffers.Builder(256)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    try:
+        it = module.Interpreter(
+            model_content=bytes(b.Output()), experimental_op_resolver_type=module.OpResolverType.BUILTIN_REF
+        )
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], np.array([[pick[0]]], np.int8))
+        it.invoke()
+        return int(it.get_tensor(it.get_output_details()[0]["index"])[0, 0]) == pick[2]
+    except Exception:
+        return True
 
 
 def _windows(
@@ -202,11 +285,18 @@ class FullyConnected(Op):
         units = vals[1].shape[0] if vals[1].shape else None
         w_scales = np.asarray(wq.scale, np.float64)
         n = units if isinstance(units, int) else w_scales.size
-        real = np.float64(xq.scale[0]) * np.broadcast_to(w_scales, (n,)) / np.float64(yq.scale[0])
+        if w_scales.size == 1:
+            # per-tensor: TFLite's GetQuantizedConvolutionMultipler multiplies the scales in float32 first
+            product = np.float64(np.float32(xq.scale[0]) * np.float32(w_scales[0]))
+            real = np.full(n, product / np.float64(yq.scale[0]))
+        else:
+            real = np.float64(xq.scale[0]) * w_scales / np.float64(yq.scale[0])
         self.m, self.shift = multipliers(real)
         self.x_zp, self.w_zp, self.y_zp = int(xq.zero_point[0]), int(wq.zero_point[0]), int(yq.zero_point[0])
         self.lo, self.hi = activation_range(ctx, yq)
         self.keep = bool(ctx.attr("keepNumDims", False))
+        rounding = ctx.options.get("tflite_fc_rounding")  # "single" or "double"; default: as the installed runtime
+        self.single_rounding = fully_connected_rounds_once() if rounding is None else rounding == "single"
         self.wf = None if self.w is None else (self.w.astype(np.float64) - self.w_zp).T
 
     def run(self, x: np.ndarray, w: np.ndarray | None = None, *_: Any) -> tuple[np.ndarray]:
@@ -217,5 +307,8 @@ class FullyConnected(Op):
         acc = ((x.reshape(-1, k).astype(np.float64) - self.x_zp) @ wf).astype(np.int64)
         if self.bias is not None:
             acc += self.bias.astype(np.int64)
-        y = requant(acc, self.m, self.shift, self.y_zp, self.lo, self.hi)
+        if self.single_rounding:
+            y = requant_single_rounding(acc, self.m, self.shift, self.y_zp, self.lo, self.hi)
+        else:
+            y = requant(acc, self.m, self.shift, self.y_zp, self.lo, self.hi)
         return (y.reshape(*x.shape[:-1], -1) if self.keep else y,)
