@@ -37,16 +37,25 @@ def _reduce(
     xp[:, pt : pt + h, pl : pl + w, :] = x
     inside = np.zeros((hh, ww), np.int32)
     inside[pt : pt + h, pl : pl + w] = 1
+    # separable: reduce along W (fw taps), then along H (fh taps): fh + fw slices, not fh * fw
+    cols = np.full((n, hh, ow, c), fill, np.int32)
+    count_cols = np.zeros((hh, ow), np.int32)
+    for j in range(fw):
+        sl = slice(j, j + (ow - 1) * sw + 1, sw)
+        if mode == "sum":
+            cols += xp[:, :, sl, :]
+        else:
+            np.maximum(cols, xp[:, :, sl, :], out=cols)
+        count_cols += inside[:, sl]
     acc = np.full((n, oh, ow, c), fill, np.int32)
     count = np.zeros((oh, ow), np.int32)
     for i in range(fh):
-        for j in range(fw):
-            rows, cols = slice(i, i + (oh - 1) * sh + 1, sh), slice(j, j + (ow - 1) * sw + 1, sw)
-            if mode == "sum":
-                acc += xp[:, rows, cols, :]
-            else:
-                np.maximum(acc, xp[:, rows, cols, :], out=acc)
-            count += inside[rows, cols]
+        sl = slice(i, i + (oh - 1) * sh + 1, sh)
+        if mode == "sum":
+            acc += cols[:, sl]
+        else:
+            np.maximum(acc, cols[:, sl], out=acc)
+        count += count_cols[sl]
     return acc, count
 
 
