@@ -17,13 +17,18 @@ produces them). Semantics follow the ONNX specification:
   too) and an empty string split on a delimiter is one empty substring;
   ONNX Runtime splits on ``" "`` only and counts 0 substrings there.
 - ``RegexFullMatch-20`` tells whether each element matches ``pattern`` as a
-  whole. ONNX specifies RE2 syntax; this runs Python's :mod:`re`, which
-  accepts a superset. Known differences: Python also accepts backreferences
-  (``\\1``) and lookaround (``(?=``, ``(?<!``), which RE2 rejects; Python has no
-  ``\\pN``/``\\p{Greek}`` Unicode classes (the pattern is rejected here) and no
-  ``\\z`` before Python 3.14 (``\\z`` is rewritten to Python's ``\\Z``, the same
-  "end of text"); RE2 guarantees linear time, Python's backtracking engine
-  can be exponential on patterns such as ``(a+)+$``.
+  whole. ONNX specifies RE2 syntax; the pattern is translated to Python's
+  :mod:`re` with RE2's meaning (:func:`re2_to_python`): ``\\d \\w \\s \\b``
+  and POSIX classes (``[[:alpha:]]``) are ASCII as in RE2 (Python's are
+  Unicode), ``$`` matches only at the very end outside multi-line mode,
+  ``\\z``, ``\\Q..\\E``, ``\\x{..}``, octal escapes and ``(?<name>..)`` are
+  rewritten. What RE2 rejects is rejected (backreferences, lookaround, atomic
+  groups, possessive quantifiers, ``\\Z``); what Python cannot express is
+  rejected too (``\\pN``/``\\p{Greek}`` Unicode classes, ``\\C``, the
+  ungreedy flag ``(?U)``, negated POSIX classes, ``\\D\\W\\S`` inside a
+  class). One difference stays: RE2 runs in linear time, Python's
+  backtracking engine can take exponential time on patterns such as
+  ``(a+)+$`` against long non-matching text.
 - ``TfIdfVectorizer-9`` counts the pool's n-grams (with up to
   ``max_skip_count`` skipped tokens between items) in each row and weights
   them: ``TF`` counts, ``IDF`` ``weights[i]`` where the count is positive,
@@ -53,7 +58,7 @@ import numpy as np
 from edgeai.errors import InferenceError
 from edgeai.ops._base import Op, OpContext, register
 
-__all__ = ["compile_re2_pattern", "split_strings", "tfidf_counts"]
+__all__ = ["compile_re2_pattern", "re2_to_python", "split_strings", "tfidf_counts"]
 
 
 def _fail(ctx: OpContext, message: str) -> InferenceError:
@@ -172,22 +177,166 @@ class StringSplit(Op):
 
 # --------------------------------------------------------------------------- RegexFullMatch
 
-_UNICODE_CLASS = re.compile(r"(?<!\\)(?:\\\\)*\\[pP]")
-_END_OF_TEXT = re.compile(r"(?<!\\)((?:\\\\)*)\\z")
+_WORD = "0-9A-Za-z_"
+_PERL_CLASSES = {"d": "0-9", "w": _WORD, "s": "\\t\\n\\f\\r "}
+_POSIX_CLASSES = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "ascii": "\\x00-\\x7f",
+    "blank": "\\t ",
+    "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z",
+    "word": _WORD,
+    "xdigit": "0-9A-Fa-f",
+}
+_BOUNDARY = f"(?:(?<=[{_WORD}])(?![{_WORD}])|(?<![{_WORD}])(?=[{_WORD}]))"
+_NOT_BOUNDARY = f"(?:(?<=[{_WORD}])(?=[{_WORD}])|(?<![{_WORD}])(?![{_WORD}]))"
+_FLAGS = re.compile(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?[:)]")
+
+
+def _octal(pattern: str, i: int) -> tuple[str, int]:
+    """An RE2 octal escape at ``pattern[i]`` (after the backslash): (Python escape, next index)."""
+    j = i
+    while j < len(pattern) and j < i + 3 and pattern[j] in "01234567":
+        j += 1
+    if pattern[i] != "0" and j - i < 2:
+        raise ValueError(f"backreference \\{pattern[i]} is not RE2 syntax (RE2 has no backreferences)")
+    return f"\\U{int(pattern[i:j], 8):08x}", j
+
+
+def re2_to_python(pattern: str) -> str:
+    r"""Translate an RE2 pattern to Python :mod:`re` syntax with RE2's meaning.
+
+    ``\d``, ``\w``, ``\s``, ``\b`` and POSIX classes are ASCII in RE2 (Unicode in
+    Python) and are spelled out; ``\z``, ``\Q...\E``, ``\x{...}``, octal escapes and
+    ``(?<name>...)`` are rewritten; ``$`` outside multi-line mode matches only at the
+    very end. Raises ``ValueError`` for what RE2 rejects (backreferences, lookaround,
+    atomic groups, possessive quantifiers, ``\Z``) and for what Python cannot express
+    (``\p`` Unicode classes, ``\C``, the ungreedy flag ``(?U)``).
+
+    >>> re2_to_python(r"\d+\z")
+    '[0-9]+\\Z'
+    """
+    multiline = any("m" in (m.group(1) or "") for m in _FLAGS.finditer(pattern))
+    if any("U" in (m.group(1) or "") + (m.group(2) or "") for m in _FLAGS.finditer(pattern)):
+        raise ValueError("RE2's ungreedy flag (?U) has no Python equivalent")
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    in_class = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise ValueError("the pattern ends with a lone backslash")
+            e = pattern[i + 1]
+            if e == "Q":
+                end = pattern.find("\\E", i + 2)
+                literal = pattern[i + 2 :] if end < 0 else pattern[i + 2 : end]
+                out.append("".join(ch if ch.isalnum() else "\\" + ch for ch in literal))
+                i = n if end < 0 else end + 2
+                continue
+            if e in "dws":
+                out.append(_PERL_CLASSES[e] if in_class else f"[{_PERL_CLASSES[e]}]")
+            elif e in "DWS":
+                if in_class:
+                    raise ValueError(f"\\{e} inside a character class is not supported here")
+                out.append(f"[^{_PERL_CLASSES[e.lower()]}]")
+            elif e == "b" and not in_class:
+                out.append(_BOUNDARY)
+            elif e == "B" and not in_class:
+                out.append(_NOT_BOUNDARY)
+            elif e == "z":
+                out.append("\\Z")
+            elif e == "Z":
+                raise ValueError("\\Z is not RE2 syntax (use \\z or $)")
+            elif e in "pP":
+                raise ValueError("RE2 Unicode classes (\\p{..}, \\pN) are not supported by Python's re")
+            elif e == "C":
+                raise ValueError("RE2's \\C (any byte) is not supported by Python's re")
+            elif e.isdigit():
+                text, i = _octal(pattern, i + 1)
+                out.append(text)
+                continue
+            elif e == "x" and pattern.startswith("{", i + 2):
+                end = pattern.find("}", i + 3)
+                if end < 0:
+                    raise ValueError("unterminated \\x{...} escape")
+                out.append(f"\\U{int(pattern[i + 3 : end], 16):08x}")
+                i = end + 1
+                continue
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            if pattern.startswith("[:", i):
+                end = pattern.find(":]", i + 2)
+                name = pattern[i + 2 : end] if end > 0 else ""
+                if name not in _POSIX_CLASSES:
+                    raise ValueError(f"[:{name}:] is not a supported POSIX class (negated ones included)")
+                out.append(_POSIX_CLASSES[name])
+                i = end + 2
+                continue
+            if c == "[":
+                out.append("\\[")  # Python warns on (and may one day nest) a bare [ in a class
+                i += 1
+                continue
+            if c == "]":
+                in_class = False
+            out.append(c)
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            if pattern.startswith("^", i):
+                out.append("^")
+                i += 1
+            if pattern.startswith("]", i):
+                out.append("\\]")
+                i += 1
+            continue
+        if pattern.startswith("(?", i):
+            rest = pattern[i + 2 : i + 4]
+            if rest[:1] in ("=", "!") or rest in ("<=", "<!"):
+                raise ValueError("lookaround assertions are not RE2 syntax")
+            if rest[:1] in (">", "(") or rest == "P=" or rest[:1] == "#":
+                raise ValueError(f"'(?{rest[:1]}' groups are not RE2 syntax")
+            if rest[:1] == "<":
+                out.append("(?P<")
+                i += 3
+                continue
+        if c in "*+?}" and pattern.startswith("+", i + 1):
+            raise ValueError("possessive quantifiers are not RE2 syntax")
+        if c == "$" and not multiline:
+            out.append("\\Z")
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    if in_class:
+        raise ValueError("unterminated character class")
+    return "".join(out)
 
 
 def compile_re2_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile an RE2 pattern with Python's :mod:`re` (see the module notes for the differences).
+    """Compile an RE2 pattern with Python's :mod:`re`, with RE2's meaning (see :func:`re2_to_python`).
 
-    Raises ``ValueError`` for a pattern Python cannot compile, including RE2's ``\\p`` classes.
+    Raises ``ValueError`` for a pattern RE2 rejects or Python cannot express.
 
     >>> compile_re2_pattern(r"ab+\\z").fullmatch("abb") is not None
     True
     """
-    if _UNICODE_CLASS.search(pattern):
-        raise ValueError(r"RE2 Unicode classes (\p{..}, \pN) are not supported by Python's re")
+    translated = re2_to_python(pattern)
     try:
-        return re.compile(_END_OF_TEXT.sub(r"\1\\Z", pattern))
+        return re.compile(translated)
     except re.error as exc:
         raise ValueError(str(exc)) from None
 

@@ -164,6 +164,10 @@ def test_string_concat_matches_onnxruntime_with_broadcast(a: list[str], b: str) 
         (r"\d{3}-\d{4}", ["555-1234", "5555-123", "", "123-45678"]),
         (r"(?i)hello\s+world", ["HeLLo   world", "helloworld", "hello world!"]),
         (r"a.*z\z", ["abcz", "az\n", "a\nz"]),  # RE2's \z is rewritten to Python's \Z
+        (r"\d+", ["123", "١٢٣", "12a"]),  # RE2's \d is ASCII; Python's matches Arabic-Indic digits
+        (r"\w+\s\w+", ["ab c", "é x", "a\u00a0b"]),
+        (r"a$\n?", ["a", "a\n"]),  # RE2's $ is the very end; Python's also before a final newline
+        (r"(?<g>b)+", ["bb", "a"]),
         (r"[^\x00-\x7f]+", ["日本", "abc", "é"]),
         (r"", ["", "a"]),
     ],
@@ -174,13 +178,79 @@ def test_regex_full_match_matches_onnxruntime_re2(pattern: str, values: list[str
     assert_same(*run_both(model, {"x": x}))
 
 
+def ort_session_fails(model: bytes) -> bool:
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    except Exception:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"(a)\1", r"a(?=b)", r"a(?!b)", r"(?<=a)b", r"(?<!a)b", r"(?>a)", "a*+", r"a\Z", r"(?P=n)"],
+)
+def test_regex_full_match_rejects_what_re2_rejects(pattern: str) -> None:
+    x = strings(["a"])
+    assert ort_session_fails(one_node_model("RegexFullMatch", {"x": x}, attrs={"pattern": pattern}))
+    with pytest.raises(InferenceError, match="not a valid regular expression"):
+        native_op("RegexFullMatch", x, attrs={"pattern": pattern})
+
+
 def test_regex_full_match_rejects_what_python_cannot_run() -> None:
-    with pytest.raises(InferenceError, match="not a valid regular expression"):
-        native_op("RegexFullMatch", strings(["a"]), attrs={"pattern": r"\p{Greek}+"})
-    with pytest.raises(InferenceError, match="not a valid regular expression"):
-        native_op("RegexFullMatch", strings(["a"]), attrs={"pattern": "(unclosed"})
+    for pattern in (r"\p{Greek}+", r"\pN", "(unclosed", "(?U)a+", "[[:^alpha:]]"):
+        with pytest.raises(InferenceError, match="not a valid regular expression"):
+            native_op("RegexFullMatch", strings(["a"]), attrs={"pattern": pattern})
     with pytest.raises(InferenceError, match="string tensor"):
         native_op("RegexFullMatch", np.array([1, 2]), attrs={"pattern": "a"})
+
+
+RE2_ATOMS = [
+    "a",
+    "b",
+    ".",
+    r"\d",
+    r"\w",
+    r"\s",
+    r"\D",
+    r"\W",
+    "[ab]",
+    "[^a]",
+    "[[:alpha:]]",
+    "[[:digit:]_]",
+    r"[\d.]",
+    r"\.",
+    "(a|b)",
+    "é",
+    r"\x{e9}",
+    r"\141",
+    r"\Qa.\E",
+    "(?i:A)",
+    "(b)",
+]
+RE2_TAIL = ["", r"\b", r"\B", "$", r"\z"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    atoms=st.lists(
+        st.tuples(st.sampled_from(RE2_ATOMS), st.sampled_from(["", "*", "+", "?", "{1,2}", "*?"])),
+        min_size=1,
+        max_size=4,
+    ),
+    tail=st.sampled_from(RE2_TAIL),
+    texts=st.lists(st.text(alphabet=st.sampled_from(list("ab1_ é.\nA٣\t")), max_size=5), min_size=4, max_size=4),
+)
+def test_regex_full_match_agrees_with_onnxruntime_re2(
+    atoms: list[tuple[str, str]], tail: str, texts: list[str]
+) -> None:
+    # ASCII \d \w \s \b and POSIX classes, $ at the very end, RE2-only escapes: all as RE2 reads them
+    pattern = "".join(a + q for a, q in atoms) + tail
+    x = strings(texts)
+    model = one_node_model("RegexFullMatch", {"x": x}, attrs={"pattern": pattern})
+    assert_same(*run_both(model, {"x": x}))
 
 
 @SETTINGS
