@@ -19,7 +19,7 @@ from edgeai import errors
 from edgeai._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgeai import demo
+    from edgeai import demo, export
     from edgeai.hardware import Device, DeviceKind, devices
     from edgeai.placement import plan
     from edgeai.session import Session
@@ -35,6 +35,7 @@ __all__ = [
     "demo",
     "devices",
     "errors",
+    "export",
     "plan",
 ]
 
@@ -48,7 +49,7 @@ _LAZY: dict[str, str] = {
     "plan": "edgeai.placement",
     "QuantParams": "edgeai.specs",
 }
-_LAZY_MODULES = {"demo", "lifecycle", "security", "monitor", "optimize"}
+_LAZY_MODULES = {"demo", "export", "lifecycle", "security", "monitor", "optimize"}
 
 
 def __getattr__(name: str) -> Any:

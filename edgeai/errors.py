@@ -6,7 +6,10 @@ The tree::
     ├── ModelError
     │   ├── ModelNotFoundError        (also FileNotFoundError)
     │   ├── ModelFormatError          (also ValueError) empty, truncated, corrupt, unknown format
-    │   └── ExternalDataError         external tensor data missing or outside the model's folder
+    │   ├── ExternalDataError         external tensor data missing or outside the model's folder
+    │   └── ExportError               exporting a torch model failed
+    │       ├── ConversionError       the converter (torch.onnx, ExecuTorch, coremltools) failed
+    │       └── ExportCheckError      (also InferenceError) the export disagrees with torch
     ├── UnsupportedOpError            an op (type, domain, opset) no engine can run
     ├── DeviceError
     │   ├── DeviceNotAvailableError   the requested device or target is not present
@@ -49,12 +52,15 @@ from __future__ import annotations
 __all__ = [
     "AlreadyQuantizedError",
     "CalibrationError",
+    "ConversionError",
     "DecryptionError",
     "DeviceError",
     "DeviceNotAvailableError",
     "DownloadError",
     "EdgeAIError",
     "ExpiredError",
+    "ExportCheckError",
+    "ExportError",
     "ExternalDataError",
     "InferenceError",
     "InputError",
@@ -98,6 +104,14 @@ class ModelFormatError(ModelError, ValueError):
 
 class ExternalDataError(ModelError):
     """External tensor data is missing or points outside the model's folder."""
+
+
+class ExportError(ModelError):
+    """Exporting a model to another format failed."""
+
+
+class ConversionError(ExportError):
+    """A converter (torch.onnx, ExecuTorch, coremltools, litert-torch) failed on the model."""
 
 
 class UnsupportedOpError(EdgeAIError):
@@ -159,6 +173,10 @@ class InputValidationError(InputError):
 
 class InferenceError(EdgeAIError, RuntimeError):
     """The runtime failed while running the model."""
+
+
+class ExportCheckError(ExportError, InferenceError):
+    """The exported model loads but its outputs disagree with the torch model's."""
 
 
 class SessionClosedError(EdgeAIError, RuntimeError):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from edgeai.errors import EdgeAIError, InferenceError, ModelError
+from edgeai.errors import EdgeAIError, ExportCheckError
 from edgeai.export._files import atomic_output
 
 __all__ = ["FORMATS", "ExportResult", "export"]
@@ -61,10 +61,6 @@ class ExportResult(BaseModel):
     """What the outputs were compared with."""
     seconds: float
     """Wall time of conversion and check."""
-
-
-class ExportCheckError(ModelError, InferenceError):
-    """The exported model loaded but its outputs disagree with torch's (local until errors.py has one)."""
 
 
 def export(

@@ -14,13 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeai.errors import MissingDependencyError, ModelError
+from edgeai.errors import ConversionError, MissingDependencyError
 
 __all__ = ["tflite_converter_status", "to_coreml", "to_onnx", "to_pte", "to_tflite"]
-
-
-class ConversionError(ModelError):
-    """A converter failed on the model (local until errors.py has one)."""
 
 
 def to_onnx(
