@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 
 from edgeai.specs import TensorSpec
 
-__all__ = ["BenchResult", "benchmark", "random_feeds"]
+__all__ = ["BenchResult", "benchmark", "interleaved", "random_feeds"]
 
 
 class BenchResult(BaseModel):
@@ -109,3 +110,31 @@ def benchmark(
         max_ms=float(ms.max()),
         throughput_per_s=batch * 1e3 / p50 if p50 > 0 else float("inf"),
     )
+
+
+def _time_calls(fn: Callable[[], Any], calls: int) -> float:
+    clock = time.perf_counter
+    t0 = clock()
+    for _ in range(calls):
+        fn()
+    return (clock() - t0) / calls
+
+
+def interleaved(fns: Mapping[str, Callable[[], Any]], rounds: int, calls: int) -> dict[str, float]:
+    """Median seconds per call of each function, measured in rounds that rotate the order.
+
+    Interleaving puts every contender under the same machine noise, so their
+    ratios hold where absolute times do not.
+
+    >>> t = interleaved({"a": lambda: None, "b": lambda: None}, rounds=3, calls=10)
+    >>> sorted(t)
+    ['a', 'b']
+    """
+    for fn in fns.values():
+        _time_calls(fn, max(1, calls // 4))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(_time_calls(fns[name], calls))
+    return {k: statistics.median(v) for k, v in times.items()}

@@ -94,3 +94,12 @@ def test_demo_subprocess_reports_accuracy_and_device() -> None:
 def test_missing_model_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "nope.onnx"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_bench_compare_json(capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(edgeai.demo.model_path())
+    code = main(["bench", "--compare", f"{path}@onnxruntime", f"{path}@native", "--runs", "20", "--rounds", "2", "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["device"] for r in rows] == ["onnxruntime:cpu", "native:cpu"]
+    assert rows[0]["ratio"] == 1.0 and all(r["median_ms"] > 0 for r in rows)

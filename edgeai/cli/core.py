@@ -38,7 +38,15 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("bench", help="measure latency: warm-up, N runs, p50/p90/p99")
-    p.add_argument("model")
+    p.add_argument("model", nargs="?")
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="MODEL[@DEVICE]",
+        help="time several models or runtimes interleaved on the same inputs, e.g. "
+        "m.onnx@onnxruntime m.pte@executorch m.onnx@native",
+    )
+    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds for --compare")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=10)
@@ -85,9 +93,7 @@ def _device_dict(d: Any) -> dict[str, Any]:
         "backend": d.backend,
         "provider": d.provider,
         "emulated": d.emulated,
-        "properties": {
-            k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in d.properties.items()
-        },
+        "properties": {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in d.properties.items()},
     }
 
 
@@ -125,9 +131,7 @@ def _parse_inputs(items: list[str], names: list[str]) -> dict[str, np.ndarray]:
         elif len(names) == 1:
             name, file = names[0], item
         else:
-            raise InputNameError(
-                f"--input {item!r} needs a name: the model has inputs {names}; use NAME=FILE.npy"
-            )
+            raise InputNameError(f"--input {item!r} needs a name: the model has inputs {names}; use NAME=FILE.npy")
         feeds[name] = np.load(file, allow_pickle=False)
     return feeds
 
@@ -151,9 +155,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Interleaved timing of several models on one set of inputs (mapped by position)."""
+    import edgeai
+    from edgeai.benchmarking import interleaved, random_feeds
+
+    sessions = []
+    for spec in args.compare:
+        path, _, device = spec.rpartition("@") if "@" in spec else (spec, "", "auto")
+        sessions.append((spec, edgeai.Session(path, device=device or "auto", threads=args.threads)))
+    first = sessions[0][1]
+    dims = {str(d): args.batch for s in first.inputs for d in (s.shape or ()) if isinstance(d, str)}
+    arrays = list(random_feeds(first.inputs, dims).values())
+    fns = {}
+    for label, sess in sessions:
+        if len(sess.inputs) != len(arrays):
+            raise InputNameError(f"{label} has {len(sess.inputs)} inputs, the first model {len(arrays)}")
+        feeds = {spec.name: arr for spec, arr in zip(sess.inputs, arrays)}
+        sess.run(feeds)
+        fns[label] = lambda sess=sess, feeds=feeds: sess.run(feeds)
+    calls = max(1, args.runs // args.rounds)
+    medians = interleaved(fns, rounds=args.rounds, calls=calls)
+    base = medians[sessions[0][0]]
+    if args.json:
+        rows = [
+            {
+                "model": label,
+                "device": sess.device.id,
+                "median_ms": medians[label] * 1e3,
+                "ratio": medians[label] / base,
+            }
+            for label, sess in sessions
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"interleaved, median of {args.rounds} rounds x {calls} calls, batch {args.batch}")
+    for col in ("model", "device", "median ms", "vs first"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    for label, sess in sessions:
+        table.add_row(label, sess.device.id, f"{medians[label] * 1e3:.3f}", f"{medians[label] / base:.2f}x")
+    _console().print(table)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import edgeai
     from edgeai.benchmarking import benchmark, random_feeds
+
+    if args.compare:
+        return cmd_compare(args)
+    if not args.model:
+        raise InputNameError("edgeai bench needs a MODEL, or --compare MODEL[@DEVICE] ...")
 
     sess = edgeai.Session(args.model, device=args.device, threads=args.threads)
     dims = {str(d): args.batch for s in sess.inputs for d in (s.shape or ()) if isinstance(d, str)}
