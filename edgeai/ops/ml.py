@@ -144,6 +144,7 @@ class LabelEncoder4(_LabelEncoderBase):
 # --------------------------------------------------------------------------- TreeEnsemble
 
 _AGGREGATES = ("AVERAGE", "SUM", "MIN", "MAX")
+_COMPARE = (np.less_equal, np.less, np.greater_equal, np.greater, np.equal, np.not_equal)
 _TRANSFORMS = ("NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO", "PROBIT")
 
 
@@ -268,24 +269,28 @@ class TreeEnsemble(Op):
                     "BRANCH_MEMBER nodes",
                 )
             self._members = dict(zip(member_nodes.tolist(), sets))
+        modes = np.unique(self._mode)
+        self._single_mode = int(modes[0]) if modes.size == 1 else None
+        self._any_track = bool(self._track.any())
         self._aggregate = _enum(ctx, "aggregate_function", _AGGREGATES, 1)
         self._transform = _enum(ctx, "post_transform", _TRANSFORMS, 0)
 
-    def _goes_true(self, x: np.ndarray, node: np.ndarray) -> np.ndarray:
-        rows = np.arange(x.shape[0])
-        value = x[rows, self._feature[node]]
+    def _goes_true(self, value: np.ndarray, node: np.ndarray) -> np.ndarray:
         split = self._split[node]
-        mode = self._mode[node]
         with np.errstate(invalid="ignore"):
-            cond = np.select(
-                [mode == 0, mode == 1, mode == 2, mode == 3, mode == 4, mode == 5],
-                [value <= split, value < split, value >= split, value > split, value == split, value != split],
-                default=False,
-            )
-        for m in np.unique(node[mode == 6]).tolist():
-            sel = node == m
-            cond[sel] = np.isin(value[sel], self._members[m])
-        return cond | (self._track[node] & np.isnan(value))
+            if self._single_mode is not None and self._single_mode != 6:
+                cond = _COMPARE[self._single_mode](value, split)
+            else:
+                mode = self._mode[node]
+                cond = np.select(
+                    [mode == m for m in range(6)], [_COMPARE[m](value, split) for m in range(6)], default=False
+                )
+                for m in np.unique(node[mode == 6]).tolist():
+                    sel = node == m
+                    cond[sel] = np.isin(value[sel], self._members[m])
+        if self._any_track:
+            cond |= self._track[node] & np.isnan(value)
+        return cond
 
     def run(self, x: Any) -> tuple[np.ndarray]:
         arr = np.asarray(x)
@@ -294,35 +299,37 @@ class TreeEnsemble(Op):
         if self._feature.size and self._feature.max() >= arr.shape[1]:
             raise _fail(self.ctx, f"a node reads feature {self._feature.max()} but X has {arr.shape[1]} features")
         xs = arr.astype(np.float64)
-        n_rows = xs.shape[0]
+        n_rows, n_trees = xs.shape[0], self._roots.size
+        # walk every (row, tree) pair at once, one tree level per step
+        row = np.repeat(np.arange(n_rows), n_trees)
+        node = np.tile(self._roots, n_rows)
+        leaf = np.full(row.size, -1, np.int64)
+        active = np.arange(row.size)
+        for _ in range(self._feature.size + 1):
+            if not active.size:
+                break
+            cur = node[active]
+            go = self._goes_true(xs[row[active], self._feature[cur]], cur)
+            nxt = np.where(go, self._true[cur], self._false[cur])
+            is_leaf = np.where(go, self._true_leaf[cur], self._false_leaf[cur])
+            leaf[active[is_leaf]] = nxt[is_leaf]
+            node[active] = nxt
+            active = active[~is_leaf]
+        if active.size:
+            raise _fail(self.ctx, "a tree has a cycle: following true/false ids never reaches a leaf")
         agg = self._aggregate
-        init = {"MIN": np.inf, "MAX": -np.inf}.get(agg, 0.0)
-        scores = np.full((n_rows, self._n_targets), init)
-        reached = np.zeros((n_rows, self._n_targets), bool)
-        rows = np.arange(n_rows)
-        for root in self._roots.tolist():
-            node = np.full(n_rows, root, np.int64)
-            leaf = np.full(n_rows, -1, np.int64)
-            active = rows
-            while active.size:
-                cur = node[active]
-                go = self._goes_true(xs[active], cur)
-                nxt = np.where(go, self._true[cur], self._false[cur])
-                is_leaf = np.where(go, self._true_leaf[cur], self._false_leaf[cur])
-                leaf[active[is_leaf]] = nxt[is_leaf]
-                node[active] = nxt
-                active = active[~is_leaf]
-            target = self._leaf_target[leaf]
-            weight = self._leaf_weight[leaf]
-            if agg in ("SUM", "AVERAGE"):
-                np.add.at(scores, (rows, target), weight)
-            elif agg == "MIN":
-                np.minimum.at(scores, (rows, target), weight)
-            else:
-                np.maximum.at(scores, (rows, target), weight)
-            reached[rows, target] = True
+        target = self._leaf_target[leaf]
+        weight = self._leaf_weight[leaf]
+        cell = row * self._n_targets + target
+        size = n_rows * self._n_targets
+        reached = (np.bincount(cell, minlength=size) > 0).reshape(n_rows, self._n_targets)
+        if agg in ("SUM", "AVERAGE"):
+            scores = np.bincount(cell, weights=weight, minlength=size).reshape(n_rows, self._n_targets)
+        else:
+            scores = np.full((n_rows, self._n_targets), np.inf if agg == "MIN" else -np.inf)
+            (np.minimum if agg == "MIN" else np.maximum).at(scores, (row, target), weight)
         if agg == "AVERAGE":
-            scores /= self._roots.size
+            scores /= n_trees
         scores[~reached] = 0.0
         return (post_transform(scores, self._transform).astype(arr.dtype),)
 

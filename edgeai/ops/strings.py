@@ -434,7 +434,10 @@ class TfIdfVectorizer(Op):
             for p in range(start, end, n):
                 if k >= len(indexes):
                     raise _fail(ctx, f"ngram_indexes has {len(indexes)} entries, fewer than the pool's n-grams")
-                self._ngrams[tuple(pool[p : p + n])] = indexes[k]
+                gram = tuple(pool[p : p + n])
+                if gram in self._ngrams:
+                    raise _fail(ctx, f"the pool holds the {n}-gram {list(gram)} twice; list each n-gram once")
+                self._ngrams[gram] = indexes[k]
                 k += 1
         if k != len(indexes):
             raise _fail(ctx, f"ngram_indexes has {len(indexes)} entries but the pool holds {k} n-grams")

@@ -333,6 +333,9 @@ def test_tfidf_bad_attributes_raise() -> None:
         native_op("TfIdfVectorizer", np.array([1]), attrs=base, opset=9)
     with pytest.raises(InferenceError, match="mode must be"):
         native_op("TfIdfVectorizer", np.array([1]), attrs={**base, "mode": "BM25", "pool_int64s": [1]}, opset=9)
+    with pytest.raises(InferenceError, match="twice"):
+        dup = {**base, "ngram_indexes": [0, 1], "pool_int64s": [4, 4]}
+        native_op("TfIdfVectorizer", np.array([1]), attrs=dup, opset=9)
     with pytest.raises(InferenceError, match="int32/int64"):
         native_op("TfIdfVectorizer", np.array([1.0]), attrs={**base, "pool_int64s": [1]}, opset=9)
 
@@ -588,6 +591,9 @@ def test_tree_ensemble_member_nodes_need_sets() -> None:
     plain = {k: (to_array(v) if hasattr(v, "data_type") else v) for k, v in attrs.items()}
     with pytest.raises(InferenceError, match="membership_values"):
         native_op("TreeEnsemble", np.zeros((1, 1), np.float32), attrs=plain, domain=ML, opset=5)
+    cyclic = {**plain, "nodes_modes": np.array([0], np.uint8), "nodes_falseleafs": [0], "nodes_falsenodeids": [0]}
+    with pytest.raises(InferenceError, match="cycle"):
+        native_op("TreeEnsemble", np.ones((1, 1), np.float32), attrs=cyclic, domain=ML, opset=5)
 
 
 # --------------------------------------------------------------------------- optimizers vs torch.optim
