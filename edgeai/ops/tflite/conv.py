@@ -204,7 +204,7 @@ class _ConvBase(Op):
     def _kernel(self, x: np.ndarray, oh: int, ow: int, pt: int, pl: int) -> Any:
         """edgeai's numba INT8 convolution for this input size (None: use the numpy reference).
 
-        It takes ONNX layouts (OIHW weights, NCHW data) and the same fixed-point
+        It takes ONNX's OIHW weights (NHWC data in and out) and the same fixed-point
         requantization, so its output is the reference's bit for bit (the tests check both)."""
         key = (x.shape[1], x.shape[2], x.shape[3])
         if key not in self._kernels:
@@ -236,6 +236,7 @@ class _ConvBase(Op):
                     np.ascontiguousarray(w_oihw), 0, x_dtype=np.int8, strides=(self.sh, self.sw),
                     pads=(pt, pl, pb, pr), dilations=(self.dh, self.dw), group=group,
                     bias=self.bias, requant=rq, threads=int(self.ctx.options.get("threads") or 1),
+                    layout="NHWC",
                 )  # fmt: skip
             except Exception:
                 self._kernels[key] = None  # a shape the kernels do not take: the reference path
@@ -247,8 +248,7 @@ class _ConvBase(Op):
         ow, pl = pad_and_out(self.padding, x.shape[2], kw, self.sw, self.dw)
         kernel = self._kernel(x, oh, ow, pt, pl) if self.use_kernel else None
         if kernel is not None:
-            y = kernel(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), self.x_zp)
-            return (np.ascontiguousarray(y.transpose(0, 2, 3, 1)),)
+            return (kernel(np.ascontiguousarray(x), self.x_zp),)
         mult = self.w.shape[3] // x.shape[3] if self.depthwise else 0
         acc = conv_int8(x, self.x_zp, self.w, self.bias, self.sh, self.sw, self.dh, self.dw, pt, pl, oh, ow, mult)
         return (requant(acc, self.m, self.shift, self.y_zp, self.lo, self.hi),)
