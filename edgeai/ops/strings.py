@@ -395,6 +395,58 @@ def tfidf_counts(
     return counts
 
 
+class _GramTable:
+    """The pool's n-grams as integer keys over a vocabulary, for a vectorized count."""
+
+    def __init__(self, ngrams: dict[tuple[Any, ...], int], max_n: int) -> None:
+        items = sorted({item for gram in ngrams for item in gram}, key=lambda v: (type(v).__name__, v))
+        self.vocab = {item: i for i, item in enumerate(items)}
+        self.base = len(items) + 1
+        self.usable = self.base ** max(max_n, 1) < 2**62
+        self.keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        by_n: dict[int, list[tuple[int, int]]] = {}
+        for gram, out in ngrams.items():
+            by_n.setdefault(len(gram), []).append((self.key([self.vocab[v] for v in gram]), out))
+        for n, pairs in by_n.items():
+            pairs.sort()
+            self.keys[n] = (np.array([k for k, _ in pairs], np.int64), np.array([o for _, o in pairs], np.int64))
+
+    def key(self, ids: list[int]) -> int:
+        k = 0
+        for i in ids:
+            k = k * self.base + i
+        return k
+
+    def counts(self, ids: np.ndarray, size: int, min_n: int, max_n: int, max_skip: int) -> np.ndarray:
+        """``ids``: ``[R, C]`` vocabulary ids (-1: not in the pool). Same result as :func:`tfidf_counts`."""
+        n_rows, length = ids.shape
+        flat = np.zeros(n_rows * size, np.int64)
+        row_of = np.arange(n_rows)[:, None]
+        for n in range(min_n, max_n + 1):
+            if n not in self.keys:
+                continue
+            pool_keys, pool_out = self.keys[n]
+            for skip in range(0, (max_skip if n > 1 else 0) + 1):
+                step = skip + 1
+                width = length - (n - 1) * step
+                if width <= 0:
+                    continue
+                parts = [ids[:, k * step : k * step + width] for k in range(n)]
+                valid = np.logical_and.reduce([p >= 0 for p in parts])
+                key = np.zeros((n_rows, width), np.int64)
+                for p in parts:
+                    key = key * self.base + p
+                pos = np.minimum(np.searchsorted(pool_keys, key), pool_keys.size - 1)
+                hit = valid & (pool_keys[pos] == key)
+                cells = (np.broadcast_to(row_of, key.shape)[hit] * size + pool_out[pos[hit]]).ravel()
+                flat += np.bincount(cells, minlength=flat.size)
+        return flat.reshape(n_rows, size)
+
+    def ids(self, rows: np.ndarray) -> np.ndarray:
+        get = self.vocab.get
+        return np.array([[get(v, -1) for v in row] for row in rows.tolist()], np.int64).reshape(rows.shape)
+
+
 @register("TfIdfVectorizer", since=9)
 class TfIdfVectorizer(Op):
     """TfIdfVectorizer-9: n-gram counts of a pool, as TF, IDF or TF-IDF."""
@@ -442,6 +494,7 @@ class TfIdfVectorizer(Op):
         if k != len(indexes):
             raise _fail(ctx, f"ngram_indexes has {len(indexes)} entries but the pool holds {k} n-grams")
         self._size = max(indexes) + 1
+        self._table = _GramTable(self._ngrams, self._max_n)
         weights = ctx.attr("weights")
         self._weights: np.ndarray | None = None
         if weights is not None and len(weights) > 0:
@@ -460,7 +513,11 @@ class TfIdfVectorizer(Op):
         if arr.ndim not in (1, 2):
             raise _fail(self.ctx, f"input must have shape [C] or [N, C], got {arr.shape}")
         rows = arr.reshape(1, -1) if arr.ndim == 1 else arr
-        counts = tfidf_counts(rows.tolist(), self._ngrams, self._size, self._min_n, self._max_n, self._max_skip)
+        if self._table.usable and rows.size:
+            ids = self._table.ids(rows)
+            counts = self._table.counts(ids, self._size, self._min_n, self._max_n, self._max_skip)
+        else:  # a vocabulary too large for int64 n-gram keys: count tuple by tuple
+            counts = tfidf_counts(rows.tolist(), self._ngrams, self._size, self._min_n, self._max_n, self._max_skip)
         w = self._weights if self._weights is not None else np.ones(self._size, np.float32)
         if self._mode == "TF":
             out = counts.astype(np.float32)

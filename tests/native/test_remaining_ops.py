@@ -311,6 +311,25 @@ def test_tfidf_matches_onnxruntime(
     assert_same(*run_both(model, {"x": x}), rtol=1e-6)
 
 
+@SETTINGS
+@given(
+    rows=st.lists(st.lists(st.sampled_from(["a", "b", "c", "zz"]), min_size=5, max_size=5), min_size=1, max_size=3),
+    grams=st.lists(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=4), min_size=1, max_size=8),
+    max_skip=st.integers(0, 3),
+    min_n=st.integers(1, 4),
+)
+def test_tfidf_vectorized_counts_match_the_tuple_loop(
+    rows: list[list[str]], grams: list[list[str]], max_skip: int, min_n: int
+) -> None:
+    from edgeai.ops.strings import _GramTable, tfidf_counts
+
+    ngrams = {tuple(g): i for i, g in enumerate(dict.fromkeys(tuple(g) for g in grams))}
+    table = _GramTable(ngrams, 4)
+    arr = strings([t for r in rows for t in r], (len(rows), 5))
+    want = tfidf_counts(arr.tolist(), ngrams, len(ngrams), min_n, 4, max_skip)
+    np.testing.assert_array_equal(table.counts(table.ids(arr), len(ngrams), min_n, 4, max_skip), want)
+
+
 def test_tfidf_strings_match_onnxruntime() -> None:
     x = strings(["the", "cat", "sat", "the", "cat", "ran", "a", "cat"], (2, 4))
     attrs = {
