@@ -119,6 +119,12 @@ def tflite_bytes(graph: Graph, *, description: str = "edgeai partition") -> byte
                 f"node {node.name!r} is {node.domain}:{node.op_type}; only TFLite nodes "
                 f"(domains {BUILTIN_DOMAIN!r}, {CUSTOM_DOMAIN!r}) can be written as .tflite"
             )
+        linked = sorted(k for k in node.attrs if k.endswith("SubgraphIndex"))
+        if linked:
+            raise ModelFormatError(
+                f"node {node.name!r} ({node.op_type}) calls other subgraphs ({', '.join(linked)}); "
+                "only single-subgraph partitions can be written as .tflite"
+            )
         version = int(versions.get(node.name, 1))
         key = (builtin, custom, version)
         if key not in codes:

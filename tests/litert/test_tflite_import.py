@@ -118,3 +118,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
     onnx_like = Graph.build([Node("r", "Relu", inputs=("x",), outputs=("y",))], [], [])
     with pytest.raises(ModelFormatError, match="only TFLite nodes"):
         tflite_bytes(onnx_like)
+    stateful = import_tflite(tb.stateful_accumulator())  # CALL_ONCE runs subgraph 1
+    assert stateful.nodes[0].attrs["initSubgraphIndex"] == 1
+    with pytest.raises(ModelFormatError, match="initSubgraphIndex"):
+        tflite_bytes(stateful)
