@@ -157,7 +157,7 @@ def import_tflite(model: Any, *, subgraph: int = 0) -> Graph:
         ...     t = s.TensorT(); t.name = name; t.shape = [2]; t.type = s.TensorType.FLOAT32; sub.tensors.append(t)
         >>> op = s.OperatorT(); op.opcodeIndex = 0; op.inputs = [0]; op.outputs = [1]
         >>> sub.operators = [op]; sub.inputs = [0]; sub.outputs = [1]; m.subgraphs = [sub]
-        >>> b = flatbuffers.Builder(0); b.Finish(m.Pack(b), file_identifier=b"TFL3")
+        >>> b = flatbuffers.Builder(0); _ = b.Finish(m.Pack(b), file_identifier=b"TFL3")
         >>> g = import_tflite(bytes(b.Output()))
         >>> [(n.domain, n.op_type) for n in g.nodes], g.inputs, g.outputs
         ([('tflite', 'RELU')], ('x',), ('y',))

@@ -122,3 +122,27 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path) -> None:
     assert stateful.nodes[0].attrs["initSubgraphIndex"] == 1
     with pytest.raises(ModelFormatError, match="initSubgraphIndex"):
         tflite_bytes(stateful)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "edgeai.formats.tflite_format",
+        "edgeai.formats.tflite_writer",
+        "edgeai.ops.tflite._common",
+        "edgeai.ops.tflite.conv",
+        "edgeai.ops.tflite.pooling",
+        "edgeai.ops.tflite.elementwise",
+        "edgeai.ops.tflite.quantize",
+        "edgeai.ops.tflite.shape",
+        "edgeai.ops.tflite.softmax",
+        "edgeai.ops.tflite.activations",
+        "edgeai.ops.tflite.mediapipe",
+    ],
+)
+def test_docstring_examples(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
