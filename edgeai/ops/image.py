@@ -8,8 +8,8 @@ method the ONNX specification names), JPEG 2000, TIFF, PNG, WebP and the
 portable any-map family (PBM, PGM, PPM). ``pixel_format`` is ``RGB``
 (default, ``[H, W, 3]``), ``BGR`` (``[H, W, 3]``) or ``Grayscale``
 (``[H, W, 1]``, ITU-R 601-2 luma ``L = 0.299 R + 0.587 G + 0.114 B``, rounded,
-as Pillow converts). Palette, alpha and 16-bit images are converted to 8-bit
-RGB first (alpha is dropped). As the specification asks, bytes that cannot be
+as Pillow converts). Palette and alpha images are converted to 8-bit RGB
+first (alpha is dropped); 16-bit gray keeps its high byte. As the specification asks, bytes that cannot be
 decoded give an empty ``[0, 0, C]`` tensor rather than an error.
 
 Example:
@@ -67,6 +67,11 @@ def decode_image(data: bytes, pixel_format: str = "RGB") -> np.ndarray:
     try:
         with image_mod.open(io.BytesIO(data)) as img:
             img.load()
+            if img.mode.startswith("I;16") or img.mode == "I":
+                # 16-bit gray: keep the high byte (Pillow's own conversion clips at 255)
+                deep = np.asarray(img).astype(np.int64)
+                gray = (np.clip(deep, 0, 65535) >> 8).astype(np.uint8)
+                img = image_mod.fromarray(gray)
             if img.mode not in ("RGB", "L"):
                 img = img.convert("RGB")  # palette, alpha, CMYK, 16-bit, 1-bit: 8-bit RGB first
             img = img.convert("L" if channels == 1 else "RGB")

@@ -112,7 +112,7 @@ class _LabelEncoderBase(Op):
 
     def run(self, x: Any) -> tuple[np.ndarray]:
         arr = np.asarray(x)
-        kind = "U" if arr.dtype.kind in "OU" else ("i" if arr.dtype.kind in "iu" else arr.dtype.kind)
+        kind = "U" if arr.dtype.kind in "OUT" else ("i" if arr.dtype.kind in "iu" else arr.dtype.kind)
         if kind != self._key_kind:
             raise _fail(self.ctx, f"input of {arr.dtype} does not match the keys' type; feed the keys' type")
         table, default, nan_value = self._table, self._default, self._nan_value

@@ -67,7 +67,7 @@ def _fail(ctx: OpContext, message: str) -> InferenceError:
 
 def _as_strings(ctx: OpContext, x: Any, name: str = "input") -> np.ndarray:
     arr = np.asarray(x)
-    if arr.dtype.kind == "U":
+    if arr.dtype.kind in "UT":  # fixed-width str_ and numpy 2's StringDType
         return arr.astype(object)
     if arr.dtype != object or not all(isinstance(v, str) for v in arr.reshape(-1)):
         raise _fail(ctx, f"{name} must be a string tensor, got {arr.dtype}; feed a numpy array of str")

@@ -750,6 +750,37 @@ def test_image_decoder_lossless_formats_give_the_source_pixels(fmt: str, kw: dic
     assert np.abs(gray[:, :, 0].astype(np.float64) - luma).max() <= 1.0
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "P", "L", "I;16"])
+def test_image_decoder_other_pixel_modes_become_rgb(mode: str) -> None:
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    import edgeai.ops.image  # noqa: F401
+
+    rng = np.random.default_rng(6)
+    rgba = rng.integers(0, 256, (5, 4, 4), dtype=np.uint8)
+    source = Image.fromarray(rgba, "RGBA")
+    if mode == "P":
+        source = source.convert("RGB").quantize(colors=16)
+    elif mode == "L":
+        source = source.convert("L")
+    elif mode == "I;16":
+        source = Image.fromarray(rgba[:, :, 0].astype(np.uint16) * 256 + 3)  # high byte v; Pillow picks I;16
+    buf = io.BytesIO()
+    source.save(buf, format="PNG")
+    rgb = native_op("ImageDecoder", np.frombuffer(buf.getvalue(), np.uint8), attrs={})[0]
+    assert rgb.shape == (5, 4, 3) and rgb.dtype == np.uint8
+    if mode == "RGBA":  # alpha dropped
+        np.testing.assert_array_equal(rgb, rgba[:, :, :3])
+    elif mode == "P":  # the palette's colours
+        np.testing.assert_array_equal(rgb, np.asarray(source.convert("RGB")))
+    elif mode == "L":  # gray replicated
+        np.testing.assert_array_equal(rgb, np.repeat(np.asarray(source)[:, :, None], 3, axis=2))
+    else:  # 16-bit gray: the high byte, replicated
+        assert source.mode == "I;16"
+        np.testing.assert_array_equal(rgb, np.repeat(rgba[:, :, :1], 3, axis=2))
+
+
 def test_image_decoder_bad_bytes_give_an_empty_image_and_bad_input_raises() -> None:
     pytest.importorskip("PIL")
     import edgeai.ops.image  # noqa: F401
@@ -807,6 +838,15 @@ def test_random_uniform_like_range_dtype_and_seed() -> None:
     assert make(dtype=11).run(np.zeros(3, np.int64))[0].dtype == np.float64
     with pytest.raises(InferenceError, match="dtype"):
         make().run(np.zeros(3, np.int64))
+
+
+def test_numpy_str_and_stringdtype_inputs_are_string_tensors() -> None:
+    for dtype in (np.str_, np.dtypes.StringDType()):
+        x = np.array(["a b", "c"], dtype=dtype)
+        y, n = native_op("StringSplit", x, attrs={})
+        assert y.dtype == object and y.tolist() == [["a", "b"], ["c", ""]] and n.tolist() == [2, 1]
+        out = native_op("LabelEncoder", x, attrs={"keys_strings": ["c"], "values_int64s": [3]}, domain=ML, opset=4)
+        assert out[0].tolist() == [-1, 3]
 
 
 def test_errors_are_edgeai_errors() -> None:
