@@ -6,8 +6,12 @@ produces them). Semantics follow the ONNX specification:
 - ``StringNormalizer-10`` drops the elements equal to a stop word (compared
   case-insensitively unless ``is_case_sensitive=1``), then lower- or upper-cases
   what is left (Unicode case mapping of Python's ``str``; ``locale`` is
-  accepted but does not change the mapping). Input ``[C]`` or ``[1, C]``; when
-  every element is dropped the output is ``[""]`` (``[[""]]`` for ``[1, C]``).
+  accepted but does not change the mapping, so Turkish dotted/dotless i
+  follow the default Unicode rules). Input ``[C]`` or ``[1, C]``; when every
+  element is dropped the output is ``[""]`` (``[[""]]`` for ``[1, C]``).
+  Accents are kept, as in ONNX Runtime (``onnx.reference`` strips them, which
+  the specification does not ask for); ``"ß".upper()`` is ``"SS"`` here,
+  ONNX Runtime maps character by character and keeps ``"ß"``.
 - ``StringConcat-20`` joins two string tensors element-wise with numpy broadcasting.
 - ``StringSplit-20`` splits every element on ``delimiter`` (absent or empty:
   runs of whitespace, leading and trailing whitespace ignored), at most
