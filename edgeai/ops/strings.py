@@ -201,6 +201,7 @@ _POSIX_CLASSES = {
 }
 _BOUNDARY = f"(?:(?<=[{_WORD}])(?![{_WORD}])|(?<![{_WORD}])(?=[{_WORD}]))"
 _NOT_BOUNDARY = f"(?:(?<=[{_WORD}])(?=[{_WORD}])|(?<![{_WORD}])(?![{_WORD}]))"
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 _FLAGS = re.compile(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?[:)]")
 
 
@@ -317,6 +318,14 @@ def re2_to_python(pattern: str) -> str:
                 out.append("(?P<")
                 i += 3
                 continue
+        if c == "{":
+            rep = _REPEAT.match(pattern, i)
+            if rep is None:  # not a counted repetition: a literal brace in RE2 (Python reads {,n} as one)
+                out.append("\\{")
+                i += 1
+                continue
+            if max(int(v) for v in rep.groups() if v) > 1000:
+                raise ValueError("RE2 allows repetition counts up to 1000")
         if c in "*+?}" and pattern.startswith("+", i + 1):
             raise ValueError("possessive quantifiers are not RE2 syntax")
         if c == "$" and not multiline:

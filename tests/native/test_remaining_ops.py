@@ -168,6 +168,7 @@ def test_string_concat_matches_onnxruntime_with_broadcast(a: list[str], b: str) 
         (r"\w+\s\w+", ["ab c", "é x", "a\u00a0b"]),
         (r"a$\n?", ["a", "a\n"]),  # RE2's $ is the very end; Python's also before a final newline
         (r"(?<g>b)+", ["bb", "a"]),
+        ("a{,2}x{2}y{1,}z{2", ["a{,2}xxyyz{2", "aaxxyz{2", "xxy"]),  # RE2: {,n} and {n are literal
         (r"[^\x00-\x7f]+", ["日本", "abc", "é"]),
         (r"", ["", "a"]),
     ],
@@ -190,7 +191,7 @@ def ort_session_fails(model: bytes) -> bool:
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"(a)\1", r"a(?=b)", r"a(?!b)", r"(?<=a)b", r"(?<!a)b", r"(?>a)", "a*+", r"a\Z", r"(?P=n)"],
+    [r"(a)\1", r"a(?=b)", r"a(?!b)", r"(?<=a)b", r"(?<!a)b", r"(?>a)", "a*+", r"a\Z", r"(?P=n)", "a{1001}"],
 )
 def test_regex_full_match_rejects_what_re2_rejects(pattern: str) -> None:
     x = strings(["a"])
@@ -236,7 +237,7 @@ RE2_TAIL = ["", r"\b", r"\B", "$", r"\z"]
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     atoms=st.lists(
-        st.tuples(st.sampled_from(RE2_ATOMS), st.sampled_from(["", "*", "+", "?", "{1,2}", "*?"])),
+        st.tuples(st.sampled_from(RE2_ATOMS), st.sampled_from(["", "*", "+", "?", "{1,2}", "{2,}", "{,2}", "*?"])),
         min_size=1,
         max_size=4,
     ),
