@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeai.errors import InferenceError, InputNameError, UnsupportedOpError
+from edgeai.errors import EdgeAIError, InferenceError, InputNameError, UnsupportedOpError
 from edgeai.graph.ir import Graph, Node
 from edgeai.ops._base import Op, OpContext, lookup, resolve_version
 
@@ -253,8 +253,8 @@ class CompiledGraph:
         )
         try:
             return cls(ctx)
-        except (UnsupportedOpError, InferenceError):
-            raise
+        except EdgeAIError:
+            raise  # already says what is wrong (unsupported op, bad model, ...)
         except Exception as exc:
             raise InferenceError(
                 f"building node {node.name!r} ({node.op_type}, opset {opset}) of {self._what} failed: {exc}"
@@ -306,7 +306,7 @@ class CompiledGraph:
                     slots[i] = v
                 for i in frees:
                     slots[i] = None
-        except (InferenceError, UnsupportedOpError, InputNameError):
+        except EdgeAIError:
             raise
         except Exception as exc:
             node = self._step_nodes[k]
