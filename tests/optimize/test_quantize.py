@@ -76,8 +76,8 @@ def test_percentile_ranges_match_numpy_percentiles(demo_float: Path, demo_calibr
         values = acts[name]
         width = (values.max() - values.min()) / 2048  # one histogram bin
         lo, hi = ranges[name]
-        assert hi == pytest.approx(max(0.0, np.percentile(values, 99.0)), abs=2 * width)
-        assert lo == pytest.approx(min(0.0, np.percentile(values, 1.0)), abs=2 * width)
+        assert hi == pytest.approx(max(0.0, np.percentile(values, 99.0)), abs=float(2 * width))
+        assert lo == pytest.approx(min(0.0, np.percentile(values, 1.0)), abs=float(2 * width))
         assert hi < values.max()  # the top 1% was clipped
 
 
