@@ -258,10 +258,15 @@ class LiteRTExecutable:
             self.inputs, self.outputs = raw_inputs, raw_outputs
         self.output_names = [s.name for s in self.outputs]
         self._shapes = [tuple(d["shape"]) for d in self._in]
-        self._out_index = {d["name"]: d["index"] for d in self._out}
+        self._refresh_fast()
 
     def run_fast(self, output_names: Sequence[str], feeds: dict[str, Any], run_options: Any = None) -> list[Any]:
-        """The common case with nothing to convert: set, invoke, get. Anything else takes :meth:`run`."""
+        """The common case with nothing to convert: set, invoke, get. Anything else takes :meth:`run`.
+
+        Calls the interpreter's pybind methods directly: the Python wrappers only
+        add a frame each, and ``invoke``'s safety check guards numpy views of
+        internal buffers, which edgeai never hands out (``GetTensor`` copies).
+        """
         if self._quantize_io:
             return self.run(feeds, output_names)
         with self._lock:
@@ -270,16 +275,24 @@ class LiteRTExecutable:
                 from edgeai.errors import SessionClosedError
 
                 raise SessionClosedError("the session is closed; create a new edgeai.Session")
-            for detail, shape in zip(self._in, self._shapes):
-                value = feeds[detail["name"]]
+            # not kept on self: LiteRT counts references to it to detect live views
+            native = interp._interpreter if self._direct else _WrapperCalls(interp)
+            for name, index, shape in self._fast_in:
+                value = feeds[name]
                 if type(value) is not np.ndarray or value.shape != shape:
                     break
-                interp.set_tensor(detail["index"], value)
+                native.SetTensor(index, value)
             else:
-                interp.invoke()
-                index = self._out_index
-                return [interp.get_tensor(index[n]) for n in output_names]
+                native.Invoke()
+                out_index = self._out_index
+                return [native.GetTensor(out_index[n], 0) for n in output_names]
+            del native, interp
         return self.run(feeds, output_names)
+
+    def _refresh_fast(self) -> None:
+        self._direct = hasattr(getattr(self._interp, "_interpreter", None), "SetTensor")
+        self._fast_in = [(d["name"], d["index"], shape) for d, shape in zip(self._in, self._shapes)]
+        self._out_index = {d["name"]: d["index"] for d in self._out}
 
     @staticmethod
     def _float_spec(spec: TensorSpec) -> TensorSpec:
@@ -317,6 +330,7 @@ class LiteRTExecutable:
                 values.append(np.ascontiguousarray(value))  # a wrong dtype is refused by set_tensor
             if resized:
                 interp.allocate_tensors()
+                self._fast_in = [(d["name"], d["index"], shape) for d, shape in zip(self._in, self._shapes)]
             for detail, value in zip(self._in, values):
                 interp.set_tensor(detail["index"], value)
             try:
@@ -348,7 +362,7 @@ class LiteRTExecutable:
             self._in = fresh.get_input_details()
             self._out = fresh.get_output_details()
             self._shapes = [tuple(d["shape"]) for d in self._in]
-            self._out_index = {d["name"]: d["index"] for d in self._out}
+            self._refresh_fast()
 
     def placement(self) -> PlacementReport:
         try:
@@ -396,6 +410,15 @@ class LiteRTExecutable:
     def close(self) -> None:
         with self._lock:
             self._interp = None
+
+
+class _WrapperCalls:
+    """The pybind method names over an interpreter that exposes only the Python API."""
+
+    def __init__(self, interp: Any) -> None:
+        self.SetTensor = interp.set_tensor
+        self.Invoke = interp.invoke
+        self.GetTensor = interp.get_tensor
 
 
 BACKEND = LiteRTBackend()
