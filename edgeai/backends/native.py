@@ -153,6 +153,26 @@ def _spec(graph: Any, name: str) -> TensorSpec:
     return TensorSpec(name, dtype, shape, value.quant)
 
 
+# Float ops whose native implementation calls BLAS (numpy matmul/tensordot/einsum).
+_BLAS_OPS = frozenset(
+    {
+        "MatMul",
+        "Gemm",
+        "Conv",
+        "ConvTranspose",
+        "Einsum",
+        "LSTM",
+        "GRU",
+        "RNN",
+        "Attention",
+        "MultiHeadAttention",
+        "GroupQueryAttention",
+        "DeformConv",
+        "MatMulIntegerToFloat",
+    }
+)
+
+
 class NativeExecutable:
     """An IR graph (a whole model or a partition) compiled for the native engine.
 
@@ -185,7 +205,8 @@ class NativeExecutable:
         # With threads=N, BLAS (numpy's matmul under the float ops) is capped at N threads
         # for each run: OpenBLAS's default pool oversubscribes a busy 2-core machine badly
         # (resnet50 3.1 s against 0.6 s with one thread, measured under load).
-        self._blas_threads = int(options["threads"]) if options.get("threads") else None
+        uses_blas = any(n.op_type in _BLAS_OPS for _, n in graph.walk())
+        self._blas_threads = int(options["threads"]) if options.get("threads") and uses_blas else None
         self._blas = None
 
     def _blas_limit(self) -> Any:

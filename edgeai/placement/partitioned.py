@@ -117,7 +117,13 @@ class PartitionedExecutable:
             sub_source = ModelSource(format="onnx", proto=sub)
             sub_source.metadata["partition"] = p.index
             backend = get_backend(p.device.backend)
-            exe = backend.load(sub_source, p.device, {**options, "profile": False})
+            sub_options = {**options, "profile": False}
+            if p.device.backend == "onnxruntime":
+                # between partitions the next runtime needs the cores: ORT's pool must not spin
+                cfg = dict(options.get("ort_config") or {})
+                cfg.setdefault("session.intra_op.allow_spinning", "0")
+                sub_options["ort_config"] = cfg
+            exe = backend.load(sub_source, p.device, sub_options)
             free = [v for v, last in last_use.items() if last == p.index and v not in keep]
             self._steps.append((exe, list(p.inputs), list(p.outputs), free))
 
