@@ -22,6 +22,7 @@ The tree::
     ├── InferenceError                the runtime failed while running
     ├── SessionClosedError            run() after close()
     ├── MissingDependencyError        (also ImportError) an optional extra is not installed
+    ├── KernelError                   (also ValueError) an INT8 kernel cannot take these arguments or path
     ├── OptimizationError             (also ValueError) a model or option cannot be optimized as asked
     │   ├── CalibrationError          empty calibration data, or feeds that do not match the model
     │   └── AlreadyQuantizedError     the model is quantized already
@@ -69,6 +70,7 @@ __all__ = [
     "InputTypeError",
     "InputValidationError",
     "IntegrityError",
+    "KernelError",
     "MissingDependencyError",
     "MixAndMatchError",
     "ModelError",
@@ -185,6 +187,10 @@ class SessionClosedError(EdgeAIError, RuntimeError):
 
 class MissingDependencyError(EdgeAIError, ImportError):
     """An optional dependency is not installed; the message names the pip command."""
+
+
+class KernelError(EdgeAIError, ValueError):
+    """An INT8 kernel cannot take the given weights, parameters or code path."""
 
 
 class OptimizationError(EdgeAIError, ValueError):

@@ -208,6 +208,7 @@ class NativeExecutable:
         uses_blas = any(n.op_type in _BLAS_OPS for _, n in graph.walk())
         self._blas_threads = int(options["threads"]) if options.get("threads") and uses_blas else None
         self._blas = None
+        self._serial = int(options.get("threads") or 1) > 1
 
     def _blas_limit(self) -> Any:
         if self._blas is None:
@@ -242,6 +243,14 @@ class NativeExecutable:
         compiled = self._compiled
         if compiled is None:
             raise SessionClosedError("the session is closed; create a new edgeai.Session")
+        if self._serial:
+            # numba's workqueue threading layer is not re-entrant: multi-threaded
+            # kernels must not be entered from two Python threads at once
+            with self._lock:
+                return self._run(compiled, feeds, output_names)
+        return self._run(compiled, feeds, output_names)
+
+    def _run(self, compiled: Any, feeds: dict[str, Any], output_names: Sequence[str] | None) -> list[Any]:
         if self._blas_threads is None:
             return compiled.run(self._check(feeds), output_names)
         with self._blas_limit():

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeai.errors import EdgeAIError, InputShapeError, InputTypeError
+from edgeai.errors import InputShapeError, InputTypeError, KernelError
 from edgeai.kernels.cpu import cpu_features, kernel_path, set_kernel_path
 
 __all__ = [
@@ -44,7 +44,7 @@ _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 _AMX_CONFIG: np.ndarray | None = None
 
 
-class KernelArgumentError(EdgeAIError, ValueError):
+class KernelArgumentError(KernelError):
     """Weights, zero points or requantization parameters that no kernel can take as given."""
 
 
@@ -189,12 +189,18 @@ def _wrap32(v: np.ndarray) -> np.ndarray:
 class _Packed:
     """Weights [K, N] packed for one kernel kind, with what the zero-point correction needs."""
 
-    def __init__(self, bmat: np.ndarray, real: np.ndarray, bz: np.ndarray, path: str) -> None:
+    def __init__(
+        self, bmat: np.ndarray, real: np.ndarray, bz: np.ndarray, path: str, kind: str | None = None
+    ) -> None:
         # real[k]: False for K rows that are padding (zero in A's layout); they stay zero after the shift
         from edgeai.kernels.pack import choose_kind, pack_panels
         from edgeai.kernels.tiles import KIND_CODES, KIND_TILE
 
         self.kind, offset = choose_kind(path, bmat[real])
+        if kind is not None and kind != self.kind:
+            # one microkernel serves every group of a grouped conv: all groups take the same kind
+            # (avx2_i16 is exact for any int8/uint8 weights and needs no offset)
+            self.kind, offset = kind, 0
         self.code = KIND_CODES[self.kind]
         self.mr, self.nr = KIND_TILE[self.code]
         shifted = np.where(real[:, None], bmat - offset, 0)
@@ -453,6 +459,7 @@ class ConvKernel:
         self.packs: list[_Packed] = []
         self.eps: list[_Epilogue] = []
         self.biases: list[np.ndarray] = []
+        self._group_sources: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for g in range(self.group):
             sl = slice(g * self.mg, (g + 1) * self.mg)
             wg = w[sl].astype(np.int64).transpose(2, 3, 1, 0)  # [kH, kW, Cg, Mg]
@@ -468,9 +475,15 @@ class ConvKernel:
                 preal = np.zeros((runs, self.run64), bool)
                 preal[:, :run] = real.reshape(runs, run)
                 bmat, real = padded, preal
-            self.packs.append(_Packed(bmat.reshape(-1, self.mg), real.reshape(-1), wz[sl], self.path))
+            self._group_sources.append((bmat.reshape(-1, self.mg), real.reshape(-1), wz[sl]))
+            self.packs.append(_Packed(*self._group_sources[-1], self.path))
             self.eps.append(self.ep.slice(g * self.mg, (g + 1) * self.mg))
             self.biases.append(self.bias[sl].copy())
+        if len({p.kind for p in self.packs}) > 1:
+            # groups chose different microkernels (AVX2: 7-bit for some, int16 for others); the call runs
+            # one kernel for all groups, so repack them all with the exact int16 kind
+            self.packs = [_Packed(*src, self.path, kind="avx2_i16") for src in self._group_sources]
+        self._group_sources = []
         self.fn = _entry(self.packs[0].code, threads)
         self._geom: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int]] = {}
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import os
 
-from edgeai.errors import EdgeAIError
+from edgeai.errors import KernelError
 
 __all__ = ["PATHS", "available_paths", "cpu_features", "kernel_path", "set_kernel_path"]
 
@@ -38,7 +38,7 @@ PATHS = ("amx", "vnni", "avx2", "portable")
 _forced: str | None = None
 
 
-class KernelPathError(EdgeAIError, ValueError):
+class KernelPathError(KernelError):
     """A kernel path was requested that is unknown or that this CPU cannot run."""
 
 

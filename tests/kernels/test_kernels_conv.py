@@ -196,3 +196,22 @@ def test_conv_bad_arguments_raise_clear_errors() -> None:
         prepare_conv(w, 0, x_dtype=np.uint8, layout="NCWH")
     with pytest.raises(InputShapeError, match=r"\(N, H, W, 2\)"):
         prepare_conv(w, 0, x_dtype=np.uint8, layout="NHWC")(np.ones((1, 2, 5, 5), np.uint8), 0)
+
+
+def test_grouped_conv_whose_groups_need_different_microkernels(kernel_path: str) -> None:
+    """Group 0's uint8 weights span more than 127 (AVX2: exact int16 kernel), group 1's do not (7-bit
+    kernel): one call runs every group, so all must be packed for the same kernel. Found by the
+    derandomized CI profile; it was wrong on the AVX2 path only."""
+    case = {
+        "x": np.array([[[[217, 163]], [[130, 69]]], [[[78, 10]], [[19, 4]]]], np.uint8),
+        "x_zp": 0,
+        "w": np.array([44, 208, 166, 233], np.uint8).reshape(4, 1, 1, 1),
+        "w_zp": np.array(0, np.uint8),
+        "bias": None,
+        "strides": (1, 1),
+        "pads": (0, 0, 0, 0),
+        "dilations": (1, 1),
+        "group": 2,
+    }
+    f = prepare_conv(case["w"], case["w_zp"], x_dtype=np.dtype(np.uint8), **_geometry(case))
+    np.testing.assert_array_equal(f(case["x"], 0), _ref(case))
