@@ -153,7 +153,12 @@ def split_strings(x: np.ndarray, delimiter: str | None, maxsplit: int | None) ->
     ([['1', '2'], ['3', '']], [2, 1])
     """
     limit = -1 if maxsplit is None else maxsplit
-    pieces = [s.split(delimiter or None, limit) for s in x.reshape(-1)]
+    if delimiter:
+        pieces = [s.split(delimiter, limit) for s in x.reshape(-1)]
+    else:
+        # whitespace: leading and trailing whitespace is ignored (the spec), also when maxsplit stops early
+        # (Python's split(None, n) keeps the trailing whitespace of the unsplit rest)
+        pieces = [s.strip().split(None, limit) for s in x.reshape(-1)]
     counts = np.array([len(p) for p in pieces], dtype=np.int64).reshape(x.shape)
     width = max((len(p) for p in pieces), default=0)
     out = np.full((len(pieces), width), "", dtype=object)
