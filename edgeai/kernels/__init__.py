@@ -12,8 +12,8 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from edgeai._lazy import lazy_attributes
 
 __all__ = [
     "KernelArgumentError",
@@ -38,9 +38,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'edgeai.kernels' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
