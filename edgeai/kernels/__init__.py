@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-
 from edgeai._lazy import lazy_attributes
 
 __all__ = [
