@@ -85,9 +85,7 @@ def compare(name: str, model: Any, feeds: dict[str, np.ndarray], rounds: int, ca
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--json", action="store_true")
@@ -105,14 +103,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(
-        f"onnxruntime {ort.__version__}, edgeai {edgeai.__version__}; median of {args.rounds} interleaved rounds"
-    )
+    print(f"onnxruntime {ort.__version__}, edgeai {edgeai.__version__}; median of {args.rounds} interleaved rounds")
     print(f"{'model':28} {'raw ORT us':>11} {'edgeai us':>10} {'ratio':>7} {'overhead us':>12}")
     for r in results:
-        print(
-            f"{r['model']:28} {r['raw_us']:11.2f} {r['edgeai_us']:10.2f} {r['ratio']:7.3f} {r['overhead_us']:12.2f}"
-        )
+        print(f"{r['model']:28} {r['raw_us']:11.2f} {r['edgeai_us']:10.2f} {r['ratio']:7.3f} {r['overhead_us']:12.2f}")
 
 
 if __name__ == "__main__":

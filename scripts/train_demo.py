@@ -107,9 +107,7 @@ def main() -> None:
     import onnx
 
     proto = onnx.load(str(onnx_path))
-    proto.doc_string = (
-        "edgeai demo: CNN trained on scikit-learn's 8x8 handwritten digits (scripts/train_demo.py)"
-    )
+    proto.doc_string = "edgeai demo: CNN trained on scikit-learn's 8x8 handwritten digits (scripts/train_demo.py)"
     proto.producer_name = "edgeai scripts/train_demo.py"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(onnx_path))

@@ -37,6 +37,4 @@ def mobilenetv2_qdq(mobilenetv2_float: Path) -> Path:
 def mobilenetv2_qoperator(mobilenetv2_float: Path) -> Path:
     from models import quantize_mobilenetv2
 
-    return quantize_mobilenetv2(
-        mobilenetv2_float, mobilenetv2_float.with_name("mbv2_qop.onnx"), fmt="QOperator"
-    )
+    return quantize_mobilenetv2(mobilenetv2_float, mobilenetv2_float.with_name("mbv2_qop.onnx"), fmt="QOperator")

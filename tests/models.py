@@ -122,9 +122,7 @@ def export_mobilenetv2(path: Path, *, width: float = 0.5, resolution: int = 96, 
 
 def calibration_data(n: int = 8, resolution: int = 96, seed: int = 1) -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(seed)
-    return [
-        {"input": rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32)} for _ in range(n)
-    ]
+    return [{"input": rng.standard_normal((1, 3, resolution, resolution)).astype(np.float32)} for _ in range(n)]
 
 
 def quantize_mobilenetv2(

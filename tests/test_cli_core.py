@@ -35,24 +35,17 @@ def test_run_writes_npy_matching_onnxruntime(tmp_path: Path, capsys: pytest.Capt
     images, _ = edgeai.demo.samples()
     np.save(tmp_path / "x.npy", images[:4])
     out_dir = tmp_path / "out"
-    assert (
-        main(["run", str(edgeai.demo.model_path()), "-i", f"image={tmp_path / 'x.npy'}", "-o", str(out_dir)])
-        == 0
-    )
+    assert main(["run", str(edgeai.demo.model_path()), "-i", f"image={tmp_path / 'x.npy'}", "-o", str(out_dir)]) == 0
     got = np.load(out_dir / "probabilities.npy")
     raw = ort.InferenceSession(str(edgeai.demo.model_path()), providers=["CPUExecutionProvider"])
     np.testing.assert_array_equal(got, raw.run(None, {"image": images[:4]})[0])
     # the one-input short form
-    assert (
-        main(["run", str(edgeai.demo.model_path()), "-i", str(tmp_path / "x.npy"), "-o", str(out_dir)]) == 0
-    )
+    assert main(["run", str(edgeai.demo.model_path()), "-i", str(tmp_path / "x.npy"), "-o", str(out_dir)]) == 0
 
 
 def test_run_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     np.save(tmp_path / "x.npy", np.zeros((1, 8, 8), np.float32))
-    code = main(
-        ["run", str(edgeai.demo.model_path()), "-i", f"image={tmp_path / 'x.npy'}", "-o", str(tmp_path)]
-    )
+    code = main(["run", str(edgeai.demo.model_path()), "-i", f"image={tmp_path / 'x.npy'}", "-o", str(tmp_path)])
     assert code == 2
     assert "expects rank 4" in capsys.readouterr().err
 
@@ -76,9 +69,7 @@ def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     )
     result = json.loads(capsys.readouterr().out)
     assert result["runs"] == 20 and result["batch"] == 4
-    assert (
-        0 < result["min_ms"] <= result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
-    )
+    assert 0 < result["min_ms"] <= result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"] <= result["max_ms"]
 
 
 def test_demo_subprocess_reports_accuracy_and_device() -> None:
@@ -98,7 +89,9 @@ def test_missing_model_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bench_compare_json(capsys: pytest.CaptureFixture[str]) -> None:
     path = str(edgeai.demo.model_path())
-    code = main(["bench", "--compare", f"{path}@onnxruntime", f"{path}@native", "--runs", "20", "--rounds", "2", "--json"])
+    code = main(
+        ["bench", "--compare", f"{path}@onnxruntime", f"{path}@native", "--runs", "20", "--rounds", "2", "--json"]
+    )
     assert code == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["device"] for r in rows] == ["onnxruntime:cpu", "native:cpu"]

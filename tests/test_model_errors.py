@@ -95,9 +95,7 @@ def _model_with_external(tmp_path: Path, location: str) -> Path:
     model_dir = tmp_path / "model"
     model_dir.mkdir(exist_ok=True)
     path = model_dir / "ext.onnx"
-    path.write_bytes(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
-    )
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     return path
 
 

@@ -64,9 +64,7 @@ class Executable(Protocol):
     outputs: list[TensorSpec]
     device: Device
 
-    def run(
-        self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None
-    ) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
         """Run on ``feeds``; return the outputs named (all, in model order, by default)."""
         ...
 

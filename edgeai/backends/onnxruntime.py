@@ -240,9 +240,7 @@ class OrtExecutable:
     def output_names(self) -> list[str]:
         return self._output_names
 
-    def run(
-        self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None
-    ) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
         try:
             return self._session.run(list(output_names) if output_names else None, feeds)
         except Exception as exc:

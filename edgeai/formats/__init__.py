@@ -101,15 +101,12 @@ def open_model(model: Any) -> ModelSource:
     if isinstance(model, (str, os.PathLike)):
         path = Path(model).expanduser()
         if not path.exists():
-            raise ModelNotFoundError(
-                f"model file {str(path)!r} does not exist (working directory: {os.getcwd()})"
-            )
+            raise ModelNotFoundError(f"model file {str(path)!r} does not exist (working directory: {os.getcwd()})")
         if path.is_dir():
             if path.suffix.lower() == ".mlpackage":
                 return ModelSource(format="coreml", path=path)
             raise ModelFormatError(
-                f"{str(path)!r} is a directory, not a model file "
-                "(only Core ML .mlpackage models are directories)"
+                f"{str(path)!r} is a directory, not a model file (only Core ML .mlpackage models are directories)"
             )
         if path.stat().st_size == 0:
             raise ModelFormatError(f"model file {str(path)!r} is empty (0 bytes)")
@@ -119,6 +116,5 @@ def open_model(model: Any) -> ModelSource:
     if type(model).__name__ == "ModelProto" and hasattr(model, "graph"):
         return ModelSource(format="onnx", proto=model)
     raise ModelFormatError(
-        f"cannot open a model from {type(model).__name__}: pass a file path, the model's bytes "
-        "or an onnx.ModelProto"
+        f"cannot open a model from {type(model).__name__}: pass a file path, the model's bytes or an onnx.ModelProto"
     )

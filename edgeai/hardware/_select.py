@@ -88,11 +88,7 @@ def select_device(
     low = key.lower()
     if low == "auto":
         return ranked[0]
-    matches = [
-        d
-        for d in ranked
-        if low in (d.id.lower(), d.provider.lower(), d.kind.value.lower(), d.backend.lower())
-    ]
+    matches = [d for d in ranked if low in (d.id.lower(), d.provider.lower(), d.kind.value.lower(), d.backend.lower())]
     if matches:
         return matches[0]
     if fallback:

@@ -189,9 +189,7 @@ def _wrap32(v: np.ndarray) -> np.ndarray:
 class _Packed:
     """Weights [K, N] packed for one kernel kind, with what the zero-point correction needs."""
 
-    def __init__(
-        self, bmat: np.ndarray, real: np.ndarray, bz: np.ndarray, path: str, kind: str | None = None
-    ) -> None:
+    def __init__(self, bmat: np.ndarray, real: np.ndarray, bz: np.ndarray, path: str, kind: str | None = None) -> None:
         # real[k]: False for K rows that are padding (zero in A's layout); they stay zero after the shift
         from edgeai.kernels.pack import choose_kind, pack_panels
         from edgeai.kernels.tiles import KIND_CODES, KIND_TILE

@@ -117,9 +117,7 @@ def test_stateful_model_keeps_and_resets_state(tmp_path: Path) -> None:
 def test_placement_reports_delegated_nodes(cnn_path: Path) -> None:
     report = edgeai.Session(cnn_path).placement
     assert [n.op_type for n in report.nodes] == ["CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
-    assert all(
-        "XNNPACK delegate" in n.reason or "LiteRT builtin kernel" in n.reason for n in report.nodes
-    )
+    assert all("XNNPACK delegate" in n.reason or "LiteRT builtin kernel" in n.reason for n in report.nodes)
     assert INTERPRETER in report.source
 
 
