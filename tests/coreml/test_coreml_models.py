@@ -24,17 +24,7 @@ from edgeai.formats.coreml_mil import covered_mil_ops, covered_nn_layers, import
 pytestmark = pytest.mark.skipif(can_predict(), reason="these tests cover the off-Apple import path")
 
 
-class SmallCNN(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.c2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
-        self.fc = torch.nn.Linear(16, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.c1(x))
-        x = torch.relu(self.c2(x))
-        return self.fc(x.mean((2, 3)))
+from torch_models import SmallCNN  # noqa: E402
 
 
 class ManyOps(torch.nn.Module):
