@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import edgeai
+from edgeai.benchmarking import interleaved
 from edgeai.export import export
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -53,27 +51,6 @@ def _model(kind: str) -> tuple[Any, Any]:
         torch.nn.Linear(32 * 16 * 16, 10),
     ).eval()
     return model, torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-
-
-def _time_calls(fn: Callable[[], Any], calls: int) -> float:
-    clock = time.perf_counter
-    t0 = clock()
-    for _ in range(calls):
-        fn()
-    return (clock() - t0) / calls
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], rounds: int, calls: int) -> dict[str, float]:
-    """Median seconds per call of each function, rounds rotating the order."""
-    for fn in fns.values():
-        _time_calls(fn, max(1, calls // 4))
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            times[name].append(_time_calls(fns[name], calls))
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> int:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -49,14 +47,8 @@ def _ort_matmul_integer(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     return lambda a: sess.run(None, {"A": a})[0]
 
 
-def _time(fn: Callable[[], Any], calls: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - t0) / calls
-
-
 def main() -> None:
+    from edgeai.benchmarking import time_calls
     from edgeai.kernels.api import prepare_gemm
     from edgeai.kernels.cpu import available_paths, cpu_features, kernel_path, set_kernel_path
 
@@ -87,9 +79,9 @@ def main() -> None:
         calls = max(3, int(3e8 / (2 * m * n * k)))
         times: dict[str, list[float]] = {"ort": [], **{p: [] for p in kernels}}
         for _ in range(args.rounds):
-            times["ort"].append(_time(lambda o=ort_fn, x=a: o(x), calls))
+            times["ort"].append(time_calls(lambda o=ort_fn, x=a: o(x), calls))
             for p, f in kernels.items():
-                times[p].append(_time(lambda f=f, x=a: f(x, 0), calls))
+                times[p].append(time_calls(lambda f=f, x=a: f(x, 0), calls))
         med = {key: statistics.median(v) for key, v in times.items()}
         ops = 2 * m * n * k
         row = {"shape": f"{m}x{n}x{k}", "ort_gops": ops / med["ort"] / 1e9}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -77,14 +76,8 @@ def _ort_qlinear_conv(
     return lambda x: sess.run(None, {"X": x})[0]
 
 
-def _time(fn: Callable[[], Any], calls: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - t0) / calls
-
-
 def main() -> None:
+    from edgeai.benchmarking import time_calls
     from edgeai.kernels.api import Requant, prepare_conv
     from edgeai.kernels.cpu import available_paths, cpu_features, kernel_path, set_kernel_path
 
@@ -129,9 +122,9 @@ def main() -> None:
         calls = 10
         times: dict[str, list[float]] = {"ort": [], **{p: [] for p in kernels}}
         for _ in range(args.rounds):
-            times["ort"].append(_time(lambda o=ort_fn, v=x: o(v), calls))
+            times["ort"].append(time_calls(lambda o=ort_fn, v=x: o(v), calls))
             for p, f in kernels.items():
-                times[p].append(_time(lambda f=f, v=x, z=x_zp: f(v, z), calls))
+                times[p].append(time_calls(lambda f=f, v=x, z=x_zp: f(v, z), calls))
         med = {key: statistics.median(v) for key, v in times.items()}
         row: dict[str, Any] = {"layer": name, "ort_ms": med["ort"] * 1e3}
         for p in kernels:

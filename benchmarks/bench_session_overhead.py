@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +25,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 import edgeai
+from edgeai.benchmarking import time_calls
 
 
 def _tiny_model() -> bytes:
@@ -39,14 +38,6 @@ def _tiny_model() -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return model.SerializeToString()
-
-
-def _time_calls(fn: Callable[[], Any], calls: int) -> float:
-    clock = time.perf_counter
-    t0 = clock()
-    for _ in range(calls):
-        fn()
-    return (clock() - t0) / calls
 
 
 def compare(name: str, model: Any, feeds: dict[str, np.ndarray], rounds: int, calls: int) -> dict[str, Any]:
@@ -64,13 +55,13 @@ def compare(name: str, model: Any, feeds: dict[str, np.ndarray], rounds: int, ca
         return sess.run(feeds)
 
     for fn in (raw_call, edge_call):  # warm-up
-        _time_calls(fn, calls // 4 + 1)
+        time_calls(fn, calls // 4 + 1)
     raw_t: list[float] = []
     edge_t: list[float] = []
     for r in range(rounds):
         order = (raw_call, edge_call) if r % 2 == 0 else (edge_call, raw_call)
         for fn in order:
-            (raw_t if fn is raw_call else edge_t).append(_time_calls(fn, calls))
+            (raw_t if fn is raw_call else edge_t).append(time_calls(fn, calls))
     raw_med = statistics.median(raw_t)
     edge_med = statistics.median(edge_t)
     return {

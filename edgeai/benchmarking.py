@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from edgeai.specs import TensorSpec
 
-__all__ = ["BenchResult", "benchmark", "interleaved", "random_feeds"]
+__all__ = ["BenchResult", "benchmark", "interleaved", "random_feeds", "time_calls"]
 
 
 class BenchResult(BaseModel):
@@ -112,7 +112,12 @@ def benchmark(
     )
 
 
-def _time_calls(fn: Callable[[], Any], calls: int) -> float:
+def time_calls(fn: Callable[[], Any], calls: int) -> float:
+    """Mean seconds per call of ``fn`` over ``calls`` back-to-back calls.
+
+    >>> time_calls(lambda: None, 10) >= 0
+    True
+    """
     clock = time.perf_counter
     t0 = clock()
     for _ in range(calls):
@@ -131,10 +136,10 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], rounds: int, calls: int) -
     ['a', 'b']
     """
     for fn in fns.values():
-        _time_calls(fn, max(1, calls // 4))
+        time_calls(fn, max(1, calls // 4))
     times: dict[str, list[float]] = {k: [] for k in fns}
     names = list(fns)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            times[name].append(_time_calls(fns[name], calls))
+            times[name].append(time_calls(fns[name], calls))
     return {k: statistics.median(v) for k, v in times.items()}
