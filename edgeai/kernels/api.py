@@ -616,49 +616,14 @@ class ConvKernel:
                 buf = np.empty((hp, wp, self.c), np.int16)
                 for n in range(nb):
                     conv.depthwise_stage(xu, n, self.pt, self.pl, xzp, flip, buf, self.nhwc)
+                    args = (
+                        buf, self.wdw, self.sh, self.sw, self.dh, self.dw, oh, ow, self.bias,
+                        ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax, flat, n * self.m * plane,
+                    )  # fmt: skip
                     if self.threads > 1:
-                        conv.depthwise_rows_parallel(
-                            buf,
-                            self.wdw,
-                            self.sh,
-                            self.sw,
-                            self.dh,
-                            self.dw,
-                            oh,
-                            ow,
-                            self.bias,
-                            ep.mode,
-                            ep.scale,
-                            ep.mult,
-                            ep.shift,
-                            ep.zp,
-                            ep.qmin,
-                            ep.qmax,
-                            flat,
-                            n * self.m * plane,
-                            min(oh, 4 * self.threads),
-                        )
+                        conv.depthwise_rows_parallel(*args, min(oh, 4 * self.threads))
                     else:
-                        conv.depthwise_rows(
-                            buf,
-                            self.wdw,
-                            self.sh,
-                            self.sw,
-                            self.dh,
-                            self.dw,
-                            oh,
-                            ow,
-                            self.bias,
-                            ep.mode,
-                            ep.scale,
-                            ep.mult,
-                            ep.shift,
-                            ep.zp,
-                            ep.qmin,
-                            ep.qmax,
-                            flat,
-                            n * self.m * plane,
-                        )
+                        conv.depthwise_rows(*args)
                 if self.nhwc:
                     out[...] = nchw.transpose(0, 2, 3, 1)
                 return out
