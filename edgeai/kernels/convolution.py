@@ -1,0 +1,392 @@
+"""INT8 2-D convolution kernels: ``prepare_conv`` packs weights once, the callable runs them.
+
+Direct convolution over a padded NHWC staging of the input (no im2col), on the GEMM tile
+drivers of :mod:`edgeai.kernels.tiles`; depthwise convolution on its own channel-vector
+loop (:mod:`edgeai.kernels.conv`). Re-exported by :mod:`edgeai.kernels.api`.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.kernels.api import prepare_conv
+    >>> f = prepare_conv(np.ones((1, 1, 1, 1), np.int8), 0, x_dtype=np.uint8)
+    >>> f(np.full((1, 1, 2, 2), 3, np.uint8), 1)[0, 0]
+    array([[2, 2],
+           [2, 2]], dtype=int32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edgeai.errors import InputShapeError, InputTypeError
+from edgeai.kernels.api import (
+    _INT8,
+    KernelArgumentError,
+    Requant,
+    _bias,
+    _check_int8,
+    _check_threads,
+    _entry,
+    _Epilogue,
+    _epilogue,
+    _Packed,
+    _ThreadScope,
+    _zero_points,
+)
+from edgeai.kernels.cpu import kernel_path
+
+__all__ = ["ConvKernel", "prepare_conv"]
+
+
+def _pair(value: Any, name: str, default: int) -> tuple[int, int]:
+    if value is None:
+        return default, default
+    v = tuple(int(x) for x in value)
+    if len(v) != 2:
+        raise KernelArgumentError(f"{name} must have 2 values for a 2-D convolution, got {list(v)}")
+    return v  # type: ignore[return-value]
+
+
+class ConvKernel:
+    """``f(x, x_zp)``: INT8 2-D convolution, NCHW in and out, NHWC inside (see :func:`prepare_conv`)."""
+
+    def __init__(
+        self,
+        w: np.ndarray,
+        w_zp: Any,
+        x_dtype: Any,
+        strides: Any,
+        pads: Any,
+        dilations: Any,
+        group: int,
+        bias: Any,
+        requant: Requant | None,
+        threads: int,
+        path: str,
+        layout: str = "NCHW",
+    ) -> None:
+        self.m, self.cg, self.kh, self.kw = w.shape
+        self.group = int(group)
+        if self.group < 1 or self.m % self.group:
+            raise KernelArgumentError(f"group={group} must be >= 1 and divide the {self.m} output channels")
+        self.c = self.cg * self.group
+        self.mg = self.m // self.group
+        self.sh, self.sw = _pair(strides, "strides", 1)
+        self.dh, self.dw = _pair(dilations, "dilations", 1)
+        p = [0, 0, 0, 0] if pads is None else [int(v) for v in pads]
+        if len(p) != 4 or min(p) < 0:
+            raise KernelArgumentError(f"pads must be 4 non-negative values [top, left, bottom, right], got {p}")
+        if min(self.sh, self.sw, self.dh, self.dw) < 1:
+            raise KernelArgumentError("strides and dilations must be >= 1")
+        self.pt, self.pl, self.pb, self.pr = p
+        self.x_dtype = np.dtype(x_dtype)
+        self._zp_range = (int(np.iinfo(self.x_dtype).min), int(np.iinfo(self.x_dtype).max))
+        if layout not in ("NCHW", "NHWC"):
+            raise KernelArgumentError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}")
+        self.nhwc = layout == "NHWC"
+        self.threads = threads
+        # AMX needs rows at one stride: stride-1 convolutions, computed over "virtual" output
+        # pixels (every padded input column; those past the output width are dropped)
+        self.amx = path == "amx" and self.sh == 1 and self.sw == 1
+        self.path = "vnni" if path == "amx" and not self.amx else path
+        wz = _zero_points(w_zp, self.m, w.dtype, "w_zp")
+        self.bias = _bias(bias, self.m)
+        self.ep = _epilogue(requant, self.m)
+        self.depthwise = self.cg == 1 and self.mg == 1
+        if self.depthwise:
+            # (x - x_zp) * (w - w_zp) in int16 x int16 -> int32: exact, no correction terms
+            self.wdw = np.ascontiguousarray(
+                (w[:, 0].astype(np.int64) - wz[:, None, None]).transpose(1, 2, 0).astype(np.int16)
+            )
+            return
+        self.c4 = -(-self.cg // 4) * 4
+        self.packs: list[_Packed] = []
+        self.eps: list[_Epilogue] = []
+        self.biases: list[np.ndarray] = []
+        self._group_sources: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for g in range(self.group):
+            sl = slice(g * self.mg, (g + 1) * self.mg)
+            wg = w[sl].astype(np.int64).transpose(2, 3, 1, 0)  # [kH, kW, Cg, Mg]
+            bmat = np.zeros((self.kh, self.kw, self.c4, self.mg), np.int64)
+            bmat[:, :, : self.cg] = wg
+            real = np.broadcast_to(np.arange(self.c4) < self.cg, (self.kh, self.kw, self.c4))
+            if self.amx:  # each K run (one per kernel row, or per tap when dilated) padded to 64 bytes
+                runs = self.kh if self.dw == 1 else self.kh * self.kw
+                run = bmat.size // self.mg // runs
+                self.run64 = -(-run // 64) * 64
+                padded = np.zeros((runs, self.run64, self.mg), np.int64)
+                padded[:, :run] = bmat.reshape(runs, run, self.mg)
+                preal = np.zeros((runs, self.run64), bool)
+                preal[:, :run] = real.reshape(runs, run)
+                bmat, real = padded, preal
+            self._group_sources.append((bmat.reshape(-1, self.mg), real.reshape(-1), wz[sl]))
+            self.packs.append(_Packed(*self._group_sources[-1], self.path))
+            self.eps.append(self.ep.slice(g * self.mg, (g + 1) * self.mg))
+            self.biases.append(self.bias[sl].copy())
+        if len({p.kind for p in self.packs}) > 1:
+            # groups chose different microkernels (AVX2: 7-bit for some, int16 for others); the call runs
+            # one kernel for all groups, so repack them all with the exact int16 kind
+            self.packs = [_Packed(*src, self.path, kind="avx2_i16") for src in self._group_sources]
+        self._group_sources = []
+        self.fn = _entry(self.packs[0].code, threads)
+        self._geom: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int]] = {}
+
+    def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        key = (hp, wp)
+        g = self._geom.get(key)
+        if g is None:
+            y, x = np.divmod(np.arange(oh * ow, dtype=np.int64), ow)
+            rowoffs = (y * self.sh * wp + x * self.sw) * self.c4
+            if self.amx:  # virtual pixels: oh * Wp rows at the stride C4
+                rowoffs = np.arange(oh * wp, dtype=np.int64) * self.c4
+            if self.dw == 1:  # one contiguous run of kW * C4 bytes per kernel row
+                segoff = np.arange(self.kh, dtype=np.int64) * self.dh * wp * self.c4
+                seglen = self.kw * self.c4 // 4
+            else:
+                i, j = np.divmod(np.arange(self.kh * self.kw, dtype=np.int64), self.kw)
+                segoff = (i * self.dh * wp + j * self.dw) * self.c4
+                seglen = self.c4 // 4
+            if self.amx:
+                seglen = self.run64 // 64
+            g = (rowoffs, segoff, len(segoff), seglen)
+            if len(self._geom) < 16:
+                self._geom[key] = g
+        return g
+
+    def _run_amx(
+        self,
+        xu: np.ndarray,
+        xzp: int,
+        flip: int,
+        hp: int,
+        wp: int,
+        oh: int,
+        ow: int,
+        rowoffs: np.ndarray,
+        segoff: np.ndarray,
+        nseg: int,
+        seglen64: int,
+        out: np.ndarray,
+    ) -> None:
+        from edgeai.kernels import conv
+        from edgeai.kernels.tiles import AMX_CONFIG
+
+        # A K run is read in whole 64-byte steps: past its end lie the next pixels' bytes (times
+        # zero weights), and past the image a slack filled by the staging, so every read is in bounds.
+        mv = oh * wp
+        size = hp * wp * self.c4
+        flat_buf = np.empty(size + self.run64 + wp * self.c4 + 64, np.uint8)
+        flat_buf[size:] = xzp
+        buf = flat_buf[:size].reshape(hp, wp, self.c4)
+        rowsum = np.zeros(mv, np.int32)
+        valid = np.zeros(oh * ow, np.int32)
+        nhwc = np.empty((mv, self.m), self.ep.out_dtype)
+        for n in range(out.shape[0]):
+            for g in range(self.group):
+                pk, epg = self.packs[g], self.eps[g]
+                conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
+                if pk.has_bz:
+                    conv.window_sums(buf, self.cg, self.kh, self.kw, 1, 1, self.dh, self.dw, oh, ow, valid)
+                    rowsum.reshape(oh, wp)[:, :ow] = valid.reshape(oh, ow)
+                self.fn(
+                    AMX_CONFIG,
+                    flat_buf,
+                    rowoffs,
+                    self.c4,
+                    segoff,
+                    nseg,
+                    seglen64,
+                    seglen64 * 16,
+                    mv,
+                    pk.packed,
+                    pk.panel_bytes,
+                    self.mg,
+                    mv,
+                    32,
+                    rowsum,
+                    pk.bz,
+                    pk.coloff(xzp, self.biases[g]),
+                    epg.mode,
+                    epg.scale,
+                    epg.mult,
+                    epg.shift,
+                    epg.zp,
+                    epg.qmin,
+                    epg.qmax,
+                    nhwc.reshape(-1),
+                    g * self.mg,
+                    self.m,
+                    1,
+                )
+            res = nhwc.reshape(oh, wp, self.m)[:, :ow]
+            out[n] = res if self.nhwc else res.transpose(2, 0, 1)
+
+    def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
+        from edgeai.kernels import conv
+
+        if not isinstance(x, np.ndarray) or x.dtype != self.x_dtype:
+            raise InputTypeError(
+                f"convolution input must be a {self.x_dtype} array, got {getattr(x, 'dtype', type(x).__name__)}"
+            )
+        if x.ndim != 4 or x.shape[3 if self.nhwc else 1] != self.c:
+            want = f"(N, H, W, {self.c})" if self.nhwc else f"(N, {self.c}, H, W)"
+            raise InputShapeError(f"convolution input has shape {x.shape}; expected {want}")
+        xzp = int(x_zp)
+        if not self._zp_range[0] <= xzp <= self._zp_range[1]:
+            raise InputTypeError(f"x_zp {xzp} is outside the range of {self.x_dtype}")
+        flip = 0
+        if self.x_dtype == np.int8:  # u8 = s8 ^ 0x80 = s8 + 128
+            flip, xzp = 0x80, xzp + 128
+        xu = np.ascontiguousarray(x).view(np.uint8)
+        nb, h, w_in = (x.shape[0], x.shape[1], x.shape[2]) if self.nhwc else (x.shape[0], x.shape[2], x.shape[3])
+        hp, wp = h + self.pt + self.pb, w_in + self.pl + self.pr
+        oh = (hp - self.dh * (self.kh - 1) - 1) // self.sh + 1
+        ow = (wp - self.dw * (self.kw - 1) - 1) // self.sw + 1
+        if oh < 1 or ow < 1:
+            raise InputShapeError(
+                f"convolution input {h}x{w_in} (padded {hp}x{wp}) is smaller than the "
+                f"{self.kh}x{self.kw} kernel at dilation {self.dh}x{self.dw}"
+            )
+        out = np.empty((nb, oh, ow, self.m) if self.nhwc else (nb, self.m, oh, ow), self.ep.out_dtype)
+        flat = out.reshape(-1)
+        plane = oh * ow
+        ep = self.ep
+        scope = _ThreadScope(self.threads) if self.threads > 1 else None
+        if scope:
+            scope.__enter__()
+        try:
+            if self.depthwise:
+                # the depthwise loop writes NCHW; an NHWC caller gets it transposed once
+                nchw = np.empty((nb, self.m, oh, ow), self.ep.out_dtype) if self.nhwc else out
+                flat = nchw.reshape(-1)
+                buf = np.empty((hp, wp, self.c), np.int16)
+                for n in range(nb):
+                    conv.depthwise_stage(xu, n, self.pt, self.pl, xzp, flip, buf, self.nhwc)
+                    args = (
+                        buf, self.wdw, self.sh, self.sw, self.dh, self.dw, oh, ow, self.bias,
+                        ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax, flat, n * self.m * plane,
+                    )  # fmt: skip
+                    if self.threads > 1:
+                        conv.depthwise_rows_parallel(*args, min(oh, 4 * self.threads))
+                    else:
+                        conv.depthwise_rows(*args)
+                if self.nhwc:
+                    out[...] = nchw.transpose(0, 2, 3, 1)
+                return out
+            rowoffs, segoff, nseg, seglen = self._geometry(hp, wp, oh, ow)
+            if self.amx:
+                self._run_amx(xu, xzp, flip, hp, wp, oh, ow, rowoffs, segoff, nseg, seglen, out)
+                return out
+            buf = np.empty((hp, wp, self.c4), np.uint8)
+            rowsum = np.zeros(plane, np.int32)
+            k_total = self.kh * self.kw * self.c4
+            mc = max(8, (131072 // max(k_total, 1)) // 8 * 8)
+            # the fused store writes pixel-major [P, M] rows (contiguous, vectorized), and one
+            # transpose per image gives NCHW: cheaper than storing each tile channel-major
+            nhwc = np.empty((plane, self.m), self.ep.out_dtype)
+            for n in range(nb):
+                for g in range(self.group):
+                    pk, epg = self.packs[g], self.eps[g]
+                    conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
+                    if pk.has_bz:
+                        conv.window_sums(
+                            buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum
+                        )
+                    dst, obase, ors, ocs = nhwc.reshape(-1), g * self.mg, self.m, 1
+                    self.fn(
+                        buf.reshape(-1),
+                        rowoffs,
+                        segoff,
+                        nseg,
+                        seglen,
+                        pk.packed,
+                        pk.panel_bytes,
+                        self.mg,
+                        plane,
+                        mc,
+                        rowsum,
+                        pk.bz,
+                        pk.coloff(xzp, self.biases[g]),
+                        epg.mode,
+                        epg.scale,
+                        epg.mult,
+                        epg.shift,
+                        epg.zp,
+                        epg.qmin,
+                        epg.qmax,
+                        dst,
+                        obase,
+                        ors,
+                        ocs,
+                    )
+                if self.nhwc:
+                    out[n].reshape(plane, self.m)[...] = nhwc
+                else:
+                    out[n].reshape(self.m, plane)[...] = nhwc.T
+            return out
+        finally:
+            if scope:
+                scope.__exit__(None, None, None)
+
+
+def prepare_conv(
+    w: np.ndarray,
+    w_zp: Any,
+    *,
+    x_dtype: Any,
+    strides: Any = None,
+    pads: Any = None,
+    dilations: Any = None,
+    group: int = 1,
+    bias: np.ndarray | None = None,
+    requant: Requant | None = None,
+    threads: int = 1,
+    layout: str = "NCHW",
+) -> Callable[[np.ndarray, int], np.ndarray] | None:
+    """Pack constant conv weights once; return ``f(x, x_zp)`` computing the INT8 2-D convolution.
+
+    ``w`` is in ONNX layout [M, C/group, kH, kW]; ``w_zp`` a scalar or per output channel [M];
+    ``pads`` in ONNX order [top, left, bottom, right]. ``layout="NHWC"`` makes ``f`` take and
+    return channels-last arrays (as TFLite keeps them), skipping two transposes.
+    ``f(x, x_zp)`` takes ``x`` NCHW (or NHWC) of
+    ``x_dtype`` and returns NCHW int32 accumulators (+ bias) when ``requant`` is None, else the
+    requantized output. Regular, 1x1, grouped and depthwise convolutions are covered; returns
+    None when no kernel fits (no numba, or not a 2-D convolution).
+
+    Example:
+        >>> import numpy as np
+        >>> w = np.ones((2, 3, 3, 3), np.int8)
+        >>> f = prepare_conv(w, 0, x_dtype=np.uint8, strides=(1, 1), pads=(1, 1, 1, 1),
+        ...                  dilations=(1, 1), group=1)
+        >>> f(np.full((1, 3, 4, 4), 2, np.uint8), 0)[0, 0]
+        array([[24, 36, 36, 24],
+               [36, 54, 54, 36],
+               [36, 54, 54, 36],
+               [24, 36, 36, 24]], dtype=int32)
+    """
+    w = np.asarray(w)
+    _check_int8(w, "w (weights)")
+    if w.ndim != 4:
+        return None  # 1-D / 3-D convolutions: the caller's reference path
+    if np.dtype(x_dtype) not in _INT8:
+        raise KernelArgumentError(f"x_dtype must be uint8 or int8, not {np.dtype(x_dtype)}")
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return None
+    return ConvKernel(
+        w,
+        w_zp,
+        x_dtype,
+        strides,
+        pads,
+        dilations,
+        group,
+        bias,
+        requant,
+        _check_threads(threads),
+        kernel_path(),
+        layout,
+    )
