@@ -169,7 +169,9 @@ class Session:
         self._monitor = self._make_monitor(monitor, target)
         # A monitor with record_run() keeps the fast path: it costs one call per run.
         self._fast_monitor = self._monitor if hasattr(self._monitor, "record_run") else None
-        self._plain = self._validation is None and (self._monitor is None or self._fast_monitor is not None)
+        plain = self._validation is None and (self._monitor is None or self._fast_monitor is not None)
+        # the runtime's own call when nothing else has to happen around it (checked once per run)
+        self._fast = self._run_fast if plain else None
 
     # -- construction helpers -------------------------------------------------
     @staticmethod
@@ -300,15 +302,16 @@ class Session:
             feeds = output_names_or_feeds
         if type(feeds) is not dict:
             feeds = self._normalize(feeds)
-        if self._plain and self._run_fast is not None and len(feeds) == self._n_inputs:
+        fast = self._fast
+        if fast is not None and len(feeds) == self._n_inputs:
             out_names = names if names else self._output_names
             monitor = self._fast_monitor
             try:
                 if monitor is None:
-                    outs = self._run_fast(out_names, feeds, run_options)
+                    outs = fast(out_names, feeds, run_options)
                 else:
                     t0 = perf_counter()
-                    outs = self._run_fast(out_names, feeds, run_options)
+                    outs = fast(out_names, feeds, run_options)
                     monitor.record_run(perf_counter() - t0, feeds, outs)
             except Exception as exc:
                 if monitor is not None:
@@ -457,8 +460,7 @@ class Session:
     def close(self) -> None:
         """Release the runtime's resources. Runs already in flight finish; later ones raise."""
         exe, self._exec = self._exec, None  # type: ignore[assignment]
-        self._run_fast = _closed_run
-        self._plain = True
+        self._run_fast = self._fast = _closed_run
         self._fast_monitor = None
         if exe is not None:
             exe.close()

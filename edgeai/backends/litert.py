@@ -277,15 +277,26 @@ class LiteRTExecutable:
                 raise SessionClosedError("the session is closed; create a new edgeai.Session")
             # not kept on self: LiteRT counts references to it to detect live views
             native = interp._interpreter if self._direct else _WrapperCalls(interp)
-            for name, index, shape in self._fast_in:
+            one = self._one
+            if one is not None:  # one input, one output: no loops
+                name, index, shape, out = one
                 value = feeds[name]
-                if type(value) is not np.ndarray or value.shape != shape:
-                    break
-                native.SetTensor(index, value)
+                if type(value) is np.ndarray and value.shape == shape:
+                    native.SetTensor(index, value)
+                    native.Invoke()
+                    if output_names == self.output_names:
+                        return [native.GetTensor(out, 0)]
+                    return [native.GetTensor(self._out_index[n], 0) for n in output_names]
             else:
-                native.Invoke()
-                out_index = self._out_index
-                return [native.GetTensor(out_index[n], 0) for n in output_names]
+                for name, index, shape in self._fast_in:
+                    value = feeds[name]
+                    if type(value) is not np.ndarray or value.shape != shape:
+                        break
+                    native.SetTensor(index, value)
+                else:
+                    native.Invoke()
+                    out_index = self._out_index
+                    return [native.GetTensor(out_index[n], 0) for n in output_names]
             del native, interp
         return self.run(feeds, output_names)
 
@@ -293,6 +304,8 @@ class LiteRTExecutable:
         self._direct = hasattr(getattr(self._interp, "_interpreter", None), "SetTensor")
         self._fast_in = [(d["name"], d["index"], shape) for d, shape in zip(self._in, self._shapes)]
         self._out_index = {d["name"]: d["index"] for d in self._out}
+        one_out = self._out_index[self.output_names[0]] if len(self.output_names) == 1 else None
+        self._one = (*self._fast_in[0], one_out) if len(self._fast_in) == 1 and one_out is not None else None
 
     @staticmethod
     def _float_spec(spec: TensorSpec) -> TensorSpec:
@@ -330,7 +343,7 @@ class LiteRTExecutable:
                 values.append(np.ascontiguousarray(value))  # a wrong dtype is refused by set_tensor
             if resized:
                 interp.allocate_tensors()
-                self._fast_in = [(d["name"], d["index"], shape) for d, shape in zip(self._in, self._shapes)]
+                self._refresh_fast()
             for detail, value in zip(self._in, values):
                 interp.set_tensor(detail["index"], value)
             try:
