@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeai.errors import InputShapeError
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.tflite._common import (
     activation_range,
@@ -39,6 +40,7 @@ from edgeai.ops.tflite._common import (
     requant,
     requant_single_rounding,
 )
+from edgeai.ops.tflite.loops import fully_connected_rows
 
 __all__ = ["Conv2D", "DepthwiseConv2D", "FullyConnected", "conv_int8", "fully_connected_rounds_once"]
 
@@ -198,26 +200,43 @@ class _ConvBase(Op):
             if in_c:
                 self.mult = n_out // in_c
 
-        self._kernels: dict[tuple[int, int, int], Any] = {}
+        self._kernels: dict[tuple[int, ...], Any] = {}
         self.use_kernel = bool(ctx.options.get("tflite_kernels", True))
+        # TFLite shapes are static: build the kernel for the model's input shape now
+        self._shape: tuple[int, ...] | None = None
+        self._fast: Any = None
+        shape = getattr(vals[0], "shape", None)
+        if self.use_kernel and shape and len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape):
+            self._fast = self._kernel(tuple(shape))
+            self._shape = tuple(shape)
 
-    def _kernel(self, x: np.ndarray, oh: int, ow: int, pt: int, pl: int) -> Any:
-        """edgeai's numba INT8 convolution for this input size (None: use the numpy reference).
+    def _geometry(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(output height, padding top, output width, padding left) for an NHWC input shape."""
+        kh, kw = self.w.shape[1], self.w.shape[2]
+        oh, pt = pad_and_out(self.padding, shape[1], kh, self.sh, self.dh)
+        ow, pl = pad_and_out(self.padding, shape[2], kw, self.sw, self.dw)
+        return oh, pt, ow, pl
+
+    def _kernel(self, shape: tuple[int, ...]) -> Any:
+        """edgeai's numba INT8 convolution for this input shape (None: use the numpy reference).
 
         It takes ONNX's OIHW weights (NHWC data in and out) and the same fixed-point
         requantization, so its output is the reference's bit for bit (the tests check both)."""
-        key = (x.shape[1], x.shape[2], x.shape[3])
-        if key not in self._kernels:
-            from edgeai.kernels.api import Requant, prepare_conv
+        key = shape[1:]
+        if key in self._kernels:
+            return self._kernels[key]
+        from edgeai.kernels.api import Requant, prepare_conv
 
-            kh, kw = self.w.shape[1], self.w.shape[2]
-            pb = max((oh - 1) * self.sh + (kh - 1) * self.dh + 1 - x.shape[1] - pt, 0)
-            pr = max((ow - 1) * self.sw + (kw - 1) * self.dw + 1 - x.shape[2] - pl, 0)
+        oh, pt, ow, pl = self._geometry(shape)
+        kh, kw = self.w.shape[1], self.w.shape[2]
+        pb = max((oh - 1) * self.sh + (kh - 1) * self.dh + 1 - shape[1] - pt, 0)
+        pr = max((ow - 1) * self.sw + (kw - 1) * self.dw + 1 - shape[2] - pl, 0)
+        kernel = None
+        if self.depthwise and self.w.shape[3] != shape[3]:
+            pass  # depth multiplier > 1: the reference path
+        else:
             if self.depthwise:
-                if self.w.shape[3] != x.shape[3]:
-                    self._kernels[key] = None  # depth multiplier > 1: the reference path
-                    return None
-                w_oihw, group = self.w.transpose(3, 0, 1, 2), x.shape[3]
+                w_oihw, group = self.w.transpose(3, 0, 1, 2), shape[3]
             else:
                 w_oihw, group = self.w.transpose(0, 3, 1, 2), 1
             n_out = w_oihw.shape[0]
@@ -232,23 +251,29 @@ class _ConvBase(Op):
                 act_max=self.hi,
             )
             try:
-                self._kernels[key] = prepare_conv(
+                kernel = prepare_conv(
                     np.ascontiguousarray(w_oihw), 0, x_dtype=np.int8, strides=(self.sh, self.sw),
                     pads=(pt, pl, pb, pr), dilations=(self.dh, self.dw), group=group,
                     bias=self.bias, requant=rq, threads=int(self.ctx.options.get("threads") or 1),
                     layout="NHWC",
                 )  # fmt: skip
             except Exception:
-                self._kernels[key] = None  # a shape the kernels do not take: the reference path
-        return self._kernels[key]
+                kernel = None  # a shape the kernels do not take: the reference path
+        if len(self._kernels) < 16:
+            self._kernels[key] = kernel
+        return kernel
 
     def run(self, x: np.ndarray, *_: Any) -> tuple[np.ndarray]:
-        kh, kw = self.w.shape[1], self.w.shape[2]
-        oh, pt = pad_and_out(self.padding, x.shape[1], kh, self.sh, self.dh)
-        ow, pl = pad_and_out(self.padding, x.shape[2], kw, self.sw, self.dw)
-        kernel = self._kernel(x, oh, ow, pt, pl) if self.use_kernel else None
+        if x.shape == self._shape and self._fast is not None:
+            return (self._fast(x, self.x_zp),)
+        kernel = self._kernel(x.shape) if self.use_kernel and x.ndim == 4 else None
         if kernel is not None:
-            return (kernel(np.ascontiguousarray(x), self.x_zp),)
+            return (kernel(x, self.x_zp),)
+        if x.ndim != 4:
+            raise InputShapeError(
+                f"node {self.ctx.node_name!r} (tflite {self.ctx.op_type}) needs a 4-D NHWC input, got shape {x.shape}"
+            )
+        oh, pt, ow, pl = self._geometry(x.shape)
         mult = self.w.shape[3] // x.shape[3] if self.depthwise else 0
         acc = conv_int8(x, self.x_zp, self.w, self.bias, self.sh, self.sw, self.dh, self.dw, pt, pl, oh, ow, mult)
         return (requant(acc, self.m, self.shift, self.y_zp, self.lo, self.hi),)
@@ -298,8 +323,34 @@ class FullyConnected(Op):
         rounding = ctx.options.get("tflite_fc_rounding")  # "single" or "double"; default: as the installed runtime
         self.single_rounding = fully_connected_rounds_once() if rounding is None else rounding == "single"
         self.wf = None if self.w is None else (self.w.astype(np.float64) - self.w_zp).T
+        self.loop: tuple[Any, ...] | None = None
+        if ctx.options.get("tflite_kernels", True) and self.w is not None and self.w.ndim == 2:
+            units, k = self.w.shape
+            if 0 < k < 65536:  # int8 x int16 dot products of K terms stay in int32
+                w16 = np.ascontiguousarray(self.w.astype(np.int32) - self.w_zp, dtype=np.int16)
+                bias = np.zeros(units, np.int64) if self.bias is None else self.bias.astype(np.int64)
+                self.loop = (
+                    self.x_zp,
+                    w16,
+                    w16.sum(axis=1, dtype=np.int64),
+                    np.ascontiguousarray(np.broadcast_to(bias, (units,))),
+                    np.ascontiguousarray(np.broadcast_to(self.m, (units,)), dtype=np.int64),
+                    np.ascontiguousarray(np.broadcast_to(self.shift, (units,)), dtype=np.int64),
+                    self.y_zp,
+                    self.lo,
+                    self.hi,
+                    self.single_rounding,
+                )
 
     def run(self, x: np.ndarray, w: np.ndarray | None = None, *_: Any) -> tuple[np.ndarray]:
+        if self.loop is not None and x.dtype == np.int8:
+            k = self.w.shape[1]
+            if x.size % k:
+                raise bad_model(self.ctx, f"input of shape {x.shape} does not split into rows of {k}")
+            rows = x.reshape(-1, k)
+            y = np.empty((rows.shape[0], self.w.shape[0]), np.int8)
+            fully_connected_rows(rows, *self.loop, y)
+            return (y.reshape(*x.shape[:-1], -1) if self.keep else y,)
         wf = self.wf if self.wf is not None else (np.asarray(w).astype(np.float64) - self.w_zp).T
         k = wf.shape[0]
         if x.size % k:

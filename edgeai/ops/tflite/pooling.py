@@ -3,7 +3,9 @@
 Windows cover only in-bounds pixels (SAME padding shrinks the border
 windows). The average is the int32 sum divided by the number of in-bounds
 pixels, rounded half away from zero (``(sum ± count/2) / count`` with C's
-truncating division); both clamp to the fused activation's range.
+truncating division); both clamp to the fused activation's range. The ops run
+one numba loop (:func:`edgeai.ops.tflite.loops.pool_nhwc`); the numpy
+functions here are its reference (``tflite_kernels=False`` runs them).
 
 Example:
     >>> import numpy as np
@@ -19,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from edgeai.errors import InputShapeError
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.tflite._common import activation_range, bad_model, pad_and_out, quant_of
+from edgeai.ops.tflite.loops import pool_nhwc
 
 __all__ = ["AveragePool2D", "MaxPool2D", "average_pool_int8", "max_pool_int8"]
 
@@ -79,6 +83,7 @@ def max_pool_int8(
 
 class _Pool(Op):
     kernel = staticmethod(average_pool_int8)
+    average = True
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -90,11 +95,26 @@ class _Pool(Op):
         self.fh, self.fw = int(ctx.attr("filterHeight", 1)), int(ctx.attr("filterWidth", 1))
         self.sh, self.sw = int(ctx.attr("strideH", 1)), int(ctx.attr("strideW", 1))
         self.padding = int(ctx.attr("padding", 0))
+        self.fast = bool(ctx.options.get("tflite_kernels", True))
+        self._geometry: dict[tuple[int, ...], tuple[int, int, int, int]] = {}
 
     def run(self, x: np.ndarray, *_: Any) -> tuple[np.ndarray]:
-        oh, pt = pad_and_out(self.padding, x.shape[1], self.fh, self.sh)
-        ow, pl = pad_and_out(self.padding, x.shape[2], self.fw, self.sw)
-        return (self.kernel(x, self.fh, self.fw, self.sh, self.sw, pt, pl, oh, ow, self.lo, self.hi),)
+        geometry = self._geometry.get(x.shape)
+        if geometry is None:
+            if x.ndim != 4:
+                where = f"node {self.ctx.node_name!r} (tflite {self.ctx.op_type})"
+                raise InputShapeError(f"{where} needs a 4-D NHWC input, got shape {x.shape}")
+            oh, pt = pad_and_out(self.padding, x.shape[1], self.fh, self.sh)
+            ow, pl = pad_and_out(self.padding, x.shape[2], self.fw, self.sw)
+            geometry = (oh, pt, ow, pl)
+            if len(self._geometry) < 16:
+                self._geometry[x.shape] = geometry
+        oh, pt, ow, pl = geometry
+        if not self.fast:
+            return (self.kernel(x, self.fh, self.fw, self.sh, self.sw, pt, pl, oh, ow, self.lo, self.hi),)
+        out = np.empty((x.shape[0], oh, ow, x.shape[3]), np.int8)
+        pool_nhwc(x, self.fh, self.fw, self.sh, self.sw, pt, pl, self.average, self.lo, self.hi, out)
+        return (out,)
 
 
 @register("AVERAGE_POOL_2D", domain="tflite", since=1)
@@ -107,3 +127,4 @@ class MaxPool2D(_Pool):
     """int8 MAX_POOL_2D."""
 
     kernel = staticmethod(max_pool_int8)
+    average = False

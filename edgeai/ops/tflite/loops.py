@@ -1,0 +1,193 @@
+"""The numba loops behind the fast paths of the TFLite ops.
+
+Each loop does in one pass what the op module's numpy reference
+(:func:`~edgeai.ops.tflite.pooling.average_pool_int8`,
+:func:`~edgeai.ops.tflite._common.requant`, ...) does in several, with the
+same integer arithmetic: the tests compare every loop with its reference, and
+the ``tflite_kernels=False`` session option runs the references instead.
+Int8 tensors arrive viewed as uint8 where a loop indexes a table with them.
+
+Example:
+    >>> import numpy as np
+    >>> from edgeai.ops.tflite.loops import mbqm_double
+    >>> int(mbqm_double(1000, 1 << 30, -5))   # 1000 * 0.5 / 32 = 15.6 -> 16
+    16
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "fully_connected_rows",
+    "mbqm_double",
+    "mbqm_single",
+    "pair_lookup",
+    "pool_nhwc",
+    "quantize_float_loop",
+    "requant_rows",
+]
+
+_I32_MAX = np.int64(2**31 - 1)
+
+
+@njit(cache=True, inline="always")
+def mbqm_double(acc: int, m: int, shift: int) -> int:
+    """TFLite's gemmlowp ``MultiplyByQuantizedMultiplier`` without branches (so loops over it vectorize).
+
+    The left shift wraps in int32 as in TFLite's C++; SaturatingRoundingDoublingHighMul's
+    nudge is picked by the sign of the product and the division by ``2**31`` truncates
+    toward zero; RoundingDivideByPOT rounds half away from zero. The one overflow of the
+    high multiply (``INT32_MIN * INT32_MIN``) is the one result above ``INT32_MAX``.
+    """
+    s = np.int64(shift)
+    left = max(s, np.int64(0))
+    right = max(-s, np.int64(0))
+    x = np.int64(np.int32(np.int64(acc) << left))
+    ab = x * np.int64(m)
+    t = ab + (np.int64(1 << 30) - ((ab >> 63) & _I32_MAX))  # + 2**30, or + 1 - 2**30 when negative
+    q = min((t + ((t >> 63) & _I32_MAX)) >> 31, _I32_MAX)  # truncating division by 2**31, saturated
+    mask = (np.int64(1) << right) - 1
+    threshold = (mask >> 1) + ((q >> 63) & 1)
+    return (q >> right) + np.int64((q & mask) > threshold)
+
+
+@njit(cache=True, inline="always")
+def mbqm_single(acc: int, m: int, shift: int) -> int:
+    """TFLite's single-rounding ``MultiplyByQuantizedMultiplier``: ``(acc * m + 2**(30 - shift)) >> (31 - shift)``."""
+    total = np.int64(31) - np.int64(shift)
+    return (np.int64(acc) * np.int64(m) + (np.int64(1) << (total - 1))) >> total
+
+
+@njit(cache=True)
+def requant_rows(
+    acc: np.ndarray,
+    m: np.ndarray,
+    shift: np.ndarray,
+    zp: int,
+    lo: int,
+    hi: int,
+    single: bool,
+    out: np.ndarray,
+) -> None:
+    """``out[i, j] = clamp(MBQM(acc[i, j], m[j], shift[j]) + zp, lo, hi)`` for 2-D int32 ``acc``."""
+    rows, cols = acc.shape
+    for i in range(rows):
+        for j in range(cols):
+            if single:
+                v = mbqm_single(acc[i, j], m[j], shift[j])
+            else:
+                v = mbqm_double(acc[i, j], m[j], shift[j])
+            out[i, j] = min(max(v + zp, lo), hi)
+
+
+@njit(cache=True)
+def fully_connected_rows(
+    x: np.ndarray,
+    x_zp: int,
+    w: np.ndarray,
+    w_sum: np.ndarray,
+    bias: np.ndarray,
+    m: np.ndarray,
+    shift: np.ndarray,
+    zp: int,
+    lo: int,
+    hi: int,
+    single: bool,
+    out: np.ndarray,
+) -> None:
+    """int8 FULLY_CONNECTED of ``x`` [M, K] with ``w`` [N, K] (int16, its zero point taken off).
+
+    ``acc = x . w - x_zp * w_sum + bias`` is ``(x - x_zp) . w + bias`` exactly: the dot
+    product of int8 and int16 values stays in int32 for K below 65536 (the caller's bound),
+    the rest is int64. Double rounding takes ``acc`` wrapped to int32, as the reference does.
+    """
+    rows, k = x.shape
+    units = w.shape[0]
+    for i in range(rows):
+        for j in range(units):
+            dot = np.int32(0)
+            for t in range(k):
+                dot += np.int32(x[i, t]) * np.int32(w[j, t])
+            acc = np.int64(dot) - np.int64(x_zp) * w_sum[j] + bias[j]
+            if single:
+                v = mbqm_single(acc, m[j], shift[j])
+            else:
+                v = mbqm_double(np.int64(np.int32(acc)), m[j], shift[j])
+            out[i, j] = min(max(v + zp, lo), hi)
+
+
+@njit(cache=True)
+def pair_lookup(a: np.ndarray, b: np.ndarray, table: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = table[a[i] * 256 + b[i]]`` over flat uint8 views of two int8 tensors."""
+    for i in range(a.size):
+        out[i] = table[(np.int32(a[i]) << 8) | np.int32(b[i])]
+
+
+@njit(cache=True)
+def pool_nhwc(
+    x: np.ndarray,
+    fh: int,
+    fw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    average: bool,
+    lo: int,
+    hi: int,
+    out: np.ndarray,
+) -> None:
+    """TFLite int8 AVERAGE_POOL_2D (``average``) or MAX_POOL_2D over the in-bounds taps of each window.
+
+    The average divides the int32 sum by the number of in-bounds taps, rounding half away
+    from zero (C's truncating division of ``sum +- count / 2``).
+    """
+    n, h, w, c = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    acc = np.empty(c, np.int32)
+    for b in range(n):
+        for oy in range(oh):
+            y0 = oy * sh - pt
+            ys, ye = max(y0, 0), min(y0 + fh, h)
+            for ox in range(ow):
+                x0 = ox * sw - pl
+                xs, xe = max(x0, 0), min(x0 + fw, w)
+                count = max(ye - ys, 0) * max(xe - xs, 0)
+                if average:
+                    acc[:] = 0
+                    for yy in range(ys, ye):
+                        for xx in range(xs, xe):
+                            for ch in range(c):
+                                acc[ch] += np.int32(x[b, yy, xx, ch])
+                    if count == 0:  # no in-bounds tap (not reachable with TFLite's paddings)
+                        for ch in range(c):
+                            out[b, oy, ox, ch] = min(max(0, lo), hi)
+                        continue
+                    half = count // 2
+                    for ch in range(c):
+                        num = acc[ch] + half if acc[ch] > 0 else acc[ch] - half
+                        q = num // count if num >= 0 else -((-num) // count)
+                        out[b, oy, ox, ch] = min(max(q, lo), hi)
+                else:
+                    acc[:] = -(2**15)
+                    for yy in range(ys, ye):
+                        for xx in range(xs, xe):
+                            for ch in range(c):
+                                acc[ch] = max(acc[ch], np.int32(x[b, yy, xx, ch]))
+                    for ch in range(c):
+                        out[b, oy, ox, ch] = min(max(acc[ch], lo), hi)
+
+
+@njit(cache=True)
+def quantize_float_loop(x: np.ndarray, scale: np.float32, zp: int, out: np.ndarray) -> None:
+    """float32 -> int8: ``clamp(TfLiteRound(x / scale) + zp)``, the division and rounding in float32."""
+    half = np.float32(0.5)
+    for i in range(x.size):
+        v = x[i] / scale
+        r = np.floor(np.abs(v) + half)
+        if v < 0:
+            r = -r
+        f = np.float64(r) + zp
+        out[i] = np.int8(min(max(f, -128.0), 127.0))
