@@ -42,7 +42,14 @@ from edgeai.ops.tflite._common import (
 )
 from edgeai.ops.tflite.loops import fully_connected_rows
 
-__all__ = ["Conv2D", "DepthwiseConv2D", "FullyConnected", "conv_int8", "fully_connected_rounds_once"]
+__all__ = [
+    "Conv2D",
+    "DepthwiseConv2D",
+    "FullyConnected",
+    "PointwiseGemm",
+    "conv_int8",
+    "fully_connected_rounds_once",
+]
 
 
 @functools.lru_cache(maxsize=1)
@@ -163,6 +170,20 @@ def conv_int8(
     return out
 
 
+class PointwiseGemm:
+    """A 1x1 convolution without padding as one GEMM: ``[N*OH*OW, C] x [C, M]`` over the
+    (strided) NHWC pixels, no staging. ``f(x, x_zp)`` like the convolution kernels."""
+
+    def __init__(self, gemm: Any, sh: int, sw: int, out_channels: int) -> None:
+        self.gemm, self.sh, self.sw, self.m = gemm, sh, sw, out_channels
+
+    def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
+        if self.sh != 1 or self.sw != 1:
+            x = x[:, :: self.sh, :: self.sw]
+        n, h, w, c = x.shape
+        return self.gemm(np.ascontiguousarray(x).reshape(n * h * w, c), x_zp).reshape(n, h, w, self.m)
+
+
 class _ConvBase(Op):
     depthwise = False
 
@@ -225,7 +246,7 @@ class _ConvBase(Op):
         key = shape[1:]
         if key in self._kernels:
             return self._kernels[key]
-        from edgeai.kernels.api import Requant, prepare_conv
+        from edgeai.kernels.api import Requant, prepare_conv, prepare_gemm
 
         oh, pt, ow, pl = self._geometry(shape)
         kh, kw = self.w.shape[1], self.w.shape[2]
@@ -250,13 +271,20 @@ class _ConvBase(Op):
                 act_min=self.lo,
                 act_max=self.hi,
             )
+            threads = int(self.ctx.options.get("threads") or 1)
             try:
-                kernel = prepare_conv(
-                    np.ascontiguousarray(w_oihw), 0, x_dtype=np.int8, strides=(self.sh, self.sw),
-                    pads=(pt, pl, pb, pr), dilations=(self.dh, self.dw), group=group,
-                    bias=self.bias, requant=rq, threads=int(self.ctx.options.get("threads") or 1),
-                    layout="NHWC",
-                )  # fmt: skip
+                if not self.depthwise and kh == kw == 1 and pt == pl == pb == pr == 0:
+                    gemm = prepare_gemm(
+                        np.ascontiguousarray(self.w[:, 0, 0, :].T), 0, a_dtype=np.int8, bias=self.bias,
+                        requant=rq, threads=threads,
+                    )  # fmt: skip
+                    kernel = None if gemm is None else PointwiseGemm(gemm, self.sh, self.sw, n_out)
+                else:
+                    kernel = prepare_conv(
+                        np.ascontiguousarray(w_oihw), 0, x_dtype=np.int8, strides=(self.sh, self.sw),
+                        pads=(pt, pl, pb, pr), dilations=(self.dh, self.dw), group=group,
+                        bias=self.bias, requant=rq, threads=threads, layout="NHWC",
+                    )  # fmt: skip
             except Exception:
                 kernel = None  # a shape the kernels do not take: the reference path
         if len(self._kernels) < 16:
