@@ -27,7 +27,13 @@ from __future__ import annotations
 import numpy as np
 from numba.extending import register_jitable
 
-__all__ = ["requantize_fixed_point", "requantize_float", "rounding_divide_by_pot", "srdhm"]
+__all__ = [
+    "requantize_fixed_point",
+    "requantize_fixed_point_branchless",
+    "requantize_float",
+    "rounding_divide_by_pot",
+    "srdhm",
+]
 
 _I32_MIN = -(1 << 31)
 _I32_MAX = (1 << 31) - 1
@@ -69,6 +75,39 @@ def requantize_fixed_point(acc: int, multiplier: int, shift: int, zp: int, qmin:
     right = -shift if shift < 0 else 0
     x = wrap_i32(np.int64(acc) << left)
     v = rounding_divide_by_pot(srdhm(x, multiplier), right) + zp
+    return min(max(v, qmin), qmax)
+
+
+@register_jitable
+def requantize_fixed_point_branchless(acc: int, multiplier: int, shift: int, zp: int, qmin: int, qmax: int) -> int:
+    """:func:`requantize_fixed_point` without branches, so that a loop over it vectorizes.
+
+    The same integers for every int32 ``acc`` and ``multiplier`` and ``shift`` in [-31, 30]
+    (the tests compare both over the edge cases). int64 arithmetic throughout:
+
+    * the left shift wraps in int32 as in TFLite (``int32(acc << left)``);
+    * SaturatingRoundingDoublingHighMul: the nudge is chosen by the sign mask, the division by
+      ``2**31`` truncates towards zero by adding ``2**31 - 1`` to negative values before the
+      arithmetic shift, and the one overflow (``INT32_MIN * INT32_MIN``) is the one result
+      above ``INT32_MAX``: a ``min`` saturates it;
+    * RoundingDivideByPOT: the threshold gains 1 for negative values through the sign bit.
+
+    Example:
+        >>> int(requantize_fixed_point_branchless(1000, 1 << 30, -5, 3, 0, 255))
+        19
+    """
+    s = np.int64(shift)
+    left = s & ~(s >> 63)  # max(shift, 0)
+    ns = -s
+    right = ns & ~(ns >> 63)  # max(-shift, 0)
+    x = np.int64(np.int32(np.int64(acc) << left))  # wraps in int32, as TFLite's C++
+    ab = x * np.int64(multiplier)
+    t = ab + (np.int64(1 << 30) - ((ab >> 63) & np.int64(_I32_MAX)))  # nudge 2**30 or 1 - 2**30
+    q = (t + ((t >> 63) & np.int64(_I32_MAX))) >> 31  # truncating division by 2**31
+    q = min(q, np.int64(_I32_MAX))
+    mask = (np.int64(1) << right) - 1
+    threshold = (mask >> 1) + ((q >> 63) & 1)
+    v = (q >> right) + np.int64((q & mask) > threshold) + zp
     return min(max(v, qmin), qmax)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from edgeai.kernels.requant import requantize_fixed_point, requantize_float
+from edgeai.kernels.requant import requantize_fixed_point_branchless, requantize_float
 
 __all__ = ["KIND_CODES", "KIND_TILE", "drive_parallel", "drive_serial"]
 
@@ -112,7 +112,50 @@ def _tile_overload(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  #
 def _store_value(v, n, mode, scale, mult, shift, zp, qmin, qmax):  # type: ignore[no-untyped-def]
     if mode == 1:
         return requantize_float(v, scale[n], zp, qmin, qmax)
-    return requantize_fixed_point(v, mult[n], shift[n], zp, qmin, qmax)
+    return requantize_fixed_point_branchless(v, mult[n], shift[n], zp, qmin, qmax)
+
+
+@njit(cache=True, inline="always")
+def _store_rows(c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors):  # type: ignore[no-untyped-def]
+    # Contiguous output rows (GEMM, pixel-major convolution). Every array is sliced to a view
+    # first: an index ``out[base + j]`` with a run-time base makes numba emit its negative-index
+    # wraparound per element, which stops LLVM from vectorizing; ``o[j]`` over ``range`` does not.
+    cz = coloff[col0 : col0 + nr]
+    bzz = bz[col0 : col0 + nr]
+    if mode == 0:
+        for r in range(mr):
+            rs = rowsum[r0 + r]
+            s = obase + (r0 + r) * ors + col0
+            o = out[s : s + nr]
+            cr = c[r]
+            for j in range(nr):
+                o[j] = cr[j] + cz[j] - bzz[j] * rs
+    elif mode == 1:
+        sc = scale[col0 : col0 + nr]
+        lo = np.float32(qmin - zp)
+        hi = np.float32(qmax - zp)
+        magic = np.float32(12582912.0)  # round half to even, as requantize_float
+        zp32 = np.int32(zp)
+        for r in range(mr):
+            rs = rowsum[r0 + r]
+            s = obase + (r0 + r) * ors + col0
+            o = out[s : s + nr]
+            cr = c[r]
+            for j in range(nr):
+                v = np.int32(cr[j] + cz[j] - bzz[j] * rs)
+                f = min(max(np.float32(v) * sc[j], lo), hi)
+                o[j] = np.int32((f + magic) - magic) + zp32
+    else:
+        mu = mult[col0 : col0 + nr]
+        sh = shift[col0 : col0 + nr]
+        for r in range(mr):
+            rs = rowsum[r0 + r]
+            s = obase + (r0 + r) * ors + col0
+            o = out[s : s + nr]
+            cr = c[r]
+            for j in range(nr):
+                v = np.int32(cr[j] + cz[j] - bzz[j] * rs)
+                o[j] = requantize_fixed_point_branchless(v, mu[j], sh[j], zp, qmin, qmax)
 
 
 @njit(cache=True, inline="always")
@@ -122,39 +165,23 @@ def _store_tile(
     # int32 arithmetic wraps like the int32 accumulators do, and keeps the loops vectorizable.
     # Two loop orders so that the inner loop writes contiguous memory: row-major (GEMM) or
     # column-major (NCHW convolution output, rows are pixels).
+    if ocs == 1:
+        _store_rows(c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
+        return
     if ors == 1:
+        rsum = rowsum[r0 : r0 + mr]
         for j in range(nr):
             n = col0 + j
-            base = obase + r0 + n * ocs
+            s = obase + r0 + n * ocs
+            o = out[s : s + mr]
             co = coloff[n]
             bzn = bz[n]
-            if mode == 0:
-                for r in range(mr):
-                    out[base + r] = c[r, j] + co - bzn * rowsum[r0 + r]
-            else:
-                for r in range(mr):
-                    v = np.int32(c[r, j] + co - bzn * rowsum[r0 + r])
-                    out[base + r] = _store_value(v, n, mode, scale, mult, shift, zp, qmin, qmax)
-        return
-    if ocs == 1 and mode == 0:  # contiguous int32 rows: the common GEMM / NHWC case, vectorized
-        for r in range(mr):
-            rs = rowsum[r0 + r]
-            base = obase + (r0 + r) * ors + col0
-            for j in range(nr):
-                out[base + j] = c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs
-        return
-    if ocs == 1 and mode == 1:  # contiguous rows, float requantization written out so that it vectorizes
-        lo = np.float32(qmin - zp)
-        hi = np.float32(qmax - zp)
-        magic = np.float32(12582912.0)  # round half to even, as requantize_float
-        for r in range(mr):
-            rs = rowsum[r0 + r]
-            base = obase + (r0 + r) * ors + col0
-            for j in range(nr):
-                v = np.int32(c[r, j] + coloff[col0 + j] - bz[col0 + j] * rs)
-                f = np.float32(v) * scale[col0 + j]
-                f = min(max(f, lo), hi)
-                out[base + j] = np.int32((f + magic) - magic) + zp
+            for r in range(mr):
+                v = np.int32(c[r, j] + co - bzn * rsum[r])
+                if mode == 0:
+                    o[r] = v
+                else:
+                    o[r] = _store_value(v, n, mode, scale, mult, shift, zp, qmin, qmax)
         return
     for r in range(mr):
         rs = rowsum[r0 + r]

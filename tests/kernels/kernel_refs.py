@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,20 @@ def gemm_ref(a: np.ndarray, a_zp: int, b: np.ndarray, b_zp: Any, bias: np.ndarra
     if bias is not None:
         acc = acc + bias.astype(np.int64)
     return (((acc + 2**31) % 2**32) - 2**31).astype(np.int32)
+
+
+def fixed_point_exact(acc: int, multiplier: int, shift: int, zp: int, qmin: int, qmax: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier from its definition, in exact rationals.
+
+    The left shift wraps in int32; the doubling high multiply is round(x * m / 2**31) with ties
+    toward +infinity, saturated; the right shift is round(v / 2**right) with ties away from zero.
+    """
+    left, right = max(shift, 0), max(-shift, 0)
+    x = ((acc * 2**left + 2**31) % 2**32) - 2**31
+    high = min(math.floor(Fraction(x * multiplier, 2**31) + Fraction(1, 2)), 2**31 - 1)
+    q = Fraction(high, 2**right)
+    v = int(math.copysign(math.floor(abs(q) + Fraction(1, 2)), q)) + zp
+    return min(max(v, qmin), qmax)
 
 
 def conv_ref(

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel_refs import gemm_ref, ort_matmul_integer, ort_qlinear_matmul
+from kernel_refs import fixed_point_exact, gemm_ref, ort_matmul_integer, ort_qlinear_matmul
 
 from edgeai.errors import InputShapeError, InputTypeError
 from edgeai.kernels.api import KernelArgumentError, Requant, prepare_gemm
 from edgeai.kernels.cpu import available_paths
+from edgeai.kernels.requant import requantize_fixed_point, requantize_fixed_point_branchless
 from edgeai.quant.requant import quantize_multiplier, requantize_onnx, requantize_tflite
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -96,6 +97,77 @@ def test_gemm_requant_tflite_per_channel(kernel_path: str, case: dict, data: st.
     qmin, qmax = rq.bounds()
     want = requantize_tflite(gemm_ref(a, a_zp, b, b_zp, bias), mult, shift, -3, qmin, qmax, dtype=np.int8)
     np.testing.assert_array_equal(got, want)
+
+
+I32_EDGES = [-(2**31), -(2**31) + 1, -(2**30) - 1, -65537, -3, -2, -1, 0, 1, 2, 3, 65537, 2**30, 2**31 - 2, 2**31 - 1]
+MULT_EDGES = [-(2**31), -(2**31) + 1, -1, 0, 1, 2**30, 2**30 + 1, 1518500250, 2**31 - 1]
+
+
+def _fixed_point_loop() -> object:
+    from numba import njit
+
+    @njit(cache=False)
+    def loop(acc, mult, shift, zp, qmin, qmax, out):  # type: ignore[no-untyped-def]
+        # the form the fused store runs: one call per element of a contiguous loop (vectorized)
+        for i in range(acc.size):
+            out[i] = requantize_fixed_point_branchless(acc[i], mult[i], shift[i], zp, qmin, qmax)
+
+    return loop
+
+
+def _check_fixed_point(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, zp: int, qmin: int, qmax: int) -> None:
+    got = np.empty(acc.size, np.int64)
+    _fixed_point_loop()(acc, mult, shift, zp, qmin, qmax, got)
+    for i in range(acc.size):
+        args = (int(acc[i]), int(mult[i]), int(shift[i]), zp, qmin, qmax)
+        want = fixed_point_exact(*args)
+        assert requantize_fixed_point(*args) == want, args  # the scalar reference itself
+        assert requantize_fixed_point_branchless(*args) == want, args  # as plain Python
+        assert got[i] == want, args  # compiled, in a vectorized loop
+
+
+@pytest.mark.parametrize("zp, qmin, qmax", [(0, -(2**31), 2**31 - 1), (-3, -128, 127), (128, 0, 255), (5, -20, 90)])
+def test_fixed_point_branchless_matches_scalar_on_edge_cases(zp: int, qmin: int, qmax: int) -> None:
+    """INT32_MIN/MAX accumulators, multiplier INT32_MIN (the one SRDHM overflow), every shift in [-31, 30]."""
+    grid = np.array(np.meshgrid(I32_EDGES, MULT_EDGES, np.arange(-31, 31), indexing="ij")).reshape(3, -1)
+    acc, mult, shift = grid[0].astype(np.int32), grid[1].astype(np.int32), grid[2].astype(np.int32)
+    _check_fixed_point(acc, mult, shift, zp, qmin, qmax)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    acc=st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=40),
+    mult=st.integers(-(2**31), 2**31 - 1),
+    shift=st.integers(-31, 30),
+    zp=st.integers(-128, 255),
+)
+def test_fixed_point_branchless_matches_exact_random(acc: list, mult: int, shift: int, zp: int) -> None:
+    n = len(acc)
+    _check_fixed_point(
+        np.array(acc, np.int32), np.full(n, mult, np.int32), np.full(n, shift, np.int32), zp, -(2**31), 2**31 - 1
+    )
+
+
+@pytest.mark.parametrize("m", [1, 7, 33])
+def test_gemm_requant_tflite_extreme_accumulators_and_shifts(kernel_path: str, m: int) -> None:
+    """Accumulators at the int32 ends (through the bias) and every shift from -31 to 30, per column."""
+    rng = np.random.default_rng(m)
+    n = 62
+    b = rng.integers(-128, 128, (16, n)).astype(np.int8)
+    a = rng.integers(0, 256, (m, 16)).astype(np.uint8)
+    bias = np.where(np.arange(n) % 2 == 0, 2**31 - 1, -(2**31)).astype(np.int32)  # wraps past the ends
+    shift = np.arange(-31, 31, dtype=np.int32)
+    mult = rng.choice(np.array([0, 1, 2**30, 2**31 - 1, 1518500250], np.int32), n)
+    for dtype, zp in ((np.dtype(np.int8), -3), (np.dtype(np.uint8), 128)):
+        rq = Requant("tflite", None, mult, shift, zp, dtype)
+        got = prepare_gemm(b, 0, a_dtype=np.uint8, bias=bias, requant=rq)(a, 7)
+        qmin, qmax = rq.bounds()
+        acc = gemm_ref(a, 7, b, 0, bias)
+        want = np.array(
+            [[fixed_point_exact(int(acc[i, j]), int(mult[j]), int(shift[j]), zp, qmin, qmax) for j in range(n)]
+             for i in range(m)]
+        )  # fmt: skip
+        np.testing.assert_array_equal(got, want)
 
 
 def test_gemm_saturation_worst_case(kernel_path: str) -> None:
