@@ -348,6 +348,35 @@ def test_qlinear_add_every_pair() -> None:
             )
 
 
+def test_qlinear_add_constant_parameters_every_pair() -> None:
+    """Constant scales and zero points (the fast same-shape loop): ORT's bytes for all 65536 pairs,
+    and an NCHW view of NHWC inputs gives the same bytes as a view of the same kind."""
+    rng = np.random.default_rng(4)
+    cls = lookup("QLinearAdd", MS, 1)
+    for dtype in (U8, S8):
+        info = np.iinfo(dtype)
+        vals = np.arange(info.min, int(info.max) + 1)
+        a, b = np.repeat(vals, vals.size).astype(dtype), np.tile(vals, vals.size).astype(dtype)
+        for _ in range(3):
+            sa, sb, sc = (np.float32(rng.uniform(0.001, 0.2)) for _ in range(3))
+            za, zb, zc = (dtype(rng.integers(info.min, info.max)) for _ in range(3))
+            ins = [a, sa, za, b, sb, zb, sc, zc]
+            op = cls(OpContext("n0", "QLinearAdd", MS, 1, input_consts=(None, sa, za, None, sb, zb, sc, zc)))
+            want = ort_node("QLinearAdd", ins, n_feeds=4, domain=MS)[0]
+            assert_same(op.run(*ins)[0], want)
+            nhwc_a, nhwc_b = a.reshape(1, 16, 16, 256), b.reshape(1, 16, 16, 256)
+            view_a, view_b = nhwc_a.transpose(0, 3, 1, 2), nhwc_b.transpose(0, 3, 1, 2)
+            got = op.run(view_a, sa, za, view_b, sb, zb, sc, zc)[0]
+            assert_same(got, want.reshape(1, 16, 16, 256).transpose(0, 3, 1, 2))
+            assert got.strides == view_a.strides  # still NHWC in memory
+            # a view against a contiguous array, and a broadcast: the general path, same bytes
+            got = op.run(view_a, sa, za, np.ascontiguousarray(view_b), sb, zb, sc, zc)[0]
+            assert_same(got, want.reshape(1, 16, 16, 256).transpose(0, 3, 1, 2))
+            row = b[:256].reshape(1, 256)
+            want_b = ort_node("QLinearAdd", [a.reshape(256, 256), sa, za, row, sb, zb, sc, zc], n_feeds=4, domain=MS)
+            assert_same(op.run(a.reshape(256, 256), sa, za, row, sb, zb, sc, zc)[0], want_b[0])
+
+
 @SETTINGS
 @given(
     dtype=st.sampled_from([U8, S8]),

@@ -32,7 +32,13 @@ import numpy as np
 from numba import njit
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
+from edgeai.ops.quantized._common import (
+    check_int_dtype,
+    const_input,
+    onnx_mode_only,
+    scalar,
+    zero_point_or_default,
+)
 from edgeai.ops.quantized.quantize_linear import quantize_onnx
 from edgeai.quant.float32 import fma_f32, fma_f32_jit
 from edgeai.quant.params import qrange
@@ -96,9 +102,44 @@ class _Binary(Op):
 
 @register("QLinearAdd", domain="com.microsoft", since=1)
 class QLinearAdd(_Binary):
-    """com.microsoft QLinearAdd with numpy broadcasting."""
+    """com.microsoft QLinearAdd with numpy broadcasting.
+
+    When every scale and zero point is a constant (ONNX mode), the float32
+    coefficients are computed once here, and two inputs of one shape and type
+    run through one loop over their 8-bit values in memory order: C-contiguous
+    arrays, or NCHW views of NHWC arrays (what QLinearConv hands on), whose
+    result is the same kind of view.
+    """
+
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        self._coeffs: tuple[np.float32, np.float32, np.float32, int, int, np.dtype] | None = None
+        params = [const_input(ctx, i) for i in (1, 2, 4, 5, 6, 7)]
+        if ctx.requant_mode == "onnx" and all(p is not None for p in params):
+            sa, zpa, sb, zpb, sc, zpc = (np.asarray(p) for p in params)
+            if zpa.dtype == zpb.dtype == zpc.dtype and zpc.dtype.name in _I8:
+                sa, sb, sc = (
+                    scalar(ctx, v, n).astype(_F) for v, n in ((sa, "A_scale"), (sb, "B_scale"), (sc, "C_scale"))
+                )
+                zpa, zpb, zpc = (
+                    scalar(ctx, v, n) for v, n in ((zpa, "A_zero_point"), (zpb, "B_zero_point"), (zpc, "C_zero_point"))
+                )
+                ra, rb = _F(sa / sc), _F(sb / sc)
+                k = _F(_F(zpc) - fma_f32(ra, _F(zpa), _F(rb * _F(zpb))))
+                qmin, qmax = qrange(zpc.dtype)
+                self._coeffs = (ra, rb, k, qmin, qmax, zpc.dtype)
 
     def run(self, *inputs: Any) -> tuple[Any, ...]:
+        coeffs = self._coeffs
+        if coeffs is not None:
+            a, b = inputs[0], inputs[3]
+            if (
+                type(a) is np.ndarray
+                and type(b) is np.ndarray
+                and a.shape == b.shape
+                and a.dtype == b.dtype == coeffs[5]
+            ):
+                return (_add_same_shape(a, b, coeffs),)
         a, b, sa, zpa, sb, zpb, sc, zpc = self._operands(*inputs)
         if self.ctx.requant_mode == "tflite":
             return (tflite_add(a, sa, zpa, b, sb, zpb, sc, zpc),)
@@ -129,6 +170,35 @@ class QLinearMul(_Binary):
         prod = (a.astype(np.int32) - np.int32(zpa)) * (b.astype(np.int32) - np.int32(zpb))
         v = ((prod.astype(_F) * m).astype(_F) + _F(zpc)).astype(_F)  # zp before rounding
         return (_saturate(v, zpc.dtype),)
+
+
+def _add_same_shape(a: np.ndarray, b: np.ndarray, coeffs: tuple[Any, ...]) -> np.ndarray:
+    """QLinearAdd of two arrays of one shape, walked in memory order (see :class:`QLinearAdd`)."""
+    ra, rb, k, qmin, qmax, dtype = coeffs
+    if a.ndim == 4 and not a.flags.c_contiguous:
+        at, bt = a.transpose(0, 2, 3, 1), b.transpose(0, 2, 3, 1)
+        if at.flags.c_contiguous and bt.flags.c_contiguous:  # NCHW views of NHWC arrays
+            out = np.empty(at.shape, dtype)
+            _qlinear_add_8bit(at.reshape(-1), bt.reshape(-1), ra, rb, k, qmin, qmax, out.reshape(-1))
+            return out.transpose(0, 3, 1, 2)
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    out = np.empty(a.shape, dtype)
+    _qlinear_add_8bit(a.reshape(-1), b.reshape(-1), ra, rb, k, qmin, qmax, out.reshape(-1))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _qlinear_add_8bit(
+    a: np.ndarray, b: np.ndarray, ra: np.float32, rb: np.float32, k: np.float32, qmin: int, qmax: int,
+    out: np.ndarray,
+) -> None:  # fmt: skip
+    """:func:`_qlinear_add_kernel` on 8-bit inputs and output, clamped before rounding (the same
+    integers: the bounds are integers)."""
+    lo, hi = np.float32(qmin), np.float32(qmax)
+    for i in range(a.size):
+        v = fma_f32_jit(ra, np.float32(a[i]), fma_f32_jit(rb, np.float32(b[i]), k))
+        v = min(max(v, lo), hi)
+        out[i] = np.rint(v)
 
 
 @njit(cache=True, nogil=True)
