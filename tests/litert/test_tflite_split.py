@@ -334,3 +334,93 @@ def test_transform_tensor_bilinear_is_exact_on_linear_images(sx: float, sy: floa
     outside = (px < -1e-4) | (px > w - 1 + 1e-4) | (py < -1e-4) | (py > h - 1 + 1e-4)
     np.testing.assert_allclose(got[inside], want[inside], atol=1e-3)
     assert not got[outside].any()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    angle=st.floats(-1.2, 1.2), cx=st.floats(80, 170), cy=st.floats(80, 170), w=st.floats(20, 90),
+    h=st.floats(20, 90), mult=st.floats(0.8, 2.0), in_hw=st.sampled_from([(192, 256), (128, 128)]),
+    out_hw=st.sampled_from([(64, 48), (32, 32)]),
+)  # fmt: skip
+def test_landmarks_to_transform_matrix_v1_maps_the_crop_onto_the_rotated_box(
+    angle: float, cx: float, cy: float, w: float, h: float, mult: float, in_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> None:  # fmt: skip
+    """Version 1 (options with ``subset``, landmarks ``[1, 1, 1, 3N]`` in ``[0, landmarks_range]``):
+    the output crop's centre maps to the box centre in input pixels, and its axes to the box's sides
+    (times ``bbox_size_multiplier``), in float64 geometry independent of the kernel's formula."""
+    from flatbuffers import flexbuffers
+
+    rng_ = 256
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]]) @ rot.T + [cx, cy]
+    pts = np.concatenate([corners, np.full((4, 1), 7.0)], axis=1).astype(F32).reshape(1, 1, 1, 12)
+    opts = {"subset": [0, 1, 2, 3], "left_rotation_idx": 0, "right_rotation_idx": 1, "input_hw": list(in_hw),
+            "output_hw": list(out_hw), "dimensions": 3, "landmarks_range": rng_, "bbox_size_multiplier": mult}  # fmt: skip
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "p", "shape": [1, 1, 1, 12], "dtype": F32}],
+        [{"name": "m", "shape": [1, 4, 4], "dtype": F32}],
+        custom="Landmarks2TransformMatrix",
+        custom_options=bytes(flexbuffers.Dumps(opts)),
+    )
+    t = run_native(model, [pts])[0][0].astype(np.float64)
+    (in_h, in_w), (out_h, out_w) = in_hw, out_hw
+    centre = t @ [(out_w - 1) / 2, (out_h - 1) / 2, 0, 1]
+    np.testing.assert_allclose(centre[:2], [cx / rng_ * (in_w - 1), cy / rng_ * (in_h - 1)], rtol=1e-4, atol=1e-3)
+    axes = np.diag([(in_w - 1) / 2, (in_h - 1) / 2]) @ rot @ np.diag([w * mult / rng_, h * mult / rng_])
+    axes = axes @ np.diag([2 / (out_w - 1), 2 / (out_h - 1)])
+    np.testing.assert_allclose(t[:2, :2], axes, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(t[:2, 2], [0, 0])
+    np.testing.assert_allclose(t[2:], [[0, 0, 1, 0], [0, 0, 0, 1]], atol=1e-6)
+
+
+def test_landmarks_to_transform_matrix_v1_rejects_bad_options() -> None:
+    from flatbuffers import flexbuffers
+
+    opts = {"subset": [0, 1], "left_rotation_idx": 0, "right_rotation_idx": 1, "input_hw": [8, 8],
+            "output_hw": [4, 4], "dimensions": 2, "landmarks_range": 8, "bbox_size_multiplier": 1.0}  # fmt: skip
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "p", "shape": [1, 1, 1, 6], "dtype": F32}],
+        [{"name": "m", "shape": [1, 4, 4], "dtype": F32}],
+        custom="Landmarks2TransformMatrix",
+        custom_options=bytes(flexbuffers.Dumps(opts)),
+    )
+    with pytest.raises(edgeai.errors.ModelError, match="dimensions must be 3"):
+        run_native(model, [np.zeros((1, 1, 1, 6), F32)])
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    sx=st.floats(0.3, 2.0), sy=st.floats(0.3, 2.0), angle=st.floats(-0.5, 0.5), tx=st.floats(0, 3),
+    ty=st.floats(0, 3),
+)  # fmt: skip
+def test_transform_tensor_v1_samples_without_half_pixel_correction(
+    sx: float, sy: float, angle: float, tx: float, ty: float
+) -> None:
+    """MediaPipe's version 1 (custom op ``TransformTensor``): the output pixel (x, y) samples the input at
+    exactly ``M @ (x, y, 0, 1)``; bilinear sampling reproduces a linear image there; outside is 0."""
+    h, w, oh, ow = 9, 11, 7, 6
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = np.stack([0.5 * xx + 0.25 * yy + 1, -0.75 * xx + 2 * yy], axis=-1).astype(F32)[None]
+    m = np.eye(4, dtype=F32)
+    m[:2, :2] = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.diag([sx, sy])
+    m[:2, 3] = [tx, ty]
+    model = tb.single_op(
+        "CUSTOM",
+        [{"name": "x", "shape": [1, h, w, 2], "dtype": F32}, {"name": "m", "shape": [1, 4, 4], "dtype": F32}],
+        [{"name": "y", "shape": [1, oh, ow, 2], "dtype": F32}],
+        custom="TransformTensor",
+    )
+    got = run_native(model, [ramp, m[None]])[0][0].astype(np.float64)
+    mm = m.astype(np.float64)
+    oy, ox = np.mgrid[0:oh, 0:ow].astype(np.float64)
+    px = mm[0, 0] * ox + mm[0, 1] * oy + mm[0, 3]
+    py = mm[1, 0] * ox + mm[1, 1] * oy + mm[1, 3]
+    want = np.stack([0.5 * px + 0.25 * py + 1, -0.75 * px + 2 * py], axis=-1)
+    inside = (px >= 1e-4) & (px <= w - 1 - 1e-4) & (py >= 1e-4) & (py <= h - 1 - 1e-4)
+    outside = (px < -1e-4) | (px > w - 1 + 1e-4) | (py < -1e-4) | (py > h - 1 + 1e-4)
+    assert inside.any()
+    np.testing.assert_allclose(got[inside], want[inside], atol=1e-3)
+    assert not got[outside].any()

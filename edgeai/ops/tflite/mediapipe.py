@@ -20,16 +20,24 @@ pooling ops, ``TfLiteTransposeConvParams`` (padding, stride w/h) for
   additions); z and any further channels are kept. Version 2 takes ``[1, N, C]``
   landmarks (C = 2 or 3 per landmark); version 1 ``[1, H, W, C]`` landmarks
   with ``dimensions`` and ``scale`` (scaling the translation) in flexbuffer options.
-* ``Landmarks2TransformMatrix`` (version 2, ``[1, N, 3]`` landmarks): the 4x4
+* ``Landmarks2TransformMatrix`` version 2 (``[1, N, 3]`` landmarks): the 4x4
   matrix from an output crop (``output_width`` x ``output_height``) to the
   input: rotation ``target_rotation_radians - atan2`` of the line from the
   ``left_rotation_idx`` to the ``right_rotation_idx`` landmark, centre and
   size of the rotated bounding box of the ``subset_idxs`` landmark pairs,
   scaled by ``scale_x``/``scale_y``; options in a flexbuffer map.
+  Version 1 (``[1, 1, 1, 3N]`` landmarks in ``[0, landmarks_range]``; options
+  ``input_hw``, ``output_hw``, ``dimensions`` = 3, ``landmarks_range``,
+  ``bbox_size_multiplier``, ``left_rotation_idx``, ``right_rotation_idx``,
+  ``subset``): rotation ``-atan(dy / dx)``, the bounding box of the ``subset``
+  pairs in the rotated frame, and the matrix ``to_absolute * rotation * scale *
+  to_relative`` from output pixels (corners at 0 and size - 1) to input pixels.
+  The two versions are told apart by their options (``subset`` or ``subset_idxs``).
 * ``TransformTensorBilinear`` (version 2): the output ``[1, H, W, C]`` (its size
   is the output tensor's) samples the input bilinearly at the matrix image of
   every output pixel (with the half-pixel correction of MediaPipe's kernel);
-  samples outside the input are 0.
+  samples outside the input are 0. Version 1 is the custom op
+  ``TransformTensor``: the same sampling without the half-pixel correction.
 
 Example:
     >>> import numpy as np
@@ -55,8 +63,10 @@ __all__ = [
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "TransformLandmarks",
+    "TransformTensor",
     "TransformTensorBilinear",
     "landmarks_to_transform_matrix",
+    "landmarks_to_transform_matrix_v1",
     "max_pool_argmax",
     "max_unpool",
     "transform_landmarks",
@@ -291,11 +301,71 @@ def landmarks_to_transform_matrix(
     return t.astype(f).reshape(1, 4, 4)
 
 
+def landmarks_to_transform_matrix_v1(
+    points: np.ndarray,
+    pairs: list[tuple[int, int]],
+    left: int,
+    right: int,
+    input_hw: tuple[int, int],
+    output_hw: tuple[int, int],
+    landmarks_range: int,
+    bbox_multiplier: float,
+) -> np.ndarray:
+    """MediaPipe's Landmarks2TransformMatrix v1 in float32: a [1, 4, 4] matrix.
+
+    Constants the kernel writes as double literals (``2.0 / (w - 1.0)``, the centre's
+    ``/ range * 2.0 - 1.0``) are computed in float64 and stored as float32, as its ``Mat3``
+    constructor does; products and sums of the matrices are float32.
+    """
+    f = np.float32
+    p = np.asarray(points, f).reshape(-1)
+    xy = p[: p.size // 3 * 3].reshape(-1, 3)[:, :2]
+    dx, dy = xy[right, 0] - xy[left, 0], xy[right, 1] - xy[left, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = -f(np.arctan(f(dy / dx)))
+    c, s = f(np.cos(alpha)), f(np.sin(alpha))
+    idx = [i for pair in pairs for i in pair]
+    rx = xy[idx, 0] * c - xy[idx, 1] * s
+    ry = xy[idx, 0] * s + xy[idx, 1] * c
+    lo_x, lo_y = min(f(100000), rx.min()), min(f(100000), ry.min())
+    hi_x, hi_y = max(f(-100000), rx.max()), max(f(-100000), ry.max())
+    bw, bh = (hi_x - lo_x) * f(bbox_multiplier), (hi_y - lo_y) * f(bbox_multiplier)
+    rng = f(landmarks_range)
+    mx, my = f((float(hi_x) + float(lo_x)) / 2.0), f((float(hi_y) + float(lo_y)) / 2.0)
+    ci, si = f(np.cos(-alpha)), f(np.sin(-alpha))
+    cx, cy = mx * ci - my * si, mx * si + my * ci
+    (in_h, in_w), (out_h, out_w) = input_hw, output_hw
+
+    def mat(a: list[list[float]]) -> np.ndarray:
+        return np.array(a, np.float64).astype(f)
+
+    scale = mat([[bw / rng, 0, 0], [0, bh / rng, 0], [0, 0, 1]])
+    rotation = mat([[ci, -si, float(cx / rng) * 2.0 - 1.0], [si, ci, float(cy / rng) * 2.0 - 1.0], [0, 0, 1]])
+    to_relative = mat([[2.0 / (out_w - 1.0), 0, -1], [0, 2.0 / (out_h - 1.0), -1], [0, 0, 1]])
+    to_absolute = mat(
+        [[(in_w - 1.0) / 2.0, 0, (in_w - 1.0) / 2.0], [0, (in_h - 1.0) / 2.0, (in_h - 1.0) / 2.0], [0, 0, 1]]
+    )
+    itm = ((to_absolute @ rotation) @ scale) @ to_relative
+    out = np.zeros((4, 4), f)
+    out[0, :2], out[0, 3] = itm[0, :2], itm[0, 2]
+    out[1, :2], out[1, 3] = itm[1, :2], itm[1, 2]
+    out[2, :3] = itm[2]
+    out[3, 3] = 1
+    return out.reshape(1, 4, 4)
+
+
 @register("Landmarks2TransformMatrix", domain="tflite.custom", since=1)
 class Landmarks2TransformMatrix(Op):
-    """MediaPipe ``Landmarks2TransformMatrix`` version 2 (``[1, N, 3]`` landmarks -> ``[1, 4, 4]``)."""
+    """MediaPipe ``Landmarks2TransformMatrix``, versions 1 and 2 (``[1, 4, 4]`` output).
+
+    Version 2 takes ``[1, N, 3]`` landmarks; version 1 ``[1, 1, 1, 3N]`` (its options hold
+    ``subset`` rather than ``subset_idxs``)."""
 
     _KEYS = ("subset_idxs", "left_rotation_idx", "right_rotation_idx", "output_height", "output_width")
+    _KEYS_V1 = (
+        "subset", "input_hw", "output_hw", "dimensions", "landmarks_range", "bbox_size_multiplier",
+        "left_rotation_idx", "right_rotation_idx",
+    )  # fmt: skip
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -306,25 +376,55 @@ class Landmarks2TransformMatrix(Op):
             opts = flexbuffers.Loads(bytes(ctx.attr("custom_options") or b""))
         except Exception as exc:
             raise bad_model(ctx, f"custom options are not a flexbuffer map ({exc})") from exc
-        if not isinstance(opts, dict) or any(k not in opts for k in self._KEYS):
-            raise bad_model(ctx, f"custom options need the keys {', '.join(self._KEYS)} (version 2)")
-        flat = [int(v) for v in opts["subset_idxs"]]
+        if not isinstance(opts, dict):
+            raise bad_model(ctx, "custom options are not a flexbuffer map")
+        self.version = 1 if "subset" in opts and "subset_idxs" not in opts else 2
+        keys = self._KEYS_V1 if self.version == 1 else self._KEYS
+        missing = [k for k in keys if k not in opts]
+        if missing:
+            raise bad_model(ctx, f"custom options lack {', '.join(missing)} (version {self.version})")
+        flat = [int(v) for v in opts["subset" if self.version == 1 else "subset_idxs"]]
         if len(flat) % 2:
             flat.append(flat[-1])  # an odd count pairs the last index with itself, as MediaPipe does
         self.pairs = list(zip(flat[0::2], flat[1::2]))
         self.left, self.right = int(opts["left_rotation_idx"]), int(opts["right_rotation_idx"])
+        if not self.pairs or min(min(min(p) for p in self.pairs), self.left, self.right) < 0:
+            raise bad_model(ctx, "landmark indices must be non-negative and the subset non-empty")
+        if self.version == 1:
+            self.input_hw = tuple(int(v) for v in opts["input_hw"])
+            self.output_hw = tuple(int(v) for v in opts["output_hw"])
+            self.range = int(opts["landmarks_range"])
+            self.bbox = float(opts["bbox_size_multiplier"])
+            if int(opts["dimensions"]) != 3:
+                raise bad_model(ctx, f"dimensions must be 3, got {opts['dimensions']}")
+            if len(self.input_hw) != 2 or len(self.output_hw) != 2 or min(*self.input_hw, *self.output_hw) <= 0:
+                raise bad_model(ctx, f"input_hw {self.input_hw} and output_hw {self.output_hw} must be 2 positive ints")
+            if self.range <= 0 or self.bbox == 0:
+                raise bad_model(ctx, "landmarks_range must be positive and bbox_size_multiplier non-zero")
+            return
         self.target = float(opts.get("target_rotation_radians", 0.0))
         self.out_h, self.out_w = int(opts["output_height"]), int(opts["output_width"])
         self.sx, self.sy = float(opts.get("scale_x", 1.0)), float(opts.get("scale_y", 1.0))
-        if min(self.out_h, self.out_w) <= 0 or min(self.sx, self.sy) <= 0 or not self.pairs:
-            raise bad_model(ctx, "output size and scales must be positive and subset_idxs non-empty")
+        if min(self.out_h, self.out_w) <= 0 or min(self.sx, self.sy) <= 0:
+            raise bad_model(ctx, "output size and scales must be positive")
 
     def run(self, points: np.ndarray, *_: Any) -> tuple[np.ndarray]:
-        if points.ndim != 3 or points.shape[-1] != 3:
-            raise unsupported(self.ctx, f"landmarks of shape {points.shape} (version 2 takes [1, N, 3])")
-        n = points.shape[1]
+        if self.version == 1:
+            if points.ndim != 4 or points.shape[:3] != (1, 1, 1):
+                raise unsupported(self.ctx, f"landmarks of shape {points.shape} (version 1 takes [1, 1, 1, 3N])")
+            n = points.shape[-1] // 3
+        else:
+            if points.ndim != 3 or points.shape[-1] != 3:
+                raise unsupported(self.ctx, f"landmarks of shape {points.shape} (version 2 takes [1, N, 3])")
+            n = points.shape[1]
         if max(max(max(p) for p in self.pairs), self.left, self.right) >= n:
             raise bad_model(self.ctx, f"a landmark index in the options is out of range for {n} landmarks")
+        if self.version == 1:
+            return (
+                landmarks_to_transform_matrix_v1(
+                    points, self.pairs, self.left, self.right, self.input_hw, self.output_hw, self.range, self.bbox
+                ),
+            )
         return (
             landmarks_to_transform_matrix(
                 points, self.pairs, self.left, self.right, self.target, self.out_w, self.out_h, self.sx, self.sy
@@ -332,16 +432,22 @@ class Landmarks2TransformMatrix(Op):
         )
 
 
-def transform_tensor_bilinear(x: np.ndarray, matrix: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """MediaPipe's TransformTensorBilinear v2 on the first image of ``x`` (NHWC float32)."""
+def transform_tensor_bilinear(
+    x: np.ndarray, matrix: np.ndarray, out_h: int, out_w: int, half_pixel: bool = True
+) -> np.ndarray:
+    """MediaPipe's TransformTensorBilinear on the first image of ``x`` (NHWC float32).
+
+    ``half_pixel=True`` is version 2 (with its align-corners correction), ``False`` version 1
+    (the custom op ``TransformTensor``)."""
     f = np.float32
     img = x[0].astype(np.float64)
     h, w, c = img.shape
     m = np.asarray(matrix, f).reshape(-1)
     rows = []
-    for r in (0, 4):  # the kernel's align-corners correction, in double, stored back as float
+    for r in (0, 4):  # v2's align-corners correction, in double, stored back as float
         t = m[r : r + 4].copy()
-        t[3] = f(float(t[3]) + (float(t[0]) * 0.5 + float(t[1]) * 0.5 - 0.5))
+        if half_pixel:
+            t[3] = f(float(t[3]) + (float(t[0]) * 0.5 + float(t[1]) * 0.5 - 0.5))
         rows.append(t)
     oy, ox = np.meshgrid(np.arange(out_h, dtype=f), np.arange(out_w, dtype=f), indexing="ij")
     tx = (ox * rows[0][0] + oy * rows[0][1]) + f(0) * rows[0][2] + rows[0][3]
@@ -381,3 +487,13 @@ class TransformTensorBilinear(Op):
         if x.ndim != 4 or matrix.size < 8:
             raise bad_model(self.ctx, f"needs NHWC data and a 4x4 matrix, got {x.shape} and {matrix.shape}")
         return (transform_tensor_bilinear(x, matrix, self.out_h, self.out_w),)
+
+
+@register("TransformTensor", domain="tflite.custom", since=1)
+class TransformTensor(TransformTensorBilinear):
+    """MediaPipe ``TransformTensor``: ``TransformTensorBilinear`` version 1 (no half-pixel correction)."""
+
+    def run(self, x: np.ndarray, matrix: np.ndarray, *_: Any) -> tuple[np.ndarray]:
+        if x.ndim != 4 or matrix.size < 8:
+            raise bad_model(self.ctx, f"needs NHWC data and a 4x4 matrix, got {x.shape} and {matrix.shape}")
+        return (transform_tensor_bilinear(x, matrix, self.out_h, self.out_w, half_pixel=False),)
