@@ -214,13 +214,17 @@ class TFLitePartitionedExecutable:
         from edgeai.backends.litert import LiteRTExecutable
         from edgeai.formats.tflite_writer import tflite_bytes
 
-        if options.get("quantize_io"):
-            from edgeai.errors import PlacementError
-
-            raise PlacementError("quantize_io=True is not implemented for a split .tflite model yet")
         self.device = device
-        self.inputs = [_tflite_spec(graph, n) for n in graph.inputs]
-        self.outputs = [_tflite_spec(graph, n) for n in graph.outputs]
+        raw_inputs = [_tflite_spec(graph, n) for n in graph.inputs]
+        raw_outputs = [_tflite_spec(graph, n) for n in graph.outputs]
+        # quantize_io: the whole model's quantized inputs take float feeds and its quantized
+        # outputs come back dequantized, with TFLite's formulas; the partitions stay integer
+        self._quantize_io = bool(options.get("quantize_io", False))
+        options = {k: v for k, v in options.items() if k != "quantize_io"}
+        self._in_quant = {s.name: s.quant for s in raw_inputs if self._quantize_io and s.quant is not None}
+        self._out_quant = {s.name: s.quant for s in raw_outputs if self._quantize_io and s.quant is not None}
+        self.inputs = [LiteRTExecutable._float_spec(s) if s.name in self._in_quant else s for s in raw_inputs]
+        self.outputs = [LiteRTExecutable._float_spec(s) if s.name in self._out_quant else s for s in raw_outputs]
         self.output_names = list(graph.outputs)
         self._plan = plan
         self._what = source.display_name
@@ -244,11 +248,23 @@ class TFLitePartitionedExecutable:
 
     def run(self, feeds: dict[str, np.ndarray], output_names: Sequence[str] | None = None) -> list[np.ndarray]:
         env: dict[str, Any] = dict(feeds)
+        if self._in_quant:
+            from edgeai.backends.litert import quantize_tflite
+
+            for name, q in self._in_quant.items():
+                value = np.asarray(env[name])
+                if value.dtype.kind == "f":
+                    env[name] = quantize_tflite(value, q)
         for exe, ins, outs, free in self._steps:
             env.update(zip(outs, exe.run({n: env[n] for n in ins}, outs)))
             for v in free:
                 env.pop(v, None)
-        return [env[n] for n in (output_names or self.output_names)]
+        wanted = output_names or self.output_names
+        if not self._out_quant:
+            return [env[n] for n in wanted]
+        from edgeai.backends.litert import dequantize_tflite
+
+        return [dequantize_tflite(env[n], self._out_quant[n]) if n in self._out_quant else env[n] for n in wanted]
 
     def placement(self) -> PlacementReport:
         return report_from_plan(self._plan, self._what, source="edgeai planner (LiteRT + native engine)")

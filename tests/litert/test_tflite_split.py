@@ -424,3 +424,44 @@ def test_transform_tensor_v1_samples_without_half_pixel_correction(
     assert inside.any()
     np.testing.assert_allclose(got[inside], want[inside], atol=1e-3)
     assert not got[outside].any()
+
+
+def _int8_io_landmarks_model() -> bytes:
+    """int8 x [1, 5, 3] (scale 0.1, zp 3) -> DEQUANTIZE -> TransformLandmarks (v2, with a float matrix)
+    -> QUANTIZE -> int8 y [1, 5, 3] (scale 0.05, zp -10): quantized I/O around a custom op."""
+    b = tb.TFLiteBuilder()
+    x = b.tensor("x", [1, 5, 3], np.int8, scale=0.1, zero_point=3)
+    matrix = b.tensor("matrix", [1, 4, 4], F32)
+    xf = b.tensor("x_f", [1, 5, 3], F32)
+    b.op("DEQUANTIZE", [x], [xf])
+    lm = b.tensor("lm", [1, 5, 3], F32)
+    b.op("CUSTOM", [xf, matrix], [lm], custom="TransformLandmarks")
+    b.model.operatorCodes[b._codes[(b.s.BuiltinOperator.CUSTOM, "TransformLandmarks")]].version = 2
+    y = b.tensor("y", [1, 5, 3], np.int8, scale=0.05, zero_point=-10)
+    b.op("QUANTIZE", [lm], [y])
+    b.io([x, matrix], [y])
+    return b.build()
+
+
+def test_quantize_io_on_a_split_model(tmp_path: Path) -> None:
+    """``quantize_io=True`` on a model LiteRT cannot load whole: float feeds are quantized with TFLite's
+    formula (round half away from zero), the split model runs in int8, and the int8 output comes back
+    as ``scale * (q - zp)``, equal to doing those steps by hand around the integer session."""
+    path = tmp_path / "int8_io.tflite"
+    path.write_bytes(_int8_io_landmarks_model())
+    raw = edgeai.Session(path)
+    floats = edgeai.Session(path, quantize_io=True)
+    assert [p.backend for p in floats.placement.partitions] == ["litert", "native", "litert"]
+    assert floats.inputs[0].dtype == np.float32 and floats.outputs[0].dtype == np.float32
+    assert raw.inputs[0].dtype == np.int8
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        x = rng.uniform(-13, 13, (1, 5, 3)).astype(F32)
+        x[0, 0, :2] = [0.05, -0.25]  # halves after the float32 division: TFLite rounds them away from zero
+        m = _matrix(rng)
+        scaled = (x / np.float32(0.1)).astype(np.float64)  # TFLite divides in float32, then std::round
+        q = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + 3, -128, 127).astype(np.int8)
+        want = (raw.run({"x": q, "matrix": m})["y"].astype(np.float64) + 10) * np.float32(0.05)
+        got = floats.run({"x": x, "matrix": m})["y"]
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want.astype(F32), rtol=0, atol=0)
