@@ -123,6 +123,34 @@ def test_quantize_linear_specials_match_onnxruntime() -> None:
 
 
 @SETTINGS
+@given(dtype=st.sampled_from([U8, S8]), shape=st.sampled_from([(7,), (2, 3, 5), (1, 3, 4, 5), (2, 8, 3, 3)]),
+       data=st.data())  # fmt: skip
+def test_quantize_dequantize_constant_per_tensor(dtype: Any, shape: tuple[int, ...], data: st.DataObject) -> None:
+    """Constant per-tensor parameters (the numba loop): ORT's bytes, also for NaN, infinities and
+    ties, and for an NCHW view of an NHWC array (the result is a view of the same kind)."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = (rng.standard_normal(shape) * data.draw(st.sampled_from([0.1, 10.0, 1e4]))).astype(np.float32)
+    specials = [np.nan, np.inf, -np.inf, 0.5, 1.5, 2.5, -0.5, -1.5, 1e30, -1e30]
+    x.flat[: len(specials)] = specials[: x.size]
+    s = data.draw(scales(lo=1e-3, hi=2.0))
+    zp = data.draw(zero_point(dtype))
+    q = lookup("QuantizeLinear", "", 21)(OpContext("q", "QuantizeLinear", opset=21, input_consts=(None, s, zp)))
+    dq = lookup("DequantizeLinear", "", 21)(OpContext("d", "DequantizeLinear", opset=21, input_consts=(None, s, zp)))
+    assert q._per_tensor is not None and dq._per_tensor is not None  # the constant path is the one tested
+    want = ort_node("QuantizeLinear", [x, s, zp], opset=21)[0]
+    got = q.run(x, s, zp)[0]
+    assert_same(got, want)
+    want_dq = ort_node("DequantizeLinear", [want, s, zp], opset=21)[0]
+    assert_same(dq.run(got, s, zp)[0], want_dq)
+    if x.ndim == 4:
+        view = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        got_view = q.run(view, s, zp)[0]
+        assert_same(got_view, want)
+        assert got_view.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC in memory
+        assert_same(dq.run(got_view, s, zp)[0], want_dq)
+
+
+@SETTINGS
 @given(
     shape=st.lists(st.integers(1, 40), min_size=1, max_size=3).map(tuple),
     spread=st.sampled_from([1e-3, 1.0, 100.0]),

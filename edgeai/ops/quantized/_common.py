@@ -154,3 +154,12 @@ def kernel_requant(ctx: OpContext, num: tuple[Any, ...], den: Any, zero_point: n
     scale = onnx_scale(*num, den=den)
     scale = scale.reshape(()) if scale.size == 1 else scale.reshape(-1)
     return Requant("onnx", scale, None, None, zero_point=int(zp), dtype=zp.dtype)
+
+
+def nhwc_base(x: np.ndarray) -> np.ndarray | None:
+    """The C-contiguous NHWC array of which ``x`` is the NCHW view (``base.transpose(0, 3, 1, 2)``),
+    or None when ``x`` is not such a view (QLinearConv hands its NHWC results on this way)."""
+    if x.ndim != 4 or x.flags.c_contiguous:
+        return None
+    base = x.transpose(0, 2, 3, 1)
+    return base if base.flags.c_contiguous else None

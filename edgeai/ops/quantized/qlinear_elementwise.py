@@ -35,6 +35,7 @@ from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.quantized._common import (
     check_int_dtype,
     const_input,
+    nhwc_base,
     onnx_mode_only,
     scalar,
     zero_point_or_default,
@@ -175,12 +176,11 @@ class QLinearMul(_Binary):
 def _add_same_shape(a: np.ndarray, b: np.ndarray, coeffs: tuple[Any, ...]) -> np.ndarray:
     """QLinearAdd of two arrays of one shape, walked in memory order (see :class:`QLinearAdd`)."""
     ra, rb, k, qmin, qmax, dtype = coeffs
-    if a.ndim == 4 and not a.flags.c_contiguous:
-        at, bt = a.transpose(0, 2, 3, 1), b.transpose(0, 2, 3, 1)
-        if at.flags.c_contiguous and bt.flags.c_contiguous:  # NCHW views of NHWC arrays
-            out = np.empty(at.shape, dtype)
-            _qlinear_add_8bit(at.reshape(-1), bt.reshape(-1), ra, rb, k, qmin, qmax, out.reshape(-1))
-            return out.transpose(0, 3, 1, 2)
+    at, bt = nhwc_base(a), nhwc_base(b)
+    if at is not None and bt is not None:  # NCHW views of NHWC arrays
+        out = np.empty(at.shape, dtype)
+        _qlinear_add_8bit(at.reshape(-1), bt.reshape(-1), ra, rb, k, qmin, qmax, out.reshape(-1))
+        return out.transpose(0, 3, 1, 2)
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     out = np.empty(a.shape, dtype)
     _qlinear_add_8bit(a.reshape(-1), b.reshape(-1), ra, rb, k, qmin, qmax, out.reshape(-1))

@@ -29,9 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import bad_model, check_int_dtype, const_input, unsupported
+from edgeai.ops.quantized._common import bad_model, check_int_dtype, const_input, nhwc_base, unsupported
 from edgeai.quant.params import expand_param, qrange
 
 __all__ = ["DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear", "quantize_onnx"]
@@ -101,8 +102,15 @@ class QuantizeLinear(_QParams):
         if int(ctx.attr("precision", 0)):
             raise unsupported(ctx, "the precision attribute")
         self.saturate = bool(int(ctx.attr("saturate", 1)))
+        # per-tensor constant scale and 8-bit zero point, ONNX mode: one numba loop over float32 input
+        self._per_tensor = _per_tensor_8bit(ctx) if ctx.requant_mode == "onnx" and self.block_size == 0 else None
 
     def run(self, x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
+        fast = self._per_tensor
+        if fast is not None and type(x) is np.ndarray and x.dtype == np.float32:
+            scale, zp = fast
+            qmin, qmax = qrange(zp.dtype)
+            return (_elementwise(x, zp.dtype, _quantize_8bit, scale, np.float32(qmin), np.float32(qmax), int(zp)),)
         x = np.asarray(x)
         if y_zero_point is not None:
             out_dtype = np.asarray(y_zero_point).dtype
@@ -132,7 +140,15 @@ class QuantizeLinear(_QParams):
 class DequantizeLinear(_QParams):
     """ONNX DequantizeLinear: ``float32(x - zp) * scale``, output in the scale's float type."""
 
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        fast = _per_tensor_8bit(ctx) if self.block_size == 0 and self.attr_dtype in (None, np.float32) else None
+        self._per_tensor = fast
+
     def run(self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
+        fast = self._per_tensor
+        if fast is not None and type(x) is np.ndarray and x.dtype == fast[1].dtype:
+            return (_elementwise(x, np.float32, _dequantize_8bit, fast[0], int(fast[1])),)
         x = np.asarray(x)
         check_int_dtype(self.ctx, x, "input", (*_QTYPES, "int32"))
         if x.dtype == np.int32 and x_zero_point is not None and np.any(np.asarray(x_zero_point) != 0):
@@ -149,6 +165,55 @@ class DequantizeLinear(_QParams):
         centered = x.astype(np.int32) if z is None else x.astype(np.int32) - z.astype(np.int32)
         y = centered.astype(np.float32) * s.astype(np.float32)
         return (y.astype(out_dtype),)
+
+
+def _per_tensor_8bit(ctx: OpContext) -> tuple[np.float32, np.ndarray] | None:
+    """(float32 scale, zero point) when both are constant, per tensor, the scale float32 and the
+    zero point 8-bit; else None."""
+    scale, zp = const_input(ctx, 1), const_input(ctx, 2)
+    if scale is None or zp is None:
+        return None
+    scale, zp = np.asarray(scale), np.asarray(zp)
+    if scale.size != 1 or zp.size != 1 or scale.ndim > 1 or zp.ndim > 1:
+        return None
+    if scale.dtype != np.float32 or zp.dtype.name not in ("int8", "uint8"):
+        return None
+    return np.float32(scale.reshape(())), zp.reshape(())
+
+
+def _elementwise(x: np.ndarray, out_dtype: Any, kernel: Any, *params: Any) -> np.ndarray:
+    """``kernel(x_flat, *params, out_flat)`` over ``x`` in memory order; an NCHW view of an NHWC
+    array gives a view of the same kind."""
+    base = nhwc_base(x)
+    if base is not None:
+        out = np.empty(base.shape, out_dtype)
+        kernel(base.reshape(-1), *params, out.reshape(-1))
+        return out.transpose(0, 3, 1, 2)
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape, out_dtype)
+    kernel(x.reshape(-1), *params, out.reshape(-1))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _quantize_8bit(x: np.ndarray, scale: np.float32, lo: np.float32, hi: np.float32, zp: int, out: np.ndarray) -> None:
+    """:func:`quantize_onnx` per element: float32 divide, NaN to ``qmin``, clamp, round half to even.
+
+    ``lo``/``hi`` are ``qmin``/``qmax``; the clamp bounds are ``qmin - zp`` and ``qmax - zp``."""
+    vlo, vhi = np.float32(lo - zp), np.float32(hi - zp)
+    for i in range(x.size):
+        v = x[i] / scale
+        if v != v:
+            v = vlo
+        v = min(max(v, vlo), vhi)
+        out[i] = np.int32(np.rint(v)) + zp
+
+
+@njit(cache=True, nogil=True)
+def _dequantize_8bit(x: np.ndarray, scale: np.float32, zp: int, out: np.ndarray) -> None:
+    """``float32(x - zp) * scale`` per element."""
+    for i in range(x.size):
+        out[i] = np.float32(np.int32(x[i]) - zp) * scale
 
 
 @register("DynamicQuantizeLinear", since=11)
