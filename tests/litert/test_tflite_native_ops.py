@@ -358,3 +358,181 @@ def test_logistic_tanh_bit_exact_on_every_int8_value(kind: str, xs: float, xz: i
     ys, yz = (1 / 256, -128) if kind == "LOGISTIC" else (1 / 128, 0)  # the output quantization LiteRT requires
     model = tb.single_op(kind, [q8("x", [2, 128], xs, xz)], [q8("y", [2, 128], ys, yz)])
     assert_bit_exact(model, [np.arange(-128, 128).astype(np.int8).reshape(2, 128)])
+
+
+# -- the fast paths (numba loops, tables, 1x1 convolutions as GEMMs) against their references ----------------
+
+
+def compiled_ops(model: bytes, options: dict[str, Any] | None = None) -> list[Any]:
+    """The op objects of the model compiled on the native engine."""
+    from edgeai.backends.native import BACKEND
+    from edgeai.formats.tflite_format import import_tflite
+
+    exe = BACKEND.compile(import_tflite(model), BACKEND.devices()[0], {"graph_passes": (), **(options or {})})
+    return list(exe._compiled.ops)
+
+
+@st.composite
+def pointwise_cases(draw: Any) -> dict[str, Any]:
+    case = draw(conv_cases(depthwise=False))
+    case.update(k=(1, 1), dil=(1, 1), c=draw(st.integers(1, 40)), o=draw(st.integers(1, 40)))
+    return case
+
+
+@SETTINGS
+@given(pointwise_cases())
+def test_pointwise_conv_2d_bit_exact(case: dict[str, Any]) -> None:
+    """1x1 CONV_2D (strided or not, SAME or VALID) runs as one GEMM over the pixels."""
+    from edgeai.ops.tflite.conv import PointwiseGemm
+
+    model, x = conv_model(case, depthwise=False)
+    assert isinstance(compiled_ops(model)[0]._fast, PointwiseGemm)
+    assert_bit_exact(model, [x])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["ADD", "MUL"]), sa=scales, za=zero_points, sb=scales, zb=zero_points, sy=scales,
+       zy=zero_points, a=activations)  # fmt: skip
+def test_add_mul_every_pair_of_int8_values_bit_exact(
+    kind: str, sa: float, za: int, sb: float, zb: int, sy: float, zy: int, a: str
+) -> None:
+    """ADD and MUL look their output up in a table of every input pair: all 65536 pairs against LiteRT."""
+    s = tb.schema()
+    opts = s.AddOptionsT() if kind == "ADD" else s.MulOptionsT()
+    opts.fusedActivationFunction = act(a)
+    n = 256 * 256
+    model = tb.single_op(kind, [q8("a", [n], sa, za), q8("b", [n], sb, zb)], [q8("y", [n], sy, zy)], opts)
+    u = np.arange(256, dtype=np.uint8)
+    assert_bit_exact(model, [np.repeat(u, 256).view(np.int8), np.tile(u, 256).view(np.int8)])
+
+
+@SETTINGS
+@given(
+    kind=st.sampled_from(["AVERAGE_POOL_2D", "MAX_POOL_2D"]), n=st.integers(1, 3), h=st.integers(1, 17),
+    w=st.integers(1, 17), c=st.integers(1, 70), f=st.tuples(st.integers(1, 17), st.integers(1, 17)),
+    stride=st.tuples(st.integers(1, 4), st.integers(1, 4)), padding=paddings, lo=st.integers(-128, 0),
+    hi=st.integers(0, 127), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_pool_loop_equals_numpy_reference(
+    kind: str, n: int, h: int, w: int, c: int, f: tuple[int, int], stride: tuple[int, int], padding: str, lo: int,
+    hi: int, seed: int,
+) -> None:  # fmt: skip
+    """The numba pooling loop against the numpy reference: batches, wide channels, global windows."""
+    from edgeai.ops.tflite._common import SAME, VALID, pad_and_out
+    from edgeai.ops.tflite.loops import pool_nhwc
+    from edgeai.ops.tflite.pooling import average_pool_int8, max_pool_int8
+
+    pad = SAME if padding == "SAME" else VALID
+    assume(padding == "SAME" or (f[0] <= h and f[1] <= w))
+    oh, pt = pad_and_out(pad, h, f[0], stride[0])
+    ow, pl = pad_and_out(pad, w, f[1], stride[1])
+    x = rand_int8(np.random.default_rng(seed), (n, h, w, c))
+    ref = (average_pool_int8 if kind == "AVERAGE_POOL_2D" else max_pool_int8)(
+        x, f[0], f[1], stride[0], stride[1], pt, pl, oh, ow, lo, hi
+    )
+    got = np.empty((n, oh, ow, c), np.int8)
+    pool_nhwc(x, f[0], f[1], stride[0], stride[1], pt, pl, kind == "AVERAGE_POOL_2D", lo, hi, got)
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_global_average_pool_bit_exact() -> None:
+    """The benchmark model's pool: one 16x16 window over 64 channels, every sum sign and remainder."""
+    s = tb.schema()
+    opts = s.Pool2DOptionsT()
+    opts.padding, opts.strideH, opts.strideW, opts.filterHeight, opts.filterWidth = s.Padding.VALID, 1, 1, 16, 16
+    model = tb.single_op("AVERAGE_POOL_2D", [q8("x", [2, 16, 16, 64], 0.1, 3)], [q8("y", [2, 1, 1, 64], 0.1, 3)],
+                         opts)  # fmt: skip
+    x = rand_int8(np.random.default_rng(7), (2, 16, 16, 64))
+    x[0, :, :, :8] = np.int8(-128)  # saturated channels
+    x[1, :, :, 8:16] = np.int8(127)
+    assert_bit_exact(model, [x])
+
+
+EDGE_ACCS = [-(2**31), -(2**31) + 1, -(2**30), -65536, -129, -1, 0, 1, 64, 65535, 2**30, 2**31 - 1]
+
+
+@SETTINGS
+@given(
+    m=st.one_of(st.sampled_from([1 << 30, (1 << 31) - 1, (1 << 30) + 1]), st.integers(1 << 30, (1 << 31) - 1)),
+    shift=st.integers(-31, 30), zp=zero_points, seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_fixed_point_requant_loop_equals_reference(m: int, shift: int, zp: int, seed: int) -> None:
+    """MultiplyByQuantizedMultiplier in the numba loops (double and single rounding) against the numpy
+    references, over int32 edge values and random accumulators, every shift TFLite allows."""
+    from edgeai.ops.tflite._common import requant, requant_single_rounding
+    from edgeai.ops.tflite.loops import requant_rows
+
+    rng = np.random.default_rng(seed)
+    acc = np.array(EDGE_ACCS + list(rng.integers(-(2**31), 2**31, 52)), np.int64).astype(np.int32).reshape(8, 8)
+    ms = np.full(8, m, np.int64)
+    shifts = np.full(8, shift, np.int64)
+    got = np.empty(acc.shape, np.int8)
+    requant_rows(acc, ms, shifts, zp, -128, 127, False, got)
+    np.testing.assert_array_equal(got, requant(acc, ms, shifts, zp, -128, 127))
+    requant_rows(acc, ms, shifts, zp, -100, 90, True, got)
+    np.testing.assert_array_equal(got, requant_single_rounding(acc, ms, shifts, zp, -100, 90))
+
+
+@SETTINGS
+@given(
+    batch=st.integers(1, 4), k=st.integers(1, 600), units=st.integers(1, 40), xz=zero_points,
+    wz=st.integers(-10, 10), rounding=st.sampled_from(["single", "double"]), a=activations,
+    per_channel=st.booleans(), seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_fully_connected_loop_equals_numpy_reference(
+    batch: int, k: int, units: int, xz: int, wz: int, rounding: str, a: str, per_channel: bool, seed: int
+) -> None:
+    """The numba FULLY_CONNECTED loop against the numpy reference (``tflite_kernels=False``): long rows,
+    weight zero points, both roundings (LiteRT itself only runs one of them)."""
+    s = tb.schema()
+    rng = np.random.default_rng(seed)
+    w = rand_int8(rng, (units, k), -127)
+    ws: Any = [float(v) for v in rng.uniform(1e-3, 0.02, units).astype(np.float32)] if per_channel else 0.01
+    wzp: Any = [wz] * units if per_channel else wz
+    inputs = [q8("x", [batch, k], 0.05, xz), q8("w", [units, k], ws, wzp, w, 0),
+              {"name": "b", "shape": [units], "dtype": np.int32, "data": rng.integers(-9000, 9000, units).astype(np.int32),
+               "scale": 0.0005, "zero_point": 0}]  # fmt: skip
+    opts = s.FullyConnectedOptionsT()
+    opts.fusedActivationFunction = act(a)
+    model = tb.single_op("FULLY_CONNECTED", inputs, [q8("y", [batch, units], 0.07, -3)], opts)
+    x = rand_int8(rng, (batch, k))
+    fast, ref = (
+        run_native_options(model, [x], {"tflite_fc_rounding": rounding, "tflite_kernels": kernels})[0]
+        for kernels in (True, False)
+    )
+    np.testing.assert_array_equal(fast, ref)
+    assert compiled_ops(model)[0].loop is not None  # the loop ran, not the reference
+
+
+def run_native_options(model: bytes, feeds: list[np.ndarray], options: dict[str, Any]) -> list[np.ndarray]:
+    from edgeai.backends.native import BACKEND
+    from edgeai.formats.tflite_format import import_tflite
+
+    graph = import_tflite(model)
+    exe = BACKEND.compile(graph, BACKEND.devices()[0], {"graph_passes": (), **options})
+    return exe.run(dict(zip(graph.inputs, feeds)))
+
+
+def test_quantize_from_float_extremes_equal_reference() -> None:
+    """QUANTIZE's numba loop against :func:`quantize_float` on ties, huge values and infinities."""
+    from edgeai.ops.tflite.loops import quantize_float_loop
+    from edgeai.ops.tflite.quantize import quantize_float
+
+    scale = np.float32(0.037)
+    ties = scale * (np.arange(-300, 300, dtype=np.float32) + np.float32(0.5))
+    x = np.concatenate([ties, np.array([0.0, -0.0, 1e30, -1e30, np.inf, -np.inf, 3e-39], np.float32)])
+    x = np.concatenate([x, np.random.default_rng(1).standard_normal(500).astype(np.float32) * 10])
+    for zp in (-128, -5, 0, 77, 127):
+        got = np.empty(x.size, np.int8)
+        quantize_float_loop(x, scale, zp, got)
+        np.testing.assert_array_equal(got, quantize_float(x, float(scale), zp))
+
+
+@SETTINGS
+@given(xs=scales, xz=zero_points, ys=scales, yz=zero_points)
+def test_quantize_int8_and_dequantize_tables_on_every_int8_value(xs: float, xz: int, ys: float, yz: int) -> None:
+    """QUANTIZE int8 -> int8 and DEQUANTIZE are 256-entry tables: every input value against LiteRT."""
+    every = np.arange(-128, 128).astype(np.int8).reshape(2, 128)
+    assert_bit_exact(tb.single_op("QUANTIZE", [q8("a", [2, 128], xs, xz)], [q8("b", [2, 128], ys, yz)]), [every])
+    f = {"name": "f", "shape": [2, 128], "dtype": np.float32}
+    assert_bit_exact(tb.single_op("DEQUANTIZE", [q8("q", [2, 128], xs, xz)], [f]), [every])
