@@ -1,6 +1,7 @@
 """INT8 convolution: edgeai's kernels against ONNX Runtime's QLinearConv, one thread.
 
     python benchmarks/bench_qlinearconv.py [--paths auto,vnni,avx2,portable] [--rounds 9] [--json]
+        [--layers 3x3,dw,1x1] [--layout NCHW|NHWC]
 
 Three layers of a MobileNet-like network, uint8 activations, int8 per-channel
 weights, int32 bias, uint8 output (requantization "onnx" mode fused into the
@@ -10,6 +11,10 @@ ONNX Runtime runs a single-node QLinearConv model (one intra-op thread,
 spinning off). Rounds interleave the engines in one process; the report gives
 the median per-call time and the ratio ORT time / edgeai time (above 1: edgeai
 is faster). Outputs are checked byte-equal before timing.
+
+``--layout NHWC`` times edgeai's channels-last kernels (``layout="NHWC"``, NHWC input and
+output, as the native engine runs them) against the same NCHW ONNX Runtime node: ONNX
+Runtime's own time includes its NCHW <-> NHWC transposes, edgeai's none.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-# name, C, H=W, M, k, group, stride
+# key, name, C, H=W, M, k, group, stride
 LAYERS = [
-    ("3x3 32->32 @56x56", 32, 56, 32, 3, 1, 1),
-    ("depthwise 3x3 @112x112x32", 32, 112, 32, 3, 32, 1),
-    ("1x1 32->64 @56x56", 32, 56, 64, 1, 1, 1),
+    ("3x3", "3x3 32->32 @56x56", 32, 56, 32, 3, 1, 1),
+    ("dw", "depthwise 3x3 @112x112x32", 32, 112, 32, 3, 32, 1),
+    ("1x1", "1x1 32->64 @56x56", 32, 56, 64, 1, 1, 1),
 ]
 
 
@@ -85,13 +90,20 @@ def main() -> None:
     ap.add_argument("--paths", default="auto", help="comma-separated: auto, amx, vnni, avx2, portable")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--layers", default="3x3,dw,1x1", help="comma-separated: 3x3, dw, 1x1")
+    ap.add_argument("--layout", default="NCHW", choices=["NCHW", "NHWC"], help="edgeai's kernel layout")
     args = ap.parse_args()
     paths = [kernel_path() if p == "auto" else p for p in args.paths.split(",")]
     paths = [p for p in dict.fromkeys(paths) if p in available_paths()]
     rng = np.random.default_rng(0)
     rows = []
-    for name, c, hw, m, k, group, stride in LAYERS:
+    wanted = set(args.layers.split(","))
+    nhwc = args.layout == "NHWC"
+    for key, name, c, hw, m, k, group, stride in LAYERS:
         x = rng.integers(0, 256, (1, c, hw, hw)).astype(np.uint8)
+        if key not in wanted:
+            continue
+        xk = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x
         w = rng.integers(-127, 128, (m, c // group, k, k)).astype(np.int8)
         w_scale = rng.uniform(0.002, 0.01, m).astype(np.float32)
         bias = rng.integers(-2000, 2000, m).astype(np.int32)
@@ -113,20 +125,22 @@ def main() -> None:
                 group=group,
                 bias=bias,
                 requant=rq,
+                layout=args.layout,
             )
         set_kernel_path(None)
         want = ort_fn(x)
         for p, f in kernels.items():
-            if not np.array_equal(f(x, x_zp), want):
+            got = f(xk, x_zp)
+            if not np.array_equal(got.transpose(0, 3, 1, 2) if nhwc else got, want):
                 raise SystemExit(f"{p}: result differs from ONNX Runtime on {name}")
         calls = 10
         times: dict[str, list[float]] = {"ort": [], **{p: [] for p in kernels}}
         for _ in range(args.rounds):
             times["ort"].append(time_calls(lambda o=ort_fn, v=x: o(v), calls))
             for p, f in kernels.items():
-                times[p].append(time_calls(lambda f=f, v=x, z=x_zp: f(v, z), calls))
+                times[p].append(time_calls(lambda f=f, v=xk, z=x_zp: f(v, z), calls))
         med = {key: statistics.median(v) for key, v in times.items()}
-        row: dict[str, Any] = {"layer": name, "ort_ms": med["ort"] * 1e3}
+        row: dict[str, Any] = {"layer": name, "layout": args.layout, "ort_ms": med["ort"] * 1e3}
         for p in kernels:
             row[f"{p}_ms"] = med[p] * 1e3
             row[f"{p}_ratio"] = med["ort"] / med[p]
@@ -137,7 +151,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="INT8 conv, one thread: edgeai vs ONNX Runtime QLinearConv (u8 x s8 -> u8)")
+    title = f"INT8 conv, one thread: edgeai ({args.layout}) vs ONNX Runtime QLinearConv (u8 x s8 -> u8)"
+    table = Table(title=title)
     table.add_column("layer")
     table.add_column("ORT ms", justify="right")
     for p in paths:

@@ -96,10 +96,14 @@ class ConvKernel:
         self.ep = _epilogue(requant, self.m)
         self.depthwise = self.cg == 1 and self.mg == 1
         if self.depthwise:
-            # (x - x_zp) * (w - w_zp) in int16 x int16 -> int32: exact, no correction terms
-            self.wdw = np.ascontiguousarray(
-                (w[:, 0].astype(np.int64) - wz[:, None, None]).transpose(1, 2, 0).astype(np.int16)
-            )
+            from edgeai.kernels.depthwise import MAX_TAPS
+
+            wq = w[:, 0].astype(np.int64) - wz[:, None, None]  # [M, kH, kW], at most 9 bits
+            self.float_dw = self.kh * self.kw <= MAX_TAPS
+            if self.float_dw:
+                self._prepare_depthwise(wq)
+            else:  # too many taps for exact float32 sums: (x - x_zp) * (w - w_zp) in int16 x int16 -> int32
+                self.wdw = np.ascontiguousarray(wq.transpose(1, 2, 0).astype(np.int16))
             return
         self.c4 = -(-self.cg // 4) * 4
         self.packs: list[_Packed] = []
@@ -132,6 +136,83 @@ class ConvKernel:
         self._group_sources = []
         self.fn = _entry(self.packs[0].code, threads)
         self._geom: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int]] = {}
+
+    def _prepare_depthwise(self, wq: np.ndarray) -> None:
+        """Weights and per-channel parameters for :mod:`edgeai.kernels.depthwise`, in chunks of nine taps."""
+        from edgeai.kernels.depthwise import CHUNK
+
+        taps = self.kh * self.kw
+        self.nchunks = -(-taps // CHUNK)
+        wsc = np.zeros((self.m, self.nchunks * CHUNK), np.float32)
+        wsc[:, :taps] = wq.reshape(self.m, taps)
+        self.wsc = wsc  # NCHW: one row of tap weights per channel
+        ep = self.ep
+        params = (self.bias.astype(np.int32), ep.scale, ep.mult, ep.shift)
+        # NHWC: weights and parameters tiled over bpx pixels, so the inner loop is elementwise over bpx * C
+        self.bpx = max(1, 512 // self.m)
+        self.wt = np.ascontiguousarray(np.tile(wsc.T, (1, self.bpx)))
+        self.tiled = tuple(np.ascontiguousarray(np.tile(v, self.bpx)) for v in params)
+        self.params = tuple(np.ascontiguousarray(v) for v in params)
+        self._dw_geom: dict[tuple[int, int], tuple[Any, ...]] = {}
+
+    def _depthwise_geometry(self, hp: int, wp: int, oh: int) -> tuple[Any, ...]:
+        g = self._dw_geom.get((hp, wp))
+        if g is not None:
+            return g
+        wq = -(-wp // self.sw)  # columns per phase
+        i, j = np.divmod(np.arange(self.kh * self.kw, dtype=np.int64), self.kw)
+        phase, col = np.divmod(j * self.dw, self.sw)[::-1]
+        offs = np.zeros(self.wsc.shape[1], np.int64)
+        if self.nhwc:
+            span_h = (self.kh - 1) * self.dh + 1
+            rb = max(1, min(oh, 32768 // max(1, wp * self.m)))  # a band of about 128 KB of float32
+            rstride = (rb - 1) * self.sh + span_h
+            offs[: len(i)] = ((phase * rstride + i * self.dh) * wq + col) * self.m
+            g = (span_h, rb, rstride, wq, offs.reshape(self.nchunks, -1))
+        else:
+            offs[: len(i)] = (phase * hp + i * self.dh) * wq + col
+            g = (wq, offs.reshape(self.nchunks, -1))
+        if len(self._dw_geom) < 16:
+            self._dw_geom[(hp, wp)] = g
+        return g
+
+    def _run_depthwise(
+        self, xu: np.ndarray, xzp: int, flip: int, hp: int, wp: int, oh: int, ow: int, out: np.ndarray
+    ) -> None:
+        from edgeai.kernels import depthwise as dwk
+
+        ep, flat, per_image = self.ep, out.reshape(-1), oh * ow * self.m
+        parallel = self.threads > 1
+        if self.nhwc:
+            span_h, rb, rstride, wq, offs = self._depthwise_geometry(hp, wp, oh)
+            nb = -(-oh // rb) if parallel else 1
+            band = np.empty((nb, self.sw * rstride * wq * self.m), np.float32)
+            acc = np.empty((nb, self.bpx * self.m), np.float32)
+            bias, scale, mult, shift = self.tiled
+            for n in range(xu.shape[0]):
+                args = (
+                    xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, span_h, rb, rstride, wq, oh, ow, self.bpx,
+                    offs, self.wt, bias, ep.mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
+                )  # fmt: skip
+                if parallel:
+                    dwk.depthwise_nhwc_parallel(*args, band, acc)
+                else:
+                    dwk.depthwise_nhwc(*args, band[0], acc[0])
+            return
+        wq, offs = self._depthwise_geometry(hp, wp, oh)
+        nt = min(self.m, 4 * self.threads) if parallel else 1
+        plane = np.empty((nt, self.sw * hp * wq), np.float32)
+        acc = np.empty((nt, ow), np.float32)
+        bias, scale, mult, shift = self.params
+        for n in range(xu.shape[0]):
+            args = (
+                xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, hp, wq, oh, ow, offs, self.wsc,
+                bias, ep.mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
+            )  # fmt: skip
+            if parallel:
+                dwk.depthwise_nchw_parallel(*args, plane, acc)
+            else:
+                dwk.depthwise_nchw(*args, plane[0], acc[0])
 
     def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         key = (hp, wp)
@@ -257,6 +338,9 @@ class ConvKernel:
         if scope:
             scope.__enter__()
         try:
+            if self.depthwise and self.float_dw:
+                self._run_depthwise(xu, xzp, flip, hp, wp, oh, ow, out)
+                return out
             if self.depthwise:
                 # the depthwise loop writes NCHW; an NHWC caller gets it transposed once
                 nchw = np.empty((nb, self.m, oh, ow), self.ep.out_dtype) if self.nhwc else out

@@ -1,0 +1,310 @@
+"""Depthwise INT8 convolution on exact float32 vectors, requantization fused into the same loop.
+
+Why float32: ``x - x_zp`` and ``w - w_zp`` are integers of at most 9 bits, so every product is
+below ``2**16`` and a sum of up to :data:`MAX_TAPS` of them below ``2**24``; float32 holds every
+partial sum exactly (a fused multiply-add rounds nothing either). Its multiply-add vectorizes
+without the widening shuffles an int32 product of bytes needs, and the staging that converts the
+input once also applies the zero point, so padding is plain zeros.
+
+Two loop shapes, both reading contiguous runs in their innermost loop:
+
+* NHWC (:func:`depthwise_nhwc`): a band of input rows is staged in float32, split into ``sw``
+  column phases, so that for every kernel tap the (pixel, channel) values of ``B`` consecutive
+  output pixels are one contiguous run, at any stride. Weights and per-channel parameters are
+  tiled ``B`` times, so the inner loop is elementwise over ``B * C`` values.
+* NCHW (:func:`depthwise_nchw`): one channel plane at a time (phase-split the same way), each
+  output row a contiguous run, the channel's weights scalars.
+
+Taps go in chunks of nine (a 3x3 kernel is one chunk): a chunk's nine products are summed in
+registers; more than one chunk sums through a small float32 buffer. The requantization
+(:func:`requant_lane`) is written without branches that depend on the lane, so it vectorizes; it
+is bit-exact with :mod:`edgeai.kernels.requant`'s scalar functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["CHUNK", "MAX_TAPS", "depthwise_nchw", "depthwise_nhwc", "fixed_point_lane", "requant_lane"]
+
+CHUNK = 9
+MAX_TAPS = 258  # 258 * 255 * 255 < 2**24: every float32 partial sum is an exact integer
+
+
+@njit(cache=True, inline="always")
+def fixed_point_lane(a, mult, shift, zp, qmin, qmax):  # type: ignore[no-untyped-def]
+    """:func:`edgeai.kernels.requant.requantize_fixed_point` without lane-dependent branches.
+
+    ``mult`` is in ``[0, 2**31)`` (checked when the kernel is prepared), so the one saturating
+    case of SaturatingRoundingDoublingHighMul (both operands ``-2**31``) cannot occur.
+    """
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    x = np.int64(np.int32(np.int64(a) << left))  # the left shift wraps in int32, as in TFLite's C++
+    ab = x * np.int64(mult)
+    t = ab + (np.int64(1 << 30) if ab >= 0 else np.int64(1 - (1 << 30)))
+    q = (t + ((t >> 63) & np.int64(0x7FFFFFFF))) >> 31  # divide by 2**31 rounding towards zero
+    mask = (np.int64(1) << right) - 1
+    threshold = (mask >> 1) + (np.int64(1) if q < 0 else np.int64(0))
+    r = (q >> right) + (np.int64(1) if (q & mask) > threshold else np.int64(0)) + zp
+    r = r if r > qmin else np.int64(qmin)
+    return r if r < qmax else np.int64(qmax)
+
+
+@njit(cache=True, inline="always")
+def requant_lane(s, bias, mode, scale, mult, shift, zp, qmin, qmax):  # type: ignore[no-untyped-def]
+    """Accumulator ``s`` (an exact integer in float32) plus ``bias``, then mode 0 (int32 as is),
+    1 (ONNX float) or 2 (TFLite fixed point)."""
+    a = np.int32(np.int64(np.int32(s)) + np.int64(bias))  # int32 wrap, as the GEMM kernels' store
+    if mode == 0:
+        return np.int64(a)
+    if mode == 1:
+        lo = np.float32(qmin - zp)
+        hi = np.float32(qmax - zp)
+        f = np.float32(a) * scale
+        f = f if f > lo else lo
+        f = f if f < hi else hi
+        magic = np.float32(12582912.0)  # round half to even, as requantize_float
+        return np.int64((f + magic) - magic) + zp
+    return fixed_point_lane(a, mult, shift, zp, qmin, qmax)
+
+
+@njit(cache=True, inline="always")
+def _taps(x, b, o, w, k):  # type: ignore[no-untyped-def]
+    # nine products of one chunk; offsets o are loop-invariant, the runs x[b + o[t]:] contiguous
+    return (
+        x[np.uint64(b + o[0])] * w[0, k]
+        + x[np.uint64(b + o[1])] * w[1, k]
+        + x[np.uint64(b + o[2])] * w[2, k]
+        + x[np.uint64(b + o[3])] * w[3, k]
+        + x[np.uint64(b + o[4])] * w[4, k]
+        + x[np.uint64(b + o[5])] * w[5, k]
+        + x[np.uint64(b + o[6])] * w[6, k]
+        + x[np.uint64(b + o[7])] * w[7, k]
+        + x[np.uint64(b + o[8])] * w[8, k]
+    )
+
+
+@njit(cache=True, inline="always")
+def _taps_scalar(x, b, o, w):  # type: ignore[no-untyped-def]
+    return (
+        x[np.uint64(b + o[0])] * w[0]
+        + x[np.uint64(b + o[1])] * w[1]
+        + x[np.uint64(b + o[2])] * w[2]
+        + x[np.uint64(b + o[3])] * w[3]
+        + x[np.uint64(b + o[4])] * w[4]
+        + x[np.uint64(b + o[5])] * w[5]
+        + x[np.uint64(b + o[6])] * w[6]
+        + x[np.uint64(b + o[7])] * w[7]
+        + x[np.uint64(b + o[8])] * w[8]
+    )
+
+
+@njit(cache=True, inline="always")
+def _chunk(offs, ci):  # type: ignore[no-untyped-def]
+    return (
+        offs[ci, 0],
+        offs[ci, 1],
+        offs[ci, 2],
+        offs[ci, 3],
+        offs[ci, 4],
+        offs[ci, 5],
+        offs[ci, 6],
+        offs[ci, 7],
+        offs[ci, 8],
+    )
+
+
+@njit(cache=True, inline="always", fastmath={"contract"})
+def _segment(x, base, L, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out, ob):  # type: ignore[no-untyped-def]
+    # out[ob + k] = requant(sum over taps of x[base + offs[t] + k] * wt[t, k]), k < L
+    nch = offs.shape[0]
+    for ci in range(nch):
+        o = _chunk(offs, ci)
+        w = wt[ci * 9 : ci * 9 + 9]
+        if nch == 1:
+            for k in range(L):
+                s = _taps(x, base + k, o, w, k)
+                out[np.uint64(ob + k)] = requant_lane(s, bias[k], mode, scale[k], mult[k], shift[k], zp, qmin, qmax)
+        elif ci == 0:
+            for k in range(L):
+                acc[k] = _taps(x, base + k, o, w, k)
+        elif ci < nch - 1:
+            for k in range(L):
+                acc[k] += _taps(x, base + k, o, w, k)
+        else:
+            for k in range(L):
+                s = acc[k] + _taps(x, base + k, o, w, k)
+                out[np.uint64(ob + k)] = requant_lane(s, bias[k], mode, scale[k], mult[k], shift[k], zp, qmin, qmax)
+
+
+@njit(cache=True, inline="always")
+def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, flip, sw, wq, band):  # type: ignore[no-untyped-def]
+    # band[((p * rstride + r) * wq + q) * C + c] = x[n, r0 + r - pt, q * sw + p - pl, c] - x_zp (0 outside)
+    h_in, w_in, C = x.shape[1], x.shape[2], x.shape[3]
+    for p in range(sw):
+        for r in range(rows):
+            ih = r0 + r - pt
+            dst = ((p * rstride + r) * wq) * C
+            if ih < 0 or ih >= h_in:
+                for k in range(wq * C):
+                    band[np.uint64(dst + k)] = 0
+                continue
+            src = x[n, ih].reshape(-1)
+            if sw == 1:  # one contiguous run between the zero borders
+                lead = pl * C
+                for k in range(lead):
+                    band[np.uint64(dst + k)] = 0
+                for k in range(w_in * C):
+                    band[np.uint64(dst + lead + k)] = np.float32(np.int32(src[k] ^ flip) - xzp)
+                for k in range((pl + w_in) * C, wq * C):
+                    band[np.uint64(dst + k)] = 0
+                continue
+            for q in range(wq):
+                iw = q * sw + p - pl
+                d = dst + q * C
+                if iw < 0 or iw >= w_in:
+                    for c in range(C):
+                        band[np.uint64(d + c)] = 0
+                else:
+                    s0 = iw * C
+                    for c in range(C):
+                        band[np.uint64(d + c)] = np.float32(np.int32(src[s0 + c] ^ flip) - xzp)
+
+
+@njit(cache=True, inline="always")
+def _nhwc_band(
+    x, n, y0, y1, pt, pl, xzp, flip, sh, sw, span_h, rstride, wq, bpx, offs, wt, bias, mode, scale, mult, shift, zp,
+    qmin, qmax, out, obase, ow, band, acc,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    # output rows y0:y1 from a band of (y1 - 1 - y0) * sh + span_h staged input rows
+    C = x.shape[3]
+    _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, flip, sw, wq, band)
+    for oy in range(y0, y1):
+        for ox0 in range(0, ow, bpx):
+            L = min(bpx, ow - ox0) * C
+            base = ((oy - y0) * sh * wq + ox0) * C
+            ob = obase + (oy * ow + ox0) * C
+            _segment(band, base, L, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out, ob)
+
+
+@njit(cache=True)
+def depthwise_nhwc(
+    x, n, pt, pl, xzp, flip, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, offs, wt, bias, mode, scale, mult, shift,
+    zp, qmin, qmax, out, obase, band, acc,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Depthwise convolution of NHWC image ``n`` into ``out[obase:]`` (NHWC), bands of ``rb`` output rows.
+
+    ``band`` holds ``sw * rstride * wq * C`` float32 (``rstride`` input rows of ``wq`` phase
+    columns per phase), ``acc`` ``bpx * C`` float32; ``offs`` [chunks, 9] are the taps' offsets
+    in ``band``, ``wt`` [chunks * 9, bpx * C] their weights tiled over ``bpx`` pixels (zero for
+    the padding taps of the last chunk); ``bias``, ``scale``, ``mult``, ``shift`` are tiled too.
+    """
+    for y0 in range(0, oh, rb):
+        _nhwc_band(
+            x, n, y0, min(y0 + rb, oh), pt, pl, xzp, flip, sh, sw, span_h, rstride, wq, bpx, offs, wt, bias, mode,
+            scale, mult, shift, zp, qmin, qmax, out, obase, ow, band, acc,
+        )  # fmt: skip
+
+
+@njit(cache=True, parallel=True)
+def depthwise_nhwc_parallel(
+    x, n, pt, pl, xzp, flip, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, offs, wt, bias, mode, scale, mult, shift,
+    zp, qmin, qmax, out, obase, band, acc,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """As :func:`depthwise_nhwc`, bands in parallel (``band`` and ``acc`` carry one row per band)."""
+    nbands = (oh + rb - 1) // rb
+    for bi in prange(nbands):
+        y0 = bi * rb
+        _nhwc_band(
+            x, n, y0, min(y0 + rb, oh), pt, pl, xzp, flip, sh, sw, span_h, rstride, wq, bpx, offs, wt, bias, mode,
+            scale, mult, shift, zp, qmin, qmax, out, obase, ow, band[bi], acc[bi],
+        )  # fmt: skip
+
+
+@njit(cache=True, inline="always", fastmath={"contract"})
+def _nchw_channel(
+    x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
+    out, obase, plane, acc,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    h_in, w_in = x.shape[2], x.shape[3]
+    # stage: plane[(p * hp + r) * wq + q] = x[n, c, r - pt, q * sw + p - pl] - x_zp (0 outside)
+    for p in range(sw):
+        for r in range(hp):
+            ih = r - pt
+            dst = (p * hp + r) * wq
+            if ih < 0 or ih >= h_in:
+                for q in range(wq):
+                    plane[np.uint64(dst + q)] = 0
+                continue
+            src = x[n, c, ih]
+            q_lo = min(max(-((p - pl) // sw), 0), wq)  # first q with q * sw + p - pl >= 0
+            q_hi = min(max((w_in - 1 - p + pl) // sw + 1, q_lo), wq)  # past the last one < w_in
+            for q in range(q_lo):
+                plane[np.uint64(dst + q)] = 0
+            s0 = p - pl
+            if sw == 1:
+                for q in range(q_lo, q_hi):
+                    plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(q + s0)] ^ flip) - xzp)
+            else:
+                for q in range(q_lo, q_hi):
+                    plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(q * sw + s0)] ^ flip) - xzp)
+            for q in range(q_hi, wq):
+                plane[np.uint64(dst + q)] = 0
+    b, sc, mu, sf = bias[c], scale[c], mult[c], shift[c]
+    nch = offs.shape[0]
+    for oy in range(oh):
+        base = oy * sh * wq
+        ob = obase + (c * oh + oy) * ow
+        for ci in range(nch):
+            o = _chunk(offs, ci)
+            w = wsc[c, ci * 9 : ci * 9 + 9]
+            if nch == 1:
+                for k in range(ow):
+                    s = _taps_scalar(plane, base + k, o, w)
+                    out[np.uint64(ob + k)] = requant_lane(s, b, mode, sc, mu, sf, zp, qmin, qmax)
+            elif ci == 0:
+                for k in range(ow):
+                    acc[k] = _taps_scalar(plane, base + k, o, w)
+            elif ci < nch - 1:
+                for k in range(ow):
+                    acc[k] += _taps_scalar(plane, base + k, o, w)
+            else:
+                for k in range(ow):
+                    s = acc[k] + _taps_scalar(plane, base + k, o, w)
+                    out[np.uint64(ob + k)] = requant_lane(s, b, mode, sc, mu, sf, zp, qmin, qmax)
+
+
+@njit(cache=True)
+def depthwise_nchw(
+    x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
+    out, obase, plane, acc,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Depthwise convolution of NCHW image ``n`` into ``out[obase:]`` (NCHW), one channel plane at a time.
+
+    ``plane`` holds ``sw * hp * wq`` float32 (the padded plane split into ``sw`` column phases),
+    ``acc`` ``ow`` float32; ``offs`` [chunks, 9] are the taps' offsets in ``plane``, ``wsc``
+    [M, chunks * 9] the weights ``w - w_zp`` (zero for the padding taps of the last chunk).
+    """
+    for c in range(x.shape[1]):
+        _nchw_channel(
+            x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin,
+            qmax, out, obase, plane, acc,
+        )  # fmt: skip
+
+
+@njit(cache=True, parallel=True)
+def depthwise_nchw_parallel(
+    x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
+    out, obase, plane, acc,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """As :func:`depthwise_nchw`, channels in parallel (``plane`` and ``acc`` carry one row per chunk of channels)."""
+    nt = plane.shape[0]
+    C = x.shape[1]
+    for t in prange(nt):
+        for c in range(t * C // nt, (t + 1) * C // nt):
+            _nchw_channel(
+                x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp,
+                qmin, qmax, out, obase, plane[t], acc[t],
+            )  # fmt: skip
