@@ -908,6 +908,34 @@ def _amx_tile_overload(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  
     return impl
 
 
+def _amx_compute(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff):  # type: ignore[no-untyped-def]
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_amx_compute)
+def _amx_compute_overload(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff):  # type: ignore[no-untyped-def]
+    mk = _amx_microkernel()[2]
+
+    def impl(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff):  # type: ignore[no-untyped-def]
+        mk(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff)
+
+    return impl
+
+
+def _amx_save(c):  # type: ignore[no-untyped-def]
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_amx_save)
+def _amx_save_overload(c):  # type: ignore[no-untyped-def]
+    save = _amx_microkernel()[3]
+
+    def impl(c):  # type: ignore[no-untyped-def]
+        save(c)
+
+    return impl
+
+
 def _amx_release():  # type: ignore[no-untyped-def]
     raise NotImplementedError("only callable from numba-compiled code")
 
@@ -958,11 +986,18 @@ def _drive_block_amx(
 ):  # type: ignore[no-untyped-def]
     # Row blocks of 32 (uniform stride lda from rowoffs[i0]) on AMX; the remaining rows of each
     # block on the VNNI microkernel, which reads the same packed panels.
-    c = np.empty((32, 32), np.int32)
+    # Software pipelined: the AMX unit computes tile t+1 while the vector epilogue stores tile t
+    # (the products run asynchronously once issued), then tile t+1 is saved to the scratch.
+    c = np.empty((32, 32), np.int32)  # the AMX tile whose store is pending
+    cv = np.empty((8, 32), np.int32)  # VNNI tiles
     ro = np.empty(8, np.int64)
     nocfg = np.zeros_like(cfg)  # palette 0: "already configured", skip ldtilecfg
     tcfg = cfg
     configured = False
+    pending = False
+    pr0 = 0
+    pcol0 = 0
+    pnr = 0
     for mb in range(m_lo, m_hi, mc):
         me = min(mb + mc, m_hi)
         for p in range(p_lo, p_hi):
@@ -971,65 +1006,41 @@ def _drive_block_amx(
             boff = p * panel_bytes
             i0 = mb
             while i0 + 32 <= min(me, amx_end):
-                _amx_tile(tcfg, a, rowoffs[i0], lda, segoff, nseg, seglen64, bp, boff, c)
+                _amx_compute(tcfg, a, rowoffs[i0], lda, segoff, nseg, seglen64, bp, boff)
                 tcfg = nocfg
                 configured = True
-                _store_tile(
-                    c,
-                    32,
-                    nr,
-                    i0,
-                    col0,
-                    rowsum,
-                    bz,
-                    coloff,
-                    mode,
-                    scale,
-                    mult,
-                    shift,
-                    zp,
-                    qmin,
-                    qmax,
-                    out,
-                    obase,
-                    ors,
-                    ocs,
-                )
+                if pending:
+                    _store_tile(
+                        c, 32, pnr, pr0, pcol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                        out, obase, ors, ocs,
+                    )  # fmt: skip
+                _amx_save(c)
+                pending = True
+                pr0 = i0
+                pcol0 = col0
+                pnr = nr
                 i0 += 32
             while i0 < me:
                 mr = min(8, me - i0)
                 for r in range(8):
                     ro[r] = rowoffs[i0 + min(r, mr - 1)]
                 if mr > 4:
-                    _tile(0, 0, a, ro, segoff, nseg, seglen4, bp, boff, c)
+                    _tile(0, 0, a, ro, segoff, nseg, seglen4, bp, boff, cv)
                 elif mr > 2:
-                    _tile(0, 4, a, ro, segoff, nseg, seglen4, bp, boff, c)
+                    _tile(0, 4, a, ro, segoff, nseg, seglen4, bp, boff, cv)
                 elif mr == 2:
-                    _tile(0, 2, a, ro, segoff, nseg, seglen4, bp, boff, c)
+                    _tile(0, 2, a, ro, segoff, nseg, seglen4, bp, boff, cv)
                 else:
-                    _tile(0, 1, a, ro, segoff, nseg, seglen4, bp, boff, c)
+                    _tile(0, 1, a, ro, segoff, nseg, seglen4, bp, boff, cv)
                 _store_tile(
-                    c,
-                    mr,
-                    nr,
-                    i0,
-                    col0,
-                    rowsum,
-                    bz,
-                    coloff,
-                    mode,
-                    scale,
-                    mult,
-                    shift,
-                    zp,
-                    qmin,
-                    qmax,
-                    out,
-                    obase,
-                    ors,
-                    ocs,
-                )
+                    cv, mr, nr, i0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                    out, obase, ors, ocs,
+                )  # fmt: skip
                 i0 += mr
+    if pending:
+        _store_tile(
+            c, 32, pnr, pr0, pcol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+        )
     if configured:
         _amx_release()
 

@@ -176,7 +176,7 @@ def make_microkernel(kind_name: str, rows: int) -> Any:
 
 
 def make_amx_microkernel() -> Any:
-    """Two ``@intrinsic``: one 32 x 32 int32 tile with AMX ``tdpbusd``, and ``tilerelease``.
+    """AMX ``tdpbusd`` kernels for one 32 x 32 int32 tile, as four ``@intrinsic``.
 
     Four C tiles (0-3), two A tiles (4, 5: rows 0-15 and 16-31, loaded in place with
     the row stride ``lda``), two B tiles (6, 7: columns 0-15 and 16-31 of a VNNI-packed
@@ -185,10 +185,65 @@ def make_amx_microkernel() -> Any:
     ``tdpbusd`` accumulates in int32 without intermediate saturation: exact for u8 x s8.
     The tile configuration ``cfg`` (64 bytes) is loaded when its first byte (the palette)
     is non-zero: the driver passes it on the first tile of a block and a zeroed copy after,
-    then calls ``amx_release`` (the second function returned) so no AMX state outlives a call.
+    then calls ``amx_release`` so no AMX state outlives a call.
+
+    Returns ``(amx_microkernel, amx_release, amx_compute, amx_save)``: ``amx_microkernel``
+    computes a tile and stores it into the int32 ``[32, 32]`` scratch ``c``;
+    ``amx_compute`` only computes it into the C tile registers and ``amx_save`` stores them,
+    so that a driver can run the vector epilogue of the previous tile while the AMX unit
+    works on the next one.
     """
     void = ir.VoidType()
     p8 = _i8.as_pointer()
+
+    def t(n: int) -> ir.Constant:
+        return ir.Constant(_i8, n)
+
+    def emit_tile(context: Any, builder: ir.IRBuilder, sa: Any, args: Any) -> None:
+        cfg_v, a_v, aoff_v, lda_v, segoff_v, nseg_v, seglen_v, bp_v, boff_v = args[:9]
+        m = builder.module
+        ldcfg = cgutils.get_or_insert_function(m, ir.FunctionType(void, [p8]), "llvm.x86.ldtilecfg")
+        tload = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8, p8, _i64]), "llvm.x86.tileloadd64")
+        tzero = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8]), "llvm.x86.tilezero")
+        tdp = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8, _i8, _i8]), "llvm.x86.tdpbusd")
+
+        def ptr(addr: ir.Value) -> ir.Value:
+            return builder.inttoptr(addr, p8)
+
+        cfg_addr = _data_addr(context, builder, sa[0], cfg_v)
+        with builder.if_then(
+            builder.icmp_signed("!=", builder.load(builder.inttoptr(cfg_addr, p8)), ir.Constant(_i8, 0))
+        ):
+            builder.call(ldcfg, [ptr(cfg_addr)])
+        for n in range(4):
+            builder.call(tzero, [t(n)])
+        a_addr = builder.add(_data_addr(context, builder, sa[1], a_v), aoff_v)
+        a_addr2 = builder.add(a_addr, builder.mul(lda_v, _const(16)))
+        so_addr = _data_addr(context, builder, sa[4], segoff_v)
+        bptr = cgutils.alloca_once_value(builder, builder.add(_data_addr(context, builder, sa[7], bp_v), boff_v))
+        with cgutils.for_range(builder, nseg_v) as segloop:
+            so = _load(builder, builder.add(so_addr, builder.mul(segloop.index, _const(8))), _i64)
+            with cgutils.for_range(builder, seglen_v) as kloop:
+                koff = builder.add(so, builder.mul(kloop.index, _const(64)))
+                bcur = builder.load(bptr)
+                # each product as soon as its operands are loaded (the order oneDNN's brgemm uses)
+                builder.call(tload, [t(4), ptr(builder.add(a_addr, koff)), lda_v])
+                builder.call(tload, [t(6), ptr(bcur), _const(128)])
+                builder.call(tdp, [t(0), t(4), t(6)])
+                builder.call(tload, [t(7), ptr(builder.add(bcur, _const(64))), _const(128)])
+                builder.call(tdp, [t(1), t(4), t(7)])
+                builder.call(tload, [t(5), ptr(builder.add(a_addr2, koff)), lda_v])
+                builder.call(tdp, [t(2), t(5), t(6)])
+                builder.call(tdp, [t(3), t(5), t(7)])
+                builder.store(builder.add(bcur, _const(2048)), bptr)
+
+    def emit_save(context: Any, builder: ir.IRBuilder, cty: Any, c_v: Any) -> None:
+        tstore = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(void, [_i8, p8, _i64]), "llvm.x86.tilestored64"
+        )
+        c_addr = _data_addr(context, builder, cty, c_v)
+        for n, off in enumerate((0, 64, 16 * 128, 16 * 128 + 64)):
+            builder.call(tstore, [t(n), builder.inttoptr(builder.add(c_addr, _const(off)), p8), _const(128)])
 
     @intrinsic
     def amx_microkernel(
@@ -207,55 +262,40 @@ def make_amx_microkernel() -> Any:
         sig = types.void(cfg, a, types.intp, types.intp, segoff, types.intp, types.intp, bp, types.intp, c)
 
         def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-            cfg_v, a_v, aoff_v, lda_v, segoff_v, nseg_v, seglen_v, bp_v, boff_v, c_v = args
-            sa = signature.args
-            m = builder.module
-            ldcfg = cgutils.get_or_insert_function(m, ir.FunctionType(void, [p8]), "llvm.x86.ldtilecfg")
-            tload = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8, p8, _i64]), "llvm.x86.tileloadd64")
-            tzero = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8]), "llvm.x86.tilezero")
-            tdp = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8, _i8, _i8]), "llvm.x86.tdpbusd")
-            tstore = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8, p8, _i64]), "llvm.x86.tilestored64")
-
-            def t(n: int) -> ir.Constant:
-                return ir.Constant(_i8, n)
-
-            def ptr(addr: ir.Value) -> ir.Value:
-                return builder.inttoptr(addr, p8)
-
-            with builder.if_then(
-                builder.icmp_signed(
-                    "!=",
-                    builder.load(builder.inttoptr(_data_addr(context, builder, sa[0], cfg_v), _i8.as_pointer())),
-                    ir.Constant(_i8, 0),
-                )
-            ):
-                builder.call(ldcfg, [ptr(_data_addr(context, builder, sa[0], cfg_v))])
-            for n in range(4):
-                builder.call(tzero, [t(n)])
-            a_addr = builder.add(_data_addr(context, builder, sa[1], a_v), aoff_v)
-            a_addr2 = builder.add(a_addr, builder.mul(lda_v, _const(16)))
-            so_addr = _data_addr(context, builder, sa[4], segoff_v)
-            bptr = cgutils.alloca_once_value(builder, builder.add(_data_addr(context, builder, sa[7], bp_v), boff_v))
-            with cgutils.for_range(builder, nseg_v) as segloop:
-                so = _load(builder, builder.add(so_addr, builder.mul(segloop.index, _const(8))), _i64)
-                with cgutils.for_range(builder, seglen_v) as kloop:
-                    koff = builder.add(so, builder.mul(kloop.index, _const(64)))
-                    bcur = builder.load(bptr)
-                    builder.call(tload, [t(4), ptr(builder.add(a_addr, koff)), lda_v])
-                    builder.call(tload, [t(5), ptr(builder.add(a_addr2, koff)), lda_v])
-                    builder.call(tload, [t(6), ptr(bcur), _const(128)])
-                    builder.call(tload, [t(7), ptr(builder.add(bcur, _const(64))), _const(128)])
-                    builder.call(tdp, [t(0), t(4), t(6)])
-                    builder.call(tdp, [t(1), t(4), t(7)])
-                    builder.call(tdp, [t(2), t(5), t(6)])
-                    builder.call(tdp, [t(3), t(5), t(7)])
-                    builder.store(builder.add(bcur, _const(2048)), bptr)
-            c_addr = _data_addr(context, builder, sa[9], c_v)
-            for n, off in enumerate((0, 64, 16 * 128, 16 * 128 + 64)):
-                builder.call(tstore, [t(n), ptr(builder.add(c_addr, _const(off))), _const(128)])
+            emit_tile(context, builder, signature.args, args)
+            emit_save(context, builder, signature.args[9], args[9])
             return context.get_dummy_value()
 
         return sig, codegen
+
+    @intrinsic
+    def amx_compute(
+        typingctx: Any,
+        cfg: Any,
+        a: Any,
+        a_off: Any,
+        lda: Any,
+        segoff: Any,
+        nseg: Any,
+        seglen: Any,
+        bp: Any,
+        boff: Any,
+    ) -> Any:
+        sig = types.void(cfg, a, types.intp, types.intp, segoff, types.intp, types.intp, bp, types.intp)
+
+        def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+            emit_tile(context, builder, signature.args, args)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @intrinsic
+    def amx_save(typingctx: Any, c: Any) -> Any:
+        def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+            emit_save(context, builder, signature.args[0], args[0])
+            return context.get_dummy_value()
+
+        return types.void(c), codegen
 
     @intrinsic
     def amx_release(typingctx: Any) -> Any:
@@ -266,4 +306,4 @@ def make_amx_microkernel() -> Any:
 
         return types.void(), codegen
 
-    return amx_microkernel, amx_release
+    return amx_microkernel, amx_release, amx_compute, amx_save
