@@ -536,3 +536,36 @@ def test_quantize_int8_and_dequantize_tables_on_every_int8_value(xs: float, xz: 
     assert_bit_exact(tb.single_op("QUANTIZE", [q8("a", [2, 128], xs, xz)], [q8("b", [2, 128], ys, yz)]), [every])
     f = {"name": "f", "shape": [2, 128], "dtype": np.float32}
     assert_bit_exact(tb.single_op("DEQUANTIZE", [q8("q", [2, 128], xs, xz)], [f]), [every])
+
+
+@pytest.mark.parametrize("batch,k,units,per_channel", [(1, 1280, 100, True), (5, 300, 64, False), (3, 64, 600, True)])
+def test_large_fully_connected_on_the_gemm_kernels_bit_exact(batch: int, k: int, units: int, per_channel: bool) -> None:
+    """FULLY_CONNECTED layers above the loop's size run on the INT8 GEMM kernels (accumulators, then
+    the runtime's rounding): against LiteRT, and against the numpy reference in the other rounding."""
+    from edgeai.ops.tflite import conv
+
+    assert batch * k * units > conv._LOOP_MACS
+    s = tb.schema()
+    rng = np.random.default_rng(k + units)
+    w = rand_int8(rng, (units, k), -127)
+    ws = rng.uniform(2e-4, 2e-3, units).astype(np.float32) if per_channel else np.array([1e-3], np.float32)
+    w_scale: Any = [float(v) for v in ws] if per_channel else float(ws[0])
+    b_scale: Any = [float(np.float32(0.05) * v) for v in ws] if per_channel else float(np.float32(0.05) * ws[0])
+    inputs = [q8("x", [batch, k], 0.05, 7), q8("w", [units, k], w_scale, [0] * units if per_channel else 0, w, 0),
+              {"name": "b", "shape": [units], "dtype": np.int32, "data": rng.integers(-9000, 9000, units).astype(np.int32),
+               "scale": b_scale, "zero_point": [0] * units if per_channel else 0}]  # fmt: skip
+    opts = s.FullyConnectedOptionsT()
+    opts.fusedActivationFunction = act("RELU")
+    x = rand_int8(rng, (batch, k))
+    real = ((x.astype(np.float64) - 7) @ w.T.astype(np.float64)) * 0.05 * ws.astype(np.float64)
+    y_scale = float(np.float32(real.std() / 30))  # outputs spread over the int8 range
+    model = tb.single_op("FULLY_CONNECTED", inputs, [q8("y", [batch, units], y_scale, -60)], opts)
+    assert compiled_ops(model)[0].gemm is not None
+    assert_bit_exact(model, [x])
+    other = "double" if conv.fully_connected_rounds_once() else "single"
+    fast, ref = (
+        run_native_options(model, [x], {"tflite_fc_rounding": other, "tflite_kernels": kernels})[0]
+        for kernels in (True, False)
+    )
+    np.testing.assert_array_equal(fast, ref)
+    assert len(np.unique(ref)) > 20  # spread outputs, not saturated

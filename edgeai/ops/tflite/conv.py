@@ -40,7 +40,7 @@ from edgeai.ops.tflite._common import (
     requant,
     requant_single_rounding,
 )
-from edgeai.ops.tflite.loops import fully_connected_rows
+from edgeai.ops.tflite.loops import fully_connected_rows, requant_rows
 
 __all__ = [
     "Conv2D",
@@ -50,6 +50,11 @@ __all__ = [
     "conv_int8",
     "fully_connected_rounds_once",
 ]
+
+
+# Below this many multiply-adds a FULLY_CONNECTED runs as one numba loop (no kernel call overhead);
+# above, on the INT8 GEMM kernels.
+_LOOP_MACS = 32768
 
 
 @functools.lru_cache(maxsize=1)
@@ -352,32 +357,56 @@ class FullyConnected(Op):
         self.single_rounding = fully_connected_rounds_once() if rounding is None else rounding == "single"
         self.wf = None if self.w is None else (self.w.astype(np.float64) - self.w_zp).T
         self.loop: tuple[Any, ...] | None = None
-        if ctx.options.get("tflite_kernels", True) and self.w is not None and self.w.ndim == 2:
+        self.gemm: Any = None
+        if ctx.options.get("tflite_kernels", True) and self.w is not None and self.w.ndim == 2 and self.w.size:
             units, k = self.w.shape
-            if 0 < k < 65536:  # int8 x int16 dot products of K terms stay in int32
+            self.m_units = np.ascontiguousarray(np.broadcast_to(self.m, (units,)), dtype=np.int64)
+            self.shift_units = np.ascontiguousarray(np.broadcast_to(self.shift, (units,)), dtype=np.int64)
+            if k < 65536:  # int8 x int16 dot products of K terms stay in int32
                 w16 = np.ascontiguousarray(self.w.astype(np.int32) - self.w_zp, dtype=np.int16)
                 bias = np.zeros(units, np.int64) if self.bias is None else self.bias.astype(np.int64)
+                bias = np.ascontiguousarray(np.broadcast_to(bias, (units,)))
                 self.loop = (
-                    self.x_zp,
-                    w16,
-                    w16.sum(axis=1, dtype=np.int64),
-                    np.ascontiguousarray(np.broadcast_to(bias, (units,))),
-                    np.ascontiguousarray(np.broadcast_to(self.m, (units,)), dtype=np.int64),
-                    np.ascontiguousarray(np.broadcast_to(self.shift, (units,)), dtype=np.int64),
-                    self.y_zp,
-                    self.lo,
-                    self.hi,
-                    self.single_rounding,
-                )
+                    self.x_zp, w16, w16.sum(axis=1, dtype=np.int64), bias,
+                    self.m_units, self.shift_units, self.y_zp, self.lo, self.hi, self.single_rounding,
+                )  # fmt: skip
+            self.gemm = self._gemm()
+
+    def _gemm(self) -> Any:
+        """The INT8 GEMM kernel for large layers: requantization fused when it rounds twice like the
+        kernels' epilogue, else int32 accumulators requantized by :func:`requant_rows` (None: no kernel)."""
+        from edgeai.kernels.api import Requant, prepare_gemm
+
+        rq = None
+        if not self.single_rounding:
+            rq = Requant(
+                "tflite", None, self.m_units.astype(np.int32), self.shift_units.astype(np.int32),
+                zero_point=self.y_zp, dtype=np.dtype(np.int8), act_min=self.lo, act_max=self.hi,
+            )  # fmt: skip
+        try:
+            return prepare_gemm(
+                np.ascontiguousarray(self.w.T), self.w_zp, a_dtype=np.int8, bias=self.bias, requant=rq,
+                threads=int(self.ctx.options.get("threads") or 1),
+            )  # fmt: skip
+        except Exception:
+            return None  # weights the kernels do not take: the loop or the reference
 
     def run(self, x: np.ndarray, w: np.ndarray | None = None, *_: Any) -> tuple[np.ndarray]:
-        if self.loop is not None and x.dtype == np.int8:
+        if (self.loop is not None or self.gemm is not None) and x.dtype == np.int8:
             k = self.w.shape[1]
             if x.size % k:
                 raise bad_model(self.ctx, f"input of shape {x.shape} does not split into rows of {k}")
             rows = x.reshape(-1, k)
-            y = np.empty((rows.shape[0], self.w.shape[0]), np.int8)
-            fully_connected_rows(rows, *self.loop, y)
+            if self.gemm is not None and (self.loop is None or rows.shape[0] * self.w.size > _LOOP_MACS):
+                if self.single_rounding:
+                    acc = self.gemm(rows, self.x_zp)
+                    y = np.empty(acc.shape, np.int8)
+                    requant_rows(acc, self.m_units, self.shift_units, self.y_zp, self.lo, self.hi, True, y)
+                else:
+                    y = self.gemm(rows, self.x_zp)
+            else:
+                y = np.empty((rows.shape[0], self.w.shape[0]), np.int8)
+                fully_connected_rows(rows, *self.loop, y)
             return (y.reshape(*x.shape[:-1], -1) if self.keep else y,)
         wf = self.wf if self.wf is not None else (np.asarray(w).astype(np.float64) - self.w_zp).T
         k = wf.shape[0]
