@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.tflite._common import quant_of
@@ -72,16 +73,11 @@ def _rows(x, table, y_scale, y_zp, out):  # type: ignore[no-untyped-def]
             out[i, c] = min(max(np.int32(r) + y_zp, -128), 127)
 
 
-_rows_jit: Any = None
+_rows_jit = njit(cache=True)(_rows)
 
 
 def softmax_int8(x: np.ndarray, table: np.ndarray, y_scale: float, y_zp: int) -> np.ndarray:
     """int8 softmax over the last axis with the float32 table of :func:`softmax_table`."""
-    global _rows_jit
-    if _rows_jit is None:
-        from numba import njit
-
-        _rows_jit = njit(cache=True)(_rows)
     flat = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
     out = np.empty(flat.shape, np.int8)
     _rows_jit(flat, table, np.float32(y_scale), np.int32(y_zp), out)
