@@ -184,6 +184,7 @@ class CompiledGraph:
             outs = tuple(slot(n) if n else -1 for n in node.outputs)
             raw_steps.append((node, op, ins, outs))
 
+        _enable_nhwc_views(raw_steps)
         for name in graph.outputs:  # an output may be an initializer no node reads
             slot(name)
         n_slots = len(slot_of) + 1
@@ -315,7 +316,7 @@ class CompiledGraph:
             ) from exc
         names = output_names if output_names else self.output_names
         try:
-            outputs = [_as_output(slots[self._output_slots[n]]) for n in names]
+            outputs = [_contiguous(_as_output(slots[self._output_slots[n]])) for n in names]
             if self._const_outputs:
                 outputs = [
                     np.array(v) if n in self._const_outputs and isinstance(v, np.ndarray) else v
@@ -356,7 +357,7 @@ class CompiledGraph:
             for i in frees:
                 slots[i] = None
         names = output_names if output_names else self.output_names
-        return [_as_output(slots[self._output_slots[n]]) for n in names], timings
+        return [_contiguous(_as_output(slots[self._output_slots[n]])) for n in names], timings
 
     # -- introspection --------------------------------------------------------
     @property
@@ -404,3 +405,29 @@ def _as_output(value: Any) -> Any:
     if isinstance(value, np.generic):
         return np.asarray(value)
     return value
+
+
+def _contiguous(value: Any) -> Any:
+    """A graph output as the caller gets it: C-contiguous (an op may have handed on a strided view)."""
+    if type(value) is np.ndarray and not value.flags.c_contiguous:
+        return np.ascontiguousarray(value)
+    return value
+
+
+def _enable_nhwc_views(raw_steps: Sequence[tuple[Node, Op, tuple[int, ...], tuple[int, ...]]]) -> None:
+    """Let an op hand on NCHW views of NHWC arrays where every reader of its outputs takes them.
+
+    An op that can produce such views has an ``nhwc_views`` attribute (False unless set here: its
+    results are then C-contiguous); an op that reads them correctly and without a copy declares
+    ``accepts_nhwc_views = True``. Graph outputs are made contiguous by :meth:`CompiledGraph.run`.
+    """
+    readers: dict[str, list[Op]] = {}
+    for node, op, _, _ in raw_steps:
+        for name in (*node.inputs, *op.ctx.outer_names):
+            if name:
+                readers.setdefault(name, []).append(op)
+    for node, op, _, _ in raw_steps:
+        if hasattr(op, "nhwc_views"):
+            op.nhwc_views = all(
+                getattr(r, "accepts_nhwc_views", False) for name in node.outputs if name for r in readers.get(name, ())
+            )

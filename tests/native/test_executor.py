@@ -469,3 +469,59 @@ def test_memory_plan_on_a_real_network_holds_a_handful_of_tensors(mobilenetv2_fl
     compiled = CompiledGraph(import_onnx(mobilenetv2_float))
     assert compiled.steps > 90
     assert compiled.peak_live_values() == 3
+
+
+def _qconv_chain_model() -> bytes:
+    """u8 x -> QLinearConv (3x3) -> QLinearConv (1x1, depthwise-free) -> y1 (a graph output, also read
+    by QLinearAdd with the first conv's result) -> y2; and the first conv's result -> Identity -> y3."""
+    rng = np.random.default_rng(11)
+    t = lambda name, v: onnx.numpy_helper.from_array(np.asarray(v), name)  # noqa: E731
+    inits = [
+        t("xs", np.float32(0.05)), t("xz", np.uint8(120)), t("ys", np.float32(0.4)), t("yz", np.uint8(100)),
+        t("w1", rng.integers(-127, 128, (8, 4, 3, 3)).astype(np.int8)), t("s1", rng.uniform(0.002, 0.01, 8).astype(np.float32)),
+        t("z1", np.zeros(8, np.int8)), t("b1", rng.integers(-500, 500, 8).astype(np.int32)),
+        t("w2", rng.integers(-127, 128, (8, 8, 1, 1)).astype(np.int8)), t("s2", rng.uniform(0.002, 0.01, 8).astype(np.float32)),
+        t("z2", np.zeros(8, np.int8)),
+    ]  # fmt: skip
+    nodes = [
+        helper.make_node("QLinearConv", ["x", "xs", "xz", "w1", "s1", "z1", "ys", "yz", "b1"], ["c1"], pads=[1] * 4),
+        helper.make_node("QLinearConv", ["c1", "ys", "yz", "w2", "s2", "z2", "ys", "yz"], ["y1"]),
+        helper.make_node(
+            "QLinearAdd", ["c1", "ys", "yz", "y1", "ys", "yz", "ys", "yz"], ["y2"], domain="com.microsoft"
+        ),
+        helper.make_node("Identity", ["c1"], ["y3"]),
+    ]
+    u8 = TensorProto.UINT8
+    graph = helper.make_graph(
+        nodes, "qconv", [helper.make_tensor_value_info("x", u8, [1, 4, 9, 7])],
+        [helper.make_tensor_value_info(n, u8, None) for n in ("y1", "y2", "y3")], inits,
+    )  # fmt: skip
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+
+def test_nhwc_views_only_where_every_reader_takes_them() -> None:
+    """QLinearConv hands on NCHW views of NHWC results only to readers that take them (here a
+    conv read by an Identity does not); graph outputs are C-contiguous; bytes equal ONNX Runtime's
+    and the reference path's (int8_kernels=False)."""
+    model = _qconv_chain_model()
+    graph = import_onnx(model)
+    fast = CompiledGraph(graph)
+    convs = [op for op in fast.ops if op.ctx.op_type == "QLinearConv"]
+    assert all(op.nhwc_kernel is not None for op in convs)  # packed when the graph was compiled
+    c1, c2 = convs
+    assert not c1.nhwc_views  # read by Identity as well
+    assert c2.nhwc_views  # y1: a graph output and read by QLinearAdd
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(12).integers(0, 256, (1, 4, 9, 7)).astype(np.uint8)
+    want = ref.run(None, {"x": x})
+    slow = CompiledGraph(graph, options={"int8_kernels": False}).run({"x": x})
+    for got in (fast.run({"x": x}), fast.run_profiled({"x": x})[0]):
+        for g, w, s in zip(got, want, slow):
+            assert g.flags.c_contiguous
+            assert g.dtype == w.dtype and np.array_equal(g, w) and np.array_equal(g, s)
+    c1.nhwc_views = True  # the Identity would now hand a strided array on: still the same bytes, in C order
+    got = fast.run({"x": x})
+    assert all(g.flags.c_contiguous and np.array_equal(g, w) for g, w in zip(got, want))

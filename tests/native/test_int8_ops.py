@@ -144,6 +144,10 @@ def test_quantize_dequantize_constant_per_tensor(dtype: Any, shape: tuple[int, .
     assert_same(dq.run(got, s, zp)[0], want_dq)
     if x.ndim == 4:
         view = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        got_c = q.run(view, s, zp)[0]  # nhwc_views unset (no executor): C order
+        assert_same(got_c, want)
+        assert got_c.flags.c_contiguous
+        q.nhwc_views = dq.nhwc_views = True  # what the executor sets when every reader takes views
         got_view = q.run(view, s, zp)[0]
         assert_same(got_view, want)
         assert got_view.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC in memory
@@ -396,6 +400,10 @@ def test_qlinear_add_constant_parameters_every_pair() -> None:
             view_a, view_b = nhwc_a.transpose(0, 3, 1, 2), nhwc_b.transpose(0, 3, 1, 2)
             got = op.run(view_a, sa, za, view_b, sb, zb, sc, zc)[0]
             assert_same(got, want.reshape(1, 16, 16, 256).transpose(0, 3, 1, 2))
+            assert got.flags.c_contiguous  # nhwc_views unset (no executor): C order
+            op.nhwc_views = True  # what the executor sets when every reader takes views
+            got = op.run(view_a, sa, za, view_b, sb, zb, sc, zc)[0]
+            assert_same(got, want.reshape(1, 16, 16, 256).transpose(0, 3, 1, 2))
             assert got.strides == view_a.strides  # still NHWC in memory
             # a view against a contiguous array, and a broadcast: the general path, same bytes
             got = op.run(view_a, sa, za, np.ascontiguousarray(view_b), sb, zb, sc, zc)[0]
@@ -562,6 +570,54 @@ def test_fast_conv_kernel_agrees_with_reference(mode: str) -> None:
         assert_same(outs[1], ref)
         if mode == "onnx":
             assert_same(ref, ort_node("QLinearConv", ins, attrs=attrs, opset=10)[0])
+
+
+@SETTINGS
+@given(case=conv_cases(), mode=st.sampled_from(["onnx", "tflite"]))
+def test_qlinear_conv_nhwc_kernel_packed_at_construction(case: dict[str, Any], mode: str) -> None:
+    """Constant parameters and static padding: the NHWC kernel is packed when the op is built, and
+    a C-contiguous input, an NCHW view of an NHWC array, and results handed on as views (what the
+    executor enables) all give the reference's bytes (and ORT's, in ONNX mode)."""
+    pytest.importorskip("edgeai.kernels.api")
+    from edgeai.graph import Value
+    from edgeai.ops.quantized.reference import conv_output_pads
+
+    c = case
+    assume(c["x"].ndim == 4)
+    ins = [c["x"], c["x_scale"], c["x_zp"], c["w"], c["w_scale"], c["w_zp"], c["y_scale"], c["y_zp"]]
+    if c["bias"] is not None:
+        ins.append(c["bias"])
+    cls = lookup("QLinearConv", "", 10)
+    assert cls is not None
+    values = (Value("x", c["x"].dtype, c["x"].shape), *(Value(f"p{i}") for i in range(1, len(ins))))
+
+    def build(kernels: bool) -> Any:
+        return cls(
+            OpContext(
+                "c", "QLinearConv", "", 10, dict(c["attrs"]), (None, *ins[1:]), requant_mode=mode,
+                options={"int8_kernels": kernels}, input_values=values,
+            )
+        )  # fmt: skip
+
+    ref = build(False).run(*ins)[0]
+    if mode == "onnx":
+        assert_same(ref, ort_node("QLinearConv", ins, attrs=c["attrs"], opset=10)[0])
+    op = build(True)
+    a = c["attrs"]
+    pads = conv_output_pads(c["x"].shape[2:], c["w"].shape[2:], a["strides"], a.get("dilations", [1, 1]),
+                            a.get("pads"), a.get("auto_pad", "NOTSET"))  # fmt: skip
+    # packed now, not at the first run (SAME padding that crops the input runs the reference)
+    assert (op.nhwc_kernel is not None) == (min(pads) >= 0)
+    view = np.ascontiguousarray(c["x"].transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for x in (c["x"], view):
+        got = op.run(x, *ins[1:])[0]
+        assert_same(got, ref)
+        assert got.flags.c_contiguous
+    op.nhwc_views = True
+    got = op.run(view, *ins[1:])[0]
+    assert_same(got, ref)
+    if op.nhwc_kernel is not None:
+        assert got.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC in memory, handed on without a copy
 
 
 # ------------------------------------------------------------------- LSTM

@@ -163,3 +163,11 @@ def nhwc_base(x: np.ndarray) -> np.ndarray | None:
         return None
     base = x.transpose(0, 2, 3, 1)
     return base if base.flags.c_contiguous else None
+
+
+def c_order(x: Any) -> Any:
+    """``x`` as a C-contiguous array when it is a strided array (numpy's elementwise results keep
+    their input's memory order, and a reader that did not ask for views must get C order)."""
+    if type(x) is np.ndarray and not x.flags.c_contiguous:
+        return np.ascontiguousarray(x)
+    return x

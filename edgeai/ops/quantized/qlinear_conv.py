@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeai.errors import EdgeAIError
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.quantized._common import (
     bad_model,
+    c_order,
     check_int_dtype,
     const_input,
     kernel_requant,
@@ -111,6 +113,7 @@ class QLinearConv(_IntegerConv):
     """ONNX QLinearConv: integer convolution + bias, requantized per output channel."""
 
     _w_index = 3
+    accepts_nhwc_views = True  # an NCHW view of an NHWC array is the NHWC kernel's input as it is
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -118,6 +121,61 @@ class QLinearConv(_IntegerConv):
         self._fusable = all(const_input(ctx, i) is not None for i in (1, 2, 3, 4, 5, 6, 7))
         self._requant: Any = None
         self._fast: dict[tuple[Any, ...], Callable[[np.ndarray], np.ndarray]] = {}
+        self.nhwc_views = False
+        """Whether results may be NCHW views of NHWC arrays (set by the executor when every consumer
+        takes such views); when False, results are C-contiguous NCHW."""
+        self.nhwc_kernel: Callable[..., np.ndarray] | None = None
+        """The NHWC kernel, packed here when the weights, every parameter and the padding are
+        static (None otherwise: the kernel is then prepared at the first run)."""
+        self._nhwc_key: tuple[np.dtype, bool] | None = None
+        self._xz_int = 0
+        if self._fusable:
+            try:
+                self._prepare_nhwc()
+            except EdgeAIError:
+                self.nhwc_kernel = None  # a bad parameter: run() reports it with the reference checks
+
+    def _prepare_nhwc(self) -> None:
+        """Pack the fused NHWC kernel now (see :attr:`nhwc_kernel`), when everything is static."""
+        ctx = self.ctx
+        n_in = len(ctx.input_consts)
+        bias = const_input(ctx, 8)
+        bias_absent = n_in <= 8 or (len(ctx.input_values) > 8 and ctx.input_values[8] is None)
+        if bias is None and not bias_absent:
+            return  # a bias computed at run time
+        w = np.asarray(const_input(ctx, 3))
+        xz = scalar(ctx, const_input(ctx, 2), "x_zero_point")
+        if w.ndim != 4 or w.dtype.name not in ("int8", "uint8") or xz.dtype.name not in ("int8", "uint8"):
+            return
+        m = w.shape[0]
+        strides = list(self.strides_attr or [1, 1])
+        dilations = list(self.dilations_attr or [1, 1])
+        if self.kernel_shape is not None and list(self.kernel_shape) != list(w.shape[2:]):
+            return
+        if len(strides) != 2 or len(dilations) != 2 or min(strides + dilations) < 1:
+            return
+        spatial: Any = (0, 0)
+        if self.auto_pad not in ("NOTSET", "", "VALID"):
+            shape = getattr(ctx.input_values[0], "shape", None) if ctx.input_values else None
+            if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
+                return  # SAME padding of an input whose size is known only at run time
+            spatial = shape[2:]
+        pads = conv_output_pads(spatial, w.shape[2:], strides, dilations, self.pads_attr, self.auto_pad)
+        if min(pads) < 0:
+            return
+        wz = np.asarray(const_input(ctx, 5))
+        wz = wz.reshape(()) if wz.size == 1 else per_channel(ctx, wz, m, "w_zero_point")
+        ws = per_channel(ctx, const_input(ctx, 4), m, "w_scale")
+        yz = scalar(ctx, const_input(ctx, 7), "y_zero_point")
+        requant = kernel_requant(ctx, (scalar(ctx, const_input(ctx, 1), "x_scale"), ws), const_input(ctx, 6), yz)
+        if requant is None:
+            return
+        kernel = try_kernel(
+            ctx, "prepare_conv", w, wz, x_dtype=xz.dtype, strides=strides, pads=pads, dilations=dilations,
+            group=self.group, bias=bias, requant=requant, layout="NHWC",
+        )  # fmt: skip
+        if kernel is not None:
+            self.nhwc_kernel, self._nhwc_key, self._xz_int = kernel, (xz.dtype, bias is None), int(xz)
 
     def _fused_kernel(
         self, x: np.ndarray, w: np.ndarray, wz: np.ndarray, bias: np.ndarray | None
@@ -146,6 +204,12 @@ class QLinearConv(_IntegerConv):
         y_zero_point: np.ndarray,
         bias: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
+        kernel = self.nhwc_kernel
+        if kernel is not None and type(x) is np.ndarray and x.ndim == 4 and (x.dtype, bias is None) == self._nhwc_key:
+            # NHWC inside: x.transpose is free (and C-contiguous) when x is the view a QLinearConv handed on
+            y = kernel(x.transpose(0, 2, 3, 1), self._xz_int).transpose(0, 3, 1, 2)
+            return (y if self.nhwc_views else np.ascontiguousarray(y),)
+        x = c_order(x)
         fast = self._fast.get((x.shape, x.dtype.str, bias is None))
         if fast is not None:  # constant parameters, this input shape seen and checked before
             return (fast(x),)

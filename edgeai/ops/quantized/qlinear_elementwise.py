@@ -33,6 +33,7 @@ from numba import njit
 
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.quantized._common import (
+    c_order,
     check_int_dtype,
     const_input,
     nhwc_base,
@@ -112,8 +113,11 @@ class QLinearAdd(_Binary):
     result is the same kind of view.
     """
 
+    accepts_nhwc_views = True
+
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
+        self.nhwc_views = False  # set by the executor: results may stay NCHW views of NHWC arrays
         self._coeffs: tuple[np.float32, np.float32, np.float32, int, int, np.dtype] | None = None
         params = [const_input(ctx, i) for i in (1, 2, 4, 5, 6, 7)]
         if ctx.requant_mode == "onnx" and all(p is not None for p in params):
@@ -140,8 +144,10 @@ class QLinearAdd(_Binary):
                 and a.shape == b.shape
                 and a.dtype == b.dtype == coeffs[5]
             ):
-                return (_add_same_shape(a, b, coeffs),)
+                y = _add_same_shape(a, b, coeffs)
+                return (y if self.nhwc_views else np.ascontiguousarray(y),)
         a, b, sa, zpa, sb, zpb, sc, zpc = self._operands(*inputs)
+        a, b = c_order(a), c_order(b)
         if self.ctx.requant_mode == "tflite":
             return (tflite_add(a, sa, zpa, b, sb, zpb, sc, zpc),)
         if _first_is_scalar_span(a.shape, b.shape):

@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import bad_model, check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
+from edgeai.ops.quantized._common import (
+    bad_model,
+    c_order,
+    check_int_dtype,
+    onnx_mode_only,
+    scalar,
+    zero_point_or_default,
+)
 from edgeai.quant.requant import requantize_onnx
 
 __all__ = ["QLinearAveragePool", "QLinearGlobalAveragePool"]
@@ -74,6 +81,8 @@ def _global_average(xc: np.ndarray, xs: np.ndarray, xz: np.ndarray, ys: np.ndarr
 class QLinearGlobalAveragePool(Op):
     """Mean over all spatial positions, kept as size-1 dims."""
 
+    accepts_nhwc_views = True  # an integer sum over the spatial axes: any strides
+
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         onnx_mode_only(ctx)
@@ -85,7 +94,7 @@ class QLinearGlobalAveragePool(Op):
         if x.ndim < 3:
             raise bad_model(self.ctx, f"input must be N x C x spatial..., got shape {x.shape}")
         y = _global_average(_to_nchw(x) if channels_last else x, xs, xz, ys, yz)
-        return (_from_nchw(y) if channels_last else y,)
+        return (c_order(_from_nchw(y) if channels_last else y),)
 
 
 @register("QLinearAveragePool", domain="com.microsoft", since=1)

@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import bad_model, check_int_dtype, const_input, nhwc_base, unsupported
+from edgeai.ops.quantized._common import bad_model, c_order, check_int_dtype, const_input, nhwc_base, unsupported
 from edgeai.quant.params import expand_param, qrange
 
 __all__ = ["DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear", "quantize_onnx"]
@@ -68,8 +68,11 @@ def _onnx_dtype(code: int) -> np.dtype[Any]:
 
 
 class _QParams(Op):
+    accepts_nhwc_views = True  # the numba loop walks a view in memory order; numpy handles any strides
+
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
+        self.nhwc_views = False  # set by the executor: results may stay NCHW views of NHWC arrays
         self.axis = int(ctx.attr("axis", 1))
         self.block_size = int(ctx.attr("block_size", 0))
         if self.block_size < 0:
@@ -110,8 +113,9 @@ class QuantizeLinear(_QParams):
         if fast is not None and type(x) is np.ndarray and x.dtype == np.float32:
             scale, zp = fast
             qmin, qmax = qrange(zp.dtype)
-            return (_elementwise(x, zp.dtype, _quantize_8bit, scale, np.float32(qmin), np.float32(qmax), int(zp)),)
-        x = np.asarray(x)
+            y = _elementwise(x, zp.dtype, _quantize_8bit, scale, np.float32(qmin), np.float32(qmax), int(zp))
+            return (y if self.nhwc_views else np.ascontiguousarray(y),)
+        x = c_order(np.asarray(x))
         if y_zero_point is not None:
             out_dtype = np.asarray(y_zero_point).dtype
         else:
@@ -148,8 +152,9 @@ class DequantizeLinear(_QParams):
     def run(self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
         fast = self._per_tensor
         if fast is not None and type(x) is np.ndarray and x.dtype == fast[1].dtype:
-            return (_elementwise(x, np.float32, _dequantize_8bit, fast[0], int(fast[1])),)
-        x = np.asarray(x)
+            y = _elementwise(x, np.float32, _dequantize_8bit, fast[0], int(fast[1]))
+            return (y if self.nhwc_views else np.ascontiguousarray(y),)
+        x = c_order(np.asarray(x))
         check_int_dtype(self.ctx, x, "input", (*_QTYPES, "int32"))
         if x.dtype == np.int32 and x_zero_point is not None and np.any(np.asarray(x_zero_point) != 0):
             raise bad_model(self.ctx, "an int32 input must have no zero point (or zero)")
