@@ -14,8 +14,10 @@ of each and its ratio to LiteRT with XNNPACK:
   INT8 kernels), ``threads=1``.
 
 It also says whether each engine's output equals the reference kernels'.
+``--profile`` adds the native engine's median time per node
+(``CompiledGraph.run_profiled``) and what the ops do not account for.
 
-    python benchmarks/bench_tflite_native.py [--size 64] [--rounds 15] [--calls 20] [--json]
+    python benchmarks/bench_tflite_native.py [--size 64] [--rounds 15] [--calls 20] [--json] [--profile]
 """
 
 from __future__ import annotations
@@ -34,7 +36,30 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _engines(model: bytes, x: np.ndarray) -> dict[str, Callable[[], np.ndarray]]:
+def _profile(exe: Any, feeds: dict[str, np.ndarray], runs: int) -> dict[str, Any]:
+    """Median seconds per node over ``runs`` profiled runs, and the median of a whole plain run."""
+    compiled = exe._compiled
+    for _ in range(3):
+        compiled.run_profiled(feeds)
+    per_node: dict[tuple[str, str], list[float]] = {}
+    whole = []
+    clock = time.perf_counter
+    for _ in range(runs):
+        _, timings = compiled.run_profiled(feeds)
+        for name, op_type, seconds in timings:
+            per_node.setdefault((name, op_type), []).append(seconds)
+        t0 = clock()
+        exe.run(feeds)
+        whole.append(clock() - t0)
+    nodes = [
+        {"node": name, "op": op_type, "median_us": statistics.median(ts) * 1e6}
+        for (name, op_type), ts in per_node.items()
+    ]
+    return {"nodes": nodes, "run_median_us": statistics.median(whole) * 1e6}
+
+
+def _engines(model: bytes, x: np.ndarray) -> tuple[dict[str, Callable[[], np.ndarray]], Callable[[int], dict]]:
+    """The three engines as calls, and the native engine's per-node profiler."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from edgeai.backends.native import BACKEND
@@ -55,11 +80,12 @@ def _engines(model: bytes, x: np.ndarray) -> dict[str, Callable[[], np.ndarray]]
     graph = import_tflite(model)
     exe = BACKEND.compile(graph, BACKEND.devices()[0], {"graph_passes": (), "threads": 1})
     feeds = {graph.inputs[0]: x}
-    return {
+    engines = {
         "litert_xnnpack": litert(OpResolverType.AUTO),
         "litert_reference": litert(OpResolverType.BUILTIN_REF),
         "edgeai_native": lambda: exe.run(feeds)[0],
     }
+    return engines, lambda runs: _profile(exe, feeds, runs)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -68,13 +94,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="also time every node of the native engine")
     args = parser.parse_args(argv)
 
     from tests.tflite_builder import int8_mobile_cnn
 
     model = int8_mobile_cnn(size=args.size)
     x = np.random.default_rng(0).integers(-128, 128, (1, args.size, args.size, 3)).astype(np.int8)
-    engines = _engines(model, x)
+    engines, profile = _engines(model, x)
     reference = engines["litert_reference"]().copy()
     equal = {name: bool(np.array_equal(fn(), reference)) for name, fn in engines.items()}
     for fn in engines.values():  # warm up (numba compiles, XNNPACK packs weights)
@@ -99,6 +126,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ratio_to_xnnpack": {k: v / base for k, v in median.items()},
         "equals_reference_kernels": equal,
     }
+    if args.profile:
+        result["native_profile"] = profile(args.rounds * args.calls)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -108,6 +137,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"  {name:18s} {median[name] * 1e3:9.3f} ms  x{median[name] / base:7.2f} vs XNNPACK  "
                 f"output == reference kernels: {equal[name]}"
             )
+        if args.profile:
+            prof = result["native_profile"]
+            total = sum(n["median_us"] for n in prof["nodes"])
+            print(f"native engine per node (median of {args.rounds * args.calls} profiled runs):")
+            for n in prof["nodes"]:
+                print(f"  {n['node']:28s} {n['op']:18s} {n['median_us']:8.1f} us")
+            print(f"  {'sum of nodes':47s} {total:8.1f} us; a whole run {prof['run_median_us']:.1f} us")
     return result
 
 
