@@ -349,6 +349,55 @@ BROADCASTS = [
 
 
 @SETTINGS
+@given(case=matmul_cases(), alpha=st.sampled_from([1.0, 0.5, 2.0]), trans=st.tuples(st.booleans(), st.booleans()),
+       with_c=st.booleans(), mode=st.sampled_from(["onnx", "tflite"]))  # fmt: skip
+def test_gemm_kernels_with_fused_requant_packed_at_construction(
+    case: dict[str, Any], alpha: float, trans: tuple[bool, bool], with_c: bool, mode: str
+) -> None:
+    """QLinearMatMul and quantized-output QGemm with constant B and parameters pack a GEMM with
+    bias and requantization fused when built; its bytes equal the reference path's (and ORT's,
+    in ONNX mode)."""
+    pytest.importorskip("edgeai.kernels.api")
+    from edgeai.graph import Value
+
+    c = case
+    b_zp = np.full(np.shape(c["b_scale"]), c["b_zp"], c["b_zp"].dtype) if np.ndim(c["b_scale"]) else c["b_zp"]
+    ins = [c["a"], c["a_scale"], c["a_zp"], c["b"], c["b_scale"], b_zp, c["y_scale"], c["y_zp"]]
+
+    def build(op_type: str, domain: str, ins: list[Any], attrs: dict[str, Any], kernels: bool) -> Any:
+        cls = lookup(op_type, domain, 21 if domain == "" else 1)
+        assert cls is not None
+        values = tuple(None if v is None else Value(f"v{i}") for i, v in enumerate(ins))
+        ctx = OpContext(
+            "g", op_type, domain, 21 if domain == "" else 1, attrs, (None, *ins[1:]), requant_mode=mode,
+            options={"int8_kernels": kernels}, input_values=values,
+        )  # fmt: skip
+        return cls(ctx)
+
+    ref = build("QLinearMatMul", "", ins, {}, False).run(*ins)[0]
+    op = build("QLinearMatMul", "", ins, {}, True)
+    assert op.fused is not None
+    assert_same(op.run(*ins)[0], ref)
+    if mode == "onnx":
+        assert_same(ref, ort_node("QLinearMatMul", ins, opset=21)[0])
+
+    a, b = c["a"].reshape(-1, c["a"].shape[-1]), c["b"]
+    n = b.shape[1]
+    a2 = np.ascontiguousarray(a.T) if trans[0] else a
+    b2 = np.ascontiguousarray(b.T) if trans[1] else b
+    bias = np.random.default_rng(1).integers(-5000, 5000, n).astype(np.int32) if with_c else None
+    b_scale = np.broadcast_to(c["b_scale"], (n,)).astype(np.float32)
+    gins = [a2, c["a_scale"], c["a_zp"], b2, b_scale, np.full(n, c["b_zp"]), bias, c["y_scale"], c["y_zp"]]
+    attrs = {"alpha": alpha, "transA": int(trans[0]), "transB": int(trans[1])}
+    ref = build("QGemm", MS, gins, attrs, False).run(*gins)[0]
+    op = build("QGemm", MS, gins, attrs, True)
+    assert op.fused is not None
+    assert_same(op.run(*gins)[0], ref)
+    if mode == "onnx":
+        assert_same(ref, ort_node("QGemm", gins, attrs=attrs, domain=MS)[0])
+
+
+@SETTINGS
 @given(
     dtype=st.sampled_from([U8, S8]),
     shapes=st.sampled_from(BROADCASTS),

@@ -28,6 +28,7 @@ from edgeai.ops.quantized._common import (
     bad_model,
     check_int_dtype,
     const_input,
+    kernel_requant,
     onnx_scale,
     requantize,
     scalar,
@@ -65,6 +66,36 @@ def _b_param(ctx: OpContext, p: Any, b: np.ndarray, what: str) -> np.ndarray:
     if arr.ndim == b.ndim and arr.shape[-1] == n and arr.shape[-2] == 1:
         return arr
     raise bad_model(ctx, f"{what} must be a scalar or have one entry per column ({n}), got shape {arr.shape}")
+
+
+def _fused_gemm(
+    ctx: OpContext, b: Any, params: tuple[Any, ...], alpha: Any = None, bias: Any = None
+) -> tuple[Callable[..., np.ndarray], np.dtype, int] | None:
+    """The GEMM kernel with bias and requantization fused, packed now, or None.
+
+    ``params``: the constant ``(a_scale, a_zp, b_scale, b_zp, y_scale, y_zp)`` (per tensor for
+    ``a`` and ``y``, per tensor or per column for ``b``, float32 scales, 8-bit zero points)."""
+    if b is None or any(p is None for p in params):
+        return None
+    b = np.asarray(b)
+    a_scale, a_zp, b_scale, b_zp, y_scale, y_zp = (np.asarray(p) for p in params)
+    if b.ndim != 2 or b.dtype.name not in _I8 or a_zp.dtype.name not in _I8 or y_zp.dtype.name not in _I8:
+        return None
+    if any(v.dtype != np.float32 for v in (a_scale, b_scale, y_scale)):
+        return None
+    if a_scale.size != 1 or a_zp.size != 1 or y_scale.size != 1 or y_zp.size != 1:
+        return None
+    n = b.shape[1]
+    if b_scale.size not in (1, n) or b_zp.size not in (1, n):
+        return None
+    bz = b_zp.reshape(()) if b_zp.size == 1 else b_zp.reshape(-1)
+    bs = b_scale.reshape(()) if b_scale.size == 1 else b_scale.reshape(-1)
+    num = (a_scale.reshape(()), bs) if alpha is None else (alpha, a_scale.reshape(()), bs)
+    requant = kernel_requant(ctx, num, y_scale.reshape(()), y_zp.reshape(()))
+    if requant is None:
+        return None
+    kernel = try_kernel(ctx, "prepare_gemm", b, bz, a_dtype=a_zp.dtype, bias=bias, requant=requant)
+    return None if kernel is None else (kernel, a_zp.dtype, int(a_zp.reshape(())))
 
 
 class _IntegerMatMul(Op):
@@ -121,6 +152,13 @@ class QLinearMatMul(_IntegerMatMul):
 
     _b_index = 3
 
+    def __init__(self, ctx: OpContext) -> None:
+        super().__init__(ctx)
+        params = tuple(const_input(ctx, i) for i in (1, 2, 4, 5, 6, 7))
+        self.fused = _fused_gemm(ctx, const_input(ctx, 3), params)
+        """(kernel, A's dtype, A's zero point): the GEMM with requantization fused, packed when the
+        session is created (constant B and parameters), or None."""
+
     def run(
         self,
         a: np.ndarray,
@@ -132,6 +170,10 @@ class QLinearMatMul(_IntegerMatMul):
         y_scale: np.ndarray,
         y_zero_point: np.ndarray,
     ) -> tuple[Any, ...]:
+        fused = self.fused
+        if fused is not None and type(a) is np.ndarray and a.ndim >= 2 and a.dtype == fused[1]:
+            lead = a.shape[:-1]
+            return (fused[0](a.reshape(-1, a.shape[-1]), fused[2]).reshape(*lead, -1),)
         ctx = self.ctx
         check_int_dtype(ctx, a, "A", _I8)
         check_int_dtype(ctx, b, "B", _I8)
@@ -172,6 +214,20 @@ class QGemm(_IntegerMatMul):
         self.trans_b = int(ctx.attr("transB", 0))
         b = const_input(ctx, 3)
         self._b_t = None if b is None or not self.trans_b else np.ascontiguousarray(b.T)
+        self.fused: tuple[Callable[..., np.ndarray], np.dtype, int] | None = None
+        """(kernel, A's dtype, A's zero point): the quantized-output GEMM with bias and
+        requantization fused, packed when the session is created, or None."""
+        self._c_absent = True
+        c = const_input(ctx, 6)
+        c_absent = len(ctx.input_consts) <= 6 or (len(ctx.input_values) > 6 and ctx.input_values[6] is None)
+        n = None if b is None else (b.shape[0] if self.trans_b else b.shape[-1])
+        c_ok = c_absent or (c is not None and c.dtype == np.int32 and c.size == n and c.ndim <= 2 and c.shape[-1] == n)
+        if c_ok and len(ctx.input_consts) > 8:
+            params = tuple(const_input(ctx, i) for i in (1, 2, 4, 5, 7, 8))
+            b2 = self._b_t if self.trans_b else b
+            bias = None if c is None else np.asarray(c).reshape(-1)
+            self.fused = _fused_gemm(ctx, b2, params, alpha=self.alpha, bias=bias)
+            self._c_absent = c is None
 
     def run(
         self,
@@ -185,6 +241,15 @@ class QGemm(_IntegerMatMul):
         y_scale: np.ndarray | None = None,
         y_zero_point: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
+        fused = self.fused
+        if (
+            fused is not None
+            and type(a) is np.ndarray
+            and a.ndim == 2
+            and a.dtype == fused[1]
+            and (c is None) == self._c_absent
+        ):
+            return (fused[0](a.T if self.trans_a else a, fused[2]),)
         ctx = self.ctx
         check_int_dtype(ctx, a, "A", _I8)
         check_int_dtype(ctx, b, "B", _I8)
