@@ -187,7 +187,7 @@ class ConvKernel:
             span_h, rb, rstride, wq, offs = self._depthwise_geometry(hp, wp, oh)
             nb = -(-oh // rb) if parallel else 1
             band = np.empty((nb, self.sw * rstride * wq * self.m), np.float32)
-            acc = np.empty((nb, self.bpx * self.m), np.float32)
+            acc = np.zeros((nb, self.bpx * self.m), np.float32)  # stays zero with a single chunk of taps
             bias, scale, mult, shift = self.tiled
             for n in range(xu.shape[0]):
                 args = (
@@ -201,8 +201,8 @@ class ConvKernel:
             return
         wq, offs = self._depthwise_geometry(hp, wp, oh)
         nt = min(self.m, 4 * self.threads) if parallel else 1
-        plane = np.empty((nt, self.sw * hp * wq), np.float32)
-        acc = np.empty((nt, ow), np.float32)
+        plane = np.zeros((nt, self.sw * hp * wq), np.float32)  # the padding stays zero
+        acc = np.zeros((nt, ow), np.float32)
         bias, scale, mult, shift = self.params
         for n in range(xu.shape[0]):
             args = (

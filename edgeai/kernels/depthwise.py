@@ -17,7 +17,7 @@ Two loop shapes, both reading contiguous runs in their innermost loop:
 
 Taps go in chunks of nine (a 3x3 kernel is one chunk): a chunk's nine products are summed in
 registers; more than one chunk sums through a small float32 buffer. The requantization
-(:func:`requant_lane`) is written without branches that depend on the lane, so it vectorizes; it
+(:func:`float_lane`, :func:`fixed_point_lane`) is written without branches that depend on the lane, so it vectorizes; it
 is bit-exact with :mod:`edgeai.kernels.requant`'s scalar functions.
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["CHUNK", "MAX_TAPS", "depthwise_nchw", "depthwise_nhwc", "fixed_point_lane", "requant_lane"]
+__all__ = ["CHUNK", "MAX_TAPS", "depthwise_nchw", "depthwise_nhwc", "fixed_point_lane", "float_lane"]
 
 CHUNK = 9
 MAX_TAPS = 258  # 258 * 255 * 255 < 2**24: every float32 partial sum is an exact integer
@@ -49,25 +49,24 @@ def fixed_point_lane(a, mult, shift, zp, qmin, qmax):  # type: ignore[no-untyped
     threshold = (mask >> 1) + (np.int64(1) if q < 0 else np.int64(0))
     r = (q >> right) + (np.int64(1) if (q & mask) > threshold else np.int64(0)) + zp
     r = r if r > qmin else np.int64(qmin)
-    return r if r < qmax else np.int64(qmax)
+    return np.int32(r if r < qmax else np.int64(qmax))
 
 
 @njit(cache=True, inline="always")
-def requant_lane(s, bias, mode, scale, mult, shift, zp, qmin, qmax):  # type: ignore[no-untyped-def]
-    """Accumulator ``s`` (an exact integer in float32) plus ``bias``, then mode 0 (int32 as is),
-    1 (ONNX float) or 2 (TFLite fixed point)."""
-    a = np.int32(np.int64(np.int32(s)) + np.int64(bias))  # int32 wrap, as the GEMM kernels' store
-    if mode == 0:
-        return np.int64(a)
-    if mode == 1:
-        lo = np.float32(qmin - zp)
-        hi = np.float32(qmax - zp)
-        f = np.float32(a) * scale
-        f = f if f > lo else lo
-        f = f if f < hi else hi
-        magic = np.float32(12582912.0)  # round half to even, as requantize_float
-        return np.int64((f + magic) - magic) + zp
-    return fixed_point_lane(a, mult, shift, zp, qmin, qmax)
+def float_lane(a, scale, zp, lo, hi):  # type: ignore[no-untyped-def]
+    """:func:`edgeai.kernels.requant.requantize_float` on an int32 lane; ``lo``/``hi`` are
+    ``float32(qmin - zp)``/``float32(qmax - zp)``."""
+    f = np.float32(a) * scale
+    f = f if f > lo else lo
+    f = f if f < hi else hi
+    magic = np.float32(12582912.0)  # round half to even, as requantize_float
+    return np.int32(np.int32((f + magic) - magic) + zp)
+
+
+@njit(cache=True, inline="always")
+def _acc32(s, bias):  # type: ignore[no-untyped-def]
+    # the exact float32 sum plus bias, wrapped in int32 as the GEMM kernels' store does
+    return np.int32(np.int32(s) + bias)
 
 
 @njit(cache=True, inline="always")
@@ -88,6 +87,7 @@ def _taps(x, b, o, w, k):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, inline="always")
 def _taps_scalar(x, b, o, w):  # type: ignore[no-untyped-def]
+    # w: a tuple of nine float32 weights, held in registers across the loop
     return (
         x[np.uint64(b + o[0])] * w[0]
         + x[np.uint64(b + o[1])] * w[1]
@@ -116,33 +116,42 @@ def _chunk(offs, ci):  # type: ignore[no-untyped-def]
     )
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
+@njit(cache=True, inline="always")
 def _segment(x, base, L, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out, ob):  # type: ignore[no-untyped-def]
-    # out[ob + k] = requant(sum over taps of x[base + offs[t] + k] * wt[t, k]), k < L
-    nch = offs.shape[0]
-    for ci in range(nch):
+    # out[ob + k] = requant(sum over taps of x[base + offs[t] + k] * wt[t, k]), k < L. Chunks before
+    # the last sum into acc (zeros when there is one chunk); one loop per requant mode, so that
+    # each vectorizes without the others' arithmetic.
+    last = offs.shape[0] - 1
+    for ci in range(last):
         o = _chunk(offs, ci)
         w = wt[ci * 9 : ci * 9 + 9]
-        if nch == 1:
-            for k in range(L):
-                s = _taps(x, base + k, o, w, k)
-                out[np.uint64(ob + k)] = requant_lane(s, bias[k], mode, scale[k], mult[k], shift[k], zp, qmin, qmax)
-        elif ci == 0:
+        if ci == 0:
             for k in range(L):
                 acc[k] = _taps(x, base + k, o, w, k)
-        elif ci < nch - 1:
-            for k in range(L):
-                acc[k] += _taps(x, base + k, o, w, k)
         else:
             for k in range(L):
-                s = acc[k] + _taps(x, base + k, o, w, k)
-                out[np.uint64(ob + k)] = requant_lane(s, bias[k], mode, scale[k], mult[k], shift[k], zp, qmin, qmax)
+                acc[k] += _taps(x, base + k, o, w, k)
+    o = _chunk(offs, last)
+    w = wt[last * 9 : last * 9 + 9]
+    if mode == 1:
+        lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+        for k in range(L):
+            a = _acc32(acc[k] + _taps(x, base + k, o, w, k), bias[k])
+            out[np.uint64(ob + k)] = float_lane(a, scale[k], zp, lo, hi)
+    elif mode == 2:
+        for k in range(L):
+            a = _acc32(acc[k] + _taps(x, base + k, o, w, k), bias[k])
+            out[np.uint64(ob + k)] = fixed_point_lane(a, mult[k], shift[k], zp, qmin, qmax)
+    else:
+        for k in range(L):
+            out[np.uint64(ob + k)] = _acc32(acc[k] + _taps(x, base + k, o, w, k), bias[k])
 
 
 @njit(cache=True, inline="always")
 def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, flip, sw, wq, band):  # type: ignore[no-untyped-def]
     # band[((p * rstride + r) * wq + q) * C + c] = x[n, r0 + r - pt, q * sw + p - pl, c] - x_zp (0 outside)
     h_in, w_in, C = x.shape[1], x.shape[2], x.shape[3]
+    fzp = np.float32(xzp)
     for p in range(sw):
         for r in range(rows):
             ih = r0 + r - pt
@@ -157,7 +166,7 @@ def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, flip, sw, wq, band): 
                 for k in range(lead):
                     band[np.uint64(dst + k)] = 0
                 for k in range(w_in * C):
-                    band[np.uint64(dst + lead + k)] = np.float32(np.int32(src[k] ^ flip) - xzp)
+                    band[np.uint64(dst + lead + k)] = np.float32(np.int32(src[k] ^ flip)) - fzp
                 for k in range((pl + w_in) * C, wq * C):
                     band[np.uint64(dst + k)] = 0
                 continue
@@ -170,7 +179,7 @@ def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, flip, sw, wq, band): 
                 else:
                     s0 = iw * C
                     for c in range(C):
-                        band[np.uint64(d + c)] = np.float32(np.int32(src[s0 + c] ^ flip) - xzp)
+                        band[np.uint64(d + c)] = np.float32(np.int32(src[s0 + c] ^ flip)) - fzp
 
 
 @njit(cache=True, inline="always")
@@ -189,7 +198,7 @@ def _nhwc_band(
             _segment(band, base, L, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out, ob)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})
 def depthwise_nhwc(
     x, n, pt, pl, xzp, flip, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, offs, wt, bias, mode, scale, mult, shift,
     zp, qmin, qmax, out, obase, band, acc,
@@ -208,7 +217,7 @@ def depthwise_nhwc(
         )  # fmt: skip
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"contract"})
 def depthwise_nhwc_parallel(
     x, n, pt, pl, xzp, flip, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, offs, wt, bias, mode, scale, mult, shift,
     zp, qmin, qmax, out, obase, band, acc,
@@ -223,60 +232,59 @@ def depthwise_nhwc_parallel(
         )  # fmt: skip
 
 
-@njit(cache=True, inline="always", fastmath={"contract"})
+@njit(cache=True, inline="always")
 def _nchw_channel(
     x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
     out, obase, plane, acc,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     h_in, w_in = x.shape[2], x.shape[3]
-    # stage: plane[(p * hp + r) * wq + q] = x[n, c, r - pt, q * sw + p - pl] - x_zp (0 outside)
+    fzp = np.float32(xzp)
+    # stage plane[(p * hp + r) * wq + q] = x[n, c, r - pt, q * sw + p - pl] - x_zp; the padding
+    # around it is zero from the caller and never written
+    src = x[n, c].reshape(-1)
     for p in range(sw):
-        for r in range(hp):
-            ih = r - pt
-            dst = (p * hp + r) * wq
-            if ih < 0 or ih >= h_in:
-                for q in range(wq):
-                    plane[np.uint64(dst + q)] = 0
-                continue
-            src = x[n, c, ih]
-            q_lo = min(max(-((p - pl) // sw), 0), wq)  # first q with q * sw + p - pl >= 0
-            q_hi = min(max((w_in - 1 - p + pl) // sw + 1, q_lo), wq)  # past the last one < w_in
-            for q in range(q_lo):
-                plane[np.uint64(dst + q)] = 0
-            s0 = p - pl
+        s0 = p - pl
+        q_lo = min(max(-(s0 // sw), 0), wq)  # first q with q * sw + p - pl >= 0
+        q_hi = min(max((w_in - 1 - s0) // sw + 1, q_lo), wq)  # past the last one < w_in
+        for ih in range(h_in):
+            dst = (p * hp + ih + pt) * wq
+            row = ih * w_in + s0
             if sw == 1:
                 for q in range(q_lo, q_hi):
-                    plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(q + s0)] ^ flip) - xzp)
+                    plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(row + q)] ^ flip)) - fzp
             else:
                 for q in range(q_lo, q_hi):
-                    plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(q * sw + s0)] ^ flip) - xzp)
-            for q in range(q_hi, wq):
-                plane[np.uint64(dst + q)] = 0
+                    plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(row + q * sw)] ^ flip)) - fzp
     b, sc, mu, sf = bias[c], scale[c], mult[c], shift[c]
-    nch = offs.shape[0]
+    lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+    last = offs.shape[0] - 1
+    wc = wsc[c].reshape(last + 1, 9)
     for oy in range(oh):
         base = oy * sh * wq
         ob = obase + (c * oh + oy) * ow
-        for ci in range(nch):
-            o = _chunk(offs, ci)
-            w = wsc[c, ci * 9 : ci * 9 + 9]
-            if nch == 1:
-                for k in range(ow):
-                    s = _taps_scalar(plane, base + k, o, w)
-                    out[np.uint64(ob + k)] = requant_lane(s, b, mode, sc, mu, sf, zp, qmin, qmax)
-            elif ci == 0:
+        for ci in range(last):
+            o, w = _chunk(offs, ci), _chunk(wc, ci)
+            if ci == 0:
                 for k in range(ow):
                     acc[k] = _taps_scalar(plane, base + k, o, w)
-            elif ci < nch - 1:
-                for k in range(ow):
-                    acc[k] += _taps_scalar(plane, base + k, o, w)
             else:
                 for k in range(ow):
-                    s = acc[k] + _taps_scalar(plane, base + k, o, w)
-                    out[np.uint64(ob + k)] = requant_lane(s, b, mode, sc, mu, sf, zp, qmin, qmax)
+                    acc[k] += _taps_scalar(plane, base + k, o, w)
+        o, w = _chunk(offs, last), _chunk(wc, last)
+        if mode == 1:
+            for k in range(ow):
+                a = _acc32(acc[k] + _taps_scalar(plane, base + k, o, w), b)
+                out[np.uint64(ob + k)] = float_lane(a, sc, zp, lo, hi)
+        elif mode == 2:
+            for k in range(ow):
+                a = _acc32(acc[k] + _taps_scalar(plane, base + k, o, w), b)
+                out[np.uint64(ob + k)] = fixed_point_lane(a, mu, sf, zp, qmin, qmax)
+        else:
+            for k in range(ow):
+                out[np.uint64(ob + k)] = _acc32(acc[k] + _taps_scalar(plane, base + k, o, w), b)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"})
 def depthwise_nchw(
     x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
     out, obase, plane, acc,
@@ -284,6 +292,7 @@ def depthwise_nchw(
     """Depthwise convolution of NCHW image ``n`` into ``out[obase:]`` (NCHW), one channel plane at a time.
 
     ``plane`` holds ``sw * hp * wq`` float32 (the padded plane split into ``sw`` column phases),
+    zero on entry (only the image part is written, the padding stays zero),
     ``acc`` ``ow`` float32; ``offs`` [chunks, 9] are the taps' offsets in ``plane``, ``wsc``
     [M, chunks * 9] the weights ``w - w_zp`` (zero for the padding taps of the last chunk).
     """
@@ -294,7 +303,7 @@ def depthwise_nchw(
         )  # fmt: skip
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"contract"})
 def depthwise_nchw_parallel(
     x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
     out, obase, plane, acc,
