@@ -408,6 +408,24 @@ def test_add_mul_every_pair_of_int8_values_bit_exact(
 
 @SETTINGS
 @given(
+    kind=st.sampled_from(["ADD", "MUL"]), sa=st.floats(1e-6, 100.0), za=zero_points, sb=st.floats(1e-6, 100.0),
+    zb=zero_points, sy=st.floats(1e-7, 100.0), zy=zero_points, lo=st.integers(-128, 0), hi=st.integers(0, 127),
+)  # fmt: skip
+def test_pair_table_equals_numpy_reference(
+    kind: str, sa: float, za: int, sb: float, zb: int, sy: float, zy: int, lo: int, hi: int
+) -> None:
+    """The ADD/MUL table (one numba loop) against :func:`add_int8` / :func:`mul_int8` on all 65536 pairs,
+    over scales wide enough for left shifts in the output multiplier."""
+    from edgeai.ops.tflite.elementwise import add_int8, mul_int8, pair_table
+
+    u = np.arange(256, dtype=np.uint8)
+    a, b = np.repeat(u, 256).view(np.int8), np.tile(u, 256).view(np.int8)
+    ref = (add_int8 if kind == "ADD" else mul_int8)(a, sa, za, b, sb, zb, sy, zy, lo, hi)
+    np.testing.assert_array_equal(pair_table(kind, sa, za, sb, zb, sy, zy, lo, hi), ref)
+
+
+@SETTINGS
+@given(
     kind=st.sampled_from(["AVERAGE_POOL_2D", "MAX_POOL_2D"]), n=st.integers(1, 3), h=st.integers(1, 17),
     w=st.integers(1, 17), c=st.integers(1, 70), f=st.tuples(st.integers(1, 17), st.integers(1, 17)),
     stride=st.tuples(st.integers(1, 4), st.integers(1, 4)), padding=paddings, lo=st.integers(-128, 0),

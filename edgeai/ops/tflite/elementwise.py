@@ -5,8 +5,9 @@ multiplier below one (``scale / (2 * max scale)``), sums, and rescales by
 ``2 * max scale / (2**20 * y_scale)``; MUL requantizes the integer product by
 ``x1_scale * x2_scale / y_scale``. Both clamp to the fused activation's range.
 With per-tensor parameters the output is a function of the two input bytes, so
-the ops look it up in a 65536-entry table built once from the numpy functions
-here (:func:`pair_table`; ``tflite_kernels=False`` runs the functions instead).
+the ops look it up in a 65536-entry table built once by a numba loop of the same
+arithmetic (:func:`pair_table`); ``tflite_kernels=False`` runs the numpy
+functions here, the reference the tests compare the table with.
 
 Example:
     >>> import numpy as np
@@ -18,36 +19,47 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.tflite._common import activation_range, quant_of
-from edgeai.ops.tflite.loops import pair_lookup
+from edgeai.ops.tflite.loops import add_table, mul_table, pair_lookup
 from edgeai.quant.requant import quantize_multiplier, requantize_tflite
 
-__all__ = ["Add", "Mul", "add_int8", "mul_int8", "pair_table"]
+__all__ = ["Add", "Mul", "add_int8", "add_multipliers", "mul_int8", "mul_multiplier", "pair_table"]
 
 _F = np.float32
 _I32 = (-(2**31), 2**31 - 1)
+_LEFT = 20  # ADD's left shift of both inputs
 
 
 def _mbqm(x: np.ndarray, m: int, shift: int) -> np.ndarray:
     return requantize_tflite(np.asarray(x, np.int32), m, shift, 0, *_I32, dtype=np.int64)
 
 
-def add_int8(
-    a: np.ndarray, sa: float, za: int, b: np.ndarray, sb: float, zb: int, sy: float, zy: int, lo: int, hi: int
-) -> np.ndarray:
-    left = 20
+def add_multipliers(sa: float, sb: float, sy: float) -> tuple[int, int, int, int, int, int]:
+    """ADD's three (multiplier, shift) pairs: each input by ``scale / (2 * max scale)``, the sum by
+    ``2 * max scale / (2**20 * y_scale)``."""
     twice_max = 2.0 * max(float(_F(sa)), float(_F(sb)))
     m1, s1 = quantize_multiplier(float(_F(sa)) / twice_max)
     m2, s2 = quantize_multiplier(float(_F(sb)) / twice_max)
-    mo, so = quantize_multiplier(twice_max / ((1 << left) * float(_F(sy))))
-    x1 = (a.astype(np.int64) - za) << left
-    x2 = (b.astype(np.int64) - zb) << left
+    mo, so = quantize_multiplier(twice_max / ((1 << _LEFT) * float(_F(sy))))
+    return m1, s1, m2, s2, mo, so
+
+
+def mul_multiplier(sa: float, sb: float, sy: float) -> tuple[int, int]:
+    """MUL's (multiplier, shift): ``x1_scale * x2_scale / y_scale``."""
+    return quantize_multiplier(float(_F(sa)) * float(_F(sb)) / float(_F(sy)))
+
+
+def add_int8(
+    a: np.ndarray, sa: float, za: int, b: np.ndarray, sb: float, zb: int, sy: float, zy: int, lo: int, hi: int
+) -> np.ndarray:
+    m1, s1, m2, s2, mo, so = add_multipliers(sa, sb, sy)
+    x1 = (a.astype(np.int64) - za) << _LEFT
+    x2 = (b.astype(np.int64) - zb) << _LEFT
     raw = _mbqm(x1, m1, s1) + _mbqm(x2, m2, s2)
     return np.clip(_mbqm(raw, mo, so) + zy, lo, hi).astype(np.int8)
 
@@ -55,19 +67,24 @@ def add_int8(
 def mul_int8(
     a: np.ndarray, sa: float, za: int, b: np.ndarray, sb: float, zb: int, sy: float, zy: int, lo: int, hi: int
 ) -> np.ndarray:
-    m, shift = quantize_multiplier(float(_F(sa)) * float(_F(sb)) / float(_F(sy)))
+    m, shift = mul_multiplier(sa, sb, sy)
     prod = (a.astype(np.int64) - za) * (b.astype(np.int64) - zb)
     return np.clip(_mbqm(prod, m, shift) + zy, lo, hi).astype(np.int8)
 
 
-def pair_table(fn: Callable[..., np.ndarray], *params: Any) -> np.ndarray:
-    """``fn(a, *params[:2], b, *params[2:])`` for every pair of int8 values, as 65536 int8 entries
-    indexed by ``(a & 0xFF) << 8 | (b & 0xFF)``: a binary int8 op with per-tensor parameters is a
-    function of the two input bytes alone, so running it is one table lookup per element."""
-    u = np.arange(256, dtype=np.uint8)
-    a = np.repeat(u, 256).view(np.int8)
-    b = np.tile(u, 256).view(np.int8)
-    return np.ascontiguousarray(fn(a, *params[:2], b, *params[2:]), dtype=np.int8)
+def pair_table(
+    op_type: str, sa: float, za: int, sb: float, zb: int, sy: float, zy: int, lo: int, hi: int
+) -> np.ndarray:
+    """int8 ADD or MUL (``op_type``) for every pair of int8 values, as 65536 int8 entries indexed by
+    ``(a & 0xFF) << 8 | (b & 0xFF)``: with per-tensor parameters the output is a function of the two
+    input bytes alone, so running the op is one table lookup per element. The same arithmetic as
+    :func:`add_int8` / :func:`mul_int8`, one numba loop (the tests compare all pairs)."""
+    table = np.empty(65536, np.int8)
+    if op_type == "ADD":
+        add_table(int(za), int(zb), *add_multipliers(sa, sb, sy), int(zy), int(lo), int(hi), table)
+    else:
+        mul_table(int(za), int(zb), *mul_multiplier(sa, sb, sy), int(zy), int(lo), int(hi), table)
+    return table
 
 
 class _Binary(Op):
@@ -82,7 +99,7 @@ class _Binary(Op):
         self.lo, self.hi = activation_range(ctx, qy)
         self.table = None
         if ctx.options.get("tflite_kernels", True):
-            self.table = pair_table(self.fn, *self.params, self.lo, self.hi)
+            self.table = pair_table(ctx.op_type, *self.params, self.lo, self.hi)
 
     def run(self, a: np.ndarray, b: np.ndarray, *_: Any) -> tuple[np.ndarray]:
         if self.table is None:

@@ -20,9 +20,11 @@ import numpy as np
 from numba import njit
 
 __all__ = [
+    "add_table",
     "fully_connected_rows",
     "mbqm_double",
     "mbqm_single",
+    "mul_table",
     "pair_lookup",
     "pool_nhwc",
     "quantize_float_loop",
@@ -116,6 +118,31 @@ def fully_connected_rows(
             else:
                 v = mbqm_double(np.int64(np.int32(acc)), m[j], shift[j])
             out[i, j] = min(max(v + zp, lo), hi)
+
+
+@njit(cache=True)
+def add_table(
+    za: int, zb: int, m1: int, s1: int, m2: int, s2: int, mo: int, so: int, zy: int, lo: int, hi: int, out: np.ndarray
+) -> None:
+    """TFLite int8 ADD for every pair of int8 values: ``out[(a & 0xFF) << 8 | (b & 0xFF)]``.
+
+    ``MBQM(MBQM((a - za) << 20, m1, s1) + MBQM((b - zb) << 20, m2, s2), mo, so) + zy``, clamped.
+    """
+    for i in range(256):
+        x1 = mbqm_double((np.int64(i - 256 if i > 127 else i) - za) << 20, m1, s1)
+        for j in range(256):
+            x2 = mbqm_double((np.int64(j - 256 if j > 127 else j) - zb) << 20, m2, s2)
+            out[(i << 8) | j] = min(max(mbqm_double(x1 + x2, mo, so) + zy, lo), hi)
+
+
+@njit(cache=True)
+def mul_table(za: int, zb: int, m: int, shift: int, zy: int, lo: int, hi: int, out: np.ndarray) -> None:
+    """TFLite int8 MUL for every pair of int8 values: ``MBQM((a - za) * (b - zb), m, shift) + zy``, clamped."""
+    for i in range(256):
+        a = np.int64(i - 256 if i > 127 else i) - za
+        for j in range(256):
+            prod = a * (np.int64(j - 256 if j > 127 else j) - zb)
+            out[(i << 8) | j] = min(max(mbqm_double(prod, m, shift) + zy, lo), hi)
 
 
 @njit(cache=True)
