@@ -14,6 +14,13 @@ probe of the installed runtime picks (:func:`fully_connected_rounds_once`,
 weights, ``[1, kH, kW, C*multiplier]`` depthwise weights, ``[units, K]``
 fully connected weights.
 
+Fast paths (the numpy code here is their reference; ``tflite_kernels=False``
+runs it): convolutions build edgeai's INT8 kernel for the model's static
+input shape when the session is created (NHWC, requantization fused); a 1x1
+convolution without padding is one GEMM over the pixels
+(:class:`PointwiseGemm`); FULLY_CONNECTED is one numba loop up to
+``_LOOP_MACS`` multiply-adds, above that the GEMM kernels.
+
 Example:
     >>> import numpy as np
     >>> from edgeai.ops.tflite.conv import conv_int8
