@@ -194,6 +194,84 @@ def _store_tile(
                 out[base + j * ocs] = _store_value(v, col0 + j, mode, scale, mult, shift, zp, qmin, qmax)
 
 
+@functools.cache
+def _store_rows_kernel(nr: int, mode: int) -> Any:
+    from edgeai.kernels.x86 import make_store_rows
+
+    return make_store_rows(nr, mode)
+
+
+def _store_fast(
+    code, c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+):  # type: ignore[no-untyped-def]
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_store_fast, prefer_literal=True)
+def _store_fast_overload(
+    code, c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+):  # type: ignore[no-untyped-def]
+    # On the AVX-512 kinds (VNNI, AMX) a full-width tile into contiguous rows is stored by an
+    # IR kernel (16-lane vectors, column terms loaded once per tile); everything else by
+    # _store_tile. The output dtype tells the mode: int32 only without requantization.
+    if not isinstance(code, types.IntegerLiteral):
+        return None
+    i32, f32 = types.int32, types.float32
+    simd = (
+        code.literal_value in (KIND_CODES["vnni"], KIND_CODES["amx"])
+        and rowsum.dtype == i32
+        and bz.dtype == i32
+        and coloff.dtype == i32
+        and scale.dtype == f32
+        and c.dtype == i32
+        and c.layout == "C"
+    )
+    if not simd:
+
+        def impl_generic(
+            code,
+            c,
+            mr,
+            nr,
+            r0,
+            col0,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
+        ):  # type: ignore[no-untyped-def]
+            _store_tile(
+                c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+            )
+
+        return impl_generic
+    NR = 32
+    want_mode = 0 if out.dtype == i32 else 1
+    vstore = _store_rows_kernel(NR, want_mode)
+
+    def impl(
+        code, c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+    ):  # type: ignore[no-untyped-def]
+        if nr == NR and ocs == 1 and mode == want_mode:
+            vstore(c, mr, r0, col0, rowsum, bz, coloff, scale, zp, qmin, qmax, out, obase, ors)
+        else:
+            _store_tile(
+                c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+            )
+
+    return impl
+
+
 @njit(cache=True)
 def _drive_block(
     code,
@@ -247,7 +325,8 @@ def _drive_block(
                     _tile(code, 2, a, ro, segoff, nseg, seglen, bp, boff, c)
                 else:
                     _tile(code, 1, a, ro, segoff, nseg, seglen, bp, boff, c)
-                _store_tile(
+                _store_fast(
+                    code,
                     c,
                     mr,
                     nr,
@@ -1010,8 +1089,8 @@ def _drive_block_amx(
                 tcfg = nocfg
                 configured = True
                 if pending:
-                    _store_tile(
-                        c, 32, pnr, pr0, pcol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                    _store_fast(
+                        4, c, 32, pnr, pr0, pcol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
                         out, obase, ors, ocs,
                     )  # fmt: skip
                 _amx_save(c)
@@ -1032,14 +1111,33 @@ def _drive_block_amx(
                     _tile(0, 2, a, ro, segoff, nseg, seglen4, bp, boff, cv)
                 else:
                     _tile(0, 1, a, ro, segoff, nseg, seglen4, bp, boff, cv)
-                _store_tile(
-                    cv, mr, nr, i0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                _store_fast(
+                    4, cv, mr, nr, i0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
                     out, obase, ors, ocs,
                 )  # fmt: skip
                 i0 += mr
     if pending:
-        _store_tile(
-            c, 32, pnr, pr0, pcol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+        _store_fast(
+            4,
+            c,
+            32,
+            pnr,
+            pr0,
+            pcol0,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
         )
     if configured:
         _amx_release()

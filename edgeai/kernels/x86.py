@@ -307,3 +307,115 @@ def make_amx_microkernel() -> Any:
         return types.void(), codegen
 
     return amx_microkernel, amx_release, amx_compute, amx_save
+
+
+def make_store_rows(nr: int, mode: int) -> Any:
+    """An ``@intrinsic`` storing one full-width tile (``nr`` columns) into contiguous output rows.
+
+    ``store(c, mr, r0, col0, rowsum, bz, coloff, scale, zp, qmin, qmax, out, obase, ors)``
+    writes ``out[obase + (r0 + r) * ors + col0 + j]`` for ``r < mr`` and ``j < nr`` with
+    ``v = c[r, j] + coloff[col0 + j] - bz[col0 + j] * rowsum[r0 + r]`` (int32, wrapping), as
+    :func:`edgeai.kernels.tiles._store_tile` does: ``mode`` 0 stores ``v`` (int32 ``out``),
+    ``mode`` 1 the MLAS float requantization of ``v`` (8-bit ``out``: ``float32(v) * scale``,
+    clamped to ``[qmin - zp, qmax - zp]``, rounded half to even by the ``1.5 * 2**23`` trick,
+    plus ``zp``). The column terms are loaded once per tile; each row is ``nr / 16``
+    16-lane vectors (AVX-512). The fixed-point mode stays in the numba loop.
+    """
+    if nr % 16 or mode not in (0, 1):
+        raise ValueError(f"no vector store for nr={nr}, mode={mode}")
+    nv = nr // 16
+    v16 = ir.VectorType(_i32, 16)
+    f16 = ir.VectorType(ir.FloatType(), 16)
+    b16 = ir.VectorType(_i8, 16)
+
+    @intrinsic
+    def store_rows(
+        typingctx: Any,
+        c: Any,
+        mr: Any,
+        r0: Any,
+        col0: Any,
+        rowsum: Any,
+        bz: Any,
+        coloff: Any,
+        scale: Any,
+        zp: Any,
+        qmin: Any,
+        qmax: Any,
+        out: Any,
+        obase: Any,
+        ors: Any,
+    ) -> Any:
+        ip = types.intp
+        sig = types.void(c, ip, ip, ip, rowsum, bz, coloff, scale, ip, ip, ip, out, ip, ip)
+
+        def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+            c_v, mr_v, r0_v, col0_v, rs_v, bz_v, co_v, sc_v, zp_v, qmin_v, qmax_v, out_v, obase_v, ors_v = args
+            sa = signature.args
+            esize = sa[11].dtype.bitwidth // 8
+            c_addr = _data_addr(context, builder, sa[0], c_v)
+            rs_addr = _data_addr(context, builder, sa[4], rs_v)
+            coff4 = builder.mul(col0_v, _const(4))
+            bzv = [
+                _load(
+                    builder,
+                    builder.add(_data_addr(context, builder, sa[5], bz_v), builder.add(coff4, _const(64 * j))),
+                    v16,
+                )
+                for j in range(nv)
+            ]
+            cov = [
+                _load(
+                    builder,
+                    builder.add(_data_addr(context, builder, sa[6], co_v), builder.add(coff4, _const(64 * j))),
+                    v16,
+                )
+                for j in range(nv)
+            ]
+            if mode == 1:
+                scv = [
+                    _load(
+                        builder,
+                        builder.add(_data_addr(context, builder, sa[7], sc_v), builder.add(coff4, _const(64 * j))),
+                        f16,
+                    )
+                    for j in range(nv)
+                ]
+                flt = ir.FloatType()
+                lo = _splat_any(builder, builder.sitofp(builder.sub(qmin_v, zp_v), flt), f16)
+                hi = _splat_any(builder, builder.sitofp(builder.sub(qmax_v, zp_v), flt), f16)
+                magic = ir.Constant(f16, [12582912.0] * 16)
+                zpv = _splat_any(builder, builder.trunc(zp_v, _i32), v16)
+            out_addr = _data_addr(context, builder, sa[11], out_v)
+            with cgutils.for_range(builder, mr_v) as rloop:
+                row = builder.add(r0_v, rloop.index)
+                rs = _load(builder, builder.add(rs_addr, builder.mul(row, _const(4))), _i32)
+                rsv = _splat_any(builder, rs, v16)
+                orow = builder.add(builder.add(obase_v, builder.mul(row, ors_v)), col0_v)
+                oaddr = builder.add(out_addr, builder.mul(orow, _const(esize)))
+                caddr = builder.add(c_addr, builder.mul(rloop.index, _const(4 * nr)))
+                for j in range(nv):
+                    cv = _load(builder, builder.add(caddr, _const(64 * j)), v16)
+                    v = builder.sub(builder.add(cv, cov[j]), builder.mul(bzv[j], rsv))
+                    if mode == 0:
+                        dst = builder.inttoptr(builder.add(oaddr, _const(64 * j)), v16.as_pointer())
+                        builder.store(v, dst, align=1)
+                        continue
+                    f = builder.fmul(builder.sitofp(v, f16), scv[j])
+                    f = builder.select(builder.fcmp_ordered("<", f, lo), lo, f)
+                    f = builder.select(builder.fcmp_ordered(">", f, hi), hi, f)
+                    f = builder.fsub(builder.fadd(f, magic), magic)
+                    q = builder.add(builder.fptosi(f, v16), zpv)
+                    dst = builder.inttoptr(builder.add(oaddr, _const(16 * j)), b16.as_pointer())
+                    builder.store(builder.trunc(q, b16), dst, align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return store_rows
+
+
+def _splat_any(builder: ir.IRBuilder, scalar: ir.Value, vty: ir.VectorType) -> ir.Value:
+    undef = ir.Constant(vty, None)
+    v = builder.insert_element(undef, scalar, ir.Constant(_i32, 0))
+    return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(_i32, vty.count), [0] * vty.count))

@@ -170,6 +170,30 @@ def test_gemm_requant_tflite_extreme_accumulators_and_shifts(kernel_path: str, m
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("m, k", [(70, 100), (96, 64), (33, 288)])
+def test_gemm_full_tiles_every_mode(kernel_path: str, m: int, k: int) -> None:
+    """Full 32-column panels and AMX row blocks (the vector store) next to tails, per-column terms, clamps."""
+    rng = np.random.default_rng(m + k)
+    n = 100
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    b_zp = rng.integers(-128, 128, n).astype(np.int8)
+    bias = rng.integers(-(2**20), 2**20, n).astype(np.int32)
+    acc = gemm_ref(a, 9, b, b_zp, bias)
+    np.testing.assert_array_equal(prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias)(a, 9), acc)
+    scale = (rng.random(n) * 2e-5).astype(np.float32)
+    for dtype, zp, act in ((np.dtype(np.uint8), 120, (None, None)), (np.dtype(np.int8), -7, (-100, 90))):
+        rq = Requant("onnx", scale, None, None, zp, dtype, act_min=act[0], act_max=act[1])
+        got = prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias, requant=rq)(a, 9)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, requantize_onnx(acc, scale, zp, *rq.bounds()).astype(dtype))
+        ms = np.array([quantize_multiplier(float(r)) for r in scale], np.int64)
+        rq = Requant("tflite", None, ms[:, 0].astype(np.int32), ms[:, 1].astype(np.int32), zp, dtype, *act)
+        got = prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias, requant=rq)(a, 9)
+        want = requantize_tflite(acc, ms[:, 0], ms[:, 1], zp, *rq.bounds(), dtype=dtype)
+        np.testing.assert_array_equal(got, want)
+
+
 def test_gemm_saturation_worst_case(kernel_path: str) -> None:
     """a = 255 against b = -128/127 pairs: where vpmaddubsw would saturate int16 pair sums."""
     a = np.full((9, 64), 255, np.uint8)
