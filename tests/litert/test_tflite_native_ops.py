@@ -390,6 +390,18 @@ def test_pointwise_conv_2d_bit_exact(case: dict[str, Any]) -> None:
     assert_bit_exact(model, [x])
 
 
+@SETTINGS
+@given(conv_cases(depthwise=True), st.integers(2, 4))
+def test_depthwise_multiplier_on_repeated_channels_bit_exact(case: dict[str, Any], mult: int) -> None:
+    """A depth multiplier above 1 runs the depthwise kernel over the input channels repeated."""
+    from edgeai.ops.tflite.conv import RepeatedChannels
+
+    case.update(mult=mult, o=case["c"] * mult)
+    model, x = conv_model(case, depthwise=True)
+    assert isinstance(compiled_ops(model)[0]._fast, RepeatedChannels)
+    assert_bit_exact(model, [x])
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(["ADD", "MUL"]), sa=scales, za=zero_points, sb=scales, zb=zero_points, sy=scales,
        zy=zero_points, a=activations)  # fmt: skip

@@ -18,7 +18,8 @@ Fast paths (the numpy code here is their reference; ``tflite_kernels=False``
 runs it): convolutions build edgeai's INT8 kernel for the model's static
 input shape when the session is created (NHWC, requantization fused); a 1x1
 convolution without padding is one GEMM over the pixels
-(:class:`PointwiseGemm`); FULLY_CONNECTED is one numba loop up to
+(:class:`PointwiseGemm`); a depth multiplier above 1 runs the depthwise kernel
+over repeated input channels (:class:`RepeatedChannels`); FULLY_CONNECTED is one numba loop up to
 ``_LOOP_MACS`` multiply-adds, above that the GEMM kernels.
 
 Example:
@@ -54,6 +55,7 @@ __all__ = [
     "DepthwiseConv2D",
     "FullyConnected",
     "PointwiseGemm",
+    "RepeatedChannels",
     "conv_int8",
     "fully_connected_rounds_once",
 ]
@@ -196,6 +198,17 @@ class PointwiseGemm:
         return self.gemm(np.ascontiguousarray(x).reshape(n * h * w, c), x_zp).reshape(n, h, w, self.m)
 
 
+class RepeatedChannels:
+    """A depthwise convolution with depth multiplier ``mult`` as a plain depthwise one over the input
+    with every channel repeated ``mult`` times (channel ``c`` feeds outputs ``c * mult .. c * mult + mult - 1``)."""
+
+    def __init__(self, kernel: Any, mult: int) -> None:
+        self.kernel, self.mult = kernel, mult
+
+    def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
+        return self.kernel(np.repeat(x, self.mult, axis=3), x_zp)  # type: ignore[no-any-return]
+
+
 class _ConvBase(Op):
     depthwise = False
 
@@ -265,11 +278,12 @@ class _ConvBase(Op):
         pb = max((oh - 1) * self.sh + (kh - 1) * self.dh + 1 - shape[1] - pt, 0)
         pr = max((ow - 1) * self.sw + (kw - 1) * self.dw + 1 - shape[2] - pl, 0)
         kernel = None
-        if self.depthwise and self.w.shape[3] != shape[3]:
-            pass  # depth multiplier > 1: the reference path
+        if self.depthwise and (shape[3] < 1 or self.w.shape[3] % shape[3]):
+            pass  # filter channels that are no multiple of the input's: the reference path says what is wrong
         else:
-            if self.depthwise:
-                w_oihw, group = self.w.transpose(3, 0, 1, 2), shape[3]
+            mult = self.w.shape[3] // shape[3] if self.depthwise else 1
+            if self.depthwise:  # output channel c * mult + j reads input channel c (its mult-fold copy)
+                w_oihw, group = self.w.transpose(3, 0, 1, 2), self.w.shape[3]
             else:
                 w_oihw, group = self.w.transpose(0, 3, 1, 2), 1
             n_out = w_oihw.shape[0]
@@ -297,6 +311,8 @@ class _ConvBase(Op):
                         pads=(pt, pl, pb, pr), dilations=(self.dh, self.dw), group=group,
                         bias=self.bias, requant=rq, threads=threads, layout="NHWC",
                     )  # fmt: skip
+                    if kernel is not None and mult > 1:
+                        kernel = RepeatedChannels(kernel, mult)
             except Exception:
                 kernel = None  # a shape the kernels do not take: the reference path
         if len(self._kernels) < 16:
