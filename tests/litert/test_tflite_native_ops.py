@@ -599,3 +599,20 @@ def test_large_fully_connected_on_the_gemm_kernels_bit_exact(batch: int, k: int,
     )
     np.testing.assert_array_equal(fast, ref)
     assert len(np.unique(ref)) > 20  # spread outputs, not saturated
+
+
+def test_reshape_to_a_fed_shape_follows_every_call() -> None:
+    """RESHAPE remembers its output shape only for a constant target: a fed shape is read on every call."""
+    s = tb.schema()
+    shape_in = {"name": "shape", "shape": [2], "dtype": np.int32}
+    model = tb.single_op("RESHAPE", [q8("x", [2, 3, 4], 0.1, 0), shape_in], [q8("y", [4, 6], 0.1, 0)],
+                         s.ReshapeOptionsT())  # fmt: skip
+    from edgeai.backends.native import BACKEND
+    from edgeai.formats.tflite_format import import_tflite
+
+    graph = import_tflite(model)
+    exe = BACKEND.compile(graph, BACKEND.devices()[0], {"graph_passes": ()})  # one session, several calls
+    x = rand_int8(np.random.default_rng(0), (2, 3, 4))
+    for target in ([4, 6], [-1, 2], [3, 8], [4, 6]):
+        got = exe.run(dict(zip(graph.inputs, [x, np.array(target, np.int32)])))[0]
+        np.testing.assert_array_equal(got, x.reshape(target))

@@ -45,8 +45,9 @@ class Reshape(Op):
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         self.option = ctx.attr("newShape")
-        consts = ctx.input_consts
-        self.const_target = len(consts) < 2 or consts[1] is not None
+        # the target is fixed when the shape input is a constant, or absent (the option)
+        consts, values = ctx.input_consts, ctx.input_values
+        self.const_target = len(consts) < 2 or consts[1] is not None or (len(values) > 1 and values[1] is None)
         # input shape -> output shape, while the target is a constant (input or option)
         self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
 
