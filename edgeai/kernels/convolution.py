@@ -139,7 +139,7 @@ class ConvKernel:
 
     def _prepare_depthwise(self, wq: np.ndarray) -> None:
         """Weights and per-channel parameters for :mod:`edgeai.kernels.depthwise`, in chunks of nine taps."""
-        from edgeai.kernels.depthwise import CHUNK
+        from edgeai.kernels.depthwise import CHUNK, WROW
 
         taps = self.kh * self.kw
         self.nchunks = -(-taps // CHUNK)
@@ -148,10 +148,27 @@ class ConvKernel:
         self.wsc = wsc  # NCHW: one row of tap weights per channel
         ep = self.ep
         params = (self.bias.astype(np.int32), ep.scale, ep.mult, ep.shift)
-        # NHWC: weights and parameters tiled over bpx pixels, so the inner loop is elementwise over bpx * C
-        self.bpx = max(1, 512 // self.m)
-        self.wt = np.ascontiguousarray(np.tile(wsc.T, (1, self.bpx)))
-        self.tiled = tuple(np.ascontiguousarray(np.tile(v, self.bpx)) for v in params)
+        # NHWC: weight rows of WROW elements, so that the inner loop is elementwise over bpx * C
+        # values (bpx pixels of C <= WROW channels) or over a block of WROW channels of one pixel
+        padded = -(-self.m // WROW) * WROW
+        if self.m <= WROW:
+            self.bpx = WROW // self.m
+            rows = np.zeros((wsc.shape[1], WROW), np.float32)
+            rows[:, : self.bpx * self.m] = np.tile(wsc.T, (1, self.bpx))
+            self.wt = rows.reshape(-1)
+            tiled = []
+            for v in params:
+                t = np.zeros(WROW, v.dtype)
+                t[: self.bpx * self.m] = np.tile(v, self.bpx)
+                tiled.append(t)
+            self.tiled = tuple(tiled)
+        else:
+            self.bpx = 1
+            rows = np.zeros((wsc.shape[1], padded), np.float32)
+            rows[:, : self.m] = wsc.T
+            # [block, tap, WROW]: each channel block's tap rows WROW apart
+            self.wt = np.ascontiguousarray(rows.reshape(wsc.shape[1], -1, WROW).transpose(1, 0, 2)).reshape(-1)
+            self.tiled = tuple(np.ascontiguousarray(v) for v in params)
         self.params = tuple(np.ascontiguousarray(v) for v in params)
         self._dw_geom: dict[tuple[int, int], tuple[Any, ...]] = {}
 
@@ -180,6 +197,7 @@ class ConvKernel:
         self, xu: np.ndarray, xzp: int, flip: int, hp: int, wp: int, oh: int, ow: int, out: np.ndarray
     ) -> None:
         from edgeai.kernels import depthwise as dwk
+        from edgeai.kernels.depthwise import WROW
 
         ep, flat, per_image = self.ep, out.reshape(-1), oh * ow * self.m
         parallel = self.threads > 1
@@ -187,7 +205,7 @@ class ConvKernel:
             span_h, rb, rstride, wq, offs = self._depthwise_geometry(hp, wp, oh)
             nb = -(-oh // rb) if parallel else 1
             band = np.empty((nb, self.sw * rstride * wq * self.m), np.float32)
-            acc = np.zeros((nb, self.bpx * self.m), np.float32)  # stays zero with a single chunk of taps
+            acc = np.zeros((nb, WROW), np.float32)  # stays zero with a single chunk of taps
             bias, scale, mult, shift = self.tiled
             for n in range(xu.shape[0]):
                 args = (

@@ -26,9 +26,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["CHUNK", "MAX_TAPS", "depthwise_nchw", "depthwise_nhwc", "fixed_point_lane", "float_lane"]
+__all__ = ["CHUNK", "MAX_TAPS", "WROW", "depthwise_nchw", "depthwise_nhwc", "fixed_point_lane", "float_lane"]
 
 CHUNK = 9
+WROW = 512  # NHWC: elements per weight row (bpx pixels of C <= WROW channels, or one block of WROW channels)
 MAX_TAPS = 258  # 258 * 255 * 255 < 2**24: every float32 partial sum is an exact integer
 
 
@@ -70,18 +71,19 @@ def _acc32(s, bias):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
-def _taps(x, b, o, w, k):  # type: ignore[no-untyped-def]
-    # nine products of one chunk; offsets o are loop-invariant, the runs x[b + o[t]:] contiguous
+def _taps(x, b, o, w, wb, k):  # type: ignore[no-untyped-def]
+    # nine products of one chunk; offsets o are loop-invariant, the runs x[b + o[t]:] contiguous; the
+    # weight rows are WROW apart (a constant: one pointer reaches all nine, none spill)
     return (
-        x[np.uint64(b + o[0])] * w[0, k]
-        + x[np.uint64(b + o[1])] * w[1, k]
-        + x[np.uint64(b + o[2])] * w[2, k]
-        + x[np.uint64(b + o[3])] * w[3, k]
-        + x[np.uint64(b + o[4])] * w[4, k]
-        + x[np.uint64(b + o[5])] * w[5, k]
-        + x[np.uint64(b + o[6])] * w[6, k]
-        + x[np.uint64(b + o[7])] * w[7, k]
-        + x[np.uint64(b + o[8])] * w[8, k]
+        x[np.uint64(b + o[0])] * w[np.uint64(wb + k)]
+        + x[np.uint64(b + o[1])] * w[np.uint64(wb + WROW + k)]
+        + x[np.uint64(b + o[2])] * w[np.uint64(wb + 2 * WROW + k)]
+        + x[np.uint64(b + o[3])] * w[np.uint64(wb + 3 * WROW + k)]
+        + x[np.uint64(b + o[4])] * w[np.uint64(wb + 4 * WROW + k)]
+        + x[np.uint64(b + o[5])] * w[np.uint64(wb + 5 * WROW + k)]
+        + x[np.uint64(b + o[6])] * w[np.uint64(wb + 6 * WROW + k)]
+        + x[np.uint64(b + o[7])] * w[np.uint64(wb + 7 * WROW + k)]
+        + x[np.uint64(b + o[8])] * w[np.uint64(wb + 8 * WROW + k)]
     )
 
 
@@ -117,34 +119,41 @@ def _chunk(offs, ci):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
-def _segment(x, base, L, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out, ob):  # type: ignore[no-untyped-def]
-    # out[ob + k] = requant(sum over taps of x[base + offs[t] + k] * wt[t, k]), k < L. Chunks before
-    # the last sum into acc (zeros when there is one chunk); one loop per requant mode, so that
-    # each vectorizes without the others' arithmetic.
+def _segment(x, base, L, offs, wt, wb, acc, bias, mode, scale, mult, shift, pb, zp, qmin, qmax, out, ob):  # type: ignore[no-untyped-def]
+    # out[ob + k] = requant(sum over taps t of x[base + offs[t] + k] * w_t[k]), k < L, with the weights
+    # of chunk ci at wt[wb + (9 * ci + t) * WROW:] and the per-channel parameters at [pb:]. Chunks
+    # before the last sum into acc; one loop per requant mode, so each vectorizes without the others.
     last = offs.shape[0] - 1
     for ci in range(last):
         o = _chunk(offs, ci)
-        w = wt[ci * 9 : ci * 9 + 9]
+        wc = wb + ci * 9 * WROW
         if ci == 0:
             for k in range(L):
-                acc[k] = _taps(x, base + k, o, w, k)
+                acc[k] = _taps(x, base + k, o, wt, wc, k)
         else:
             for k in range(L):
-                acc[k] += _taps(x, base + k, o, w, k)
+                acc[k] += _taps(x, base + k, o, wt, wc, k)
     o = _chunk(offs, last)
-    w = wt[last * 9 : last * 9 + 9]
+    wc = wb + last * 9 * WROW
     if mode == 1:
         lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
-        for k in range(L):
-            a = _acc32(acc[k] + _taps(x, base + k, o, w, k), bias[k])
-            out[np.uint64(ob + k)] = float_lane(a, scale[k], zp, lo, hi)
+        if last == 0:
+            for k in range(L):
+                a = _acc32(_taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
+                out[np.uint64(ob + k)] = float_lane(a, scale[np.uint64(pb + k)], zp, lo, hi)
+        else:
+            for k in range(L):
+                a = _acc32(acc[k] + _taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
+                out[np.uint64(ob + k)] = float_lane(a, scale[np.uint64(pb + k)], zp, lo, hi)
     elif mode == 2:
         for k in range(L):
-            a = _acc32(acc[k] + _taps(x, base + k, o, w, k), bias[k])
-            out[np.uint64(ob + k)] = fixed_point_lane(a, mult[k], shift[k], zp, qmin, qmax)
+            a = _acc32(acc[k] + _taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
+            out[np.uint64(ob + k)] = fixed_point_lane(
+                a, mult[np.uint64(pb + k)], shift[np.uint64(pb + k)], zp, qmin, qmax
+            )
     else:
         for k in range(L):
-            out[np.uint64(ob + k)] = _acc32(acc[k] + _taps(x, base + k, o, w, k), bias[k])
+            out[np.uint64(ob + k)] = _acc32(acc[k] + _taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
 
 
 @njit(cache=True, inline="always")
@@ -190,12 +199,23 @@ def _nhwc_band(
     # output rows y0:y1 from a band of (y1 - 1 - y0) * sh + span_h staged input rows
     C = x.shape[3]
     _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, flip, sw, wq, band)
+    nblk = (C + WROW - 1) // WROW  # channel blocks of WROW (one when bpx > 1)
+    wblk = offs.shape[0] * 9 * WROW
     for oy in range(y0, y1):
         for ox0 in range(0, ow, bpx):
-            L = min(bpx, ow - ox0) * C
             base = ((oy - y0) * sh * wq + ox0) * C
             ob = obase + (oy * ow + ox0) * C
-            _segment(band, base, L, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out, ob)
+            if nblk == 1:
+                L = min(bpx, ow - ox0) * C
+                _segment(band, base, L, offs, wt, 0, acc, bias, mode, scale, mult, shift, 0, zp, qmin, qmax, out, ob)
+                continue
+            for cb in range(nblk):
+                L = min(WROW, C - cb * WROW)
+                c0 = cb * WROW
+                _segment(
+                    band, base + c0, L, offs, wt, cb * wblk, acc, bias, mode, scale, mult, shift, c0, zp, qmin, qmax,
+                    out, ob + c0,
+                )  # fmt: skip
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -206,9 +226,11 @@ def depthwise_nhwc(
     """Depthwise convolution of NHWC image ``n`` into ``out[obase:]`` (NHWC), bands of ``rb`` output rows.
 
     ``band`` holds ``sw * rstride * wq * C`` float32 (``rstride`` input rows of ``wq`` phase
-    columns per phase), ``acc`` ``bpx * C`` float32; ``offs`` [chunks, 9] are the taps' offsets
-    in ``band``, ``wt`` [chunks * 9, bpx * C] their weights tiled over ``bpx`` pixels (zero for
-    the padding taps of the last chunk); ``bias``, ``scale``, ``mult``, ``shift`` are tiled too.
+    columns per phase), ``acc`` :data:`WROW` float32; ``offs`` [chunks, 9] are the taps' offsets
+    in ``band``. With C <= WROW, ``wt`` [chunks * 9, WROW] holds the weights tiled over
+    ``bpx = WROW // C`` pixels, and ``bias``, ``scale``, ``mult``, ``shift`` are tiled the same way;
+    with more channels (``bpx`` 1), ``wt`` is [C / WROW blocks, chunks * 9, WROW] and the
+    parameters are per channel. Weights of the padding taps of the last chunk are zero.
     """
     for y0 in range(0, oh, rb):
         _nhwc_band(
