@@ -33,13 +33,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from edgeai.errors import EdgeAIError, InferenceError, InputNameError, UnsupportedOpError
-from edgeai.graph.ir import Graph, Node
+from edgeai.graph.ir import Graph, Node, Value
 from edgeai.ops._base import Op, OpContext, lookup, resolve_version
 
 __all__ = ["CompiledGraph", "MissingOp", "find_missing_ops", "unsupported_op_error"]
@@ -159,6 +160,7 @@ class CompiledGraph:
         self.folded: list[str] = []
         """Names of the nodes evaluated once at compile time (all their inputs were constant)."""
         self.ops: list[Op] = []
+        self._shapes = _quantized_shapes(graph)
         raw_steps: list[tuple[Node, Op, tuple[int, ...], tuple[int, ...]]] = []
         for node in graph.nodes:
             op = self._build(node, consts)
@@ -249,8 +251,8 @@ class CompiledGraph:
             options=self._options,
             outer_names=node.implicit_inputs(),
             schema_version=resolve_version(node.op_type, node.domain, opset),
-            input_values=tuple(self.graph.value(n) if n else None for n in node.inputs),
-            output_values=tuple(self.graph.value(n) for n in node.outputs),
+            input_values=tuple(self._value(n) if n else None for n in node.inputs),
+            output_values=tuple(self._value(n) for n in node.outputs),
         )
         try:
             return cls(ctx)
@@ -260,6 +262,12 @@ class CompiledGraph:
             raise InferenceError(
                 f"building node {node.name!r} ({node.op_type}, opset {opset}) of {self._what} failed: {exc}"
             ) from exc
+
+    def _value(self, name: str) -> Value:
+        value = self.graph.value(name)
+        if value.shape is None and name in self._shapes:
+            return dataclasses.replace(value, shape=self._shapes[name], kind="tensor")
+        return value
 
     def _try_fold(self, node: Node, op: Op, consts: Mapping[str, Any]) -> list[Any] | None:
         """The node's outputs computed now, or None to leave it to run time (where any
@@ -431,3 +439,51 @@ def _enable_nhwc_views(raw_steps: Sequence[tuple[Node, Op, tuple[int, ...], tupl
             op.nhwc_views = all(
                 getattr(r, "accepts_nhwc_views", False) for name in node.outputs if name for r in readers.get(name, ())
             )
+
+
+_SAME_SHAPE = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearLeakyRelu", "QLinearSigmoid", "Relu", "Clip"})
+
+
+def _quantized_shapes(graph: Graph) -> dict[str, tuple[Any, ...]]:
+    """Output shapes of the quantized ops onnx's shape inference does not know (com.microsoft
+    QLinearAdd/QLinearMul/QLinearConv) and of what follows them, so that the ops of a QOperator
+    model see their input shapes when they are built (to size their kernels' threads)."""
+    shapes: dict[str, tuple[Any, ...]] = {}
+
+    def shape(name: str) -> tuple[Any, ...] | None:
+        known = graph.value(name).shape
+        return known if known is not None else shapes.get(name)
+
+    for node in graph.nodes:
+        if not node.outputs or not node.outputs[0] or graph.value(node.outputs[0]).shape is not None:
+            continue
+        ins = [shape(n) if n else None for n in node.inputs]
+        out: tuple[Any, ...] | None = None
+        if node.op_type in _SAME_SHAPE and ins and ins[0] is not None:
+            out = ins[0]
+        elif node.op_type in ("QLinearAdd", "QLinearMul") and len(ins) > 3 and ins[0] is not None:
+            out = ins[0] if ins[0] == ins[3] else None
+        elif node.op_type == "QLinearConv" and len(ins) > 3 and not node.attrs.get("channels_last"):
+            out = _conv_shape(node, ins[0], graph.initializers.get(node.inputs[3]))
+        if out is not None:
+            shapes[node.outputs[0]] = tuple(out)
+    return shapes
+
+
+def _conv_shape(node: Node, x: tuple[Any, ...] | None, w: Any) -> tuple[Any, ...] | None:
+    if x is None or w is None or len(x) != 4 or np.ndim(w) != 4:
+        return None
+    auto_pad = node.attrs.get("auto_pad", "NOTSET")
+    if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) not in ("NOTSET", "VALID"):
+        return None
+    pads = list(node.attrs.get("pads") or [0] * 4) if auto_pad in ("NOTSET", b"NOTSET") else [0] * 4
+    strides = list(node.attrs.get("strides") or [1, 1])
+    dilations = list(node.attrs.get("dilations") or [1, 1])
+    spatial = []
+    for i in (0, 1):
+        if not isinstance(x[2 + i], int):
+            spatial.append(None)
+            continue
+        span = x[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (np.shape(w)[2 + i] - 1) - 1
+        spatial.append(span // strides[i] + 1 if span >= 0 else None)
+    return (x[0], int(np.shape(w)[0]), *spatial)

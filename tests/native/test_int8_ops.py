@@ -669,6 +669,37 @@ def test_qlinear_conv_nhwc_kernel_packed_at_construction(case: dict[str, Any], m
         assert got.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC in memory, handed on without a copy
 
 
+def test_kernels_run_parallel_only_for_enough_work() -> None:
+    """With threads=2, a convolution packed at construction gets a second thread only when one call
+    has at least 2 * MACS_PER_THREAD multiply-adds; the bytes are the same either way."""
+    pytest.importorskip("edgeai.kernels.api")
+    from edgeai.graph import Value
+    from edgeai.ops.quantized._common import MACS_PER_THREAD
+
+    rng = np.random.default_rng(8)
+    cls = lookup("QLinearConv", "", 10)
+    assert cls is not None
+    w = rng.integers(-127, 128, (64, 64, 3, 3)).astype(S8)
+    f = np.float32
+    for hw, want_threads in ((8, 1), (64, 2)):
+        assert (hw * hw * w.size >= 2 * MACS_PER_THREAD) == (want_threads == 2)
+        x = rng.integers(0, 256, (1, 64, hw, hw)).astype(U8)
+        ins = [x, f(0.02), U8(100), w, f(0.004), S8(0), f(0.3), U8(110)]
+        values = (Value("x", x.dtype, ("N", 64, hw, hw)), *(Value(f"p{i}") for i in range(1, 8)))
+        outs = []
+        for threads in (1, 2):
+            ctx = OpContext(
+                "c", "QLinearConv", "", 10, {"pads": [1, 1, 1, 1]}, (None, *ins[1:]),
+                options={"threads": threads}, input_values=values,
+            )  # fmt: skip
+            op = cls(ctx)
+            assert op.nhwc_kernel is not None
+            assert op.nhwc_kernel.threads == (1 if threads == 1 else want_threads)
+            outs.append(op.run(*ins)[0])
+        assert_same(outs[1], outs[0])
+        assert_same(outs[0], ort_node("QLinearConv", ins, attrs={"pads": [1, 1, 1, 1]}, opset=10)[0])
+
+
 # ------------------------------------------------------------------- LSTM
 
 

@@ -99,6 +99,30 @@ def test_mobilenetv2_qdq_reference_path_bit_exact(mobilenetv2_qdq: Path) -> None
     assert np.array_equal(ours.run(None, feeds)[0], ref.run(None, feeds)[0])
 
 
+@pytest.mark.parametrize("form", ["qdq", "qoperator"])
+def test_mobilenetv2_kernels_packed_at_creation_and_two_threads_bit_exact(
+    form: str, mobilenetv2_qdq: Path, mobilenetv2_qoperator: Path
+) -> None:
+    """Every convolution and the classifier GEMM are packed when the session is created, each
+    convolution knows its input shape (for QOperator models, where onnx's shape inference stops at
+    the first com.microsoft op, from the executor), and a two-thread session gives ORT's bytes."""
+    path = mobilenetv2_qdq if form == "qdq" else mobilenetv2_qoperator
+    ours = edgeai.Session(path, device="native", threads=2)
+    compiled = ours._exec._compiled
+    convs = [op for op in compiled.ops if op.ctx.op_type == "QLinearConv"]
+    assert len(convs) == 52
+    for op in convs:
+        assert op.nhwc_kernel is not None
+        shape = op.ctx.input_values[0].shape
+        assert shape is not None and all(isinstance(d, int) for d in shape[1:]), shape
+        assert op.nhwc_kernel.threads == 1  # MobileNetV2 at 96x96: too little work per call for two
+    assert [op.fused is not None for op in compiled.ops if op.ctx.op_type == "QGemm"] == [True]
+    ref = _ort(path)
+    for feeds in _mbv2_feeds():
+        got, want = ours.run(None, feeds)[0], ref.run(None, feeds)[0]
+        assert got.flags.c_contiguous and np.array_equal(got, want)
+
+
 # ------------------------------------------------------------- one-op models
 
 

@@ -154,15 +154,21 @@ class QLinearConv(_IntegerConv):
             return
         if len(strides) != 2 or len(dilations) != 2 or min(strides + dilations) < 1:
             return
-        spatial: Any = (0, 0)
-        if self.auto_pad not in ("NOTSET", "", "VALID"):
-            shape = getattr(ctx.input_values[0], "shape", None) if ctx.input_values else None
-            if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
-                return  # SAME padding of an input whose size is known only at run time
-            spatial = shape[2:]
+        shape = getattr(ctx.input_values[0], "shape", None) if ctx.input_values else None
+        static = shape is not None and len(shape) == 4 and all(isinstance(d, int) for d in shape[2:])
+        spatial: Any = shape[2:] if static else (0, 0)
+        if self.auto_pad not in ("NOTSET", "", "VALID") and not static:
+            return  # SAME padding of an input whose size is known only at run time
         pads = conv_output_pads(spatial, w.shape[2:], strides, dilations, self.pads_attr, self.auto_pad)
         if min(pads) < 0:
             return
+        macs = None  # per image: the kernel runs the images of a batch one after the other
+        if static:
+            out = [
+                (spatial[i] + pads[i] + pads[i + 2] - dilations[i] * (w.shape[2 + i] - 1) - 1) // strides[i] + 1
+                for i in (0, 1)
+            ]
+            macs = max(0, out[0]) * max(0, out[1]) * int(np.prod(w.shape))
         wz = np.asarray(const_input(ctx, 5))
         wz = wz.reshape(()) if wz.size == 1 else per_channel(ctx, wz, m, "w_zero_point")
         ws = per_channel(ctx, const_input(ctx, 4), m, "w_scale")
@@ -172,7 +178,7 @@ class QLinearConv(_IntegerConv):
             return
         kernel = try_kernel(
             ctx, "prepare_conv", w, wz, x_dtype=xz.dtype, strides=strides, pads=pads, dilations=dilations,
-            group=self.group, bias=bias, requant=requant, layout="NHWC",
+            group=self.group, bias=bias, requant=requant, layout="NHWC", macs=macs,
         )  # fmt: skip
         if kernel is not None:
             self.nhwc_kernel, self._nhwc_key, self._xz_int = kernel, (xz.dtype, bias is None), int(xz)

@@ -32,6 +32,7 @@ from edgeai.ops.quantized._common import (
     onnx_scale,
     requantize,
     scalar,
+    static_size,
     try_kernel,
     unsupported,
     zero_point_or_default,
@@ -94,7 +95,9 @@ def _fused_gemm(
     requant = kernel_requant(ctx, num, y_scale.reshape(()), y_zp.reshape(()))
     if requant is None:
         return None
-    kernel = try_kernel(ctx, "prepare_gemm", b, bz, a_dtype=a_zp.dtype, bias=bias, requant=requant)
+    a_shape = getattr(ctx.input_values[0], "shape", None) if ctx.input_values else None
+    macs = None if a_shape is None else static_size(a_shape) * n  # M * K * N, a symbolic batch as 1
+    kernel = try_kernel(ctx, "prepare_gemm", b, bz, a_dtype=a_zp.dtype, bias=bias, requant=requant, macs=macs)
     return None if kernel is None else (kernel, a_zp.dtype, int(a_zp.reshape(())))
 
 
