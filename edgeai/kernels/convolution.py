@@ -106,6 +106,9 @@ class ConvKernel:
                 self.wdw = np.ascontiguousarray(wq.transpose(1, 2, 0).astype(np.int16))
             return
         self.c4 = -(-self.cg // 4) * 4
+        # a 1x1 convolution without padding over NHWC input whose C is a multiple of 4 reads its
+        # GEMM rows in the input itself (uint8 input only: int8 needs the flip of the staging)
+        self.inplace = self.nhwc and self.kh == self.kw == 1 and self.group == 1 and self.c4 == self.cg and max(p) == 0
         self.packs: list[_Packed] = []
         self.eps: list[_Epilogue] = []
         self.biases: list[np.ndarray] = []
@@ -254,6 +257,61 @@ class ConvKernel:
                 self._geom[key] = g
         return g
 
+    def _amx_call(
+        self,
+        g: int,
+        a: np.ndarray,
+        rowoffs: np.ndarray,
+        segoff: np.ndarray,
+        nseg: int,
+        seglen64: int,
+        rows: int,
+        rowsum: np.ndarray,
+        xzp: int,
+        dst: np.ndarray,
+        obase: int,
+    ) -> None:
+        from edgeai.kernels.tiles import AMX_CONFIG
+
+        pk, epg = self.packs[g], self.eps[g]
+        self.fn(
+            AMX_CONFIG, a, rowoffs, self.c4, segoff, nseg, seglen64, seglen64 * 16, rows, pk.packed, pk.panel_bytes,
+            self.mg, rows, 32, rowsum, pk.bz, pk.coloff(xzp, self.biases[g]), epg.mode, epg.scale, epg.mult,
+            epg.shift, epg.zp, epg.qmin, epg.qmax, dst, obase, self.m, 1,
+        )  # fmt: skip
+
+    def _run_amx_inplace(
+        self,
+        xu: np.ndarray,
+        xzp: int,
+        rowoffs: np.ndarray,
+        segoff: np.ndarray,
+        nseg: int,
+        seglen64: int,
+        out: np.ndarray,
+    ) -> None:
+        """1x1, stride 1, no padding, uint8 NHWC with C % 4 == 0: the input's pixels are the GEMM rows."""
+        from edgeai.kernels import conv
+
+        # every row is read in whole 64-byte steps (past its C bytes: the next pixels' bytes, times
+        # zero weights); the last rows, whose read would pass the end of x, go from a small copy
+        plane = out.shape[1] * out.shape[2]
+        c = self.c4
+        safe = max(0, plane - (-(-self.run64 // c)) + 1)
+        tail = plane - safe
+        rowsum = np.zeros(plane, np.int32)
+        slack = np.zeros(tail * c + self.run64, np.uint8)
+        for n in range(xu.shape[0]):
+            a = xu[n].reshape(-1)
+            if self.packs[0].has_bz:
+                conv.row_sums(a, c, rowsum)
+            dst = out[n].reshape(-1)
+            if safe:
+                self._amx_call(0, a, rowoffs, segoff, nseg, seglen64, safe, rowsum, xzp, dst, 0)
+            if tail:
+                slack[: tail * c] = a[safe * c :]
+                self._amx_call(0, slack, rowoffs, segoff, nseg, seglen64, tail, rowsum[safe:], xzp, dst, safe * self.m)
+
     def _run_amx(
         self,
         xu: np.ndarray,
@@ -270,8 +328,11 @@ class ConvKernel:
         out: np.ndarray,
     ) -> None:
         from edgeai.kernels import conv
-        from edgeai.kernels.tiles import AMX_CONFIG
+        from edgeai.kernels.transpose import pixels_to_planes
 
+        if self.inplace and flip == 0:
+            self._run_amx_inplace(xu, xzp, rowoffs, segoff, nseg, seglen64, out)
+            return
         # A K run is read in whole 64-byte steps: past its end lie the next pixels' bytes (times
         # zero weights), and past the image a slack filled by the staging, so every read is in bounds.
         mv = oh * wp
@@ -281,49 +342,27 @@ class ConvKernel:
         buf = flat_buf[:size].reshape(hp, wp, self.c4)
         rowsum = np.zeros(mv, np.int32)
         valid = np.zeros(oh * ow, np.int32)
-        nhwc = np.empty((mv, self.m), self.ep.out_dtype)
+        direct = self.nhwc and wp == ow  # no virtual pixels: the store writes the caller's NHWC rows
+        nhwc = None if direct else np.empty((mv, self.m), self.ep.out_dtype)
         for n in range(out.shape[0]):
+            dst = out[n].reshape(-1) if nhwc is None else nhwc.reshape(-1)
             for g in range(self.group):
-                pk, epg = self.packs[g], self.eps[g]
                 conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
-                if pk.has_bz:
+                if self.packs[g].has_bz:
                     conv.window_sums(buf, self.cg, self.kh, self.kw, 1, 1, self.dh, self.dw, oh, ow, valid)
                     rowsum.reshape(oh, wp)[:, :ow] = valid.reshape(oh, ow)
-                self.fn(
-                    AMX_CONFIG,
-                    flat_buf,
-                    rowoffs,
-                    self.c4,
-                    segoff,
-                    nseg,
-                    seglen64,
-                    seglen64 * 16,
-                    mv,
-                    pk.packed,
-                    pk.panel_bytes,
-                    self.mg,
-                    mv,
-                    32,
-                    rowsum,
-                    pk.bz,
-                    pk.coloff(xzp, self.biases[g]),
-                    epg.mode,
-                    epg.scale,
-                    epg.mult,
-                    epg.shift,
-                    epg.zp,
-                    epg.qmin,
-                    epg.qmax,
-                    nhwc.reshape(-1),
-                    g * self.mg,
-                    self.m,
-                    1,
-                )
-            res = nhwc.reshape(oh, wp, self.m)[:, :ow]
-            out[n] = res if self.nhwc else res.transpose(2, 0, 1)
+                self._amx_call(g, flat_buf, rowoffs, segoff, nseg, seglen64, mv, rowsum, xzp, dst, g * self.mg)
+            if nhwc is not None:
+                if self.nhwc:
+                    out[n] = nhwc.reshape(oh, wp, self.m)[:, :ow]
+                elif out.itemsize == 1:
+                    pixels_to_planes(nhwc.reshape(-1), oh, ow, wp, self.m, out[n].reshape(-1))
+                else:
+                    out[n] = nhwc.reshape(oh, wp, self.m)[:, :ow].transpose(2, 0, 1)
 
     def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
         from edgeai.kernels import conv
+        from edgeai.kernels.transpose import pixels_to_planes
 
         if not isinstance(x, np.ndarray) or x.dtype != self.x_dtype:
             raise InputTypeError(
@@ -381,51 +420,37 @@ class ConvKernel:
             if self.amx:
                 self._run_amx(xu, xzp, flip, hp, wp, oh, ow, rowoffs, segoff, nseg, seglen, out)
                 return out
-            buf = np.empty((hp, wp, self.c4), np.uint8)
+            inplace = self.inplace and flip == 0  # 1x1 over uint8 NHWC: the rows are read in x itself
+            buf = None if inplace else np.empty((hp, wp, self.c4), np.uint8)
             rowsum = np.zeros(plane, np.int32)
             k_total = self.kh * self.kw * self.c4
             mc = max(8, (131072 // max(k_total, 1)) // 8 * 8)
-            # the fused store writes pixel-major [P, M] rows (contiguous, vectorized), and one
-            # transpose per image gives NCHW: cheaper than storing each tile channel-major
-            nhwc = np.empty((plane, self.m), self.ep.out_dtype)
+            # the fused store writes pixel-major [P, M] rows (contiguous, vectorized): straight into an
+            # NHWC result, else into one buffer that one transpose per image turns into NCHW
+            nhwc = None if self.nhwc else np.empty((plane, self.m), self.ep.out_dtype)
             for n in range(nb):
+                dst = out[n].reshape(-1) if nhwc is None else nhwc.reshape(-1)
                 for g in range(self.group):
                     pk, epg = self.packs[g], self.eps[g]
-                    conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
-                    if pk.has_bz:
-                        conv.window_sums(
-                            buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum
-                        )
-                    dst, obase, ors, ocs = nhwc.reshape(-1), g * self.mg, self.m, 1
+                    if buf is None:
+                        a = xu[n].reshape(-1)
+                        if pk.has_bz:
+                            conv.pixel_sums(a, self.c4, self.sh, self.sw, w_in, oh, ow, rowsum)
+                    else:
+                        conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
+                        a = buf.reshape(-1)
+                        if pk.has_bz:
+                            conv.window_sums(
+                                buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum
+                            )
                     self.fn(
-                        buf.reshape(-1),
-                        rowoffs,
-                        segoff,
-                        nseg,
-                        seglen,
-                        pk.packed,
-                        pk.panel_bytes,
-                        self.mg,
-                        plane,
-                        mc,
-                        rowsum,
-                        pk.bz,
-                        pk.coloff(xzp, self.biases[g]),
-                        epg.mode,
-                        epg.scale,
-                        epg.mult,
-                        epg.shift,
-                        epg.zp,
-                        epg.qmin,
-                        epg.qmax,
-                        dst,
-                        obase,
-                        ors,
-                        ocs,
-                    )
-                if self.nhwc:
-                    out[n].reshape(plane, self.m)[...] = nhwc
-                else:
+                        a, rowoffs, segoff, nseg, seglen, pk.packed, pk.panel_bytes, self.mg, plane, mc, rowsum,
+                        pk.bz, pk.coloff(xzp, self.biases[g]), epg.mode, epg.scale, epg.mult, epg.shift, epg.zp,
+                        epg.qmin, epg.qmax, dst, g * self.mg, self.m, 1,
+                    )  # fmt: skip
+                if nhwc is not None and out.itemsize == 1:
+                    pixels_to_planes(nhwc.reshape(-1), oh, ow, ow, self.m, out[n].reshape(-1))
+                elif nhwc is not None:
                     out[n].reshape(self.m, plane)[...] = nhwc.T
             return out
         finally:
