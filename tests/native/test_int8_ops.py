@@ -152,6 +152,9 @@ def test_quantize_dequantize_constant_per_tensor(dtype: Any, shape: tuple[int, .
         assert_same(got_view, want)
         assert got_view.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC in memory
         assert_same(dq.run(got_view, s, zp)[0], want_dq)
+        got_nhwc = q.run(x, s, zp)[0]  # C-contiguous NCHW in, written NHWC for the readers
+        assert_same(got_nhwc, want)
+        assert got_nhwc.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 @SETTINGS

@@ -113,6 +113,12 @@ class QuantizeLinear(_QParams):
         if fast is not None and type(x) is np.ndarray and x.dtype == np.float32:
             scale, zp = fast
             qmin, qmax = qrange(zp.dtype)
+            if self.nhwc_views and x.ndim == 4 and x.flags.c_contiguous:
+                # an NCHW graph input read by convolutions: written NHWC here (the NHWC kernels
+                # would otherwise copy the NCHW bytes into NHWC, a slow strided copy for few channels)
+                out = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), zp.dtype)
+                _quantize_8bit_nchw_to_nhwc(x, scale, np.float32(qmin), np.float32(qmax), int(zp), out)
+                return (out.transpose(0, 3, 1, 2),)
             y = _elementwise(x, zp.dtype, _quantize_8bit, scale, np.float32(qmin), np.float32(qmax), int(zp))
             return (y if self.nhwc_views else np.ascontiguousarray(y),)
         x = c_order(np.asarray(x))
@@ -212,6 +218,24 @@ def _quantize_8bit(x: np.ndarray, scale: np.float32, lo: np.float32, hi: np.floa
             v = vlo
         v = min(max(v, vlo), vhi)
         out[i] = np.int32(np.rint(v)) + zp
+
+
+@njit(cache=True, nogil=True)
+def _quantize_8bit_nchw_to_nhwc(
+    x: np.ndarray, scale: np.float32, lo: np.float32, hi: np.float32, zp: int, out: np.ndarray
+) -> None:
+    """:func:`_quantize_8bit` from an NCHW ``x`` into an NHWC ``out``."""
+    vlo, vhi = np.float32(lo - zp), np.float32(hi - zp)
+    nb, c, h, w = x.shape
+    for n in range(nb):
+        for k in range(c):
+            for i in range(h):
+                for j in range(w):  # reads run along a row: the loop vectorizes
+                    v = x[n, k, i, j] / scale
+                    if v != v:
+                        v = vlo
+                    v = min(max(v, vlo), vhi)
+                    out[n, i, j, k] = np.int32(np.rint(v)) + zp
 
 
 @njit(cache=True, nogil=True)
