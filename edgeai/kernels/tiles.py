@@ -223,6 +223,8 @@ def _store_fast_overload(
         and bz.dtype == i32
         and coloff.dtype == i32
         and scale.dtype == f32
+        and mult.dtype == i32
+        and shift.dtype == i32
         and c.dtype == i32
         and c.layout == "C"
     )
@@ -256,14 +258,67 @@ def _store_fast_overload(
 
         return impl_generic
     NR = 32
-    want_mode = 0 if out.dtype == i32 else 1
-    vstore = _store_rows_kernel(NR, want_mode)
+    if out.dtype == i32:  # no requantization
+        store_int32 = _store_rows_kernel(NR, 0)
+
+        def impl_int32(
+            code,
+            c,
+            mr,
+            nr,
+            r0,
+            col0,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
+        ):  # type: ignore[no-untyped-def]
+            if nr == NR and ocs == 1 and mode == 0:
+                store_int32(c, mr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
+            else:
+                _store_tile(
+                    c,
+                    mr,
+                    nr,
+                    r0,
+                    col0,
+                    rowsum,
+                    bz,
+                    coloff,
+                    mode,
+                    scale,
+                    mult,
+                    shift,
+                    zp,
+                    qmin,
+                    qmax,
+                    out,
+                    obase,
+                    ors,
+                    ocs,
+                )
+
+        return impl_int32
+    store_float = _store_rows_kernel(NR, 1)
+    store_fixed = _store_rows_kernel(NR, 2)
 
     def impl(
         code, c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
     ):  # type: ignore[no-untyped-def]
-        if nr == NR and ocs == 1 and mode == want_mode:
-            vstore(c, mr, r0, col0, rowsum, bz, coloff, scale, zp, qmin, qmax, out, obase, ors)
+        if nr == NR and ocs == 1 and mode == 1:
+            store_float(c, mr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
+        elif nr == NR and ocs == 1 and mode == 2:
+            store_fixed(c, mr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
         else:
             _store_tile(
                 c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs

@@ -312,16 +312,18 @@ def make_amx_microkernel() -> Any:
 def make_store_rows(nr: int, mode: int) -> Any:
     """An ``@intrinsic`` storing one full-width tile (``nr`` columns) into contiguous output rows.
 
-    ``store(c, mr, r0, col0, rowsum, bz, coloff, scale, zp, qmin, qmax, out, obase, ors)``
+    ``store(c, mr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)``
     writes ``out[obase + (r0 + r) * ors + col0 + j]`` for ``r < mr`` and ``j < nr`` with
     ``v = c[r, j] + coloff[col0 + j] - bz[col0 + j] * rowsum[r0 + r]`` (int32, wrapping), as
     :func:`edgeai.kernels.tiles._store_tile` does: ``mode`` 0 stores ``v`` (int32 ``out``),
     ``mode`` 1 the MLAS float requantization of ``v`` (8-bit ``out``: ``float32(v) * scale``,
     clamped to ``[qmin - zp, qmax - zp]``, rounded half to even by the ``1.5 * 2**23`` trick,
-    plus ``zp``). The column terms are loaded once per tile; each row is ``nr / 16``
-    16-lane vectors (AVX-512). The fixed-point mode stays in the numba loop.
+    plus ``zp``), ``mode`` 2 TFLite's fixed point as
+    :func:`edgeai.kernels.requant.requantize_fixed_point_branchless` (the high multiply in
+    int64 lanes, the rounding shift in int32 lanes). The column terms are loaded once per
+    tile; each row is ``nr / 16`` 16-lane vectors (AVX-512).
     """
-    if nr % 16 or mode not in (0, 1):
+    if nr % 16 or mode not in (0, 1, 2):
         raise ValueError(f"no vector store for nr={nr}, mode={mode}")
     nv = nr // 16
     v16 = ir.VectorType(_i32, 16)
@@ -339,6 +341,8 @@ def make_store_rows(nr: int, mode: int) -> Any:
         bz: Any,
         coloff: Any,
         scale: Any,
+        mult: Any,
+        shift: Any,
         zp: Any,
         qmin: Any,
         qmax: Any,
@@ -347,12 +351,29 @@ def make_store_rows(nr: int, mode: int) -> Any:
         ors: Any,
     ) -> Any:
         ip = types.intp
-        sig = types.void(c, ip, ip, ip, rowsum, bz, coloff, scale, ip, ip, ip, out, ip, ip)
+        sig = types.void(c, ip, ip, ip, rowsum, bz, coloff, scale, mult, shift, ip, ip, ip, out, ip, ip)
 
         def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-            c_v, mr_v, r0_v, col0_v, rs_v, bz_v, co_v, sc_v, zp_v, qmin_v, qmax_v, out_v, obase_v, ors_v = args
+            (
+                c_v,
+                mr_v,
+                r0_v,
+                col0_v,
+                rs_v,
+                bz_v,
+                co_v,
+                sc_v,
+                mu_v,
+                sh_v,
+                zp_v,
+                qmin_v,
+                qmax_v,
+                out_v,
+                obase_v,
+                ors_v,
+            ) = args
             sa = signature.args
-            esize = sa[11].dtype.bitwidth // 8
+            esize = sa[13].dtype.bitwidth // 8
             c_addr = _data_addr(context, builder, sa[0], c_v)
             rs_addr = _data_addr(context, builder, sa[4], rs_v)
             coff4 = builder.mul(col0_v, _const(4))
@@ -386,7 +407,29 @@ def make_store_rows(nr: int, mode: int) -> Any:
                 hi = _splat_any(builder, builder.sitofp(builder.sub(qmax_v, zp_v), flt), f16)
                 magic = ir.Constant(f16, [12582912.0] * 16)
                 zpv = _splat_any(builder, builder.trunc(zp_v, _i32), v16)
-            out_addr = _data_addr(context, builder, sa[11], out_v)
+            if mode == 2:
+                mu = [
+                    _load(
+                        builder,
+                        builder.add(_data_addr(context, builder, sa[8], mu_v), builder.add(coff4, _const(64 * j))),
+                        v16,
+                    )
+                    for j in range(nv)
+                ]
+                sh = [
+                    _load(
+                        builder,
+                        builder.add(_data_addr(context, builder, sa[9], sh_v), builder.add(coff4, _const(64 * j))),
+                        v16,
+                    )
+                    for j in range(nv)
+                ]
+                fx = [_fixed_point_columns(builder, mu[j], sh[j]) for j in range(nv)]
+                zp32 = builder.trunc(zp_v, _i32)
+                vlo = _splat_any(builder, builder.trunc(builder.sub(qmin_v, zp_v), _i32), v16)
+                vhi = _splat_any(builder, builder.trunc(builder.sub(qmax_v, zp_v), _i32), v16)
+                zpv = _splat_any(builder, zp32, v16)
+            out_addr = _data_addr(context, builder, sa[13], out_v)
             with cgutils.for_range(builder, mr_v) as rloop:
                 row = builder.add(r0_v, rloop.index)
                 rs = _load(builder, builder.add(rs_addr, builder.mul(row, _const(4))), _i32)
@@ -401,6 +444,14 @@ def make_store_rows(nr: int, mode: int) -> Any:
                         dst = builder.inttoptr(builder.add(oaddr, _const(64 * j)), v16.as_pointer())
                         builder.store(v, dst, align=1)
                         continue
+                    if mode == 2:
+                        r = _fixed_point(builder, v, *fx[j])
+                        r = builder.select(builder.icmp_signed("<", r, vlo), vlo, r)
+                        r = builder.select(builder.icmp_signed(">", r, vhi), vhi, r)
+                        q = builder.add(r, zpv)
+                        dst = builder.inttoptr(builder.add(oaddr, _const(16 * j)), b16.as_pointer())
+                        builder.store(builder.trunc(q, b16), dst, align=1)
+                        continue
                     f = builder.fmul(builder.sitofp(v, f16), scv[j])
                     f = builder.select(builder.fcmp_ordered("<", f, lo), lo, f)
                     f = builder.select(builder.fcmp_ordered(">", f, hi), hi, f)
@@ -413,6 +464,41 @@ def make_store_rows(nr: int, mode: int) -> Any:
         return sig, codegen
 
     return store_rows
+
+
+def _fixed_point_columns(builder: ir.IRBuilder, mult: ir.Value, shift: ir.Value) -> tuple:
+    """Per-column terms of the fixed-point requantization: (left, multiplier) in int64 lanes,
+    (right, mask, mask >> 1) in int32 lanes."""
+    v64 = ir.VectorType(_i64, 16)
+    v32 = ir.VectorType(_i32, 16)
+    zero = ir.Constant(v32, [0] * 16)
+    left = builder.select(builder.icmp_signed(">", shift, zero), shift, zero)
+    right = builder.select(builder.icmp_signed("<", shift, zero), builder.sub(zero, shift), zero)
+    one64 = ir.Constant(v64, [1] * 16)
+    mask = builder.trunc(builder.sub(builder.shl(one64, builder.zext(right, v64)), one64), v32)  # right <= 31
+    half = builder.lshr(mask, ir.Constant(v32, [1] * 16))
+    return builder.zext(left, v64), builder.sext(mult, v64), right, mask, half
+
+
+def _fixed_point(builder: ir.IRBuilder, v: ir.Value, left: ir.Value, mult: ir.Value, right: ir.Value,
+                 mask: ir.Value, half: ir.Value) -> ir.Value:  # fmt: skip
+    """MultiplyByQuantizedMultiplier of 16 int32 lanes, branch-free (see requantize_fixed_point_branchless)."""
+    v64 = ir.VectorType(_i64, 16)
+    v32 = ir.VectorType(_i32, 16)
+
+    def c64(n: int) -> ir.Constant:
+        return ir.Constant(v64, [n] * 16)
+
+    x = builder.sext(builder.trunc(builder.shl(builder.sext(v, v64), left), v32), v64)  # wraps in int32
+    ab = builder.mul(x, mult)
+    imax = c64(2**31 - 1)
+    t = builder.add(ab, builder.sub(c64(1 << 30), builder.and_(builder.ashr(ab, c64(63)), imax)))
+    q = builder.ashr(builder.add(t, builder.and_(builder.ashr(t, c64(63)), imax)), c64(31))
+    q = builder.select(builder.icmp_signed(">", q, imax), imax, q)
+    q32 = builder.trunc(q, v32)
+    threshold = builder.add(half, builder.lshr(q32, ir.Constant(v32, [31] * 16)))
+    up = builder.zext(builder.icmp_signed(">", builder.and_(q32, mask), threshold), v32)
+    return builder.add(builder.ashr(q32, right), up)
 
 
 def _splat_any(builder: ir.IRBuilder, scalar: ir.Value, vty: ir.VectorType) -> ir.Value:

@@ -152,22 +152,23 @@ def test_fixed_point_branchless_matches_exact_random(acc: list, mult: int, shift
 def test_gemm_requant_tflite_extreme_accumulators_and_shifts(kernel_path: str, m: int) -> None:
     """Accumulators at the int32 ends (through the bias) and every shift from -31 to 30, per column."""
     rng = np.random.default_rng(m)
-    n = 62
+    n = 64  # two full 32-column panels (the vector store) ...
     b = rng.integers(-128, 128, (16, n)).astype(np.int8)
     a = rng.integers(0, 256, (m, 16)).astype(np.uint8)
     bias = np.where(np.arange(n) % 2 == 0, 2**31 - 1, -(2**31)).astype(np.int32)  # wraps past the ends
-    shift = np.arange(-31, 31, dtype=np.int32)
+    shift = rng.permutation(np.r_[np.arange(-31, 31), -5, 3]).astype(np.int32)
     mult = rng.choice(np.array([0, 1, 2**30, 2**31 - 1, 1518500250], np.int32), n)
     for dtype, zp in ((np.dtype(np.int8), -3), (np.dtype(np.uint8), 128)):
-        rq = Requant("tflite", None, mult, shift, zp, dtype)
-        got = prepare_gemm(b, 0, a_dtype=np.uint8, bias=bias, requant=rq)(a, 7)
-        qmin, qmax = rq.bounds()
-        acc = gemm_ref(a, 7, b, 0, bias)
-        want = np.array(
-            [[fixed_point_exact(int(acc[i, j]), int(mult[j]), int(shift[j]), zp, qmin, qmax) for j in range(n)]
-             for i in range(m)]
-        )  # fmt: skip
-        np.testing.assert_array_equal(got, want)
+        for cols in (n, n - 2):  # ... and a partial one (the scalar store)
+            rq = Requant("tflite", None, mult[:cols], shift[:cols], zp, dtype)
+            got = prepare_gemm(b[:, :cols], 0, a_dtype=np.uint8, bias=bias[:cols], requant=rq)(a, 7)
+            qmin, qmax = rq.bounds()
+            acc = gemm_ref(a, 7, b[:, :cols], 0, bias[:cols])
+            want = np.array(
+                [[fixed_point_exact(int(acc[i, j]), int(mult[j]), int(shift[j]), zp, qmin, qmax) for j in range(cols)]
+                 for i in range(m)]
+            )  # fmt: skip
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("m, k", [(70, 100), (96, 64), (33, 288)])
@@ -192,6 +193,20 @@ def test_gemm_full_tiles_every_mode(kernel_path: str, m: int, k: int) -> None:
         got = prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias, requant=rq)(a, 9)
         want = requantize_tflite(acc, ms[:, 0], ms[:, 1], zp, *rq.bounds(), dtype=dtype)
         np.testing.assert_array_equal(got, want)
+
+
+def test_gemm_requant_tflite_rounding_ties(kernel_path: str) -> None:
+    """Exact halves at both rounding steps, negative and positive (ties up, then away from zero)."""
+    m, n = 33, 64
+    a = np.zeros((m, 8), np.uint8)  # acc = bias: every tie is placed by hand
+    b = np.zeros((8, n), np.int8)
+    bias = np.arange(-40, 24, dtype=np.int32) * 3
+    mult = np.full(n, 2**30, np.int32)  # x / 2, ties toward +infinity
+    for s in (0, -1, -2, -3):
+        rq = Requant("tflite", None, mult, np.full(n, s, np.int32), 2, np.dtype(np.int8))
+        got = prepare_gemm(b, 0, a_dtype=np.uint8, bias=bias, requant=rq)(a, 0)
+        want = [fixed_point_exact(int(v), 2**30, s, 2, -128, 127) for v in bias]
+        np.testing.assert_array_equal(got, np.tile(want, (m, 1)))
 
 
 def test_gemm_saturation_worst_case(kernel_path: str) -> None:
