@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -221,6 +222,8 @@ class CompiledGraph:
             (op.run, ins, tuple(dummy if i < 0 else i for i in outs), tuple(sorted(frees[k])))
             for k, (_, op, ins, outs) in enumerate(raw_steps)
         ]
+        # what run() loops over: each step's arguments fetched by one C call (operator.itemgetter)
+        self._run_steps = [(fn, _arguments(ins), outs, frees) for fn, ins, outs, frees in self._steps]
         self._step_nodes = [node for node, _, _, _ in raw_steps]
         self._slot_of = slot_of
         self._output_slots = {n: slot_of[n] for n in graph.outputs if n in slot_of}
@@ -307,8 +310,8 @@ class CompiledGraph:
                     ) from None
         k = -1
         try:
-            for k, (fn, ins, outs, frees) in enumerate(self._steps):  # noqa: B007
-                results = fn(*[slots[i] for i in ins])
+            for k, (fn, arguments, outs, frees) in enumerate(self._run_steps):  # noqa: B007
+                results = fn(*arguments(slots))
                 if type(results) is not tuple and type(results) is not list:
                     raise TypeError(f"the op returned {type(results).__name__}, not a tuple of outputs")
                 for i, v in zip(outs, results):
@@ -487,3 +490,13 @@ def _conv_shape(node: Node, x: tuple[Any, ...] | None, w: Any) -> tuple[Any, ...
         span = x[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (np.shape(w)[2 + i] - 1) - 1
         spatial.append(span // strides[i] + 1 if span >= 0 else None)
     return (x[0], int(np.shape(w)[0]), *spatial)
+
+
+def _arguments(ins: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """``f(slots)`` giving the tuple ``(slots[i] for i in ins)``."""
+    if len(ins) > 1:
+        return operator.itemgetter(*ins)
+    if len(ins) == 1:
+        i = ins[0]
+        return lambda slots: (slots[i],)
+    return lambda slots: ()
