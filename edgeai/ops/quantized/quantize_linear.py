@@ -227,15 +227,18 @@ def _quantize_8bit_nchw_to_nhwc(
     """:func:`_quantize_8bit` from an NCHW ``x`` into an NHWC ``out``."""
     vlo, vhi = np.float32(lo - zp), np.float32(hi - zp)
     nb, c, h, w = x.shape
+    row = np.empty(w, np.int32)
     for n in range(nb):
-        for k in range(c):
-            for i in range(h):
-                for j in range(w):  # reads run along a row: the loop vectorizes
+        for i in range(h):
+            for k in range(c):
+                for j in range(w):  # one input row: this loop vectorizes
                     v = x[n, k, i, j] / scale
                     if v != v:
                         v = vlo
                     v = min(max(v, vlo), vhi)
-                    out[n, i, j, k] = np.int32(np.rint(v)) + zp
+                    row[j] = np.int32(np.rint(v)) + zp
+                for j in range(w):  # then scattered C apart (output rows stay in cache)
+                    out[n, i, j, k] = row[j]
 
 
 @njit(cache=True, nogil=True)
