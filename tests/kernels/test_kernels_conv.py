@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -215,3 +217,190 @@ def test_grouped_conv_whose_groups_need_different_microkernels(kernel_path: str)
     }
     f = prepare_conv(case["w"], case["w_zp"], x_dtype=np.dtype(np.uint8), **_geometry(case))
     np.testing.assert_array_equal(f(case["x"], 0), _ref(case))
+
+
+# --- fast paths: depthwise on float32 vectors, in-place 1x1, staging, byte transposes ---
+
+
+def _requant_cases(rng: np.random.Generator, m: int) -> list[tuple[Requant | None, Any]]:
+    """(requant, reference of the int32 accumulators) for int32, ONNX and TFLite outputs."""
+    scale = rng.uniform(1e-4, 1e-2, m).astype(np.float32)
+    ms = np.array([quantize_multiplier(r) for r in rng.uniform(1e-5, 0.9, m)], np.int64)
+    mult, shift = ms[:, 0].astype(np.int32), ms[:, 1].astype(np.int32)
+    per_ch = (slice(None), None, None)
+    return [
+        (None, lambda acc: acc),
+        (
+            Requant("onnx", scale, None, None, 7, np.dtype(np.uint8)),
+            lambda acc: requantize_onnx(acc, scale[per_ch], 7, 0, 255, dtype=np.uint8),
+        ),
+        (
+            Requant("tflite", None, mult, shift, -5, np.dtype(np.int8), act_min=-100),
+            lambda acc: requantize_tflite(acc, mult[per_ch], shift[per_ch], -5, -100, 127, dtype=np.int8),
+        ),
+    ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    c=st.sampled_from([1, 3, 8, 32, 33, 200]),
+    k=st.sampled_from([(1, 1), (3, 3), (2, 5), (5, 5), (7, 3)]),
+    s=st.integers(1, 3),
+    d=st.integers(1, 2),
+    pads=st.tuples(*[st.integers(0, 3)] * 4),
+    layout=st.sampled_from(["NCHW", "NHWC"]),
+    x_dtype=st.sampled_from(DTYPES),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**31),
+)
+def test_depthwise_float_kernels_match_reference(
+    c: int, k: tuple[int, int], s: int, d: int, pads: tuple, layout: str, x_dtype: np.dtype, threads: int, seed: int
+) -> None:
+    """The float32 depthwise kernels (nine-tap chunks, phase-split strides, NHWC channel blocks and
+    tiles, NCHW planes) in every output mode against the int64 reference, saturating inputs included."""
+    from edgeai.kernels.depthwise import MAX_TAPS
+
+    rng = np.random.default_rng(seed)
+    kh, kw = k
+    h = max(1, d * (kh - 1) + 1 - pads[0] - pads[2]) + int(rng.integers(0, 9))
+    w = max(1, d * (kw - 1) + 1 - pads[1] - pads[3]) + int(rng.integers(0, 9))
+    xi = np.iinfo(x_dtype)
+    x = rng.choice(np.array([xi.min, xi.max, 0, 1], x_dtype), (2, c, h, w))  # extremes: the largest products
+    wt = rng.choice(np.array([-128, 127, 3], np.int8), (c, 1, kh, kw))
+    w_zp = rng.integers(-128, 128, c).astype(np.int8)
+    x_zp = int(rng.choice([xi.min, xi.max, 0]))
+    bias = rng.integers(-(2**31), 2**31 - 1, c, dtype=np.int64).astype(np.int32)  # wraps like the GEMM store
+    geo = {"strides": (s, s), "pads": pads, "dilations": (d, d), "group": c}
+    acc = conv_ref(x, x_zp, wt, w_zp, (s, s), pads, (d, d), c, bias)
+    xin = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    for rq, want in _requant_cases(rng, c):
+        f = prepare_conv(wt, w_zp, x_dtype=x_dtype, bias=bias, requant=rq, layout=layout, threads=threads, **geo)
+        assert f.depthwise and f.float_dw == (kh * kw <= MAX_TAPS)
+        got = f(xin, x_zp)
+        np.testing.assert_array_equal(got if layout == "NCHW" else got.transpose(0, 3, 1, 2), want(acc))
+
+
+@pytest.mark.parametrize(("c", "k", "s"), [(600, 3, 1), (1030, 3, 2), (520, 5, 1), (4, 17, 1)])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_depthwise_wide_channels_and_huge_kernels(c: int, k: int, s: int, layout: str) -> None:
+    """Past 512 channels the NHWC kernel goes in channel blocks; 17x17 (289 taps, beyond exact float32
+    sums) takes the int16 loop."""
+    rng = np.random.default_rng(c + k)
+    x = rng.integers(-128, 128, (1, c, k + 3, k + 2)).astype(np.int8)
+    wt = rng.integers(-128, 128, (c, 1, k, k)).astype(np.int8)
+    w_zp = rng.integers(-3, 3, c).astype(np.int8)
+    bias = rng.integers(-30000, 30000, c).astype(np.int32)
+    geo = {"strides": (s, s), "pads": (1, 2, 0, 1), "dilations": (1, 1), "group": c}
+    acc = conv_ref(x, -7, wt, w_zp, (s, s), (1, 2, 0, 1), (1, 1), c, bias)
+    xin = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    for rq, want in _requant_cases(rng, c):
+        got = prepare_conv(wt, w_zp, x_dtype=np.int8, bias=bias, requant=rq, layout=layout, **geo)(xin, -7)
+        np.testing.assert_array_equal(got if layout == "NCHW" else got.transpose(0, 3, 1, 2), want(acc))
+
+
+def test_requant_lanes_match_scalar_references() -> None:
+    """The branch-free requantization of the depthwise loops, vectorized in a loop as there, against
+    edgeai.quant.requant's pure-Python TFLite and ONNX references (edge values included)."""
+    from numba import njit
+
+    from edgeai.kernels.depthwise import fixed_point_lane, float_lane
+    from edgeai.quant.requant import requantize_onnx_scalar, requantize_tflite_scalar
+
+    @njit
+    def lanes(a, mult, shift, scale, zp, qmin, qmax, fixed, flt):  # type: ignore[no-untyped-def]
+        lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+        for i in range(a.shape[0]):
+            fixed[i] = fixed_point_lane(a[i], mult[i], shift[i], zp, qmin, qmax)
+        for i in range(a.shape[0]):
+            flt[i] = float_lane(a[i], scale[i], zp, lo, hi)
+
+    rng = np.random.default_rng(11)
+    n = 20000
+    edges = np.array([-(2**31), 2**31 - 1, 0, 1, -1, 2**30, -(2**30), 12345, -12345], np.int64)
+    a = np.concatenate([edges, rng.integers(-(2**31), 2**31, n - len(edges))]).astype(np.int32)
+    a[n // 2 :] = (a[n // 2 :] >> 14).astype(np.int32)  # half of them small: most land inside the clamp
+    mult = rng.integers(0, 2**31, n).astype(np.int32)
+    mult[:4] = [0, 2**31 - 1, 2**30, 1]
+    shift = rng.integers(-31, 31, n).astype(np.int32)
+    shift[:4] = [-31, 30, 0, -1]
+    scale = rng.uniform(1e-6, 0.05, n).astype(np.float32)
+    fixed, flt = np.empty(n, np.int32), np.empty(n, np.int32)
+    lanes(a, mult, shift, scale, 3, -100, 120, fixed, flt)
+    want_fixed = [requantize_tflite_scalar(int(v), int(m), int(s), 3, -100, 120) for v, m, s in zip(a, mult, shift)]
+    np.testing.assert_array_equal(fixed, want_fixed)
+    want_flt = [requantize_onnx_scalar(int(v), float(sc), 3, -100, 120) for v, sc in zip(a, scale)]
+    np.testing.assert_array_equal(flt, want_flt)
+
+
+@pytest.mark.parametrize("s", [1, 2, 3])
+def test_pointwise_conv_reads_nhwc_input_in_place(kernel_path: str, s: int) -> None:
+    """1x1 over uint8 NHWC with C % 4 == 0 reads the input itself (AMX: the last rows from a small copy,
+    since each row is read in 64-byte steps); against the int64 reference and ONNX Runtime."""
+    rng = np.random.default_rng(s)
+    for c, m, h, w in [(4, 5, 7, 9), (32, 64, 9, 11), (64, 33, 1, 1), (12, 40, 6, 5), (8, 3, 17, 17)]:
+        x = rng.integers(0, 256, (2, c, h, w)).astype(np.uint8)
+        wt = rng.integers(-128, 128, (m, c, 1, 1)).astype(np.int8)
+        geo = {"strides": (s, s), "pads": (0, 0, 0, 0), "dilations": (1, 1), "group": 1}
+        xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        for w_zp in (np.int8(0), rng.integers(-5, 5, m).astype(np.int8)):  # the second needs pixel sums
+            bias = rng.integers(-30000, 30000, m).astype(np.int32)
+            f = prepare_conv(wt, w_zp, x_dtype=np.uint8, bias=bias, layout="NHWC", **geo)
+            assert f.inplace
+            got = f(xin, 77).transpose(0, 3, 1, 2)
+            np.testing.assert_array_equal(got, conv_ref(x, 77, wt, w_zp, (s, s), (0,) * 4, (1, 1), 1, bias))
+        w_s = rng.uniform(1e-3, 1e-2, m).astype(np.float32)
+        scale = (np.float32(0.02) * w_s / np.float32(0.3)).astype(np.float32)
+        rq = Requant("onnx", scale, None, None, 100, np.dtype(np.uint8))
+        f = prepare_conv(wt, 0, x_dtype=np.uint8, bias=bias, requant=rq, layout="NHWC", **geo)
+        ort = ort_qlinear_conv(x, 0.02, 77, wt, w_s, np.int8(0), 0.3, 100, bias, y_dtype=np.uint8, **geo)
+        np.testing.assert_array_equal(f(xin, 77).transpose(0, 3, 1, 2), ort)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    c=st.integers(1, 40),
+    group=st.integers(1, 3),
+    hw=st.tuples(st.integers(1, 70), st.integers(1, 70)),
+    pads=st.tuples(*[st.integers(0, 2)] * 4),
+    channels_last=st.booleans(),
+    flip=st.sampled_from([0, 0x80]),
+    seed=st.integers(0, 2**31),
+)
+def test_nhwc_stage_matches_numpy(
+    c: int, group: int, hw: tuple[int, int], pads: tuple, channels_last: bool, flip: int, seed: int
+) -> None:
+    """The staging (border-only fill, NHWC runs, NCHW 16x16 block transposes and 4-channel words)."""
+    from edgeai.kernels import conv
+
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    pt, pl, pb, pr = pads
+    cin = c * group
+    c0 = c * int(rng.integers(0, group))
+    c4 = -(-c // 4) * 4
+    x = rng.integers(0, 256, (2, h, w, cin) if channels_last else (2, cin, h, w)).astype(np.uint8)
+    buf = rng.integers(0, 256, (h + pt + pb, w + pl + pr, c4)).astype(np.uint8)  # stale bytes must go
+    conv.nhwc_stage(x, 1, c0, c, pt, pl, 9, flip, buf, channels_last)
+    want = np.full(buf.shape, 9, np.uint8)
+    img = x[1] if channels_last else x[1].transpose(1, 2, 0)
+    want[pt : pt + h, pl : pl + w, :c] = img[:, :, c0 : c0 + c] ^ flip
+    np.testing.assert_array_equal(buf, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 80), cols=st.integers(1, 80), extra=st.integers(0, 5), seed=st.integers(0, 2**31))
+def test_transpose_bytes_matches_numpy(rows: int, cols: int, extra: int, seed: int) -> None:
+    from edgeai.kernels.transpose import pixels_to_planes, transpose_bytes
+
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, 256, (rows, cols + extra)).astype(np.uint8)
+    dst = np.zeros((cols, rows + extra), np.uint8)
+    transpose_bytes(src.reshape(-1), 0, rows, cols, cols + extra, dst.reshape(-1), 0, rows + extra)
+    np.testing.assert_array_equal(dst[:, :rows], src[:, :cols].T)
+    assert not dst[:, rows:].any()  # nothing written past each destination row
+    # pixel-major rows with virtual pixels [oh, wp, M] -> channel planes [M, oh, ow]
+    oh, ow, m = rows % 9 + 1, cols % 20 + 1, rows % 7 + 1
+    pix = rng.integers(0, 256, (oh, ow + extra, m)).astype(np.uint8)
+    planes = np.empty((m, oh, ow), np.uint8)
+    pixels_to_planes(pix.reshape(-1), oh, ow, ow + extra, m, planes.reshape(-1))
+    np.testing.assert_array_equal(planes, pix[:, :ow].transpose(2, 0, 1))
