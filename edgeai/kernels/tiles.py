@@ -1025,7 +1025,7 @@ AMX_CONFIG[48:56] = 16  # rows of tiles 0-7
 def _amx_microkernel() -> Any:
     from edgeai.kernels.x86 import make_amx_microkernel
 
-    return make_amx_microkernel()
+    return make_amx_microkernel(prefetch_b=32, prefetch_a=32)
 
 
 def _amx_tile(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]

