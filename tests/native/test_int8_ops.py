@@ -147,6 +147,10 @@ def test_quantize_dequantize_constant_per_tensor(dtype: Any, shape: tuple[int, .
         got_c = q.run(view, s, zp)[0]  # nhwc_views unset (no executor): C order
         assert_same(got_c, want)
         assert got_c.flags.c_contiguous
+        nhwc_q = np.ascontiguousarray(want.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        got_dq = dq.run(nhwc_q, s, zp)[0]  # an NHWC view in, C-order NCHW out
+        assert_same(got_dq, want_dq)
+        assert got_dq.flags.c_contiguous
         q.nhwc_views = dq.nhwc_views = True  # what the executor sets when every reader takes views
         got_view = q.run(view, s, zp)[0]
         assert_same(got_view, want)

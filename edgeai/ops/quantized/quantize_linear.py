@@ -158,6 +158,11 @@ class DequantizeLinear(_QParams):
     def run(self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
         fast = self._per_tensor
         if fast is not None and type(x) is np.ndarray and x.dtype == fast[1].dtype:
+            base = None if self.nhwc_views else nhwc_base(x)
+            if base is not None:  # an NHWC result going to NCHW readers: written NCHW here
+                out = np.empty(x.shape, np.float32)
+                _dequantize_8bit_nhwc_to_nchw(base, fast[0], int(fast[1]), out)
+                return (out,)
             y = _elementwise(x, np.float32, _dequantize_8bit, fast[0], int(fast[1]))
             return (y if self.nhwc_views else np.ascontiguousarray(y),)
         x = c_order(np.asarray(x))
@@ -269,3 +274,17 @@ def dynamic_quantize_uint8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     initial = np.float32(np.float32(0.0) - lo / scale)
     zp = np.uint8(np.rint(min(max(initial, np.float32(0.0)), np.float32(255.0))))
     return quantize_onnx(x, scale, zp, np.uint8), np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)
+
+
+@njit(cache=True, nogil=True)
+def _dequantize_8bit_nhwc_to_nchw(x: np.ndarray, scale: np.float32, zp: int, out: np.ndarray) -> None:
+    """:func:`_dequantize_8bit` from an NHWC ``x`` into an NCHW ``out``."""
+    nb, h, w, c = x.shape
+    pixel = np.empty(c, np.float32)
+    for n in range(nb):
+        for i in range(h):
+            for j in range(w):
+                for k in range(c):  # one input pixel: this loop vectorizes
+                    pixel[k] = np.float32(np.int32(x[n, i, j, k]) - zp) * scale
+                for k in range(c):
+                    out[n, k, i, j] = pixel[k]
