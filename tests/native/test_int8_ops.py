@@ -676,6 +676,37 @@ def test_qlinear_conv_nhwc_kernel_packed_at_construction(case: dict[str, Any], m
         assert got.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC in memory, handed on without a copy
 
 
+@pytest.mark.parametrize("xt, wt", GEMM_TYPES)
+def test_pointwise_qlinear_conv_runs_as_one_gemm(xt: Any, wt: Any) -> None:
+    """A 1x1, stride-1, unpadded, one-group QLinearConv packs a GEMM over the pixels (per-channel
+    weight zero points and scales, bias): ORT's bytes for NCHW input and for NHWC views."""
+    pytest.importorskip("edgeai.kernels.api")
+    from edgeai.graph import Value
+    from edgeai.ops.quantized.qlinear_conv import PointwiseConv
+
+    rng = np.random.default_rng(9)
+    cls = lookup("QLinearConv", "", 10)
+    assert cls is not None
+    m, c = 37, 21
+    for shape in ((1, c, 5, 7), (2, c, 3, 3)):
+        x = ints(xt, shape, 1)
+        w = ints(wt, (m, c, 1, 1), 2)
+        w_zp = np.zeros(m, wt) if wt == S8 else rng.integers(0, 256, m).astype(U8)
+        bias = rng.integers(-5000, 5000, m).astype(np.int32)
+        ins = [x, np.float32(0.03), xt(7), w, rng.uniform(0.001, 0.02, m).astype(np.float32), w_zp]
+        ins += [np.float32(0.2), xt(-5 if xt == S8 else 130), bias]
+        values = (Value("x", x.dtype, ("N", *shape[1:])), *(Value(f"p{i}") for i in range(1, 9)))
+        op = cls(OpContext("c", "QLinearConv", "", 10, {}, (None, *ins[1:]), input_values=values))
+        assert isinstance(op.nhwc_kernel, PointwiseConv)
+        want = ort_node("QLinearConv", ins, opset=10)[0]
+        assert_same(op.run(*ins)[0], want)
+        op.nhwc_views = True
+        view = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        got = op.run(view, *ins[1:])[0]
+        assert_same(got, want)
+        assert got.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
 def test_kernels_run_parallel_only_for_enough_work() -> None:
     """With threads=2, a convolution packed at construction gets a second thread only when one call
     has at least 2 * MACS_PER_THREAD multiply-adds; the bytes are the same either way."""

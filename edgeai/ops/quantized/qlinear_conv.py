@@ -108,6 +108,21 @@ class ConvInteger(_IntegerConv):
         return (self._accumulate(x, xz, w, wz),)
 
 
+class PointwiseConv:
+    """An NHWC 1x1 convolution (stride 1, no padding, one group) run as one GEMM over the pixels:
+    ``[N*H*W, C] x [C, M]``, bias and requantization fused (the GEMM driver has a smaller fixed
+    cost per call than the convolution's staging: 8-12 us against 20-25 us at 3x3 to 6x6 pixels)."""
+
+    __slots__ = ("gemm", "m", "threads")
+
+    def __init__(self, gemm: Any, m: int) -> None:
+        self.gemm, self.m, self.threads = gemm, m, int(getattr(gemm, "threads", 1))
+
+    def __call__(self, x: np.ndarray, x_zp: int) -> np.ndarray:
+        n, h, w, c = x.shape
+        return self.gemm(x.reshape(n * h * w, c), x_zp).reshape(n, h, w, self.m)
+
+
 @register("QLinearConv", since=10)
 class QLinearConv(_IntegerConv):
     """ONNX QLinearConv: integer convolution + bias, requantized per output channel."""
@@ -176,10 +191,18 @@ class QLinearConv(_IntegerConv):
         requant = kernel_requant(ctx, (scalar(ctx, const_input(ctx, 1), "x_scale"), ws), const_input(ctx, 6), yz)
         if requant is None:
             return
-        kernel = try_kernel(
-            ctx, "prepare_conv", w, wz, x_dtype=xz.dtype, strides=strides, pads=pads, dilations=dilations,
-            group=self.group, bias=bias, requant=requant, layout="NHWC", macs=macs,
-        )  # fmt: skip
+        kernel: Any = None
+        if w.shape[2:] == (1, 1) and self.group == 1 and strides == [1, 1] and not any(pads):
+            gemm = try_kernel(
+                ctx, "prepare_gemm", np.ascontiguousarray(w[:, :, 0, 0].T), wz, a_dtype=xz.dtype, bias=bias,
+                requant=requant, macs=macs,
+            )  # fmt: skip
+            kernel = None if gemm is None else PointwiseConv(gemm, m)
+        if kernel is None:
+            kernel = try_kernel(
+                ctx, "prepare_conv", w, wz, x_dtype=xz.dtype, strides=strides, pads=pads, dilations=dilations,
+                group=self.group, bias=bias, requant=requant, layout="NHWC", macs=macs,
+            )  # fmt: skip
         if kernel is not None:
             self.nhwc_kernel, self._nhwc_key, self._xz_int = kernel, (xz.dtype, bias is None), int(xz)
 
