@@ -18,6 +18,14 @@ consumer has run instead of living for the whole run. Graph outputs and
 constants are never cleared. Each run has its own slot list, so one compiled
 graph can run from several threads at once.
 
+Layout: the INT8 convolutions compute in NHWC and hand on NCHW *views* of their
+NHWC results (``y.transpose(0, 3, 1, 2)``: NCHW semantics, no copy), but only
+where every reader of the value declares ``accepts_nhwc_views`` (the next
+convolution then reads the NHWC bytes as they are); the compiler sets each
+producer's ``nhwc_views`` accordingly, and graph outputs are returned
+C-contiguous. Shapes that onnx's inference leaves out after com.microsoft
+QLinear ops are filled in for the ops' ``OpContext.input_values``.
+
 Example:
     >>> import numpy as np
     >>> from edgeai.graph import Graph, Node, Value

@@ -5,6 +5,13 @@ strides, dilations, pads, auto_pad), then QLinearConv requantizes with the
 float32 scale ``x_scale * w_scale[m] / y_scale`` (ONNX mode, as ONNX
 Runtime) or the equivalent fixed-point multiplier (TFLite mode).
 
+With constant weights and parameters and static padding, QLinearConv packs an
+NHWC kernel (bias and requantization fused) when the session is created; a 1x1,
+stride-1, unpadded convolution is packed as one GEMM over the pixels. It reads
+``x.transpose(0, 2, 3, 1)`` (free when ``x`` is the NCHW view another
+convolution handed on) and hands on an NCHW view of its NHWC result where the
+executor allows it (``nhwc_views``), else a C-contiguous array.
+
 Example:
     >>> import numpy as np
     >>> from edgeai.ops._base import OpContext
