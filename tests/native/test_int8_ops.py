@@ -707,6 +707,26 @@ def test_pointwise_qlinear_conv_runs_as_one_gemm(xt: Any, wt: Any) -> None:
         assert got.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
+def test_same_padding_kernel_is_used_only_for_the_size_it_was_packed_for() -> None:
+    """SAME pads are resolved for the input size the graph declares; another size at run time
+    takes the shape-checked path and still gives ORT's bytes."""
+    pytest.importorskip("edgeai.kernels.api")
+    from edgeai.graph import Value
+
+    rng = np.random.default_rng(10)
+    cls = lookup("QLinearConv", "", 10)
+    assert cls is not None
+    w = rng.integers(-127, 128, (6, 4, 3, 3)).astype(S8)
+    params = [np.float32(0.05), U8(3), w, np.float32(0.01), S8(0), np.float32(0.3), U8(128)]
+    attrs = {"auto_pad": "SAME_UPPER", "strides": [2, 2]}
+    values = (Value("x", np.dtype(U8), (1, 4, 8, 8)), *(Value(f"p{i}") for i in range(1, 8)))
+    op = cls(OpContext("c", "QLinearConv", "", 10, attrs, (None, *params), input_values=values))
+    assert op.nhwc_kernel is not None
+    for hw in (8, 7, 9):
+        x = rng.integers(0, 256, (1, 4, hw, hw)).astype(U8)
+        assert_same(op.run(x, *params)[0], ort_node("QLinearConv", [x, *params], attrs=attrs, opset=10)[0])
+
+
 def test_kernels_run_parallel_only_for_enough_work() -> None:
     """With threads=2, a convolution packed at construction gets a second thread only when one call
     has at least 2 * MACS_PER_THREAD multiply-adds; the bytes are the same either way."""

@@ -150,6 +150,7 @@ class QLinearConv(_IntegerConv):
         """The NHWC kernel, packed here when the weights, every parameter and the padding are
         static (None otherwise: the kernel is then prepared at the first run)."""
         self._nhwc_key: tuple[np.dtype, bool] | None = None
+        self._same_spatial: tuple[int, ...] | None = None
         self._xz_int = 0
         if self._fusable:
             try:
@@ -212,6 +213,8 @@ class QLinearConv(_IntegerConv):
             )  # fmt: skip
         if kernel is not None:
             self.nhwc_kernel, self._nhwc_key, self._xz_int = kernel, (xz.dtype, bias is None), int(xz)
+            if self.auto_pad not in ("NOTSET", "", "VALID"):  # SAME pads computed for this input size
+                self._same_spatial = tuple(spatial)
 
     def _fused_kernel(
         self, x: np.ndarray, w: np.ndarray, wz: np.ndarray, bias: np.ndarray | None
@@ -241,7 +244,13 @@ class QLinearConv(_IntegerConv):
         bias: np.ndarray | None = None,
     ) -> tuple[Any, ...]:
         kernel = self.nhwc_kernel
-        if kernel is not None and type(x) is np.ndarray and x.ndim == 4 and (x.dtype, bias is None) == self._nhwc_key:
+        if (
+            kernel is not None
+            and type(x) is np.ndarray
+            and x.ndim == 4
+            and (x.dtype, bias is None) == self._nhwc_key
+            and (self._same_spatial is None or x.shape[2:] == self._same_spatial)
+        ):
             # NHWC inside: x.transpose is free (and C-contiguous) when x is the view a QLinearConv handed on
             y = kernel(x.transpose(0, 2, 3, 1), self._xz_int).transpose(0, 3, 1, 2)
             return (y if self.nhwc_views else np.ascontiguousarray(y),)
