@@ -286,7 +286,25 @@ class GemmKernel:
         self.threads = threads
         self.fn = _entry(self.pk.code, threads)
         self._segoff = np.zeros(1, np.int64)
-        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._plans: dict[tuple[int, int, int], tuple[tuple, np.ndarray, tuple]] = {}
+
+    def _plan(self, m: int, lda: int, azp: int) -> tuple[tuple, np.ndarray, tuple]:
+        """The driver arguments that depend only on (M, lda, a_zp), built once (kept for 16 keys)."""
+        pk, ep = self.pk, self.ep
+        rowoffs = np.arange(m, dtype=np.int64) * lda
+        tail = (pk.packed, pk.panel_bytes, self.n, m)
+        if self.amx:
+            # row blocks of 32: the A block stays in L1 while the weight panels stream past it
+            amx_end = m if lda % 64 == 0 else m - 1
+            mid = (rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end, *tail, 32)
+        else:
+            mc = max(pk.mr, (131072 // max(self.k4, 4)) // pk.mr * pk.mr)
+            mid = (rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc)
+        post = (pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax)
+        plan = (mid, np.zeros(m, np.int32), post)
+        if len(self._plans) < 16:
+            self._plans[(m, lda, azp)] = plan
+        return plan
 
     def __call__(self, a: np.ndarray, a_zp: int = 0) -> np.ndarray:
         if not isinstance(a, np.ndarray) or a.dtype != self.a_dtype:
@@ -313,44 +331,19 @@ class GemmKernel:
             padded = np.zeros((m, self.k4), np.uint8)
             padded[:, : self.k] = a
             a = padded
-        rows = self._rows.get((m, lda))
-        if rows is None:
-            rows = (np.arange(max(m, 1), dtype=np.int64) * lda, np.zeros(max(m, 1), np.int32))
-            if len(self._rows) < 16:
-                self._rows[(m, lda)] = rows
-        rowoffs, rowsum = rows
-        if self.pk.has_bz:
-            rowsum = a[:, : self.k].sum(axis=1, dtype=np.int32)  # |sum| < 2**31 for K < 2**23
         out = np.empty((m, self.n), self.ep.out_dtype)
         if m == 0 or self.n == 0:
             return out
-        ep = self.ep
-        pk = self.pk
-        tail = (pk.packed, pk.panel_bytes, self.n, m)
-        store = (
-            rowsum,
-            pk.bz,
-            pk.coloff(azp, self.bias),
-            ep.mode,
-            ep.scale,
-            ep.mult,
-            ep.shift,
-            ep.zp,
-            ep.qmin,
-            ep.qmax,
-            out.reshape(-1),
-            0,
-            self.n,
-            1,
-        )
+        plan = self._plans.get((m, lda, azp))
+        if plan is None:
+            plan = self._plan(m, lda, azp)
+        mid, rowsum, post = plan
+        if self.pk.has_bz:
+            rowsum = a[:, : self.k].sum(axis=1, dtype=np.int32)  # |sum| < 2**31 for K < 2**23
         if self.amx:
-            # row blocks of 32: the A block stays in L1 while the weight panels stream past it
-            amx_end = m if lda % 64 == 0 else m - 1
-            head = (_AMX_CONFIG, a.reshape(-1), rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end)
-            args = (*head, *tail, 32, *store)
+            args = (_AMX_CONFIG, a.reshape(-1), *mid, rowsum, *post, out.reshape(-1), 0, self.n, 1)
         else:
-            mc = max(pk.mr, (131072 // max(self.k4, 4)) // pk.mr * pk.mr)
-            args = (a.reshape(-1), rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc, *store)
+            args = (a.reshape(-1), *mid, rowsum, *post, out.reshape(-1), 0, self.n, 1)
         if self.threads > 1:
             with _ThreadScope(self.threads):
                 self.fn(*args)
