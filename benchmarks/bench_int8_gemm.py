@@ -1,6 +1,7 @@
 """INT8 GEMM: edgeai's kernels against ONNX Runtime's MatMulInteger (uint8 x int8), one thread.
 
-    python benchmarks/bench_int8_gemm.py [--paths auto,vnni,avx2,portable] [--rounds 9] [--weight-bits 8|7] [--json]
+    python benchmarks/bench_int8_gemm.py [--paths auto,vnni,avx2,portable] [--rounds 9] [--weight-bits 8|7]
+        [--mode int32|onnx|tflite] [--json]
 
 For each M x N x K shape the weights are packed once (``prepare_gemm``) and ONNX
 Runtime gets the same weights as an initializer of a single-node model (one
@@ -12,6 +13,11 @@ checked equal before timing. ``--paths`` lists the kernel paths to time
 (``auto`` = the one this CPU gets by default); paths this CPU lacks are skipped.
 ``--weight-bits 7`` draws weights in [-64, 63] (``reduce_range`` quantization), where
 the AVX2 path may use ``vpmaddubsw``; with 8-bit weights it uses its exact int16 kernel.
+``--mode onnx`` / ``--mode tflite`` time the GEMM with the requantization fused into its store
+(uint8 output; ``Requant`` mode "onnx" or "tflite" with the same real scale) against ONNX
+Runtime's QLinearMatMul (uint8 x int8 -> uint8). The "onnx" outputs are checked equal to ONNX
+Runtime's; the "tflite" ones against edgeai's numpy reference (TFLite's fixed-point rounding
+may differ from ONNX Runtime's float rounding by one step).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 SHAPES = [(1, 1000, 1280), (196, 128, 1152), (3136, 32, 288), (256, 256, 256), (1024, 1024, 1024)]
+A_SCALE, B_SCALE, Y_SCALE, Y_ZP = 0.02, 0.01, 4.0, 128
 
 
 def _ort_matmul_integer(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -47,6 +54,49 @@ def _ort_matmul_integer(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     return lambda a: sess.run(None, {"A": a})[0]
 
 
+def _ort_qlinear_matmul(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    k, n = b.shape
+    inits = [
+        numpy_helper.from_array(np.array(A_SCALE, np.float32), "AS"),
+        numpy_helper.from_array(np.array(0, np.uint8), "AZ"),
+        numpy_helper.from_array(b, "B"),
+        numpy_helper.from_array(np.array(B_SCALE, np.float32), "BS"),
+        numpy_helper.from_array(np.array(0, np.int8), "BZ"),
+        numpy_helper.from_array(np.array(Y_SCALE, np.float32), "YS"),
+        numpy_helper.from_array(np.array(Y_ZP, np.uint8), "YZ"),
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("QLinearMatMul", ["A", "AS", "AZ", "B", "BS", "BZ", "YS", "YZ"], ["Y"])],
+        "qgemm",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, ["M", k])],
+        [helper.make_tensor_value_info("Y", TensorProto.UINT8, ["M", n])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return lambda a: sess.run(None, {"A": a})[0]
+
+
+def _requant(mode: str) -> tuple:
+    """(Requant for edgeai, numpy reference of the requantized output from int32 accumulators)."""
+    from edgeai.kernels.api import Requant
+    from edgeai.quant.requant import quantize_multiplier, requantize_tflite
+
+    scale = np.float32(A_SCALE) * np.float32(B_SCALE) / np.float32(Y_SCALE)
+    if mode == "onnx":
+        return Requant("onnx", scale, None, None, Y_ZP, np.dtype(np.uint8)), None
+    mult, shift = quantize_multiplier(float(scale))
+    rq = Requant("tflite", None, np.int32(mult), np.int32(shift), Y_ZP, np.dtype(np.uint8))
+    return rq, lambda acc: requantize_tflite(acc, mult, shift, Y_ZP, 0, 255, dtype=np.uint8)
+
+
 def main() -> None:
     from edgeai.benchmarking import time_calls
     from edgeai.kernels.api import prepare_gemm
@@ -56,6 +106,7 @@ def main() -> None:
     ap.add_argument("--paths", default="auto", help="comma-separated: auto, amx, vnni, avx2, portable")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--weight-bits", type=int, choices=(7, 8), default=8)
+    ap.add_argument("--mode", choices=("int32", "onnx", "tflite"), default="int32")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     wlo, whi = (-64, 64) if args.weight_bits == 7 else (-128, 128)
@@ -66,16 +117,19 @@ def main() -> None:
     for m, n, k in SHAPES:
         a = rng.integers(0, 256, (m, k)).astype(np.uint8)
         b = rng.integers(wlo, whi, (k, n)).astype(np.int8)
-        ort_fn = _ort_matmul_integer(b)
+        requant, reference = (None, None) if args.mode == "int32" else _requant(args.mode)
+        ort_fn = _ort_matmul_integer(b) if requant is None else _ort_qlinear_matmul(b)
         kernels = {}
         for p in paths:
             set_kernel_path(p)
-            kernels[p] = prepare_gemm(b, 0, a_dtype=np.uint8)
+            kernels[p] = prepare_gemm(b, 0, a_dtype=np.uint8, requant=requant)
         set_kernel_path(None)
         want = ort_fn(a)
+        if reference is not None:
+            want = reference(a.astype(np.int64) @ b.astype(np.int64))
         for p, f in kernels.items():
             if not np.array_equal(f(a, 0), want):
-                raise SystemExit(f"{p}: result differs from ONNX Runtime on {m}x{n}x{k}")
+                raise SystemExit(f"{p}: result differs from the reference on {m}x{n}x{k}")
         calls = max(3, int(3e8 / (2 * m * n * k)))
         times: dict[str, list[float]] = {"ort": [], **{p: [] for p in kernels}}
         for _ in range(args.rounds):
@@ -90,13 +144,14 @@ def main() -> None:
             row[f"{p}_ratio"] = med["ort"] / med[p]
         rows.append(row)
     if args.json:
-        print(json.dumps({"features": cpu_features(), "rows": rows}, indent=2))
+        print(json.dumps({"features": cpu_features(), "mode": args.mode, "rows": rows}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(
-        title=f"INT8 GEMM, one thread: edgeai vs ONNX Runtime MatMulInteger (u8 x s8, {args.weight_bits}-bit weights)"
+        title=f"INT8 GEMM ({args.mode}), one thread: edgeai vs ONNX Runtime "
+        f"{'MatMulInteger' if args.mode == 'int32' else 'QLinearMatMul'} (u8 x s8, {args.weight_bits}-bit weights)"
     )
     table.add_column("M x N x K")
     table.add_column("ORT GOPS", justify="right")
