@@ -217,6 +217,17 @@ def test_gemm_saturation_worst_case(kernel_path: str) -> None:
     np.testing.assert_array_equal(got, gemm_ref(a, 0, b, 0, None))
     b7 = np.tile(np.array([[-64], [-64], [63], [63]], np.int8), (16, 33))  # 7-bit extremes
     np.testing.assert_array_equal(prepare_gemm(b7, 0, a_dtype=np.uint8)(a, 0), gemm_ref(a, 0, b7, 0, None))
+    # 7-bit ranges that vpmaddubsw only takes after a shift: uint8 reduce_range [0, 127] and a span of
+    # 128 values off centre; pairs at both ends of the range, per-column zero points, every output mode
+    for lo, dtype in ((0, np.uint8), (-100, np.int8)):
+        pattern = np.array([[lo], [lo], [lo + 127], [lo + 127], [lo + 127], [lo], [lo], [lo + 127]])
+        bw = np.tile(pattern, (8, 40)).astype(dtype)
+        bzp = np.linspace(lo, lo + 127, 40).astype(dtype)
+        acc = gemm_ref(a, 0, bw, bzp, None)
+        np.testing.assert_array_equal(prepare_gemm(bw, bzp, a_dtype=np.uint8)(a, 0), acc)
+        rq = Requant("onnx", np.float32(3e-6), None, None, 0, np.dtype(np.int8))
+        got = prepare_gemm(bw, bzp, a_dtype=np.uint8, requant=rq)(a, 0)
+        np.testing.assert_array_equal(got, requantize_onnx(acc, np.float32(3e-6), 0, -128, 127))
 
 
 @pytest.mark.skipif("avx2" not in available_paths(), reason="this CPU has no AVX2")
