@@ -39,6 +39,23 @@ from edgeai.kernels.cpu import kernel_path
 
 __all__ = ["ConvKernel", "prepare_conv"]
 
+_KERNELS: Any = None
+
+
+def _kernels() -> Any:
+    """The numba kernel modules, imported once on first use (this module imports without numba)."""
+    global _KERNELS
+    if _KERNELS is None:
+        from types import SimpleNamespace
+
+        from edgeai.kernels import conv, depthwise, transpose
+        from edgeai.kernels.tiles import AMX_CONFIG
+
+        _KERNELS = SimpleNamespace(
+            conv=conv, dw=depthwise, pixels_to_planes=transpose.pixels_to_planes, amx_config=AMX_CONFIG
+        )
+    return _KERNELS
+
 
 def _pair(value: Any, name: str, default: int) -> tuple[int, int]:
     if value is None:
@@ -87,6 +104,7 @@ class ConvKernel:
             raise KernelArgumentError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}")
         self.nhwc = layout == "NHWC"
         self.threads = threads
+        self._k = _kernels()
         # AMX needs rows at one stride: stride-1 convolutions, computed over "virtual" output
         # pixels (every padded input column; those past the output width are dropped)
         self.amx = path == "amx" and self.sh == 1 and self.sw == 1
@@ -96,10 +114,8 @@ class ConvKernel:
         self.ep = _epilogue(requant, self.m)
         self.depthwise = self.cg == 1 and self.mg == 1
         if self.depthwise:
-            from edgeai.kernels.depthwise import MAX_TAPS
-
             wq = w[:, 0].astype(np.int64) - wz[:, None, None]  # [M, kH, kW], at most 9 bits
-            self.float_dw = self.kh * self.kw <= MAX_TAPS
+            self.float_dw = self.kh * self.kw <= self._k.dw.MAX_TAPS
             if self.float_dw:
                 self._prepare_depthwise(wq)
             else:  # too many taps for exact float32 sums: (x - x_zp) * (w - w_zp) in int16 x int16 -> int32
@@ -142,26 +158,26 @@ class ConvKernel:
 
     def _prepare_depthwise(self, wq: np.ndarray) -> None:
         """Weights and per-channel parameters for :mod:`edgeai.kernels.depthwise`, in chunks of nine taps."""
-        from edgeai.kernels.depthwise import CHUNK, WROW
+        chunk, wrow = self._k.dw.CHUNK, self._k.dw.WROW
 
         taps = self.kh * self.kw
-        self.nchunks = -(-taps // CHUNK)
-        wsc = np.zeros((self.m, self.nchunks * CHUNK), np.float32)
+        self.nchunks = -(-taps // chunk)
+        wsc = np.zeros((self.m, self.nchunks * chunk), np.float32)
         wsc[:, :taps] = wq.reshape(self.m, taps)
         self.wsc = wsc  # NCHW: one row of tap weights per channel
         ep = self.ep
         params = (self.bias.astype(np.int32), ep.scale, ep.mult, ep.shift)
         # NHWC: weight rows of WROW elements, so that the inner loop is elementwise over bpx * C
         # values (bpx pixels of C <= WROW channels) or over a block of WROW channels of one pixel
-        padded = -(-self.m // WROW) * WROW
-        if self.m <= WROW:
-            self.bpx = WROW // self.m
-            rows = np.zeros((wsc.shape[1], WROW), np.float32)
+        padded = -(-self.m // wrow) * wrow
+        if self.m <= wrow:
+            self.bpx = wrow // self.m
+            rows = np.zeros((wsc.shape[1], wrow), np.float32)
             rows[:, : self.bpx * self.m] = np.tile(wsc.T, (1, self.bpx))
             self.wt = rows.reshape(-1)
             tiled = []
             for v in params:
-                t = np.zeros(WROW, v.dtype)
+                t = np.zeros(wrow, v.dtype)
                 t[: self.bpx * self.m] = np.tile(v, self.bpx)
                 tiled.append(t)
             self.tiled = tuple(tiled)
@@ -170,9 +186,12 @@ class ConvKernel:
             rows = np.zeros((wsc.shape[1], padded), np.float32)
             rows[:, : self.m] = wsc.T
             # [block, tap, WROW]: each channel block's tap rows WROW apart
-            self.wt = np.ascontiguousarray(rows.reshape(wsc.shape[1], -1, WROW).transpose(1, 0, 2)).reshape(-1)
+            self.wt = np.ascontiguousarray(rows.reshape(wsc.shape[1], -1, wrow).transpose(1, 0, 2)).reshape(-1)
             self.tiled = tuple(np.ascontiguousarray(v) for v in params)
         self.params = tuple(np.ascontiguousarray(v) for v in params)
+        # ONNX requantization with the bias added to the exact float32 sum (mode 3) when that stays exact
+        bound = int(np.abs(self.bias).max(initial=0)) + taps * 255 * 255
+        self.dw_mode = 3 if ep.mode == 1 and bound < 2**24 else ep.mode
         self._dw_geom: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     def _depthwise_geometry(self, hp: int, wp: int, oh: int) -> tuple[Any, ...]:
@@ -185,7 +204,7 @@ class ConvKernel:
         offs = np.zeros(self.wsc.shape[1], np.int64)
         if self.nhwc:
             span_h = (self.kh - 1) * self.dh + 1
-            rb = max(1, min(oh, 32768 // max(1, wp * self.m)))  # a band of about 128 KB of float32
+            rb = max(1, min(oh, 65536 // max(1, wp * self.m)))  # a band of about 256 KB of float32 (L2)
             rstride = (rb - 1) * self.sh + span_h
             offs[: len(i)] = ((phase * rstride + i * self.dh) * wq + col) * self.m
             g = (span_h, rb, rstride, wq, offs.reshape(self.nchunks, -1))
@@ -199,21 +218,20 @@ class ConvKernel:
     def _run_depthwise(
         self, xu: np.ndarray, xzp: int, flip: int, hp: int, wp: int, oh: int, ow: int, out: np.ndarray
     ) -> None:
-        from edgeai.kernels import depthwise as dwk
-        from edgeai.kernels.depthwise import WROW
-
+        dwk = self._k.dw
+        wrow = dwk.WROW
         ep, flat, per_image = self.ep, out.reshape(-1), oh * ow * self.m
         parallel = self.threads > 1
         if self.nhwc:
             span_h, rb, rstride, wq, offs = self._depthwise_geometry(hp, wp, oh)
             nb = -(-oh // rb) if parallel else 1
             band = np.empty((nb, self.sw * rstride * wq * self.m), np.float32)
-            acc = np.zeros((nb, WROW), np.float32)  # stays zero with a single chunk of taps
+            acc = np.zeros((nb, wrow), np.float32)  # stays zero with a single chunk of taps
             bias, scale, mult, shift = self.tiled
             for n in range(xu.shape[0]):
                 args = (
                     xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, span_h, rb, rstride, wq, oh, ow, self.bpx,
-                    offs, self.wt, bias, ep.mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
+                    offs, self.wt, bias, self.dw_mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
                 )  # fmt: skip
                 if parallel:
                     dwk.depthwise_nhwc_parallel(*args, band, acc)
@@ -228,7 +246,7 @@ class ConvKernel:
         for n in range(xu.shape[0]):
             args = (
                 xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, hp, wq, oh, ow, offs, self.wsc,
-                bias, ep.mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
+                bias, self.dw_mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
             )  # fmt: skip
             if parallel:
                 dwk.depthwise_nchw_parallel(*args, plane, acc)
@@ -271,13 +289,11 @@ class ConvKernel:
         dst: np.ndarray,
         obase: int,
     ) -> None:
-        from edgeai.kernels.tiles import AMX_CONFIG
-
         pk, epg = self.packs[g], self.eps[g]
         self.fn(
-            AMX_CONFIG, a, rowoffs, self.c4, segoff, nseg, seglen64, seglen64 * 16, rows, pk.packed, pk.panel_bytes,
-            self.mg, rows, 32, rowsum, pk.bz, pk.coloff(xzp, self.biases[g]), epg.mode, epg.scale, epg.mult,
-            epg.shift, epg.zp, epg.qmin, epg.qmax, dst, obase, self.m, 1,
+            self._k.amx_config, a, rowoffs, self.c4, segoff, nseg, seglen64, seglen64 * 16, rows, pk.packed,
+            pk.panel_bytes, self.mg, rows, 32, rowsum, pk.bz, pk.coloff(xzp, self.biases[g]), epg.mode, epg.scale,
+            epg.mult, epg.shift, epg.zp, epg.qmin, epg.qmax, dst, obase, self.m, 1,
         )  # fmt: skip
 
     def _run_amx_inplace(
@@ -291,8 +307,7 @@ class ConvKernel:
         out: np.ndarray,
     ) -> None:
         """1x1, stride 1, no padding, uint8 NHWC with C % 4 == 0: the input's pixels are the GEMM rows."""
-        from edgeai.kernels import conv
-
+        conv = self._k.conv
         # every row is read in whole 64-byte steps (past its C bytes: the next pixels' bytes, times
         # zero weights); the last rows, whose read would pass the end of x, go from a small copy
         plane = out.shape[1] * out.shape[2]
@@ -327,9 +342,7 @@ class ConvKernel:
         seglen64: int,
         out: np.ndarray,
     ) -> None:
-        from edgeai.kernels import conv
-        from edgeai.kernels.transpose import pixels_to_planes
-
+        conv, pixels_to_planes = self._k.conv, self._k.pixels_to_planes
         if self.inplace and flip == 0:
             self._run_amx_inplace(xu, xzp, rowoffs, segoff, nseg, seglen64, out)
             return
@@ -361,9 +374,7 @@ class ConvKernel:
                     out[n] = nhwc.reshape(oh, wp, self.m)[:, :ow].transpose(2, 0, 1)
 
     def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
-        from edgeai.kernels import conv
-        from edgeai.kernels.transpose import pixels_to_planes
-
+        conv, pixels_to_planes = self._k.conv, self._k.pixels_to_planes
         if not isinstance(x, np.ndarray) or x.dtype != self.x_dtype:
             raise InputTypeError(
                 f"convolution input must be a {self.x_dtype} array, got {getattr(x, 'dtype', type(x).__name__)}"

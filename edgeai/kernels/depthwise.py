@@ -15,6 +15,10 @@ Two loop shapes, both reading contiguous runs in their innermost loop:
 * NCHW (:func:`depthwise_nchw`): one channel plane at a time (phase-split the same way), each
   output row a contiguous run, the channel's weights scalars.
 
+Output modes: 0 int32, 1 ONNX float requantization, 2 TFLite fixed point, 3 as 1 with the bias
+added to the float32 sum (exact when ``|bias| + taps * 255 * 255 < 2**24``, which the caller
+checks; it saves the int32 round trip).
+
 Taps go in chunks of nine (a 3x3 kernel is one chunk): a chunk's nine products are summed in
 registers; more than one chunk sums through a small float32 buffer. The requantization
 (:func:`float_lane`, :func:`fixed_point_lane`) is written without branches that depend on the lane, so it vectorizes; it
@@ -54,14 +58,18 @@ def fixed_point_lane(a, mult, shift, zp, qmin, qmax):  # type: ignore[no-untyped
 
 
 @njit(cache=True, inline="always")
-def float_lane(a, scale, zp, lo, hi):  # type: ignore[no-untyped-def]
-    """:func:`edgeai.kernels.requant.requantize_float` on an int32 lane; ``lo``/``hi`` are
-    ``float32(qmin - zp)``/``float32(qmax - zp)``."""
-    f = np.float32(a) * scale
+def _round_clamp(f, zp, lo, hi):  # type: ignore[no-untyped-def]
     f = f if f > lo else lo
     f = f if f < hi else hi
     magic = np.float32(12582912.0)  # round half to even, as requantize_float
     return np.int32(np.int32((f + magic) - magic) + zp)
+
+
+@njit(cache=True, inline="always")
+def float_lane(a, scale, zp, lo, hi):  # type: ignore[no-untyped-def]
+    """:func:`edgeai.kernels.requant.requantize_float` on an int32 lane; ``lo``/``hi`` are
+    ``float32(qmin - zp)``/``float32(qmax - zp)``."""
+    return _round_clamp(np.float32(a) * scale, zp, lo, hi)
 
 
 @njit(cache=True, inline="always")
@@ -145,6 +153,22 @@ def _segment(x, base, L, offs, wt, wb, acc, bias, mode, scale, mult, shift, pb, 
             for k in range(L):
                 a = _acc32(acc[k] + _taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
                 out[np.uint64(ob + k)] = float_lane(a, scale[np.uint64(pb + k)], zp, lo, hi)
+    elif mode == 3:  # mode 1 with the bias added in float32 (exact: the caller checked the range)
+        lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+        if last == 0:
+            for k in range(L):
+                f = _taps(x, base + k, o, wt, wc, k) + np.float32(bias[np.uint64(pb + k)])
+                out[np.uint64(ob + k)] = _round_clamp(f * scale[np.uint64(pb + k)], zp, lo, hi)
+        else:
+            for k in range(L):
+                f = acc[k] + _taps(x, base + k, o, wt, wc, k) + np.float32(bias[np.uint64(pb + k)])
+                out[np.uint64(ob + k)] = _round_clamp(f * scale[np.uint64(pb + k)], zp, lo, hi)
+    elif mode == 2 and last == 0:
+        for k in range(L):
+            a = _acc32(_taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
+            out[np.uint64(ob + k)] = fixed_point_lane(
+                a, mult[np.uint64(pb + k)], shift[np.uint64(pb + k)], zp, qmin, qmax
+            )
     elif mode == 2:
         for k in range(L):
             a = _acc32(acc[k] + _taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
@@ -278,6 +302,7 @@ def _nchw_channel(
                 for q in range(q_lo, q_hi):
                     plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(row + q * sw)] ^ flip)) - fzp
     b, sc, mu, sf = bias[c], scale[c], mult[c], shift[c]
+    fb = np.float32(b)
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
     last = offs.shape[0] - 1
     wc = wsc[c].reshape(last + 1, 9)
@@ -297,6 +322,10 @@ def _nchw_channel(
             for k in range(ow):
                 a = _acc32(acc[k] + _taps_scalar(plane, base + k, o, w), b)
                 out[np.uint64(ob + k)] = float_lane(a, sc, zp, lo, hi)
+        elif mode == 3:  # mode 1 with the bias added in float32 (exact: the caller checked the range)
+            for k in range(ow):
+                f = acc[k] + _taps_scalar(plane, base + k, o, w) + fb
+                out[np.uint64(ob + k)] = _round_clamp(f * sc, zp, lo, hi)
         elif mode == 2:
             for k in range(ow):
                 a = _acc32(acc[k] + _taps_scalar(plane, base + k, o, w), b)
