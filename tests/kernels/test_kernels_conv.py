@@ -269,13 +269,18 @@ def test_depthwise_float_kernels_match_reference(
     wt = rng.choice(np.array([-128, 127, 3], np.int8), (c, 1, kh, kw))
     w_zp = rng.integers(-128, 128, c).astype(np.int8)
     x_zp = int(rng.choice([xi.min, xi.max, 0]))
-    bias = rng.integers(-(2**31), 2**31 - 1, c, dtype=np.int64).astype(np.int32)  # wraps like the GEMM store
+    # a full-range bias wraps like the GEMM store (and keeps the int32 requant); a small one lets the
+    # ONNX mode add it to the float32 sum (mode 3)
+    wide = seed % 2 == 0
+    bias = rng.integers(-(2**31) if wide else -30000, 2**31 - 1 if wide else 30000, c, dtype=np.int64).astype(np.int32)
     geo = {"strides": (s, s), "pads": pads, "dilations": (d, d), "group": c}
     acc = conv_ref(x, x_zp, wt, w_zp, (s, s), pads, (d, d), c, bias)
     xin = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     for rq, want in _requant_cases(rng, c):
         f = prepare_conv(wt, w_zp, x_dtype=x_dtype, bias=bias, requant=rq, layout=layout, threads=threads, **geo)
         assert f.depthwise and f.float_dw == (kh * kw <= MAX_TAPS)
+        if rq is not None and rq.mode == "onnx":
+            assert f.dw_mode == (1 if wide else 3)
         got = f(xin, x_zp)
         np.testing.assert_array_equal(got if layout == "NCHW" else got.transpose(0, 3, 1, 2), want(acc))
 
