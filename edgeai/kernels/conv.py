@@ -5,7 +5,8 @@ over a padded NHWC copy of the input: for one output pixel and one kernel
 row, the ``kW * C`` input values are a contiguous run, and neighbouring
 pixels are a fixed stride apart, so the microkernel reads them in place
 (no im2col buffer). Depthwise convolution has no reduction over channels,
-so it gets its own loop over channels (contiguous in NHWC).
+so it gets its own loops: :mod:`edgeai.kernels.depthwise` (float32, up to 258
+taps) and the int16 loop here beyond that.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """INT8 2-D convolution kernels: ``prepare_conv`` packs weights once, the callable runs them.
 
 Direct convolution over a padded NHWC staging of the input (no im2col), on the GEMM tile
-drivers of :mod:`edgeai.kernels.tiles`; depthwise convolution on its own channel-vector
-loop (:mod:`edgeai.kernels.conv`). Re-exported by :mod:`edgeai.kernels.api`.
+drivers of :mod:`edgeai.kernels.tiles`; a 1x1 convolution without padding over uint8 NHWC
+input (C a multiple of 4) reads its rows in the input itself. NHWC results are stored straight
+into the caller's array, NCHW ones go through one 16x16-block byte transpose
+(:mod:`edgeai.kernels.transpose`). Depthwise convolution runs on exact float32 channel vectors
+(:mod:`edgeai.kernels.depthwise`; kernels above 258 taps on the int16 loop of
+:mod:`edgeai.kernels.conv`). Re-exported by :mod:`edgeai.kernels.api`.
 
 Example:
     >>> import numpy as np
