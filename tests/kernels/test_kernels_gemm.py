@@ -209,6 +209,26 @@ def test_gemm_requant_tflite_rounding_ties(kernel_path: str) -> None:
         np.testing.assert_array_equal(got, np.tile(want, (m, 1)))
 
 
+@pytest.mark.parametrize("m, k", [(32, 64), (63, 100), (64, 128), (97, 36)])
+def test_gemm_int8_activations_row_blocks(kernel_path: str, m: int, k: int) -> None:
+    """int8 A (taken as uint8 by x ^ 0x80, zero point + 128) over whole AMX row blocks and the rows after them."""
+    rng = np.random.default_rng(m * k)
+    n = 70
+    a = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    a[:3] = np.int8(-128)  # the ends of the range
+    a[3:6] = np.int8(127)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    bias = rng.integers(-(2**20), 2**20, n).astype(np.int32)
+    for b_zp in (np.int8(0), rng.integers(-128, 128, n).astype(np.int8)):
+        for a_zp in (-128, 5, 127):
+            acc = gemm_ref(a, a_zp, b, b_zp, bias)
+            np.testing.assert_array_equal(prepare_gemm(b, b_zp, a_dtype=np.int8, bias=bias)(a, a_zp), acc)
+        rq = Requant("onnx", np.float32(2e-5), None, None, -3, np.dtype(np.int8))
+        got = prepare_gemm(b, b_zp, a_dtype=np.int8, bias=bias, requant=rq)(a, 5)
+        want = requantize_onnx(gemm_ref(a, 5, b, b_zp, bias), np.float32(2e-5), -3, -128, 127)
+        np.testing.assert_array_equal(got, want)
+
+
 def test_gemm_saturation_worst_case(kernel_path: str) -> None:
     """a = 255 against b = -128/127 pairs: where vpmaddubsw would saturate int16 pair sums."""
     a = np.full((9, 64), 255, np.uint8)
