@@ -727,6 +727,29 @@ def test_same_padding_kernel_is_used_only_for_the_size_it_was_packed_for() -> No
         assert_same(op.run(x, *params)[0], ort_node("QLinearConv", [x, *params], attrs=attrs, opset=10)[0])
 
 
+def test_channels_last_qlinear_conv_packed_with_same_padding() -> None:
+    """com.microsoft QLinearConv with channels_last=1 declares an NHWC input: SAME pads are resolved
+    from its H and W, the kernel is packed at construction and gives ORT's (NCHW) bytes."""
+    pytest.importorskip("edgeai.kernels.api")
+    from edgeai.graph import Value
+
+    rng = np.random.default_rng(13)
+    x = rng.integers(0, 256, (1, 4, 7, 10)).astype(U8)
+    w = rng.integers(-128, 128, (6, 4, 3, 3)).astype(S8)
+    f = np.float32
+    params = [f(0.02), U8(120), w, rng.uniform(0.001, 0.01, 6).astype(f), np.zeros(6, S8), f(0.1), U8(100)]
+    attrs = {"auto_pad": "SAME_UPPER", "strides": [2, 2]}
+    want = ort_node("QLinearConv", [x, *params], attrs=attrs, opset=10)[0]
+    cls = lookup("QLinearConv", MS, 1)
+    assert cls is not None
+    values = (Value("x", np.dtype(U8), (1, 7, 10, 4)), *(Value(f"p{i}") for i in range(1, 8)))
+    ctx = OpContext("c", "QLinearConv", MS, 1, {**attrs, "channels_last": 1}, (None, *params), input_values=values)
+    op = cls(ctx)
+    assert op.nhwc_kernel is not None and op._same_spatial == (7, 10)
+    got = op.run(np.ascontiguousarray(np.moveaxis(x, 1, -1)), *params)[0]
+    assert_same(np.moveaxis(got, -1, 1), want)
+
+
 def test_kernels_run_parallel_only_for_enough_work() -> None:
     """With threads=2, a convolution packed at construction gets a second thread only when one call
     has at least 2 * MACS_PER_THREAD multiply-adds; the bytes are the same either way."""

@@ -178,6 +178,8 @@ class QLinearConv(_IntegerConv):
         if len(strides) != 2 or len(dilations) != 2 or min(strides + dilations) < 1:
             return
         shape = getattr(ctx.input_values[0], "shape", None) if ctx.input_values else None
+        if shape is not None and len(shape) == 4 and int(ctx.attr("channels_last", 0)):
+            shape = (shape[0], shape[3], shape[1], shape[2])  # com.microsoft channels_last: NHWC declared
         static = shape is not None and len(shape) == 4 and all(isinstance(d, int) for d in shape[2:])
         spatial: Any = shape[2:] if static else (0, 0)
         if self.auto_pad not in ("NOTSET", "", "VALID") and not static:
