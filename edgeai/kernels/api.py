@@ -45,6 +45,7 @@ __all__ = [
 
 _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 _AMX_CONFIG: np.ndarray | None = None
+_ROW_SUMS: Any = None
 
 
 class KernelArgumentError(KernelError):
@@ -224,10 +225,11 @@ class _Packed:
 
 
 def _entry(code: int, threads: int) -> Any:
-    from edgeai.kernels.tiles import AMX_CONFIG, ENTRY_PARALLEL, ENTRY_SERIAL
+    from edgeai.kernels.tiles import AMX_CONFIG, ENTRY_PARALLEL, ENTRY_SERIAL, row_sums
 
-    global _AMX_CONFIG
+    global _AMX_CONFIG, _ROW_SUMS
     _AMX_CONFIG = AMX_CONFIG  # bound here, once: an import in the per-call path costs microseconds
+    _ROW_SUMS = row_sums
 
     return (ENTRY_PARALLEL if threads > 1 else ENTRY_SERIAL)[code]
 
@@ -339,7 +341,8 @@ class GemmKernel:
             plan = self._plan(m, lda, azp)
         mid, rowsum, post = plan
         if self.pk.has_bz:
-            rowsum = a[:, : self.k].sum(axis=1, dtype=np.int32)  # |sum| < 2**31 for K < 2**23
+            rowsum = np.empty(m, np.int32)
+            _ROW_SUMS(a.reshape(-1), m, self.k, lda, rowsum)  # |sum| < 2**31 for K < 2**23
         if self.amx:
             args = (_AMX_CONFIG, a.reshape(-1), *mid, rowsum, *post, out.reshape(-1), 0, self.n, 1)
         else:

@@ -27,7 +27,7 @@ from numba.extending import overload
 
 from edgeai.kernels.requant import requantize_fixed_point_branchless, requantize_float
 
-__all__ = ["KIND_CODES", "KIND_TILE", "drive_parallel", "drive_serial"]
+__all__ = ["KIND_CODES", "KIND_TILE", "drive_parallel", "drive_serial", "row_sums"]
 
 # kind code -> (microkernel kind name or "portable", MR, NR)
 KIND_CODES = {"vnni": 0, "avx2_7bit": 1, "avx2_i16": 2, "portable": 3, "amx": 4}
@@ -106,6 +106,19 @@ def _tile_overload(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  #
         mk(a, rowoff, segoff, nseg, seglen, bp, boff, c)
 
     return impl
+
+
+@njit(cache=True)
+def row_sums(a: np.ndarray, m: int, k: int, lda: int, out: np.ndarray) -> None:
+    """``out[i] = sum(a[i * lda : i * lda + k])`` in int32 (exact for K < 2**23): the row term of the
+    zero-point correction. A widening reduction LLVM vectorizes; numpy's ``sum(axis=1, dtype=int32)``
+    over uint8 rows was 4-6x slower here (3136 x 288: 279 -> 49 us)."""
+    for i in range(m):
+        row = a[i * lda : i * lda + k]
+        s = np.int32(0)
+        for j in range(k):
+            s += np.int32(row[j])
+        out[i] = s
 
 
 @njit(cache=True, inline="always")
