@@ -232,10 +232,12 @@ class ConvKernel:
             band = np.empty((nb, self.sw * rstride * wq * self.m), np.float32)
             acc = np.zeros((nb, wrow), np.float32)  # stays zero with a single chunk of taps
             bias, scale, mult, shift = self.tiled
+            pair = self.kh == 3 and self.kw == 3 and self.sh == self.dh  # two output rows per pass
             for n in range(xu.shape[0]):
                 args = (
                     xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, span_h, rb, rstride, wq, oh, ow, self.bpx,
-                    offs, self.wt, bias, self.dw_mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
+                    pair, offs, self.wt, bias, self.dw_mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat,
+                    n * per_image,
                 )  # fmt: skip
                 if parallel:
                     dwk.depthwise_nhwc_parallel(*args, band, acc)
