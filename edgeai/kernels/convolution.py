@@ -226,13 +226,13 @@ class ConvKernel:
         wrow = dwk.WROW
         ep, flat, per_image = self.ep, out.reshape(-1), oh * ow * self.m
         parallel = self.threads > 1
+        pair = self.kh == 3 and self.kw == 3 and self.sh == self.dh  # two output rows per pass
         if self.nhwc:
             span_h, rb, rstride, wq, offs = self._depthwise_geometry(hp, wp, oh)
             nb = -(-oh // rb) if parallel else 1
             band = np.empty((nb, self.sw * rstride * wq * self.m), np.float32)
             acc = np.zeros((nb, wrow), np.float32)  # stays zero with a single chunk of taps
             bias, scale, mult, shift = self.tiled
-            pair = self.kh == 3 and self.kw == 3 and self.sh == self.dh  # two output rows per pass
             for n in range(xu.shape[0]):
                 args = (
                     xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, span_h, rb, rstride, wq, oh, ow, self.bpx,
@@ -251,7 +251,7 @@ class ConvKernel:
         bias, scale, mult, shift = self.params
         for n in range(xu.shape[0]):
             args = (
-                xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, hp, wq, oh, ow, offs, self.wsc,
+                xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, hp, wq, oh, ow, pair, offs, self.wsc,
                 bias, self.dw_mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
             )  # fmt: skip
             if parallel:

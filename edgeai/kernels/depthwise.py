@@ -195,6 +195,18 @@ def _pair_sums(x, b, d, c0, c1, c2, wt, k):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
+def _pair_sums_scalar(x, b, d, c0, c1, c2, w):  # type: ignore[no-untyped-def]
+    # as _pair_sums with the nine weights scalars (an NCHW plane)
+    a0, a1, a2 = x[np.uint64(b + c0)], x[np.uint64(b + c1)], x[np.uint64(b + c2)]
+    b0, b1, b2 = x[np.uint64(b + d + c0)], x[np.uint64(b + d + c1)], x[np.uint64(b + d + c2)]
+    e0, e1, e2 = x[np.uint64(b + 2 * d + c0)], x[np.uint64(b + 2 * d + c1)], x[np.uint64(b + 2 * d + c2)]
+    g0, g1, g2 = x[np.uint64(b + 3 * d + c0)], x[np.uint64(b + 3 * d + c1)], x[np.uint64(b + 3 * d + c2)]
+    s = a0 * w[0] + a1 * w[1] + a2 * w[2] + b0 * w[3] + b1 * w[4] + b2 * w[5] + e0 * w[6] + e1 * w[7] + e2 * w[8]
+    t = b0 * w[0] + b1 * w[1] + b2 * w[2] + e0 * w[3] + e1 * w[4] + e2 * w[5] + g0 * w[6] + g1 * w[7] + g2 * w[8]
+    return s, t
+
+
+@njit(cache=True, inline="always")
 def _segment_pair(x, base, L, d, c0, c1, c2, wt, bias, mode, scale, mult, shift, zp, qmin, qmax, out, ob, ob2):  # type: ignore[no-untyped-def]
     # two output rows of a 3x3 kernel whose row step equals the output row step (d elements): the four
     # input rows' runs and the nine weights are loaded once for both rows (a quarter fewer loads)
@@ -336,7 +348,7 @@ def depthwise_nhwc_parallel(
 
 @njit(cache=True, inline="always")
 def _nchw_channel(
-    x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
+    x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
     out, obase, plane, acc,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     h_in, w_in = x.shape[2], x.shape[3]
@@ -362,7 +374,37 @@ def _nchw_channel(
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
     last = offs.shape[0] - 1
     wc = wsc[c].reshape(last + 1, 9)
-    for oy in range(oh):
+    y = 0
+    if pair and last == 0:  # 3x3, row step = output row step: two output rows per pass
+        d = offs[0, 3] - offs[0, 0]
+        c0, c1, c2 = offs[0, 0], offs[0, 1], offs[0, 2]
+        w = _chunk(wc, 0)
+        while y + 1 < oh:
+            base = y * sh * wq
+            ob = obase + (c * oh + y) * ow
+            ob2 = ob + ow
+            if mode == 3:
+                for k in range(ow):
+                    s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
+                    out[np.uint64(ob + k)] = _round_clamp((s + fb) * sc, zp, lo, hi)
+                    out[np.uint64(ob2 + k)] = _round_clamp((t + fb) * sc, zp, lo, hi)
+            elif mode == 1:
+                for k in range(ow):
+                    s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
+                    out[np.uint64(ob + k)] = float_lane(_acc32(s, b), sc, zp, lo, hi)
+                    out[np.uint64(ob2 + k)] = float_lane(_acc32(t, b), sc, zp, lo, hi)
+            elif mode == 2:
+                for k in range(ow):
+                    s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
+                    out[np.uint64(ob + k)] = fixed_point_lane(_acc32(s, b), mu, sf, zp, qmin, qmax)
+                    out[np.uint64(ob2 + k)] = fixed_point_lane(_acc32(t, b), mu, sf, zp, qmin, qmax)
+            else:
+                for k in range(ow):
+                    s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
+                    out[np.uint64(ob + k)] = _acc32(s, b)
+                    out[np.uint64(ob2 + k)] = _acc32(t, b)
+            y += 2
+    for oy in range(y, oh):
         base = oy * sh * wq
         ob = obase + (c * oh + oy) * ow
         for ci in range(last):
@@ -393,7 +435,7 @@ def _nchw_channel(
 
 @njit(cache=True, fastmath={"contract"})
 def depthwise_nchw(
-    x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
+    x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
     out, obase, plane, acc,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     """Depthwise convolution of NCHW image ``n`` into ``out[obase:]`` (NCHW), one channel plane at a time.
@@ -401,18 +443,19 @@ def depthwise_nchw(
     ``plane`` holds ``sw * hp * wq`` float32 (the padded plane split into ``sw`` column phases),
     zero on entry (only the image part is written, the padding stays zero),
     ``acc`` ``ow`` float32; ``offs`` [chunks, 9] are the taps' offsets in ``plane``, ``wsc``
-    [M, chunks * 9] the weights ``w - w_zp`` (zero for the padding taps of the last chunk).
+    [M, chunks * 9] the weights ``w - w_zp`` (zero for the padding taps of the last chunk). With
+    ``pair`` (a 3x3 kernel whose dilation equals its stride), two output rows per pass.
     """
     for c in range(x.shape[1]):
         _nchw_channel(
-            x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin,
-            qmax, out, obase, plane, acc,
+            x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp,
+            qmin, qmax, out, obase, plane, acc,
         )  # fmt: skip
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
 def depthwise_nchw_parallel(
-    x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
+    x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
     out, obase, plane, acc,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     """As :func:`depthwise_nchw`, channels in parallel (``plane`` and ``acc`` carry one row per chunk of channels)."""
@@ -421,6 +464,6 @@ def depthwise_nchw_parallel(
     for t in prange(nt):
         for c in range(t * C // nt, (t + 1) * C // nt):
             _nchw_channel(
-                x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, offs, wsc, bias, mode, scale, mult, shift, zp,
+                x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp,
                 qmin, qmax, out, obase, plane[t], acc[t],
             )  # fmt: skip

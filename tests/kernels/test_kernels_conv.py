@@ -412,15 +412,17 @@ def test_transpose_bytes_matches_numpy(rows: int, cols: int, extra: int, seed: i
 
 
 @pytest.mark.parametrize(("s", "c", "h", "w"), [(1, 64, 37, 100), (1, 8, 6, 9), (2, 64, 41, 99), (1, 5, 1, 4)])
-def test_depthwise_nhwc_two_rows_per_pass(s: int, c: int, h: int, w: int) -> None:
-    """3x3 with dilation = stride computes two output rows per pass (several bands, odd band tails)."""
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_depthwise_two_rows_per_pass(s: int, c: int, h: int, w: int, layout: str) -> None:
+    """3x3 with dilation = stride computes two output rows per pass (NHWC: several bands, odd band tails;
+    NCHW: odd plane heights)."""
     rng = np.random.default_rng(c * h)
     x = rng.integers(0, 256, (1, c, h, w)).astype(np.uint8)
     wt = rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8)
     bias = rng.integers(-30000, 30000, c).astype(np.int32)
     geo = {"strides": (s, s), "pads": (1, 1, 1, 1), "dilations": (s, s), "group": c}
     acc = conv_ref(x, 99, wt, 3, (s, s), (1, 1, 1, 1), (s, s), c, bias)
-    xin = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    xin = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     for rq, want in _requant_cases(rng, c):
-        f = prepare_conv(wt, 3, x_dtype=np.uint8, bias=bias, requant=rq, layout="NHWC", **geo)
-        np.testing.assert_array_equal(f(xin, 99).transpose(0, 3, 1, 2), want(acc))
+        got = prepare_conv(wt, 3, x_dtype=np.uint8, bias=bias, requant=rq, layout=layout, **geo)(xin, 99)
+        np.testing.assert_array_equal(got if layout == "NCHW" else got.transpose(0, 3, 1, 2), want(acc))
