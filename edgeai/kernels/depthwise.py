@@ -269,7 +269,7 @@ def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, flip, sw, wq, band): 
                         band[np.uint64(d + c)] = np.float32(np.int32(src[s0 + c] ^ flip)) - fzp
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath={"contract"})
 def _nhwc_band(
     x, n, y0, y1, pt, pl, xzp, flip, sh, sw, span_h, rstride, wq, bpx, pair, offs, wt, bias, mode, scale, mult, shift,
     zp, qmin, qmax, out, obase, ow, band, acc,
@@ -281,25 +281,56 @@ def _nhwc_band(
     wblk = offs.shape[0] * 9 * WROW
     y = y0
     if pair and nblk == 1:  # 3x3, row step = output row step: two output rows per pass
-        d = offs[0, 3] - offs[0, 0]
-        c0, c1, c2 = offs[0, 0], offs[0, 1], offs[0, 2]
-        while y + 1 < y1:
-            for ox0 in range(0, ow, bpx):
-                base = ((y - y0) * sh * wq + ox0) * C
-                ob = obase + (y * ow + ox0) * C
-                _segment_pair(
-                    band, base, min(bpx, ow - ox0) * C, d, c0, c1, c2, wt, bias, mode, scale, mult, shift, zp, qmin,
-                    qmax, out, ob, ob + ow * C,
-                )  # fmt: skip
-            y += 2
+        y = _rows_pair(band, y0, y1, sh, wq, C, ow, bpx, offs, wt, bias, mode, scale, mult, shift, zp, qmin, qmax, out,
+                       obase)  # fmt: skip
+    if nblk == 1:
+        _rows(band, y, y1, y0, sh, wq, C, ow, bpx, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out,
+              obase)  # fmt: skip
+    else:
+        _rows_blocked(band, y, y1, y0, sh, wq, C, ow, bpx, nblk, wblk, offs, wt, acc, bias, mode, scale, mult, shift,
+                      zp, qmin, qmax, out, obase)  # fmt: skip
+
+
+# The row loops are separate functions (not inlined): each is optimized once and shared by the
+# serial and parallel drivers; one function holding all three took LLVM over a minute to compile.
+@njit(cache=True, fastmath={"contract"})
+def _rows_pair(band, y0, y1, sh, wq, C, ow, bpx, offs, wt, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase):  # type: ignore[no-untyped-def]
+    d = offs[0, 3] - offs[0, 0]
+    c0, c1, c2 = offs[0, 0], offs[0, 1], offs[0, 2]
+    y = y0
+    while y + 1 < y1:
+        for ox0 in range(0, ow, bpx):
+            base = ((y - y0) * sh * wq + ox0) * C
+            ob = obase + (y * ow + ox0) * C
+            _segment_pair(
+                band, base, min(bpx, ow - ox0) * C, d, c0, c1, c2, wt, bias, mode, scale, mult, shift, zp, qmin,
+                qmax, out, ob, ob + ow * C,
+            )  # fmt: skip
+        y += 2
+    return y
+
+
+@njit(cache=True, fastmath={"contract"})
+def _rows(
+    band, y, y1, y0, sh, wq, C, ow, bpx, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase
+):  # type: ignore[no-untyped-def]  # fmt: skip
     for oy in range(y, y1):
         for ox0 in range(0, ow, bpx):
             base = ((oy - y0) * sh * wq + ox0) * C
             ob = obase + (oy * ow + ox0) * C
-            if nblk == 1:
-                L = min(bpx, ow - ox0) * C
-                _segment(band, base, L, offs, wt, 0, acc, bias, mode, scale, mult, shift, 0, zp, qmin, qmax, out, ob)
-                continue
+            L = min(bpx, ow - ox0) * C
+            _segment(band, base, L, offs, wt, 0, acc, bias, mode, scale, mult, shift, 0, zp, qmin, qmax, out, ob)
+
+
+@njit(cache=True, fastmath={"contract"})
+def _rows_blocked(
+    band, y, y1, y0, sh, wq, C, ow, bpx, nblk, wblk, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax,
+    out, obase,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    for oy in range(y, y1):
+        for ox0 in range(0, ow, bpx):
+            base = ((oy - y0) * sh * wq + ox0) * C
+            ob = obase + (oy * ow + ox0) * C
             for cb in range(nblk):
                 L = min(WROW, C - cb * WROW)
                 c0 = cb * WROW
@@ -346,7 +377,7 @@ def depthwise_nhwc_parallel(
         )  # fmt: skip
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath={"contract"})
 def _nchw_channel(
     x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
     out, obase, plane, acc,
