@@ -28,6 +28,7 @@ import numpy as np
 from numba.extending import register_jitable
 
 __all__ = [
+    "multiply_by_quantized_multiplier_branchless",
     "requantize_fixed_point",
     "requantize_fixed_point_branchless",
     "requantize_float",
@@ -79,11 +80,12 @@ def requantize_fixed_point(acc: int, multiplier: int, shift: int, zp: int, qmin:
 
 
 @register_jitable
-def requantize_fixed_point_branchless(acc: int, multiplier: int, shift: int, zp: int, qmin: int, qmax: int) -> int:
-    """:func:`requantize_fixed_point` without branches, so that a loop over it vectorizes.
+def multiply_by_quantized_multiplier_branchless(acc: int, multiplier: int, shift: int) -> int:
+    """TFLite's ``MultiplyByQuantizedMultiplier`` (gemmlowp double rounding) without branches.
 
-    The same integers for every int32 ``acc`` and ``multiplier`` and ``shift`` in [-31, 30]
-    (the tests compare both over the edge cases). int64 arithmetic throughout:
+    The same integers as :func:`rounding_divide_by_pot` of :func:`srdhm` for every int32 ``acc``
+    and ``multiplier`` and ``shift`` in [-31, 30] (the tests compare both over the edge cases),
+    so that a loop over it vectorizes. int64 arithmetic throughout:
 
     * the left shift wraps in int32 as in TFLite (``int32(acc << left)``);
     * SaturatingRoundingDoublingHighMul: the nudge is chosen by the sign mask, the division by
@@ -93,8 +95,8 @@ def requantize_fixed_point_branchless(acc: int, multiplier: int, shift: int, zp:
     * RoundingDivideByPOT: the threshold gains 1 for negative values through the sign bit.
 
     Example:
-        >>> int(requantize_fixed_point_branchless(1000, 1 << 30, -5, 3, 0, 255))
-        19
+        >>> int(multiply_by_quantized_multiplier_branchless(1000, 1 << 30, -5))  # 1000 * 0.5 / 32
+        16
     """
     s = np.int64(shift)
     left = s & ~(s >> 63)  # max(shift, 0)
@@ -107,7 +109,20 @@ def requantize_fixed_point_branchless(acc: int, multiplier: int, shift: int, zp:
     q = min(q, np.int64(_I32_MAX))
     mask = (np.int64(1) << right) - 1
     threshold = (mask >> 1) + ((q >> 63) & 1)
-    v = (q >> right) + np.int64((q & mask) > threshold) + zp
+    return (q >> right) + np.int64((q & mask) > threshold)
+
+
+@register_jitable
+def requantize_fixed_point_branchless(acc: int, multiplier: int, shift: int, zp: int, qmin: int, qmax: int) -> int:
+    """:func:`requantize_fixed_point` without branches, so that a loop over it vectorizes.
+
+    :func:`multiply_by_quantized_multiplier_branchless` plus the zero point, clamped.
+
+    Example:
+        >>> int(requantize_fixed_point_branchless(1000, 1 << 30, -5, 3, 0, 255))
+        19
+    """
+    v = multiply_by_quantized_multiplier_branchless(acc, multiplier, shift) + zp
     return min(max(v, qmin), qmax)
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from edgeai.kernels.requant import multiply_by_quantized_multiplier_branchless
+
 __all__ = [
     "add_table",
     "fully_connected_rows",
@@ -31,28 +33,8 @@ __all__ = [
     "requant_rows",
 ]
 
-_I32_MAX = np.int64(2**31 - 1)
-
-
-@njit(cache=True, inline="always")
-def mbqm_double(acc: int, m: int, shift: int) -> int:
-    """TFLite's gemmlowp ``MultiplyByQuantizedMultiplier`` without branches (so loops over it vectorize).
-
-    The left shift wraps in int32 as in TFLite's C++; SaturatingRoundingDoublingHighMul's
-    nudge is picked by the sign of the product and the division by ``2**31`` truncates
-    toward zero; RoundingDivideByPOT rounds half away from zero. The one overflow of the
-    high multiply (``INT32_MIN * INT32_MIN``) is the one result above ``INT32_MAX``.
-    """
-    s = np.int64(shift)
-    left = max(s, np.int64(0))
-    right = max(-s, np.int64(0))
-    x = np.int64(np.int32(np.int64(acc) << left))
-    ab = x * np.int64(m)
-    t = ab + (np.int64(1 << 30) - ((ab >> 63) & _I32_MAX))  # + 2**30, or + 1 - 2**30 when negative
-    q = min((t + ((t >> 63) & _I32_MAX)) >> 31, _I32_MAX)  # truncating division by 2**31, saturated
-    mask = (np.int64(1) << right) - 1
-    threshold = (mask >> 1) + ((q >> 63) & 1)
-    return (q >> right) + np.int64((q & mask) > threshold)
+# TFLite's gemmlowp MultiplyByQuantizedMultiplier (double rounding), branch-free: the kernels' own
+mbqm_double = multiply_by_quantized_multiplier_branchless
 
 
 @njit(cache=True, inline="always")
