@@ -36,6 +36,11 @@ _NAMES = {v: k for k, v in KIND_CODES.items()}
 
 MODE_INT32, MODE_FLOAT, MODE_FIXED = 0, 1, 2
 
+# The tile loops and everything they call run without numba's reference counting: each array
+# view or argument of a non-inlined call otherwise costs an atomic incref/decref pair, which was
+# most of the per-row and per-tile time of small-K GEMMs. Their scratch comes from the callers.
+_NO_NRT = {"_nrt": False}
+
 
 @functools.cache
 def _microkernel(code: int, rows: int) -> Any:
@@ -44,7 +49,7 @@ def _microkernel(code: int, rows: int) -> Any:
     return make_microkernel(_NAMES[code], rows)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _tile_portable(
     rows: int,
     a: np.ndarray,
@@ -86,7 +91,7 @@ def _tile(
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_tile, prefer_literal=True)
+@overload(_tile, prefer_literal=True, jit_options=_NO_NRT)
 def _tile_overload(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
     # (no annotations: numba compares the overload's parameters with the implementation's)
     if not isinstance(code, types.IntegerLiteral) or not isinstance(rows, types.IntegerLiteral):
@@ -108,7 +113,7 @@ def _tile_overload(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  #
     return impl
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def row_sums(a: np.ndarray, m: int, k: int, lda: int, out: np.ndarray) -> None:
     """``out[i] = sum(a[i * lda : i * lda + k])`` in int32 (exact for K < 2**23): the row term of the
     zero-point correction. A widening reduction LLVM vectorizes; numpy's ``sum(axis=1, dtype=int32)``
@@ -220,7 +225,7 @@ def _store_fast(
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_store_fast, prefer_literal=True)
+@overload(_store_fast, prefer_literal=True, jit_options=_NO_NRT)
 def _store_fast_overload(
     code, c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
 ):  # type: ignore[no-untyped-def]
@@ -340,9 +345,11 @@ def _store_fast_overload(
     return impl
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _drive_block(
     code,
+    c,
+    ro,
     a,
     rowoffs,
     segoff,
@@ -373,8 +380,6 @@ def _drive_block(
 ):  # type: ignore[no-untyped-def]
     numba.literally(code)
     MR, NR = _tile_shape(code)
-    c = np.empty((MR, NR), np.int32)
-    ro = np.empty(MR, np.int64)
     for mb in range(m_lo, m_hi, mc):
         me = min(mb + mc, m_hi)
         for p in range(p_lo, p_hi):
@@ -460,8 +465,11 @@ def drive_serial(
     """Run every tile of ``M`` rows x ``N`` columns on the calling thread."""
     numba.literally(code)
     npanels = (N + KIND_TILE_NR(code) - 1) // KIND_TILE_NR(code)
+    MR, NR = _tile_shape(code)
     _drive_block(
         code,
+        np.empty((MR, NR), np.int32),
+        np.empty(MR, np.int64),
         a,
         rowoffs,
         segoff,
@@ -534,8 +542,8 @@ def drive_parallel(
 ):  # type: ignore[no-untyped-def]
     """Split the tiles into (row block, panel) work items over numba's threads (one region per call)."""
     numba.literally(code)
-    nr = KIND_TILE_NR(code)
-    npanels = (N + nr - 1) // nr
+    MR, NR = _tile_shape(code)
+    npanels = (N + NR - 1) // NR
     nmb = (M + mc - 1) // mc
     for item in prange(nmb * npanels):
         it = np.int64(item)  # prange indices are unsigned: int64 keeps the arithmetic integral
@@ -543,6 +551,8 @@ def drive_parallel(
         p = it - mb * npanels
         _drive_block(
             code,
+            np.empty((MR, NR), np.int32),
+            np.empty(MR, np.int64),
             a,
             rowoffs,
             segoff,
@@ -1045,7 +1055,7 @@ def _amx_tile(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: i
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_amx_tile)
+@overload(_amx_tile, jit_options=_NO_NRT)
 def _amx_tile_overload(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
     mk = _amx_microkernel()[0]
 
@@ -1059,7 +1069,7 @@ def _amx_compute(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff):  # type: i
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_amx_compute)
+@overload(_amx_compute, jit_options=_NO_NRT)
 def _amx_compute_overload(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff):  # type: ignore[no-untyped-def]
     mk = _amx_microkernel()[2]
 
@@ -1073,7 +1083,7 @@ def _amx_save(c):  # type: ignore[no-untyped-def]
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_amx_save)
+@overload(_amx_save, jit_options=_NO_NRT)
 def _amx_save_overload(c):  # type: ignore[no-untyped-def]
     save = _amx_microkernel()[3]
 
@@ -1087,7 +1097,7 @@ def _amx_release():  # type: ignore[no-untyped-def]
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_amx_release)
+@overload(_amx_release, jit_options=_NO_NRT)
 def _amx_release_overload():  # type: ignore[no-untyped-def]
     rel = _amx_microkernel()[1]
 
@@ -1097,8 +1107,12 @@ def _amx_release_overload():  # type: ignore[no-untyped-def]
     return impl
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _drive_block_amx(
+    c,
+    cv,
+    ro,
+    nocfg,
     cfg,
     a,
     rowoffs,
@@ -1135,10 +1149,8 @@ def _drive_block_amx(
     # block on the VNNI microkernel, which reads the same packed panels.
     # Software pipelined: the AMX unit computes tile t+1 while the vector epilogue stores tile t
     # (the products run asynchronously once issued), then tile t+1 is saved to the scratch.
-    c = np.empty((32, 32), np.int32)  # the AMX tile whose store is pending
-    cv = np.empty((8, 32), np.int32)  # VNNI tiles
-    ro = np.empty(8, np.int64)
-    nocfg = np.zeros_like(cfg)  # palette 0: "already configured", skip ldtilecfg
+    # c: [32, 32] int32, the AMX tile whose store is pending; cv: [8, 32] int32, VNNI tiles;
+    # ro: [8] int64; nocfg: zeros like cfg (palette 0: "already configured", skip ldtilecfg)
     tcfg = cfg
     configured = False
     pending = False
@@ -1245,6 +1257,10 @@ def serial_amx(
     """AMX GEMM on the calling thread (``a`` rows at the uniform stride ``lda``; K runs padded to 64)."""
     npanels = (N + 31) // 32
     _drive_block_amx(
+        np.empty((32, 32), np.int32),
+        np.empty((8, 32), np.int32),
+        np.empty(8, np.int64),
+        np.zeros_like(cfg),
         cfg,
         a,
         rowoffs,
@@ -1318,6 +1334,10 @@ def parallel_amx(
         mb = it // npanels
         p = it - mb * npanels
         _drive_block_amx(
+            np.empty((32, 32), np.int32),
+            np.empty((8, 32), np.int32),
+            np.empty(8, np.int64),
+            np.zeros_like(cfg),
             cfg,
             a,
             rowoffs,
