@@ -41,6 +41,7 @@ _INTS = ("int8", "uint8", "int16", "uint16", "int4", "uint4", "int2", "uint2")
 _FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
 _FLOAT4 = ("float4_e2m1fn",)
 _QTYPES = _INTS + _FLOAT8 + _FLOAT4
+_F32 = np.dtype(np.float32)
 
 
 def quantize_onnx(
@@ -106,21 +107,39 @@ class QuantizeLinear(_QParams):
             raise unsupported(ctx, "the precision attribute")
         self.saturate = bool(int(ctx.attr("saturate", 1)))
         # per-tensor constant scale and 8-bit zero point, ONNX mode: one numba loop over float32 input
-        self._per_tensor = _per_tensor_8bit(ctx) if ctx.requant_mode == "onnx" and self.block_size == 0 else None
+        self._per_tensor: tuple[np.ndarray, np.dtype[Any]] | None = None
+        """``(float32 [scale, qmin - zp, qmax - zp, zp], output dtype)`` of the per-tensor fast path."""
+        fast = _per_tensor_8bit(ctx) if ctx.requant_mode == "onnx" and self.block_size == 0 else None
+        if fast is not None:
+            scale, zp = fast
+            qmin, qmax = qrange(zp.dtype)
+            params = np.array([scale, qmin - int(zp), qmax - int(zp), int(zp)], _F32)
+            self._per_tensor = (params, zp.dtype)
 
     def run(self, x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
         fast = self._per_tensor
-        if fast is not None and type(x) is np.ndarray and x.dtype == np.float32:
-            scale, zp = fast
-            qmin, qmax = qrange(zp.dtype)
+        if fast is not None and type(x) is np.ndarray and x.dtype == _F32:
+            params, dtype = fast
             if self.nhwc_views and x.ndim == 4 and x.flags.c_contiguous:
                 # an NCHW graph input read by convolutions: written NHWC here (the NHWC kernels
                 # would otherwise copy the NCHW bytes into NHWC, a slow strided copy for few channels)
-                out = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), zp.dtype)
-                _quantize_8bit_nchw_to_nhwc(x, scale, np.float32(qmin), np.float32(qmax), int(zp), out)
+                out = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), dtype)
+                _quantize_8bit_nchw_to_nhwc(x, params, out)
                 return (out.transpose(0, 3, 1, 2),)
-            y = _elementwise(x, zp.dtype, _quantize_8bit, scale, np.float32(qmin), np.float32(qmax), int(zp))
-            return (y if self.nhwc_views else np.ascontiguousarray(y),)
+            if x.flags.c_contiguous:
+                out = np.empty(x.shape, dtype)
+                _quantize_8bit(x, params, out)
+                return (out,)
+            base = nhwc_base(x)
+            if base is not None:  # an NCHW view of an NHWC array: walked in memory order
+                out = np.empty(base.shape, dtype)
+                _quantize_8bit(base, params, out)
+                out = out.transpose(0, 3, 1, 2)
+                return (out if self.nhwc_views else np.ascontiguousarray(out),)
+            x = np.ascontiguousarray(x)
+            out = np.empty(x.shape, dtype)
+            _quantize_8bit(x, params, out)
+            return (out,)
         x = c_order(np.asarray(x))
         if y_zero_point is not None:
             out_dtype = np.asarray(y_zero_point).dtype
@@ -153,18 +172,32 @@ class DequantizeLinear(_QParams):
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         fast = _per_tensor_8bit(ctx) if self.block_size == 0 and self.attr_dtype in (None, np.float32) else None
-        self._per_tensor = fast
+        self._per_tensor: tuple[np.ndarray, np.dtype[Any]] | None = None
+        """``(float32 [scale, zp], input dtype)`` of the per-tensor fast path."""
+        if fast is not None:
+            self._per_tensor = (np.array([fast[0], int(fast[1])], _F32), fast[1].dtype)
 
     def run(self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
         fast = self._per_tensor
-        if fast is not None and type(x) is np.ndarray and x.dtype == fast[1].dtype:
-            base = None if self.nhwc_views else nhwc_base(x)
-            if base is not None:  # an NHWC result going to NCHW readers: written NCHW here
-                out = np.empty(x.shape, np.float32)
-                _dequantize_8bit_nhwc_to_nchw(base, fast[0], int(fast[1]), out)
+        if fast is not None and type(x) is np.ndarray and x.dtype == fast[1]:
+            params = fast[0]
+            if x.flags.c_contiguous:
+                out = np.empty(x.shape, _F32)
+                _dequantize_8bit(x, params, out)
                 return (out,)
-            y = _elementwise(x, np.float32, _dequantize_8bit, fast[0], int(fast[1]))
-            return (y if self.nhwc_views else np.ascontiguousarray(y),)
+            base = nhwc_base(x)
+            if base is not None:
+                if self.nhwc_views:  # NHWC readers: the same layout, walked in memory order
+                    out = np.empty(base.shape, _F32)
+                    _dequantize_8bit(base, params, out)
+                    return (out.transpose(0, 3, 1, 2),)
+                out = np.empty(x.shape, _F32)  # an NHWC result going to NCHW readers: written NCHW here
+                _dequantize_8bit_nhwc_to_nchw(base, params, out)
+                return (out,)
+            x = np.ascontiguousarray(x)
+            out = np.empty(x.shape, _F32)
+            _dequantize_8bit(x, params, out)
+            return (out,)
         x = c_order(np.asarray(x))
         check_int_dtype(self.ctx, x, "input", (*_QTYPES, "int32"))
         if x.dtype == np.int32 and x_zero_point is not None and np.any(np.asarray(x_zero_point) != 0):
@@ -197,40 +230,25 @@ def _per_tensor_8bit(ctx: OpContext) -> tuple[np.float32, np.ndarray] | None:
     return np.float32(scale.reshape(())), zp.reshape(())
 
 
-def _elementwise(x: np.ndarray, out_dtype: Any, kernel: Any, *params: Any) -> np.ndarray:
-    """``kernel(x_flat, *params, out_flat)`` over ``x`` in memory order; an NCHW view of an NHWC
-    array gives a view of the same kind."""
-    base = nhwc_base(x)
-    if base is not None:
-        out = np.empty(base.shape, out_dtype)
-        kernel(base.reshape(-1), *params, out.reshape(-1))
-        return out.transpose(0, 3, 1, 2)
-    x = np.ascontiguousarray(x)
-    out = np.empty(x.shape, out_dtype)
-    kernel(x.reshape(-1), *params, out.reshape(-1))
-    return out
-
-
 @njit(cache=True, nogil=True)
-def _quantize_8bit(x: np.ndarray, scale: np.float32, lo: np.float32, hi: np.float32, zp: int, out: np.ndarray) -> None:
-    """:func:`quantize_onnx` per element: float32 divide, NaN to ``qmin``, clamp, round half to even.
-
-    ``lo``/``hi`` are ``qmin``/``qmax``; the clamp bounds are ``qmin - zp`` and ``qmax - zp``."""
-    vlo, vhi = np.float32(lo - zp), np.float32(hi - zp)
-    for i in range(x.size):
-        v = x[i] / scale
+def _quantize_8bit(x: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
+    """:func:`quantize_onnx` per element of C-contiguous ``x`` into ``out`` (same shape): float32
+    divide, NaN to ``qmin``, clamp, round half to even. ``params``: ``[scale, qmin - zp, qmax - zp, zp]``
+    (one float32 array: numba's dispatcher types one array faster than four scalars)."""
+    xf, of = x.reshape(x.size), out.reshape(out.size)
+    scale, vlo, vhi, zp = params[0], params[1], params[2], np.int32(params[3])
+    for i in range(xf.size):
+        v = xf[i] / scale
         if v != v:
             v = vlo
         v = min(max(v, vlo), vhi)
-        out[i] = np.int32(np.rint(v)) + zp
+        of[i] = np.int32(np.rint(v)) + zp
 
 
 @njit(cache=True, nogil=True)
-def _quantize_8bit_nchw_to_nhwc(
-    x: np.ndarray, scale: np.float32, lo: np.float32, hi: np.float32, zp: int, out: np.ndarray
-) -> None:
+def _quantize_8bit_nchw_to_nhwc(x: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
     """:func:`_quantize_8bit` from an NCHW ``x`` into an NHWC ``out``."""
-    vlo, vhi = np.float32(lo - zp), np.float32(hi - zp)
+    scale, vlo, vhi, zp = params[0], params[1], params[2], np.int32(params[3])
     nb, c, h, w = x.shape
     row = np.empty(w, np.int32)
     for n in range(nb):
@@ -247,10 +265,12 @@ def _quantize_8bit_nchw_to_nhwc(
 
 
 @njit(cache=True, nogil=True)
-def _dequantize_8bit(x: np.ndarray, scale: np.float32, zp: int, out: np.ndarray) -> None:
-    """``float32(x - zp) * scale`` per element."""
-    for i in range(x.size):
-        out[i] = np.float32(np.int32(x[i]) - zp) * scale
+def _dequantize_8bit(x: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
+    """``float32(x - zp) * scale`` per element of C-contiguous ``x``; ``params``: ``[scale, zp]``."""
+    xf, of = x.reshape(x.size), out.reshape(out.size)
+    scale, zp = params[0], np.int32(params[1])
+    for i in range(xf.size):
+        of[i] = np.float32(np.int32(xf[i]) - zp) * scale
 
 
 @register("DynamicQuantizeLinear", since=11)
@@ -277,8 +297,9 @@ def dynamic_quantize_uint8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 @njit(cache=True, nogil=True)
-def _dequantize_8bit_nhwc_to_nchw(x: np.ndarray, scale: np.float32, zp: int, out: np.ndarray) -> None:
+def _dequantize_8bit_nhwc_to_nchw(x: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
     """:func:`_dequantize_8bit` from an NHWC ``x`` into an NCHW ``out``."""
+    scale, zp = params[0], np.int32(params[1])
     nb, h, w, c = x.shape
     pixel = np.empty(c, np.float32)
     for n in range(nb):
