@@ -40,6 +40,9 @@ MODE_INT32, MODE_FLOAT, MODE_FIXED = 0, 1, 2
 # view or argument of a non-inlined call otherwise costs an atomic incref/decref pair, which was
 # most of the per-row and per-tile time of small-K GEMMs. Their scratch comes from the callers.
 _NO_NRT = {"_nrt": False}
+# the per-tile calls (microkernel, store) inlined by LLVM: an out-of-line call passes every array
+# as its seven fields on the stack, about 70 words per call
+_INLINE = {"_nrt": False, "forceinline": True}
 
 
 @functools.cache
@@ -91,7 +94,7 @@ def _tile(
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_tile, prefer_literal=True, jit_options=_NO_NRT)
+@overload(_tile, prefer_literal=True, jit_options=_INLINE)
 def _tile_overload(code, rows, a, rowoff, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
     # (no annotations: numba compares the overload's parameters with the implementation's)
     if not isinstance(code, types.IntegerLiteral) or not isinstance(rows, types.IntegerLiteral):
@@ -225,12 +228,12 @@ def _store_fast(
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_store_fast, prefer_literal=True, jit_options=_NO_NRT)
+@overload(_store_fast, prefer_literal=True, jit_options=_INLINE)
 def _store_fast_overload(
     code, c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
 ):  # type: ignore[no-untyped-def]
-    # On the AVX-512 kinds (VNNI, AMX) a full-width tile into contiguous rows is stored by an
-    # IR kernel (16-lane vectors, column terms loaded once per tile); everything else by
+    # On the AVX-512 kinds (VNNI, AMX) a tile into contiguous rows is stored by an IR kernel
+    # (16-lane vectors, masked for a narrow last panel, column terms loaded once per tile); everything else by
     # _store_tile. The output dtype tells the mode: int32 only without requantization.
     if not isinstance(code, types.IntegerLiteral):
         return None
@@ -301,8 +304,10 @@ def _store_fast_overload(
             ors,
             ocs,
         ):  # type: ignore[no-untyped-def]
-            if nr == NR and ocs == 1 and mode == 0:
-                store_int32(c, mr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
+            if ocs == 1 and mode == 0:
+                store_int32(
+                    c, mr, nr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors
+                )
             else:
                 _store_tile(
                     c,
@@ -333,10 +338,10 @@ def _store_fast_overload(
     def impl(
         code, c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
     ):  # type: ignore[no-untyped-def]
-        if nr == NR and ocs == 1 and mode == 1:
-            store_float(c, mr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
-        elif nr == NR and ocs == 1 and mode == 2:
-            store_fixed(c, mr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
+        if ocs == 1 and mode == 1:
+            store_float(c, mr, nr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
+        elif ocs == 1 and mode == 2:
+            store_fixed(c, mr, nr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
         else:
             _store_tile(
                 c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
@@ -1055,7 +1060,7 @@ def _amx_tile(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: i
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_amx_tile, jit_options=_NO_NRT)
+@overload(_amx_tile, jit_options=_INLINE)
 def _amx_tile_overload(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
     mk = _amx_microkernel()[0]
 
@@ -1069,7 +1074,7 @@ def _amx_compute(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff):  # type: i
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_amx_compute, jit_options=_NO_NRT)
+@overload(_amx_compute, jit_options=_INLINE)
 def _amx_compute_overload(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff):  # type: ignore[no-untyped-def]
     mk = _amx_microkernel()[2]
 
@@ -1083,7 +1088,7 @@ def _amx_save(c):  # type: ignore[no-untyped-def]
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_amx_save, jit_options=_NO_NRT)
+@overload(_amx_save, jit_options=_INLINE)
 def _amx_save_overload(c):  # type: ignore[no-untyped-def]
     save = _amx_microkernel()[3]
 
@@ -1097,7 +1102,7 @@ def _amx_release():  # type: ignore[no-untyped-def]
     raise NotImplementedError("only callable from numba-compiled code")
 
 
-@overload(_amx_release, jit_options=_NO_NRT)
+@overload(_amx_release, jit_options=_INLINE)
 def _amx_release_overload():  # type: ignore[no-untyped-def]
     rel = _amx_microkernel()[1]
 

@@ -328,10 +328,11 @@ def make_amx_microkernel(prefetch_b: int = 0, prefetch_a: int = 0) -> Any:
 
 
 def make_store_rows(nr: int, mode: int) -> Any:
-    """An ``@intrinsic`` storing one full-width tile (``nr`` columns) into contiguous output rows.
+    """An ``@intrinsic`` storing one tile (at most ``nr`` columns) into contiguous output rows.
 
-    ``store(c, mr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)``
-    writes ``out[obase + (r0 + r) * ors + col0 + j]`` for ``r < mr`` and ``j < nr`` with
+    ``store(c, mr, width, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)``
+    writes ``out[obase + (r0 + r) * ors + col0 + j]`` for ``r < mr`` and ``j < width`` (``width <= nr``;
+    ``c`` has ``nr`` columns) with
     ``v = c[r, j] + coloff[col0 + j] - bz[col0 + j] * rowsum[r0 + r]`` (int32, wrapping), as
     :func:`edgeai.kernels.tiles._store_tile` does: ``mode`` 0 stores ``v`` (int32 ``out``),
     ``mode`` 1 the MLAS float requantization of ``v`` (8-bit ``out``: ``float32(v) * scale``,
@@ -339,7 +340,10 @@ def make_store_rows(nr: int, mode: int) -> Any:
     plus ``zp``), ``mode`` 2 TFLite's fixed point as
     :func:`edgeai.kernels.requant.requantize_fixed_point_branchless` (the high multiply in
     int64 lanes, the rounding shift in int32 lanes). The column terms are loaded once per
-    tile; each row is ``nr / 16`` 16-lane vectors (AVX-512).
+    tile; each row is ``nr / 16`` 16-lane vectors (AVX-512). A narrower tile (the last panel
+    of an N that is not a multiple of ``nr``) uses masked loads and stores, so nothing past
+    column ``col0 + width`` is read or written; a tile whose ``bz`` columns are all zero skips
+    the row term.
     """
     if nr % 16 or mode not in (0, 1, 2):
         raise ValueError(f"no vector store for nr={nr}, mode={mode}")
@@ -347,12 +351,14 @@ def make_store_rows(nr: int, mode: int) -> Any:
     v16 = ir.VectorType(_i32, 16)
     f16 = ir.VectorType(ir.FloatType(), 16)
     b16 = ir.VectorType(_i8, 16)
+    m16 = ir.VectorType(ir.IntType(1), 16)
 
     @intrinsic
     def store_rows(
         typingctx: Any,
         c: Any,
         mr: Any,
+        width: Any,
         r0: Any,
         col0: Any,
         rowsum: Any,
@@ -369,114 +375,115 @@ def make_store_rows(nr: int, mode: int) -> Any:
         ors: Any,
     ) -> Any:
         ip = types.intp
-        sig = types.void(c, ip, ip, ip, rowsum, bz, coloff, scale, mult, shift, ip, ip, ip, out, ip, ip)
+        sig = types.void(c, ip, ip, ip, ip, rowsum, bz, coloff, scale, mult, shift, ip, ip, ip, out, ip, ip)
 
         def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-            (
-                c_v,
-                mr_v,
-                r0_v,
-                col0_v,
-                rs_v,
-                bz_v,
-                co_v,
-                sc_v,
-                mu_v,
-                sh_v,
-                zp_v,
-                qmin_v,
-                qmax_v,
-                out_v,
-                obase_v,
-                ors_v,
-            ) = args
+            c_v, mr_v, width_v, r0_v, col0_v, rs_v = args[:6]
+            zp_v, qmin_v, qmax_v, out_v, obase_v, ors_v = args[11:]
             sa = signature.args
-            esize = sa[13].dtype.bitwidth // 8
+            module = builder.module
+            out_ty = sa[14].dtype
+            esize = out_ty.bitwidth // 8
+            ovec = v16 if mode == 0 else b16
+            mload_i = cgutils.get_or_insert_function(
+                module, ir.FunctionType(v16, [v16.as_pointer(), _i32, m16, v16]), "llvm.masked.load.v16i32.p0"
+            )
+            mload_f = cgutils.get_or_insert_function(
+                module, ir.FunctionType(f16, [f16.as_pointer(), _i32, m16, f16]), "llvm.masked.load.v16f32.p0"
+            )
+            ostore = cgutils.get_or_insert_function(
+                module,
+                ir.FunctionType(ir.VoidType(), [ovec, ovec.as_pointer(), _i32, m16]),
+                "llvm.masked.store.v16i32.p0" if mode == 0 else "llvm.masked.store.v16i8.p0",
+            )
+            lane = ir.Constant(v16, list(range(16)))
+            masks = [
+                builder.icmp_signed(
+                    "<", lane, _splat_any(builder, builder.trunc(builder.sub(width_v, _const(16 * j)), _i32), v16)
+                )
+                for j in range(nv)
+            ]
             c_addr = _data_addr(context, builder, sa[0], c_v)
-            rs_addr = _data_addr(context, builder, sa[4], rs_v)
+            rs_addr = _data_addr(context, builder, sa[5], rs_v)
             coff4 = builder.mul(col0_v, _const(4))
-            bzv = [
-                _load(
-                    builder,
-                    builder.add(_data_addr(context, builder, sa[5], bz_v), builder.add(coff4, _const(64 * j))),
-                    v16,
-                )
-                for j in range(nv)
-            ]
-            cov = [
-                _load(
-                    builder,
-                    builder.add(_data_addr(context, builder, sa[6], co_v), builder.add(coff4, _const(64 * j))),
-                    v16,
-                )
-                for j in range(nv)
-            ]
-            if mode == 1:
-                scv = [
-                    _load(
-                        builder,
-                        builder.add(_data_addr(context, builder, sa[7], sc_v), builder.add(coff4, _const(64 * j))),
-                        f16,
+
+            def columns(k: int, vty: ir.VectorType) -> list:
+                base = builder.add(_data_addr(context, builder, sa[k], args[k]), coff4)
+                fn = mload_f if vty == f16 else mload_i
+                return [
+                    builder.call(
+                        fn,
+                        [
+                            builder.inttoptr(builder.add(base, _const(64 * j)), vty.as_pointer()),
+                            ir.Constant(_i32, 4),
+                            masks[j],
+                            ir.Constant(vty, None),
+                        ],
                     )
                     for j in range(nv)
                 ]
+
+            zero16 = ir.Constant(v16, [0] * 16)
+            bzv = [builder.select(masks[j], v, zero16) for j, v in enumerate(columns(6, v16))]
+            cov = columns(7, v16)
+            if mode == 1:
+                scv = columns(8, f16)
                 flt = ir.FloatType()
                 lo = _splat_any(builder, builder.sitofp(builder.sub(qmin_v, zp_v), flt), f16)
                 hi = _splat_any(builder, builder.sitofp(builder.sub(qmax_v, zp_v), flt), f16)
                 magic = ir.Constant(f16, [12582912.0] * 16)
                 zpv = _splat_any(builder, builder.trunc(zp_v, _i32), v16)
             if mode == 2:
-                mu = [
-                    _load(
-                        builder,
-                        builder.add(_data_addr(context, builder, sa[8], mu_v), builder.add(coff4, _const(64 * j))),
-                        v16,
-                    )
-                    for j in range(nv)
-                ]
-                sh = [
-                    _load(
-                        builder,
-                        builder.add(_data_addr(context, builder, sa[9], sh_v), builder.add(coff4, _const(64 * j))),
-                        v16,
-                    )
-                    for j in range(nv)
-                ]
+                mu = columns(9, v16)
+                sh = columns(10, v16)
                 fx = [_fixed_point_columns(builder, mu[j], sh[j]) for j in range(nv)]
                 zp32 = builder.trunc(zp_v, _i32)
                 vlo = _splat_any(builder, builder.trunc(builder.sub(qmin_v, zp_v), _i32), v16)
                 vhi = _splat_any(builder, builder.trunc(builder.sub(qmax_v, zp_v), _i32), v16)
                 zpv = _splat_any(builder, zp32, v16)
-            out_addr = _data_addr(context, builder, sa[13], out_v)
-            with cgutils.for_range(builder, mr_v) as rloop:
-                row = builder.add(r0_v, rloop.index)
-                rs = _load(builder, builder.add(rs_addr, builder.mul(row, _const(4))), _i32)
-                rsv = _splat_any(builder, rs, v16)
-                orow = builder.add(builder.add(obase_v, builder.mul(row, ors_v)), col0_v)
-                oaddr = builder.add(out_addr, builder.mul(orow, _const(esize)))
-                caddr = builder.add(c_addr, builder.mul(rloop.index, _const(4 * nr)))
-                for j in range(nv):
-                    cv = _load(builder, builder.add(caddr, _const(64 * j)), v16)
-                    v = builder.sub(builder.add(cv, cov[j]), builder.mul(bzv[j], rsv))
-                    if mode == 0:
-                        dst = builder.inttoptr(builder.add(oaddr, _const(64 * j)), v16.as_pointer())
-                        builder.store(v, dst, align=1)
-                        continue
-                    if mode == 2:
-                        r = _fixed_point(builder, v, *fx[j])
-                        r = builder.select(builder.icmp_signed("<", r, vlo), vlo, r)
-                        r = builder.select(builder.icmp_signed(">", r, vhi), vhi, r)
-                        q = builder.add(r, zpv)
-                        dst = builder.inttoptr(builder.add(oaddr, _const(16 * j)), b16.as_pointer())
-                        builder.store(builder.trunc(q, b16), dst, align=1)
-                        continue
-                    f = builder.fmul(builder.sitofp(v, f16), scv[j])
-                    f = builder.select(builder.fcmp_ordered("<", f, lo), lo, f)
-                    f = builder.select(builder.fcmp_ordered(">", f, hi), hi, f)
-                    f = builder.fsub(builder.fadd(f, magic), magic)
-                    q = builder.add(builder.fptosi(f, v16), zpv)
-                    dst = builder.inttoptr(builder.add(oaddr, _const(16 * j)), b16.as_pointer())
-                    builder.store(builder.trunc(q, b16), dst, align=1)
+            out_addr = _data_addr(context, builder, sa[14], out_v)
+            # the row term only where a column has a weight zero point (symmetric weights: none)
+            anybz = bzv[0]
+            for v in bzv[1:]:
+                anybz = builder.or_(anybz, v)
+            i16 = ir.IntType(16)
+            nonzero = builder.bitcast(builder.icmp_signed("!=", anybz, zero16), i16)
+            has_bz = builder.icmp_unsigned("!=", nonzero, ir.Constant(i16, 0))
+
+            def row_loop(with_bz: bool) -> None:
+                with cgutils.for_range(builder, mr_v) as rloop:
+                    row = builder.add(r0_v, rloop.index)
+                    if with_bz:
+                        rs = _load(builder, builder.add(rs_addr, builder.mul(row, _const(4))), _i32)
+                        rsv = _splat_any(builder, rs, v16)
+                    orow = builder.add(builder.add(obase_v, builder.mul(row, ors_v)), col0_v)
+                    oaddr = builder.add(out_addr, builder.mul(orow, _const(esize)))
+                    caddr = builder.add(c_addr, builder.mul(rloop.index, _const(4 * nr)))
+                    for j in range(nv):
+                        v = builder.add(_load(builder, builder.add(caddr, _const(64 * j)), v16), cov[j])
+                        if with_bz:
+                            v = builder.sub(v, builder.mul(bzv[j], rsv))
+                        if mode == 0:
+                            q = v
+                        elif mode == 2:
+                            r = _fixed_point(builder, v, *fx[j])
+                            r = builder.select(builder.icmp_signed("<", r, vlo), vlo, r)
+                            r = builder.select(builder.icmp_signed(">", r, vhi), vhi, r)
+                            q = builder.trunc(builder.add(r, zpv), b16)
+                        else:
+                            f = builder.fmul(builder.sitofp(v, f16), scv[j])
+                            f = builder.select(builder.fcmp_ordered("<", f, lo), lo, f)
+                            f = builder.select(builder.fcmp_ordered(">", f, hi), hi, f)
+                            f = builder.fsub(builder.fadd(f, magic), magic)
+                            q = builder.trunc(builder.add(builder.fptosi(f, v16), zpv), b16)
+                        dst = builder.inttoptr(builder.add(oaddr, _const(16 * esize * j)), ovec.as_pointer())
+                        builder.call(ostore, [q, dst, ir.Constant(_i32, 1), masks[j]])
+
+            with builder.if_else(has_bz) as (then, otherwise):
+                with then:
+                    row_loop(True)
+                with otherwise:
+                    row_loop(False)
             return context.get_dummy_value()
 
         return sig, codegen
