@@ -118,7 +118,8 @@ class QLinearAdd(_Binary):
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         self.nhwc_views = False  # set by the executor: results may stay NCHW views of NHWC arrays
-        self._coeffs: tuple[np.float32, np.float32, np.float32, int, int, np.dtype] | None = None
+        self._coeffs: tuple[np.ndarray, np.dtype] | None = None
+        """``(float32 [ra, rb, k, qmin, qmax], output dtype)`` when every parameter is constant."""
         params = [const_input(ctx, i) for i in (1, 2, 4, 5, 6, 7)]
         if ctx.requant_mode == "onnx" and all(p is not None for p in params):
             sa, zpa, sb, zpb, sc, zpc = (np.asarray(p) for p in params)
@@ -132,7 +133,7 @@ class QLinearAdd(_Binary):
                 ra, rb = _F(sa / sc), _F(sb / sc)
                 k = _F(_F(zpc) - fma_f32(ra, _F(zpa), _F(rb * _F(zpb))))
                 qmin, qmax = qrange(zpc.dtype)
-                self._coeffs = (ra, rb, k, qmin, qmax, zpc.dtype)
+                self._coeffs = (np.array([ra, rb, k, qmin, qmax], _F), zpc.dtype)
 
     def run(self, *inputs: Any) -> tuple[Any, ...]:
         coeffs = self._coeffs
@@ -142,7 +143,7 @@ class QLinearAdd(_Binary):
                 type(a) is np.ndarray
                 and type(b) is np.ndarray
                 and a.shape == b.shape
-                and a.dtype == b.dtype == coeffs[5]
+                and a.dtype == b.dtype == coeffs[1]
             ):
                 y = _add_same_shape(a, b, coeffs)
                 return (y if self.nhwc_views else np.ascontiguousarray(y),)
@@ -179,32 +180,35 @@ class QLinearMul(_Binary):
         return (_saturate(v, zpc.dtype),)
 
 
-def _add_same_shape(a: np.ndarray, b: np.ndarray, coeffs: tuple[Any, ...]) -> np.ndarray:
+def _add_same_shape(a: np.ndarray, b: np.ndarray, coeffs: tuple[np.ndarray, np.dtype]) -> np.ndarray:
     """QLinearAdd of two arrays of one shape, walked in memory order (see :class:`QLinearAdd`)."""
-    ra, rb, k, qmin, qmax, dtype = coeffs
+    params, dtype = coeffs
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        out = np.empty(a.shape, dtype)
+        _qlinear_add_8bit(a, b, params, out)
+        return out
     at, bt = nhwc_base(a), nhwc_base(b)
     if at is not None and bt is not None:  # NCHW views of NHWC arrays
         out = np.empty(at.shape, dtype)
-        _qlinear_add_8bit(at.reshape(-1), bt.reshape(-1), ra, rb, k, qmin, qmax, out.reshape(-1))
+        _qlinear_add_8bit(at, bt, params, out)
         return out.transpose(0, 3, 1, 2)
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     out = np.empty(a.shape, dtype)
-    _qlinear_add_8bit(a.reshape(-1), b.reshape(-1), ra, rb, k, qmin, qmax, out.reshape(-1))
+    _qlinear_add_8bit(a, b, params, out)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _qlinear_add_8bit(
-    a: np.ndarray, b: np.ndarray, ra: np.float32, rb: np.float32, k: np.float32, qmin: int, qmax: int,
-    out: np.ndarray,
-) -> None:  # fmt: skip
-    """:func:`_qlinear_add_kernel` on 8-bit inputs and output, clamped before rounding (the same
-    integers: the bounds are integers)."""
-    lo, hi = np.float32(qmin), np.float32(qmax)
-    for i in range(a.size):
-        v = fma_f32_jit(ra, np.float32(a[i]), fma_f32_jit(rb, np.float32(b[i]), k))
+def _qlinear_add_8bit(a: np.ndarray, b: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_qlinear_add_kernel` on C-contiguous 8-bit inputs and output of one shape, clamped
+    before rounding (the same integers: the bounds are integers). ``params``: float32
+    ``[ra, rb, k, qmin, qmax]`` (one array: numba's dispatcher types it faster than five scalars)."""
+    af, bf, of = a.reshape(a.size), b.reshape(b.size), out.reshape(out.size)
+    ra, rb, k, lo, hi = params[0], params[1], params[2], params[3], params[4]
+    for i in range(af.size):
+        v = fma_f32_jit(ra, np.float32(af[i]), fma_f32_jit(rb, np.float32(bf[i]), k))
         v = min(max(v, lo), hi)
-        out[i] = np.rint(v)
+        of[i] = np.rint(v)
 
 
 @njit(cache=True, nogil=True)
