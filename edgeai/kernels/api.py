@@ -276,6 +276,8 @@ class GemmKernel:
         self._zp_range = (int(np.iinfo(self.a_dtype).min), int(np.iinfo(self.a_dtype).max))
         self._signed = self.a_dtype == np.int8
         self.amx = path == "amx"
+        # positions of a and rowsum in the entry's arguments (AMX entries take the tile configuration first)
+        self._a_index, self._rs_index = (1, 14) if self.amx else (0, 10)
         align = 64 if self.amx else 4  # AMX steps K by 64 bytes; the other kernels by 4
         self.k4 = -(-self.k // align) * align
         bmat = np.zeros((self.k4, self.n), np.int64)
@@ -287,26 +289,40 @@ class GemmKernel:
         self.ep = _epilogue(requant, self.n)
         self.threads = threads
         self.fn = _entry(self.pk.code, threads)
+        self._call: Any = None  # the compiled entry, bound on the first call (see _bind)
         self._segoff = np.zeros(1, np.int64)
-        self._plans: dict[tuple[int, int, int], tuple[tuple, np.ndarray, tuple]] = {}
+        self._plans: dict[tuple[int, int, int], tuple[list, np.ndarray]] = {}
 
-    def _plan(self, m: int, lda: int, azp: int) -> tuple[tuple, np.ndarray, tuple]:
-        """The driver arguments that depend only on (M, lda, a_zp), built once (kept for 16 keys)."""
+    def _plan(self, m: int, lda: int, azp: int) -> tuple[list, np.ndarray]:
+        """The driver's argument list for (M, lda, a_zp), built once (kept for 16 keys): every argument
+        but ``a``, ``rowsum`` (``_a_index``, ``_rs_index``) and ``out`` (the fourth from last)."""
         pk, ep = self.pk, self.ep
         rowoffs = np.arange(m, dtype=np.int64) * lda
-        tail = (pk.packed, pk.panel_bytes, self.n, m)
+        tail = [pk.packed, pk.panel_bytes, self.n, m]
+        post = [pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax]
         if self.amx:
             # row blocks of 32: the A block stays in L1 while the weight panels stream past it
             amx_end = m if lda % 64 == 0 else m - 1
-            mid = (rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end, *tail, 32)
+            mid = [rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end, *tail, 32]
+            args = [_AMX_CONFIG, None, *mid, None, *post, None, 0, self.n, 1]
         else:
             mc = max(pk.mr, (131072 // max(self.k4, 4)) // pk.mr * pk.mr)
-            mid = (rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc)
-        post = (pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax)
-        plan = (mid, np.zeros(m, np.int32), post)
+            mid = [rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc]
+            args = [None, *mid, None, *post, None, 0, self.n, 1]
+        plan = (args, np.zeros(m, np.int32))
         if len(self._plans) < 16:
             self._plans[(m, lda, azp)] = plan
         return plan
+
+    def _bind(self, args: list) -> Any:
+        """The compiled entry for these argument types, called without numba's per-call type dispatch
+        (about 30% of the fixed cost of a small GEMM). The types depend only on the kernel (``a`` is
+        uint8, ``out`` of the output dtype, both 1-D C-contiguous), so they are resolved once."""
+        sig = tuple(self.fn.typeof_pyval(v) for v in args)
+        if sig not in self.fn.overloads:
+            self.fn(*args)  # compiles (or loads from the cache) this specialization
+            return None
+        return self.fn.overloads[sig].entry_point
 
     def __call__(self, a: np.ndarray, a_zp: int = 0) -> np.ndarray:
         if not isinstance(a, np.ndarray) or a.dtype != self.a_dtype:
@@ -339,19 +355,24 @@ class GemmKernel:
         plan = self._plans.get((m, lda, azp))
         if plan is None:
             plan = self._plan(m, lda, azp)
-        mid, rowsum, post = plan
+        args, rowsum = plan
         if self.pk.has_bz:
             rowsum = np.empty(m, np.int32)
             _ROW_SUMS(a.reshape(-1), m, self.k, lda, rowsum)  # |sum| < 2**31 for K < 2**23
-        if self.amx:
-            args = (_AMX_CONFIG, a.reshape(-1), *mid, rowsum, *post, out.reshape(-1), 0, self.n, 1)
-        else:
-            args = (a.reshape(-1), *mid, rowsum, *post, out.reshape(-1), 0, self.n, 1)
+        args = args.copy()
+        args[self._a_index] = a.reshape(-1)
+        args[self._rs_index] = rowsum
+        args[-4] = out.reshape(-1)
+        call = self._call
+        if call is None:
+            call = self._call = self._bind(args)
+            if call is None:  # just compiled and run by the dispatcher
+                return out
         if self.threads > 1:
             with _ThreadScope(self.threads):
-                self.fn(*args)
+                call(*args)
         else:
-            self.fn(*args)
+            call(*args)
         return out
 
 
