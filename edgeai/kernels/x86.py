@@ -492,35 +492,47 @@ def make_store_rows(nr: int, mode: int) -> Any:
 
 
 def _fixed_point_columns(builder: ir.IRBuilder, mult: ir.Value, shift: ir.Value) -> tuple:
-    """Per-column terms of the fixed-point requantization: (left, multiplier) in int64 lanes,
-    (right, mask, mask >> 1) in int32 lanes."""
-    v64 = ir.VectorType(_i64, 16)
+    """Per-column terms of the fixed-point requantization: (left, multiplier of the even lanes,
+    multiplier of the odd lanes) for the high multiply, (right, mask, mask >> 1) for the rounding
+    shift, all loaded once per tile."""
+    v64 = ir.VectorType(_i64, 8)
     v32 = ir.VectorType(_i32, 16)
     zero = ir.Constant(v32, [0] * 16)
+    one = ir.Constant(v32, [1] * 16)
     left = builder.select(builder.icmp_signed(">", shift, zero), shift, zero)
     right = builder.select(builder.icmp_signed("<", shift, zero), builder.sub(zero, shift), zero)
-    one64 = ir.Constant(v64, [1] * 16)
-    mask = builder.trunc(builder.sub(builder.shl(one64, builder.zext(right, v64)), one64), v32)  # right <= 31
-    half = builder.lshr(mask, ir.Constant(v32, [1] * 16))
-    return builder.zext(left, v64), builder.sext(mult, v64), right, mask, half
+    # (1 << right) - 1 for right <= 31 in int32 lanes: 1 << 31 wraps to INT32_MIN, minus 1 is INT32_MAX
+    mask = builder.sub(builder.shl(one, right), one)
+    half = builder.lshr(mask, one)
+    m64 = builder.bitcast(mult, v64)
+    c32 = ir.Constant(v64, [32] * 8)
+    return left, builder.ashr(builder.shl(m64, c32), c32), builder.ashr(m64, c32), right, mask, half
 
 
-def _fixed_point(builder: ir.IRBuilder, v: ir.Value, left: ir.Value, mult: ir.Value, right: ir.Value,
-                 mask: ir.Value, half: ir.Value) -> ir.Value:  # fmt: skip
-    """MultiplyByQuantizedMultiplier of 16 int32 lanes, branch-free (see requantize_fixed_point_branchless)."""
-    v64 = ir.VectorType(_i64, 16)
+def _fixed_point(builder: ir.IRBuilder, v: ir.Value, left: ir.Value, mult_even: ir.Value, mult_odd: ir.Value,
+                 right: ir.Value, mask: ir.Value, half: ir.Value) -> ir.Value:  # fmt: skip
+    """MultiplyByQuantizedMultiplier of 16 int32 lanes (see requantize_fixed_point_branchless), for
+    multipliers in [0, 2**31) as :class:`edgeai.kernels.api.Requant` admits them.
+
+    SaturatingRoundingDoublingHighMul is ``(a * b + 2**30) >> 31`` for every such multiplier: for a
+    negative product, gemmlowp's nudge ``1 - 2**30`` and its division truncating towards zero
+    (``+ 2**31 - 1`` before the shift) add up to the same ``2**30``, and the one saturating case
+    (both operands ``INT32_MIN``) cannot occur. The products are two signed 32 x 32 -> 64
+    multiplies (``vpmuldq``) of the even and the odd lanes; the even results are taken from the low
+    and the odd ones from the high half of each 64-bit lane, without a narrowing pass.
+    """
+    v64 = ir.VectorType(_i64, 8)
     v32 = ir.VectorType(_i32, 16)
 
     def c64(n: int) -> ir.Constant:
-        return ir.Constant(v64, [n] * 16)
+        return ir.Constant(v64, [n] * 8)
 
-    x = builder.sext(builder.trunc(builder.shl(builder.sext(v, v64), left), v32), v64)  # wraps in int32
-    ab = builder.mul(x, mult)
-    imax = c64(2**31 - 1)
-    t = builder.add(ab, builder.sub(c64(1 << 30), builder.and_(builder.ashr(ab, c64(63)), imax)))
-    q = builder.ashr(builder.add(t, builder.and_(builder.ashr(t, c64(63)), imax)), c64(31))
-    q = builder.select(builder.icmp_signed(">", q, imax), imax, q)
-    q32 = builder.trunc(q, v32)
+    x = builder.bitcast(builder.shl(v, left), v64)  # wraps in int32, as TFLite's C++
+    even = builder.mul(builder.ashr(builder.shl(x, c64(32)), c64(32)), mult_even)
+    odd = builder.mul(builder.ashr(x, c64(32)), mult_odd)
+    lo = builder.bitcast(builder.lshr(builder.add(even, c64(1 << 30)), c64(31)), v32)  # result in dword 2i
+    hi = builder.bitcast(builder.shl(builder.add(odd, c64(1 << 30)), c64(1)), v32)  # result in dword 2i + 1
+    q32 = builder.shuffle_vector(lo, hi, ir.Constant(v32, [i + 16 * (i % 2) for i in range(16)]))
     threshold = builder.add(half, builder.lshr(q32, ir.Constant(v32, [31] * 16)))
     up = builder.zext(builder.icmp_signed(">", builder.and_(q32, mask), threshold), v32)
     return builder.add(builder.ashr(q32, right), up)
