@@ -4,7 +4,9 @@ Compilation happens once per session: every node's op class is looked up
 for the model's opset, built once with its attributes and constant inputs
 (``OpContext.input_consts``), subgraphs are compiled, and the run loop
 becomes a flat list of steps ``(op.run, input slots, output slots, slots to
-free)``. Constant folding: ``Constant`` nodes, and nodes of the default
+free)``; an op whose ``bind_static()`` returns ``(function, input positions)``
+is called as that function of those inputs alone (the others are constants it
+holds: QLinearConv's packed kernel). Constant folding: ``Constant`` nodes, and nodes of the default
 domain whose inputs are all constant (initializers or folded values), are
 evaluated once here, so the ops after them see those values as constant
 inputs (a ``Reshape`` whose shape is computed from constants gets it at
@@ -227,7 +229,7 @@ class CompiledGraph:
             k = max(k, produced_at.get(i, -1))  # a value never read dies where it is born
             frees[k].append(i)
         self._steps: list[Step] = [
-            (op.run, ins, tuple(dummy if i < 0 else i for i in outs), tuple(sorted(frees[k])))
+            (*_bound(op, ins), tuple(dummy if i < 0 else i for i in outs), tuple(sorted(frees[k])))
             for k, (_, op, ins, outs) in enumerate(raw_steps)
         ]
         # what run() loops over: each step's arguments fetched by one C call (operator.itemgetter)
@@ -498,6 +500,19 @@ def _conv_shape(node: Node, x: tuple[Any, ...] | None, w: Any) -> tuple[Any, ...
         span = x[2 + i] + pads[i] + pads[i + 2] - dilations[i] * (np.shape(w)[2 + i] - 1) - 1
         spatial.append(span // strides[i] + 1 if span >= 0 else None)
     return (x[0], int(np.shape(w)[0]), *spatial)
+
+
+def _bound(op: Op, ins: tuple[int, ...]) -> tuple[Callable[..., Any], tuple[int, ...]]:
+    """``(function, input slots)`` of one step: ``op.run`` over every input, or what the op's
+    ``bind_static()`` returns, a function of fewer inputs (the others are constants it holds) and
+    the positions of those it reads. Called after :func:`_enable_nhwc_views` (a bound function may
+    have fixed the op's layout)."""
+    bind = getattr(op, "bind_static", None)
+    spec = bind() if bind is not None else None
+    if spec is None:
+        return op.run, ins
+    fn, positions = spec
+    return fn, tuple(ins[p] for p in positions)
 
 
 def _arguments(ins: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:

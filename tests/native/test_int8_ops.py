@@ -842,3 +842,64 @@ def test_dynamic_quantize_lstm_bad_input() -> None:
             "DynamicQuantizeLSTM", x, w, r, None, np.array([3], np.int32), None, None, None, s, z, s, z,
             attrs={"hidden_size": 2}, domain=MS, opset=1,
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["pointwise", "3x3-same", "depthwise"])
+def test_bound_conv_step_gives_ort_bytes(kind: str) -> None:
+    """QLinearConv.bind_static (the function of ``x`` alone the executor calls): ORT's bytes for a
+    C-contiguous input and an NHWC view, as a view or in C order as ``nhwc_views`` says, and through
+    run()'s checked path for another SAME-padded size or an input of another dtype."""
+    pytest.importorskip("edgeai.kernels.api")
+    from edgeai.graph import Value
+
+    rng = np.random.default_rng(21)
+    cls = lookup("QLinearConv", "", 10)
+    assert cls is not None
+    c, m, group, k = {"pointwise": (12, 20, 1, 1), "3x3-same": (6, 10, 1, 3), "depthwise": (16, 16, 16, 3)}[kind]
+    w = rng.integers(-127, 128, (m, c // group, k, k)).astype(S8)
+    params = [np.float32(0.04), U8(9), w, rng.uniform(0.002, 0.02, m).astype(np.float32), np.zeros(m, S8)]
+    params += [np.float32(0.25), U8(120), rng.integers(-3000, 3000, m).astype(np.int32)]
+    attrs: dict[str, Any] = {"group": group}
+    if kind == "3x3-same":
+        attrs.update(auto_pad="SAME_UPPER", strides=[2, 2])
+    elif kind == "depthwise":
+        attrs.update(pads=[1, 1, 1, 1])
+    values = (Value("x", np.dtype(U8), (1, c, 8, 8)), *(Value(f"p{i}") for i in range(1, 9)))
+    for views in (False, True):
+        op = cls(OpContext("c", "QLinearConv", "", 10, attrs, (None, *params), input_values=values))
+        op.nhwc_views = views
+        spec = op.bind_static()
+        assert spec is not None and spec[1] == (0,)
+        step = spec[0]
+        for hw in (8, 7) if kind == "3x3-same" else (8,):
+            x = rng.integers(0, 256, (1, c, hw, hw)).astype(U8)
+            want = ort_node("QLinearConv", [x, *params], attrs=attrs, opset=10)[0]
+            view = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+            for arg in (x, view):
+                got = step(arg)
+                assert type(got) is tuple and len(got) == 1
+                assert_same(got[0], want)
+                if views and hw == 8:
+                    assert got[0].transpose(0, 2, 3, 1).flags.c_contiguous
+                elif not views:
+                    assert got[0].flags.c_contiguous
+        with pytest.raises(UnsupportedOpError):  # an int16 input: run()'s checks, not the kernel
+            step(rng.integers(0, 256, (1, c, 8, 8)).astype(np.int16))
+
+
+def test_channels_last_and_unpacked_convs_bind_no_step() -> None:
+    """com.microsoft channels_last=1 (run() moves the axes) and a conv with a run-time weight keep op.run."""
+    from edgeai.graph import Value
+
+    rng = np.random.default_rng(22)
+    w = rng.integers(-128, 128, (6, 4, 3, 3)).astype(S8)
+    params = [np.float32(0.02), U8(120), w, np.float32(0.01), S8(0), np.float32(0.1), U8(100)]
+    values = (Value("x", np.dtype(U8), (1, 7, 10, 4)), *(Value(f"p{i}") for i in range(1, 8)))
+    ms = lookup("QLinearConv", MS, 1)
+    assert ms is not None
+    op = ms(OpContext("c", "QLinearConv", MS, 1, {"channels_last": 1}, (None, *params), input_values=values))
+    assert op.bind_static() is None
+    cls = lookup("QLinearConv", "", 10)
+    assert cls is not None
+    dynamic_w = (None, *params[:2], None, *params[3:])
+    assert cls(OpContext("c", "QLinearConv", "", 10, {}, dynamic_w)).bind_static() is None
