@@ -336,8 +336,7 @@ def make_store_rows(nr: int, mode: int) -> Any:
     ``v = c[r, j] + coloff[col0 + j] - bz[col0 + j] * rowsum[r0 + r]`` (int32, wrapping), as
     :func:`edgeai.kernels.tiles._store_tile` does: ``mode`` 0 stores ``v`` (int32 ``out``),
     ``mode`` 1 the MLAS float requantization of ``v`` (8-bit ``out``: ``float32(v) * scale``,
-    clamped to ``[qmin - zp, qmax - zp]``, rounded half to even by the ``1.5 * 2**23`` trick,
-    plus ``zp``), ``mode`` 2 TFLite's fixed point as
+    clamped to ``[qmin - zp, qmax - zp]``, rounded half to even, plus ``zp``), ``mode`` 2 TFLite's fixed point as
     :func:`edgeai.kernels.requant.requantize_fixed_point_branchless` (the high multiply in
     int64 lanes, the rounding shift in int32 lanes). The column terms are loaded once per
     tile; each row is ``nr / 16`` 16-lane vectors (AVX-512). A narrower tile (the last panel
@@ -431,7 +430,13 @@ def make_store_rows(nr: int, mode: int) -> Any:
                 flt = ir.FloatType()
                 lo = _splat_any(builder, builder.sitofp(builder.sub(qmin_v, zp_v), flt), f16)
                 hi = _splat_any(builder, builder.sitofp(builder.sub(qmax_v, zp_v), flt), f16)
-                magic = ir.Constant(f16, [12582912.0] * 16)
+                # round half to even in the conversion itself (embedded rounding {rn-sae}: not MXCSR's),
+                # the same integers as the magic-number rounding of requantize_float for |f| < 2**22
+                cvt_rn = cgutils.get_or_insert_function(
+                    module,
+                    ir.FunctionType(v16, [f16, v16, ir.IntType(16), _i32]),
+                    "llvm.x86.avx512.mask.cvtps2dq.512",
+                )
                 zpv = _splat_any(builder, builder.trunc(zp_v, _i32), v16)
             if mode == 2:
                 mu = columns(9, v16)
@@ -474,8 +479,8 @@ def make_store_rows(nr: int, mode: int) -> Any:
                             f = builder.fmul(builder.sitofp(v, f16), scv[j])
                             f = builder.select(builder.fcmp_ordered("<", f, lo), lo, f)
                             f = builder.select(builder.fcmp_ordered(">", f, hi), hi, f)
-                            f = builder.fsub(builder.fadd(f, magic), magic)
-                            q = builder.trunc(builder.add(builder.fptosi(f, v16), zpv), b16)
+                            r = builder.call(cvt_rn, [f, zero16, ir.Constant(ir.IntType(16), -1), ir.Constant(_i32, 8)])
+                            q = builder.trunc(builder.add(r, zpv), b16)
                         dst = builder.inttoptr(builder.add(oaddr, _const(16 * esize * j)), ovec.as_pointer())
                         builder.call(ostore, [q, dst, ir.Constant(_i32, 1), masks[j]])
 
