@@ -104,6 +104,9 @@ class ConvKernel:
         self.pt, self.pl, self.pb, self.pr = p
         self.x_dtype = np.dtype(x_dtype)
         self._zp_range = (int(np.iinfo(self.x_dtype).min), int(np.iinfo(self.x_dtype).max))
+        self._signed = self.x_dtype == np.int8
+        self._shape_cache: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self.float_dw = False  # set below for a depthwise convolution of at most MAX_TAPS taps
         if layout not in ("NCHW", "NHWC"):
             raise KernelArgumentError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}")
         self.nhwc = layout == "NHWC"
@@ -170,7 +173,13 @@ class ConvKernel:
         wsc[:, :taps] = wq.reshape(self.m, taps)
         self.wsc = wsc  # NCHW: one row of tap weights per channel
         ep = self.ep
-        params = (self.bias.astype(np.int32), ep.scale, ep.mult, ep.shift)
+        # ONNX requantization with the bias added to the exact float32 sum (mode 3) when that stays exact
+        bound = int(np.abs(self.bias).max(initial=0)) + taps * 255 * 255
+        self.dw_mode = 3 if ep.mode == 1 and bound < 2**24 else ep.mode
+        # (bias, fbias, scale, mult, shift): the ones this output mode does not use are None, so the
+        # kernel is compiled for this mode alone (see edgeai.kernels.depthwise)
+        used = {0: (1, 0, 0, 0, 0), 1: (1, 0, 1, 0, 0), 2: (1, 0, 0, 1, 1), 3: (0, 1, 1, 0, 0)}[self.dw_mode]
+        params = (self.bias.astype(np.int32), self.bias.astype(np.float32), ep.scale, ep.mult, ep.shift)
         # NHWC: weight rows of WROW elements, so that the inner loop is elementwise over bpx * C
         # values (bpx pixels of C <= WROW channels) or over a block of WROW channels of one pixel
         padded = -(-self.m // wrow) * wrow
@@ -184,80 +193,89 @@ class ConvKernel:
                 t = np.zeros(wrow, v.dtype)
                 t[: self.bpx * self.m] = np.tile(v, self.bpx)
                 tiled.append(t)
-            self.tiled = tuple(tiled)
         else:
             self.bpx = 1
             rows = np.zeros((wsc.shape[1], padded), np.float32)
             rows[:, : self.m] = wsc.T
             # [block, tap, WROW]: each channel block's tap rows WROW apart
             self.wt = np.ascontiguousarray(rows.reshape(wsc.shape[1], -1, wrow).transpose(1, 0, 2)).reshape(-1)
-            self.tiled = tuple(np.ascontiguousarray(v) for v in params)
-        self.params = tuple(np.ascontiguousarray(v) for v in params)
-        # ONNX requantization with the bias added to the exact float32 sum (mode 3) when that stays exact
-        bound = int(np.abs(self.bias).max(initial=0)) + taps * 255 * 255
-        self.dw_mode = 3 if ep.mode == 1 and bound < 2**24 else ep.mode
-        self._dw_geom: dict[tuple[int, int], tuple[Any, ...]] = {}
+            tiled = [np.ascontiguousarray(v) for v in params]
+        self.tiled = tuple(v if u else None for v, u in zip(tiled, used, strict=True))
+        self.params = tuple(np.ascontiguousarray(v) if u else None for v, u in zip(params, used, strict=True))
+        self.pair = self.kh == 3 and self.kw == 3 and self.sh == self.dh  # two output rows per pass
+        self._dw_plans: dict[tuple[int, int], tuple[Any, ...]] = {}
+        self._dw_scratch: dict[tuple[int, int], tuple[Any, ...]] = {}
 
-    def _depthwise_geometry(self, hp: int, wp: int, oh: int) -> tuple[Any, ...]:
-        g = self._dw_geom.get((hp, wp))
-        if g is not None:
-            return g
+    def _depthwise_plan(self, hp: int, wp: int, oh: int, ow: int) -> tuple[Any, ...]:
+        """(kernel, its arguments before the output, scratch shapes) of one padded input size."""
+        dwk, wrow = self._k.dw, self._k.dw.WROW
         wq = -(-wp // self.sw)  # columns per phase
         i, j = np.divmod(np.arange(self.kh * self.kw, dtype=np.int64), self.kw)
         phase, col = np.divmod(j * self.dw, self.sw)[::-1]
         offs = np.zeros(self.wsc.shape[1], np.int64)
+        ep, f32, odt = self.ep, np.dtype(np.float32), self.ep.out_dtype
+        parallel = self.threads > 1
         if self.nhwc:
             span_h = (self.kh - 1) * self.dh + 1
             rb = max(1, min(oh, 65536 // max(1, wp * self.m)))  # a band of about 256 KB of float32 (L2)
-            rstride = (rb - 1) * self.sh + span_h
+            if self.pair and rb < oh:
+                rb += rb & 1  # whole pairs per band: only the last band may end on an odd row
+            # a pair kernel's band also holds the rows of an odd last row's spare partner
+            rstride = (rb - 1 + (rb & 1 if self.pair else 0)) * self.sh + span_h
             offs[: len(i)] = ((phase * rstride + i * self.dh) * wq + col) * self.m
-            g = (span_h, rb, rstride, wq, offs.reshape(self.nchunks, -1))
+            geo = [self.pt, self.pl, self.sh, self.sw, span_h, rb, rstride, wq, oh, ow, self.bpx]
+            nb = -(-oh // rb) if parallel else 1
+            band = ((nb, self.sw * rstride * wq * self.m), f32)
+            if self.pair:
+                fn = dwk.depthwise_nhwc_pairs_parallel if parallel else dwk.depthwise_nhwc_pairs
+                shapes = (band, ((nb, wrow), odt))
+            else:
+                fn = dwk.depthwise_nhwc_parallel if parallel else dwk.depthwise_nhwc
+                shapes = (band, ((nb, wrow), f32) if self.nchunks > 1 else None)
+            wt, params = self.wt, self.tiled
         else:
-            offs[: len(i)] = (phase * hp + i * self.dh) * wq + col
-            g = (wq, offs.reshape(self.nchunks, -1))
-        if len(self._dw_geom) < 16:
-            self._dw_geom[(hp, wp)] = g
-        return g
+            hpp = hp + (self.sh if self.pair else 0)  # rows per phase: room for an odd last row's partner
+            offs[: len(i)] = (phase * hpp + i * self.dh) * wq + col
+            geo = [self.pt, self.pl, self.sh, self.sw, hpp, wq, oh, ow]
+            nb = min(self.m, 4 * self.threads) if parallel else 1
+            fn = dwk.depthwise_nchw_parallel if parallel else dwk.depthwise_nchw
+            shapes = (
+                ((nb, self.sw * hpp * wq), f32),
+                ((nb, ow), f32) if self.nchunks > 1 else None,
+                ((nb, ow), odt) if self.pair else None,
+            )
+            wt, params = self.wsc, self.params
+        geo_arr = np.array([*geo, ep.zp, ep.qmin, ep.qmax], np.int64)
+        return fn, (geo_arr, offs.reshape(self.nchunks, -1), wt, *params), shapes
+
+    def _depthwise_scratch(self, shapes: tuple[Any, ...]) -> tuple[Any, ...]:
+        # the kernel's band / plane (NCHW: its padding stays zero), acc and spare, from (shape, dtype) or
+        # None; a row per band or channel chunk when parallel, else the one row itself
+        arrs = [None if sd is None else np.zeros(*sd) for sd in shapes]
+        if self.threads == 1:
+            arrs = [None if a is None else a[0] for a in arrs]
+        return tuple(arrs)
 
     def _run_depthwise(
         self, xu: np.ndarray, xzp: int, flip: int, hp: int, wp: int, oh: int, ow: int, out: np.ndarray
     ) -> None:
-        dwk = self._k.dw
-        wrow = dwk.WROW
-        ep, flat, per_image = self.ep, out.reshape(-1), oh * ow * self.m
-        parallel = self.threads > 1
-        pair = self.kh == 3 and self.kw == 3 and self.sh == self.dh  # two output rows per pass
-        if self.nhwc:
-            span_h, rb, rstride, wq, offs = self._depthwise_geometry(hp, wp, oh)
-            nb = -(-oh // rb) if parallel else 1
-            band = np.empty((nb, self.sw * rstride * wq * self.m), np.float32)
-            acc = np.zeros((nb, wrow), np.float32)  # stays zero with a single chunk of taps
-            bias, scale, mult, shift = self.tiled
-            for n in range(xu.shape[0]):
-                args = (
-                    xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, span_h, rb, rstride, wq, oh, ow, self.bpx,
-                    pair, offs, self.wt, bias, self.dw_mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat,
-                    n * per_image,
-                )  # fmt: skip
-                if parallel:
-                    dwk.depthwise_nhwc_parallel(*args, band, acc)
-                else:
-                    dwk.depthwise_nhwc(*args, band[0], acc[0])
-            return
-        wq, offs = self._depthwise_geometry(hp, wp, oh)
-        nt = min(self.m, 4 * self.threads) if parallel else 1
-        plane = np.zeros((nt, self.sw * hp * wq), np.float32)  # the padding stays zero
-        acc = np.zeros((nt, ow), np.float32)
-        bias, scale, mult, shift = self.params
+        key = (hp, wp)
+        plan = self._dw_plans.get(key)
+        if plan is None:
+            plan = self._depthwise_plan(hp, wp, oh, ow)
+            if len(self._dw_plans) < 16:
+                self._dw_plans[key] = plan
+        fn, head, shapes = plan
+        # scratch reused by later calls of this input size; taken out of the cache while in use, so
+        # that a concurrent call allocates its own (no result lives in it)
+        scratch = self._dw_scratch.pop(key, None)
+        if scratch is None:
+            scratch = self._depthwise_scratch(shapes)
+        flat, per_image = out.reshape(-1), oh * ow * self.m
         for n in range(xu.shape[0]):
-            args = (
-                xu, n, self.pt, self.pl, xzp, flip, self.sh, self.sw, hp, wq, oh, ow, pair, offs, self.wsc,
-                bias, self.dw_mode, scale, mult, shift, ep.zp, ep.qmin, ep.qmax, flat, n * per_image,
-            )  # fmt: skip
-            if parallel:
-                dwk.depthwise_nchw_parallel(*args, plane, acc)
-            else:
-                dwk.depthwise_nchw(*args, plane[0], acc[0])
+            fn(xu, n, head[0], xzp, flip, *head[1:], flat, n * per_image, *scratch)
+        if len(self._dw_scratch) < 16:
+            self._dw_scratch[key] = scratch
 
     def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         key = (hp, wp)
@@ -349,6 +367,7 @@ class ConvKernel:
         out: np.ndarray,
     ) -> None:
         conv, pixels_to_planes = self._k.conv, self._k.pixels_to_planes
+        stage = conv.stage_from_nhwc if self.nhwc else conv.stage_from_nchw
         if self.inplace and flip == 0:
             self._run_amx_inplace(xu, xzp, rowoffs, segoff, nseg, seglen64, out)
             return
@@ -366,7 +385,7 @@ class ConvKernel:
         for n in range(out.shape[0]):
             dst = out[n].reshape(-1) if nhwc is None else nhwc.reshape(-1)
             for g in range(self.group):
-                conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
+                stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
                 if self.packs[g].has_bz:
                     conv.window_sums(buf, self.cg, self.kh, self.kw, 1, 1, self.dh, self.dw, oh, ow, valid)
                     rowsum.reshape(oh, wp)[:, :ow] = valid.reshape(oh, ow)
@@ -379,23 +398,15 @@ class ConvKernel:
                 else:
                     out[n] = nhwc.reshape(oh, wp, self.m)[:, :ow].transpose(2, 0, 1)
 
-    def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
-        conv, pixels_to_planes = self._k.conv, self._k.pixels_to_planes
-        if not isinstance(x, np.ndarray) or x.dtype != self.x_dtype:
-            raise InputTypeError(
-                f"convolution input must be a {self.x_dtype} array, got {getattr(x, 'dtype', type(x).__name__)}"
-            )
-        if x.ndim != 4 or x.shape[3 if self.nhwc else 1] != self.c:
+    def _sizes(self, shape: tuple[int, ...]) -> tuple[int, int, int, int, int, int, int, tuple[int, ...]]:
+        """(N, H, W, Hp, Wp, oH, oW, output shape) of an input shape, validated (kept for 16 shapes)."""
+        got = self._shape_cache.get(shape)
+        if got is not None:
+            return got
+        if len(shape) != 4 or shape[3 if self.nhwc else 1] != self.c:
             want = f"(N, H, W, {self.c})" if self.nhwc else f"(N, {self.c}, H, W)"
-            raise InputShapeError(f"convolution input has shape {x.shape}; expected {want}")
-        xzp = int(x_zp)
-        if not self._zp_range[0] <= xzp <= self._zp_range[1]:
-            raise InputTypeError(f"x_zp {xzp} is outside the range of {self.x_dtype}")
-        flip = 0
-        if self.x_dtype == np.int8:  # u8 = s8 ^ 0x80 = s8 + 128
-            flip, xzp = 0x80, xzp + 128
-        xu = np.ascontiguousarray(x).view(np.uint8)
-        nb, h, w_in = (x.shape[0], x.shape[1], x.shape[2]) if self.nhwc else (x.shape[0], x.shape[2], x.shape[3])
+            raise InputShapeError(f"convolution input has shape {shape}; expected {want}")
+        nb, h, w_in = (shape[0], shape[1], shape[2]) if self.nhwc else (shape[0], shape[2], shape[3])
         hp, wp = h + self.pt + self.pb, w_in + self.pl + self.pr
         oh = (hp - self.dh * (self.kh - 1) - 1) // self.sh + 1
         ow = (wp - self.dw * (self.kw - 1) - 1) // self.sw + 1
@@ -404,7 +415,33 @@ class ConvKernel:
                 f"convolution input {h}x{w_in} (padded {hp}x{wp}) is smaller than the "
                 f"{self.kh}x{self.kw} kernel at dilation {self.dh}x{self.dw}"
             )
-        out = np.empty((nb, oh, ow, self.m) if self.nhwc else (nb, self.m, oh, ow), self.ep.out_dtype)
+        got = (nb, h, w_in, hp, wp, oh, ow, (nb, oh, ow, self.m) if self.nhwc else (nb, self.m, oh, ow))
+        if len(self._shape_cache) < 16:
+            self._shape_cache[shape] = got
+        return got
+
+    def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.dtype != self.x_dtype:
+            raise InputTypeError(
+                f"convolution input must be a {self.x_dtype} array, got {getattr(x, 'dtype', type(x).__name__)}"
+            )
+        nb, _, w_in, hp, wp, oh, ow, out_shape = self._sizes(x.shape)
+        xzp = int(x_zp)
+        if not self._zp_range[0] <= xzp <= self._zp_range[1]:
+            raise InputTypeError(f"x_zp {xzp} is outside the range of {self.x_dtype}")
+        flip = 0
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        if self._signed:  # u8 = s8 ^ 0x80 = s8 + 128
+            flip, xzp, xu = 0x80, xzp + 128, x.view(np.uint8)
+        else:
+            xu = x
+        out = np.empty(out_shape, self.ep.out_dtype)
+        if self.float_dw and self.threads == 1:  # the common case first: no thread scope
+            self._run_depthwise(xu, xzp, flip, hp, wp, oh, ow, out)
+            return out
+        conv, pixels_to_planes = self._k.conv, self._k.pixels_to_planes
+        stage = conv.stage_from_nhwc if self.nhwc else conv.stage_from_nchw
         flat = out.reshape(-1)
         plane = oh * ow
         ep = self.ep
@@ -454,7 +491,7 @@ class ConvKernel:
                         if pk.has_bz:
                             conv.pixel_sums(a, self.c4, self.sh, self.sw, w_in, oh, ow, rowsum)
                     else:
-                        conv.nhwc_stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf, self.nhwc)
+                        stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
                         a = buf.reshape(-1)
                         if pk.has_bz:
                             conv.window_sums(

@@ -8,21 +8,34 @@ input once also applies the zero point, so padding is plain zeros.
 
 Two loop shapes, both reading contiguous runs in their innermost loop:
 
-* NHWC (:func:`depthwise_nhwc`): a band of input rows is staged in float32, split into ``sw``
-  column phases, so that for every kernel tap the (pixel, channel) values of ``B`` consecutive
-  output pixels are one contiguous run, at any stride. Weights and per-channel parameters are
-  tiled ``B`` times, so the inner loop is elementwise over ``B * C`` values.
+* NHWC (:func:`depthwise_nhwc`, :func:`depthwise_nhwc_pairs`): a band of input rows is staged in
+  float32, split into ``sw`` column phases, so that for every kernel tap the (pixel, channel)
+  values of ``B`` consecutive output pixels are one contiguous run, at any stride. Weights and
+  per-channel parameters are tiled ``B`` times, so the inner loop is elementwise over ``B * C``
+  values (or over blocks of :data:`WROW` channels of one pixel).
 * NCHW (:func:`depthwise_nchw`): one channel plane at a time (phase-split the same way), each
   output row a contiguous run, the channel's weights scalars.
 
-Output modes: 0 int32, 1 ONNX float requantization, 2 TFLite fixed point, 3 as 1 with the bias
-added to the float32 sum (exact when ``|bias| + taps * 255 * 255 < 2**24``, which the caller
-checks; it saves the int32 round trip).
+The output mode is chosen by which parameter arrays are given; the others are ``None``, and numba
+compiles one specialization per combination with the branches of the other modes pruned, so a
+call compiles only the loop it runs:
 
-Taps go in chunks of nine (a 3x3 kernel is one chunk): a chunk's nine products are summed in
-registers; more than one chunk sums through a small float32 buffer. The requantization
-(:func:`float_lane`, :func:`fixed_point_lane`) is written without branches that depend on the lane, so it vectorizes; it
-is bit-exact with :mod:`edgeai.kernels.requant`'s scalar functions.
+* int32 accumulators: ``bias`` only;
+* ONNX float requantization: ``bias`` and ``scale``;
+* the same with the bias added to the exact float32 sum: ``fbias`` (float32) and ``scale``
+  (exact when ``|bias| + taps * 255 * 255 < 2**24``, which the caller checks; it saves the int32
+  round trip);
+* TFLite fixed point: ``bias``, ``mult`` and ``shift``
+  (:func:`edgeai.kernels.requant.requantize_fixed_point_branchless`).
+
+``acc`` is ``None`` for kernels of at most nine taps (one chunk, summed in registers); larger
+ones sum their chunks of nine through ``acc``. A 3x3 kernel whose row step equals the output row
+step computes two output rows per pass (:func:`depthwise_nhwc_pairs`, NCHW given a ``spare``
+row), a quarter fewer loads.
+
+The helpers are separate numba functions (not inlined into numba's IR: LLVM inlines them), so
+that each is typed and optimized once: the IR-level inlining of an earlier version took numba
+half a minute per kernel.
 """
 
 from __future__ import annotations
@@ -30,34 +43,29 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["CHUNK", "MAX_TAPS", "WROW", "depthwise_nchw", "depthwise_nhwc", "fixed_point_lane", "float_lane"]
+from edgeai.kernels.requant import requantize_fixed_point_branchless
+
+__all__ = [
+    "CHUNK",
+    "MAX_TAPS",
+    "WROW",
+    "depthwise_nchw",
+    "depthwise_nchw_parallel",
+    "depthwise_nhwc",
+    "depthwise_nhwc_pairs",
+    "depthwise_nhwc_pairs_parallel",
+    "depthwise_nhwc_parallel",
+    "float_lane",
+]
 
 CHUNK = 9
 WROW = 512  # NHWC: elements per weight row (bpx pixels of C <= WROW channels, or one block of WROW channels)
 MAX_TAPS = 258  # 258 * 255 * 255 < 2**24: every float32 partial sum is an exact integer
 
-
-@njit(cache=True, inline="always")
-def fixed_point_lane(a, mult, shift, zp, qmin, qmax):  # type: ignore[no-untyped-def]
-    """:func:`edgeai.kernels.requant.requantize_fixed_point` without lane-dependent branches.
-
-    ``mult`` is in ``[0, 2**31)`` (checked when the kernel is prepared), so the one saturating
-    case of SaturatingRoundingDoublingHighMul (both operands ``-2**31``) cannot occur.
-    """
-    left = shift if shift > 0 else 0
-    right = -shift if shift < 0 else 0
-    x = np.int64(np.int32(np.int64(a) << left))  # the left shift wraps in int32, as in TFLite's C++
-    ab = x * np.int64(mult)
-    t = ab + (np.int64(1 << 30) if ab >= 0 else np.int64(1 - (1 << 30)))
-    q = (t + ((t >> 63) & np.int64(0x7FFFFFFF))) >> 31  # divide by 2**31 rounding towards zero
-    mask = (np.int64(1) << right) - 1
-    threshold = (mask >> 1) + (np.int64(1) if q < 0 else np.int64(0))
-    r = (q >> right) + (np.int64(1) if (q & mask) > threshold else np.int64(0)) + zp
-    r = r if r > qmin else np.int64(qmin)
-    return np.int32(r if r < qmax else np.int64(qmax))
+_FM = {"contract"}  # fused multiply-add: exact here (every partial sum is an integer below 2**24)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=_FM)
 def _round_clamp(f, zp, lo, hi):  # type: ignore[no-untyped-def]
     f = f if f > lo else lo
     f = f if f < hi else hi
@@ -65,20 +73,39 @@ def _round_clamp(f, zp, lo, hi):  # type: ignore[no-untyped-def]
     return np.int32(np.int32((f + magic) - magic) + zp)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=_FM)
 def float_lane(a, scale, zp, lo, hi):  # type: ignore[no-untyped-def]
     """:func:`edgeai.kernels.requant.requantize_float` on an int32 lane; ``lo``/``hi`` are
     ``float32(qmin - zp)``/``float32(qmax - zp)``."""
     return _round_clamp(np.float32(a) * scale, zp, lo, hi)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=_FM)
 def _acc32(s, bias):  # type: ignore[no-untyped-def]
     # the exact float32 sum plus bias, wrapped in int32 as the GEMM kernels' store does
     return np.int32(np.int32(s) + bias)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=_FM)
+def _store(out, i, s, k, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi):  # type: ignore[no-untyped-def]
+    # out[i] = the requantized exact float32 sum s of lane k. The mode is fixed by which parameters are
+    # None; the tests are ordered so that numba prunes every branch that uses a None parameter (only a
+    # test of a None argument is pruned), and the rest are constants LLVM folds away.
+    if fbias is not None:
+        out[np.uint64(i)] = _round_clamp((s + fbias[np.uint64(k)]) * scale[np.uint64(k)], zp, lo, hi)
+    elif mult is not None:
+        a = _acc32(s, bias[np.uint64(k)])
+        out[np.uint64(i)] = requantize_fixed_point_branchless(
+            a, mult[np.uint64(k)], shift[np.uint64(k)], zp, qmin, qmax
+        )
+    elif bias is not None:
+        if scale is not None:
+            out[np.uint64(i)] = float_lane(_acc32(s, bias[np.uint64(k)]), scale[np.uint64(k)], zp, lo, hi)
+        else:
+            out[np.uint64(i)] = _acc32(s, bias[np.uint64(k)])
+
+
+@njit(cache=True, fastmath=_FM)
 def _taps(x, b, o, w, wb, k):  # type: ignore[no-untyped-def]
     # nine products of one chunk; offsets o are loop-invariant, the runs x[b + o[t]:] contiguous; the
     # weight rows are WROW apart (a constant: one pointer reaches all nine, none spill)
@@ -95,7 +122,7 @@ def _taps(x, b, o, w, wb, k):  # type: ignore[no-untyped-def]
     )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=_FM)
 def _taps_scalar(x, b, o, w):  # type: ignore[no-untyped-def]
     # w: a tuple of nine float32 weights, held in registers across the loop
     return (
@@ -111,7 +138,7 @@ def _taps_scalar(x, b, o, w):  # type: ignore[no-untyped-def]
     )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _chunk(offs, ci):  # type: ignore[no-untyped-def]
     return (
         offs[ci, 0],
@@ -126,65 +153,43 @@ def _chunk(offs, ci):  # type: ignore[no-untyped-def]
     )
 
 
-@njit(cache=True, inline="always")
-def _segment(x, base, L, offs, wt, wb, acc, bias, mode, scale, mult, shift, pb, zp, qmin, qmax, out, ob):  # type: ignore[no-untyped-def]
+@njit(cache=True, fastmath=_FM)
+def _plus(acc, k, s):  # type: ignore[no-untyped-def]
+    # the earlier chunks' sum (in acc) plus this one's; with a single chunk acc is None
+    if acc is None:
+        return s
+    return acc[np.uint64(k)] + s
+
+
+@njit(cache=True, fastmath=_FM)
+def _segment(x, base, L, offs, wt, wb, acc, bias, fbias, scale, mult, shift, pb, zp, qmin, qmax, out, ob):  # type: ignore[no-untyped-def]
     # out[ob + k] = requant(sum over taps t of x[base + offs[t] + k] * w_t[k]), k < L, with the weights
     # of chunk ci at wt[wb + (9 * ci + t) * WROW:] and the per-channel parameters at [pb:]. Chunks
-    # before the last sum into acc; one loop per requant mode, so each vectorizes without the others.
+    # before the last sum into acc (None with a single chunk).
     last = offs.shape[0] - 1
-    for ci in range(last):
-        o = _chunk(offs, ci)
-        wc = wb + ci * 9 * WROW
-        if ci == 0:
-            for k in range(L):
-                acc[k] = _taps(x, base + k, o, wt, wc, k)
-        else:
-            for k in range(L):
-                acc[k] += _taps(x, base + k, o, wt, wc, k)
+    if acc is not None:
+        for ci in range(last):
+            o = _chunk(offs, ci)
+            wc = wb + ci * 9 * WROW
+            if ci == 0:
+                for k in range(L):
+                    acc[k] = _taps(x, base + k, o, wt, wc, k)
+            else:
+                for k in range(L):
+                    acc[k] += _taps(x, base + k, o, wt, wc, k)
     o = _chunk(offs, last)
     wc = wb + last * 9 * WROW
-    if mode == 1:
-        lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
-        if last == 0:
-            for k in range(L):
-                a = _acc32(_taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
-                out[np.uint64(ob + k)] = float_lane(a, scale[np.uint64(pb + k)], zp, lo, hi)
-        else:
-            for k in range(L):
-                a = _acc32(acc[k] + _taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
-                out[np.uint64(ob + k)] = float_lane(a, scale[np.uint64(pb + k)], zp, lo, hi)
-    elif mode == 3:  # mode 1 with the bias added in float32 (exact: the caller checked the range)
-        lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
-        if last == 0:
-            for k in range(L):
-                f = _taps(x, base + k, o, wt, wc, k) + np.float32(bias[np.uint64(pb + k)])
-                out[np.uint64(ob + k)] = _round_clamp(f * scale[np.uint64(pb + k)], zp, lo, hi)
-        else:
-            for k in range(L):
-                f = acc[k] + _taps(x, base + k, o, wt, wc, k) + np.float32(bias[np.uint64(pb + k)])
-                out[np.uint64(ob + k)] = _round_clamp(f * scale[np.uint64(pb + k)], zp, lo, hi)
-    elif mode == 2 and last == 0:
-        for k in range(L):
-            a = _acc32(_taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
-            out[np.uint64(ob + k)] = fixed_point_lane(
-                a, mult[np.uint64(pb + k)], shift[np.uint64(pb + k)], zp, qmin, qmax
-            )
-    elif mode == 2:
-        for k in range(L):
-            a = _acc32(acc[k] + _taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
-            out[np.uint64(ob + k)] = fixed_point_lane(
-                a, mult[np.uint64(pb + k)], shift[np.uint64(pb + k)], zp, qmin, qmax
-            )
-    else:
-        for k in range(L):
-            out[np.uint64(ob + k)] = _acc32(acc[k] + _taps(x, base + k, o, wt, wc, k), bias[np.uint64(pb + k)])
+    lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+    for k in range(L):
+        s = _plus(acc, k, _taps(x, base + k, o, wt, wc, k))
+        _store(out, ob + k, s, pb + k, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
 
 
-@njit(cache=True, inline="always")
-def _pair_sums(x, b, d, c0, c1, c2, wt, k):  # type: ignore[no-untyped-def]
-    w0, w1, w2 = wt[np.uint64(k)], wt[np.uint64(WROW + k)], wt[np.uint64(2 * WROW + k)]
-    w3, w4, w5 = wt[np.uint64(3 * WROW + k)], wt[np.uint64(4 * WROW + k)], wt[np.uint64(5 * WROW + k)]
-    w6, w7, w8 = wt[np.uint64(6 * WROW + k)], wt[np.uint64(7 * WROW + k)], wt[np.uint64(8 * WROW + k)]
+@njit(cache=True, fastmath=_FM)
+def _pair_sums(x, b, d, c0, c1, c2, wt, wb, k):  # type: ignore[no-untyped-def]
+    w0, w1, w2 = wt[np.uint64(wb + k)], wt[np.uint64(wb + WROW + k)], wt[np.uint64(wb + 2 * WROW + k)]
+    w3, w4, w5 = wt[np.uint64(wb + 3 * WROW + k)], wt[np.uint64(wb + 4 * WROW + k)], wt[np.uint64(wb + 5 * WROW + k)]
+    w6, w7, w8 = wt[np.uint64(wb + 6 * WROW + k)], wt[np.uint64(wb + 7 * WROW + k)], wt[np.uint64(wb + 8 * WROW + k)]
     a0, a1, a2 = x[np.uint64(b + c0)], x[np.uint64(b + c1)], x[np.uint64(b + c2)]
     b0, b1, b2 = x[np.uint64(b + d + c0)], x[np.uint64(b + d + c1)], x[np.uint64(b + d + c2)]
     e0, e1, e2 = x[np.uint64(b + 2 * d + c0)], x[np.uint64(b + 2 * d + c1)], x[np.uint64(b + 2 * d + c2)]
@@ -194,7 +199,7 @@ def _pair_sums(x, b, d, c0, c1, c2, wt, k):  # type: ignore[no-untyped-def]
     return s, t
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=_FM)
 def _pair_sums_scalar(x, b, d, c0, c1, c2, w):  # type: ignore[no-untyped-def]
     # as _pair_sums with the nine weights scalars (an NCHW plane)
     a0, a1, a2 = x[np.uint64(b + c0)], x[np.uint64(b + c1)], x[np.uint64(b + c2)]
@@ -206,182 +211,172 @@ def _pair_sums_scalar(x, b, d, c0, c1, c2, w):  # type: ignore[no-untyped-def]
     return s, t
 
 
-@njit(cache=True, inline="always")
-def _segment_pair(x, base, L, d, c0, c1, c2, wt, bias, mode, scale, mult, shift, zp, qmin, qmax, out, ob, ob2):  # type: ignore[no-untyped-def]
+@njit(cache=True, fastmath=_FM)
+def _segment_pair(
+    x, base, L, d, c0, c1, c2, wt, wb, bias, fbias, scale, mult, shift, pb, zp, qmin, qmax, out, ob, out2, ob2
+):  # type: ignore[no-untyped-def]  # fmt: skip
     # two output rows of a 3x3 kernel whose row step equals the output row step (d elements): the four
-    # input rows' runs and the nine weights are loaded once for both rows (a quarter fewer loads)
+    # input rows' runs and the nine weights are loaded once for both rows
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
-    if mode == 3:
-        for k in range(L):
-            s, t = _pair_sums(x, base + k, d, c0, c1, c2, wt, k)
-            fb, sc = np.float32(bias[k]), scale[k]
-            out[np.uint64(ob + k)] = _round_clamp((s + fb) * sc, zp, lo, hi)
-            out[np.uint64(ob2 + k)] = _round_clamp((t + fb) * sc, zp, lo, hi)
-    elif mode == 1:
-        for k in range(L):
-            s, t = _pair_sums(x, base + k, d, c0, c1, c2, wt, k)
-            out[np.uint64(ob + k)] = float_lane(_acc32(s, bias[k]), scale[k], zp, lo, hi)
-            out[np.uint64(ob2 + k)] = float_lane(_acc32(t, bias[k]), scale[k], zp, lo, hi)
-    elif mode == 2:
-        for k in range(L):
-            s, t = _pair_sums(x, base + k, d, c0, c1, c2, wt, k)
-            out[np.uint64(ob + k)] = fixed_point_lane(_acc32(s, bias[k]), mult[k], shift[k], zp, qmin, qmax)
-            out[np.uint64(ob2 + k)] = fixed_point_lane(_acc32(t, bias[k]), mult[k], shift[k], zp, qmin, qmax)
-    else:
-        for k in range(L):
-            s, t = _pair_sums(x, base + k, d, c0, c1, c2, wt, k)
-            out[np.uint64(ob + k)] = _acc32(s, bias[k])
-            out[np.uint64(ob2 + k)] = _acc32(t, bias[k])
+    for k in range(L):
+        s, t = _pair_sums(x, base + k, d, c0, c1, c2, wt, wb, k)
+        _store(out, ob + k, s, pb + k, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
+        _store(out2, ob2 + k, t, pb + k, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, flip, sw, wq, band):  # type: ignore[no-untyped-def]
     # band[((p * rstride + r) * wq + q) * C + c] = x[n, r0 + r - pt, q * sw + p - pl, c] - x_zp (0 outside)
     h_in, w_in, C = x.shape[1], x.shape[2], x.shape[3]
     fzp = np.float32(xzp)
-    for p in range(sw):
-        for r in range(rows):
-            ih = r0 + r - pt
+    for r in range(rows):
+        ih = r0 + r - pt
+        inside = 0 <= ih < h_in
+        src = x[n, min(max(ih, 0), h_in - 1)].reshape(-1)
+        # input column iw lands in phase (iw + pl) % sw at column (iw + pl) // sw; every other slot is padding
+        for p in range(sw):
             dst = ((p * rstride + r) * wq) * C
-            if ih < 0 or ih >= h_in:
-                for k in range(wq * C):
-                    band[np.uint64(dst + k)] = 0
-                continue
-            src = x[n, ih].reshape(-1)
-            if sw == 1:  # one contiguous run between the zero borders
-                lead = pl * C
-                for k in range(lead):
-                    band[np.uint64(dst + k)] = 0
-                for k in range(w_in * C):
-                    band[np.uint64(dst + lead + k)] = np.float32(np.int32(src[k] ^ flip)) - fzp
-                for k in range((pl + w_in) * C, wq * C):
-                    band[np.uint64(dst + k)] = 0
-                continue
-            for q in range(wq):
-                iw = q * sw + p - pl
-                d = dst + q * C
-                if iw < 0 or iw >= w_in:
+            q_lo = min((pl - p + sw - 1) // sw, wq) if pl > p else 0  # first q with q * sw + p - pl >= 0
+            q_hi = min(max((w_in - 1 + pl - p) // sw + 1, q_lo), wq) if inside else q_lo  # past the last < w_in
+            band[dst : dst + q_lo * C] = 0
+            if sw == 1:  # one contiguous run
+                d = dst + q_lo * C
+                for k in range((q_hi - q_lo) * C):
+                    band[np.uint64(d + k)] = np.float32(np.int32(src[np.uint64(k)] ^ flip)) - fzp
+            else:
+                for q in range(q_lo, q_hi):
+                    d, s0 = dst + q * C, (q * sw + p - pl) * C
                     for c in range(C):
-                        band[np.uint64(d + c)] = 0
-                else:
-                    s0 = iw * C
-                    for c in range(C):
-                        band[np.uint64(d + c)] = np.float32(np.int32(src[s0 + c] ^ flip)) - fzp
+                        band[np.uint64(d + c)] = np.float32(np.int32(src[np.uint64(s0 + c)] ^ flip)) - fzp
+            band[dst + q_hi * C : dst + wq * C] = 0
 
 
-@njit(cache=True, fastmath={"contract"})
-def _nhwc_band(
-    x, n, y0, y1, pt, pl, xzp, flip, sh, sw, span_h, rstride, wq, bpx, pair, offs, wt, bias, mode, scale, mult, shift,
-    zp, qmin, qmax, out, obase, ow, band, acc,
-):  # type: ignore[no-untyped-def]  # fmt: skip
-    # output rows y0:y1 from a band of (y1 - 1 - y0) * sh + span_h staged input rows
-    C = x.shape[3]
-    _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, flip, sw, wq, band)
-    nblk = (C + WROW - 1) // WROW  # channel blocks of WROW (one when bpx > 1)
-    wblk = offs.shape[0] * 9 * WROW
-    y = y0
-    if pair and nblk == 1:  # 3x3, row step = output row step: two output rows per pass
-        y = _rows_pair(band, y0, y1, sh, wq, C, ow, bpx, offs, wt, bias, mode, scale, mult, shift, zp, qmin, qmax, out,
-                       obase)  # fmt: skip
-    if nblk == 1:
-        _rows(band, y, y1, y0, sh, wq, C, ow, bpx, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out,
-              obase)  # fmt: skip
-    else:
-        _rows_blocked(band, y, y1, y0, sh, wq, C, ow, bpx, nblk, wblk, offs, wt, acc, bias, mode, scale, mult, shift,
-                      zp, qmin, qmax, out, obase)  # fmt: skip
-
-
-# The row loops are separate functions (not inlined): each is optimized once and shared by the
-# serial and parallel drivers; one function holding all three took LLVM over a minute to compile.
-@njit(cache=True, fastmath={"contract"})
-def _rows_pair(band, y0, y1, sh, wq, C, ow, bpx, offs, wt, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase):  # type: ignore[no-untyped-def]
-    d = offs[0, 3] - offs[0, 0]
-    c0, c1, c2 = offs[0, 0], offs[0, 1], offs[0, 2]
-    y = y0
-    while y + 1 < y1:
-        for ox0 in range(0, ow, bpx):
-            base = ((y - y0) * sh * wq + ox0) * C
-            ob = obase + (y * ow + ox0) * C
-            _segment_pair(
-                band, base, min(bpx, ow - ox0) * C, d, c0, c1, c2, wt, bias, mode, scale, mult, shift, zp, qmin,
-                qmax, out, ob, ob + ow * C,
-            )  # fmt: skip
-        y += 2
-    return y
-
-
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath=_FM)
 def _rows(
-    band, y, y1, y0, sh, wq, C, ow, bpx, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax, out, obase
-):  # type: ignore[no-untyped-def]  # fmt: skip
+    band, y, y1, y0, sh, wq, C, ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin, qmax, out, obase
+):  # type: ignore[no-untyped-def]
+    # output rows y:y1 of the band starting at output row y0; each run of bpx pixels' channels goes in
+    # blocks of WROW (one block when C <= WROW: the parameters are tiled over the pixels)
+    wblk = offs.shape[0] * 9 * WROW
     for oy in range(y, y1):
         for ox0 in range(0, ow, bpx):
             base = ((oy - y0) * sh * wq + ox0) * C
             ob = obase + (oy * ow + ox0) * C
-            L = min(bpx, ow - ox0) * C
-            _segment(band, base, L, offs, wt, 0, acc, bias, mode, scale, mult, shift, 0, zp, qmin, qmax, out, ob)
-
-
-@njit(cache=True, fastmath={"contract"})
-def _rows_blocked(
-    band, y, y1, y0, sh, wq, C, ow, bpx, nblk, wblk, offs, wt, acc, bias, mode, scale, mult, shift, zp, qmin, qmax,
-    out, obase,
-):  # type: ignore[no-untyped-def]  # fmt: skip
-    for oy in range(y, y1):
-        for ox0 in range(0, ow, bpx):
-            base = ((oy - y0) * sh * wq + ox0) * C
-            ob = obase + (oy * ow + ox0) * C
-            for cb in range(nblk):
-                L = min(WROW, C - cb * WROW)
-                c0 = cb * WROW
+            run = min(bpx, ow - ox0) * C
+            for c0 in range(0, run, WROW):
                 _segment(
-                    band, base + c0, L, offs, wt, cb * wblk, acc, bias, mode, scale, mult, shift, c0, zp, qmin, qmax,
-                    out, ob + c0,
+                    band, base + c0, min(WROW, run - c0), offs, wt, (c0 // WROW) * wblk, acc, bias, fbias, scale,
+                    mult, shift, c0, zp, qmin, qmax, out, ob + c0,
                 )  # fmt: skip
 
 
-@njit(cache=True, fastmath={"contract"})
-def depthwise_nhwc(
-    x, n, pt, pl, xzp, flip, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, pair, offs, wt, bias, mode, scale, mult,
-    shift, zp, qmin, qmax, out, obase, band, acc,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+@njit(cache=True, fastmath=_FM)
+def _rows_pair(
+    band, y0, y1, sh, wq, C, ow, bpx, offs, wt, bias, fbias, scale, mult, shift, zp, qmin, qmax, out, obase, spare
+):  # type: ignore[no-untyped-def]
+    # output rows y0:y1 two at a time; the second row of an odd last pair goes to spare (the band holds
+    # sh more staged rows for it)
+    d = offs[0, 3] - offs[0, 0]
+    c0, c1, c2 = offs[0, 0], offs[0, 1], offs[0, 2]
+    wblk = 9 * WROW
+    for y in range(y0, y1, 2):
+        second = y + 1 < y1
+        for ox0 in range(0, ow, bpx):
+            base = ((y - y0) * sh * wq + ox0) * C
+            ob = obase + (y * ow + ox0) * C
+            run = min(bpx, ow - ox0) * C
+            for cb in range(0, run, WROW):
+                L = min(WROW, run - cb)
+                out2, ob2 = (out, ob + ow * C + cb) if second else (spare, 0)
+                _segment_pair(
+                    band, base + cb, L, d, c0, c1, c2, wt, (cb // WROW) * wblk, bias, fbias, scale, mult, shift, cb,
+                    zp, qmin, qmax, out, ob + cb, out2, ob2,
+                )  # fmt: skip
+
+
+@njit(cache=True)
+def depthwise_nhwc(x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
     """Depthwise convolution of NHWC image ``n`` into ``out[obase:]`` (NHWC), bands of ``rb`` output rows.
 
+    ``geo`` (int64) is ``[pt, pl, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, zp, qmin, qmax]``.
     ``band`` holds ``sw * rstride * wq * C`` float32 (``rstride`` input rows of ``wq`` phase
-    columns per phase), ``acc`` :data:`WROW` float32; ``offs`` [chunks, 9] are the taps' offsets
-    in ``band``. With C <= WROW, ``wt`` [chunks * 9, WROW] holds the weights tiled over
-    ``bpx = WROW // C`` pixels, and ``bias``, ``scale``, ``mult``, ``shift`` are tiled the same way;
-    with more channels (``bpx`` 1), ``wt`` is [C / WROW blocks, chunks * 9, WROW] and the
-    parameters are per channel. Weights of the padding taps of the last chunk are zero. With
-    ``pair`` (a 3x3 kernel whose dilation equals its stride, C <= WROW), two output rows per pass.
+    columns per phase); ``offs`` [chunks, 9] are the taps' offsets in ``band``. With C <= WROW,
+    ``wt`` [chunks * 9, WROW] holds the weights tiled over ``bpx = WROW // C`` pixels, and the
+    per-channel parameters are tiled the same way; with more channels (``bpx`` 1), ``wt`` is
+    [C / WROW blocks, chunks * 9, WROW] and the parameters are per channel. Weights of the padding
+    taps of the last chunk are zero. ``acc`` (:data:`WROW` float32) is None for a single chunk.
+    Parameters the output mode does not use are None (see the module docstring).
     """
+    # the band loop is written out in each driver (no shared band function): one level less of
+    # functions that LLVM inlines and optimizes again, a quarter of a cold compile
+    pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
     for y0 in range(0, oh, rb):
-        _nhwc_band(
-            x, n, y0, min(y0 + rb, oh), pt, pl, xzp, flip, sh, sw, span_h, rstride, wq, bpx, pair, offs, wt, bias, mode,
-            scale, mult, shift, zp, qmin, qmax, out, obase, ow, band, acc,
-        )  # fmt: skip
+        y1 = min(y0 + rb, oh)
+        _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, flip, sw, wq, band)
+        _rows(band, y0, y1, y0, sh, wq, x.shape[3], ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin,
+              qmax, out, obase)  # fmt: skip
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
-def depthwise_nhwc_parallel(
-    x, n, pt, pl, xzp, flip, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, pair, offs, wt, bias, mode, scale, mult,
-    shift, zp, qmin, qmax, out, obase, band, acc,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+@njit(cache=True)
+def depthwise_nhwc_pairs(x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, spare):  # type: ignore[no-untyped-def]
+    """:func:`depthwise_nhwc` of a 3x3 kernel whose dilation equals its stride, two output rows per pass.
+
+    The second row of an odd last pair goes to ``spare`` (:data:`WROW` of the output dtype); the
+    band has room for the ``sh`` input rows it needs past ``rb`` (even, but in the last band) rows.
+    """
+    pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
+    for y0 in range(0, oh, rb):
+        y1 = min(y0 + rb, oh)
+        rows = (y1 - 1 - y0 + ((y1 - y0) & 1)) * sh + span_h  # an odd last row's partner needs sh more
+        _stage_nhwc_band(x, n, y0 * sh, rows, rstride, pt, pl, xzp, flip, sw, wq, band)
+        _rows_pair(band, y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, bias, fbias, scale, mult, shift, zp, qmin,
+                   qmax, out, obase, spare)  # fmt: skip
+
+
+@njit(cache=True)
+def _row_of(a, i):  # type: ignore[no-untyped-def]
+    if a is None:
+        return None
+    return a[i]
+
+
+@njit(cache=True, parallel=True)
+def depthwise_nhwc_parallel(x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
     """As :func:`depthwise_nhwc`, bands in parallel (``band`` and ``acc`` carry one row per band)."""
-    nbands = (oh + rb - 1) // rb
-    for bi in prange(nbands):
+    pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
+    for bi in prange((oh + rb - 1) // rb):
         y0 = bi * rb
-        _nhwc_band(
-            x, n, y0, min(y0 + rb, oh), pt, pl, xzp, flip, sh, sw, span_h, rstride, wq, bpx, pair, offs, wt, bias, mode,
-            scale, mult, shift, zp, qmin, qmax, out, obase, ow, band[bi], acc[bi],
-        )  # fmt: skip
+        y1 = min(y0 + rb, oh)
+        _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, flip, sw, wq, band[bi])
+        _rows(band[bi], y0, y1, y0, sh, wq, x.shape[3], ow, bpx, offs, wt, _row_of(acc, bi), bias, fbias, scale,
+              mult, shift, zp, qmin, qmax, out, obase)  # fmt: skip
 
 
-@njit(cache=True, fastmath={"contract"})
-def _nchw_channel(
-    x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
-    out, obase, plane, acc,
+@njit(cache=True, parallel=True)
+def depthwise_nhwc_pairs_parallel(
+    x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, spare
 ):  # type: ignore[no-untyped-def]  # fmt: skip
+    """As :func:`depthwise_nhwc_pairs`, bands in parallel (``band`` and ``spare`` carry one row per band)."""
+    pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
+    for bi in prange((oh + rb - 1) // rb):
+        y0 = bi * rb
+        y1 = min(y0 + rb, oh)
+        rows = (y1 - 1 - y0 + ((y1 - y0) & 1)) * sh + span_h
+        _stage_nhwc_band(x, n, y0 * sh, rows, rstride, pt, pl, xzp, flip, sw, wq, band[bi])
+        _rows_pair(band[bi], y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, bias, fbias, scale, mult, shift, zp,
+                   qmin, qmax, out, obase, spare[bi])  # fmt: skip
+
+
+@njit(cache=True, fastmath=_FM)
+def _nchw_channel(
+    x, n, c, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    pt, pl, sh, sw, hp, wq, oh, ow = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
+    zp, qmin, qmax = geo[8], geo[9], geo[10]
     h_in, w_in = x.shape[2], x.shape[3]
     fzp = np.float32(xzp)
     # stage plane[(p * hp + r) * wq + q] = x[n, c, r - pt, q * sw + p - pl] - x_zp; the padding
@@ -400,101 +395,69 @@ def _nchw_channel(
             else:
                 for q in range(q_lo, q_hi):
                     plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(row + q * sw)] ^ flip)) - fzp
-    b, sc, mu, sf = bias[c], scale[c], mult[c], shift[c]
-    fb = np.float32(b)
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
     last = offs.shape[0] - 1
     wc = wsc[c].reshape(last + 1, 9)
-    y = 0
-    if pair and last == 0:  # 3x3, row step = output row step: two output rows per pass
+    if spare is not None:  # 3x3, row step = output row step: two output rows per pass
         d = offs[0, 3] - offs[0, 0]
         c0, c1, c2 = offs[0, 0], offs[0, 1], offs[0, 2]
         w = _chunk(wc, 0)
-        while y + 1 < oh:
+        for y in range(0, oh, 2):
             base = y * sh * wq
             ob = obase + (c * oh + y) * ow
-            ob2 = ob + ow
-            if mode == 3:
-                for k in range(ow):
-                    s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
-                    out[np.uint64(ob + k)] = _round_clamp((s + fb) * sc, zp, lo, hi)
-                    out[np.uint64(ob2 + k)] = _round_clamp((t + fb) * sc, zp, lo, hi)
-            elif mode == 1:
-                for k in range(ow):
-                    s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
-                    out[np.uint64(ob + k)] = float_lane(_acc32(s, b), sc, zp, lo, hi)
-                    out[np.uint64(ob2 + k)] = float_lane(_acc32(t, b), sc, zp, lo, hi)
-            elif mode == 2:
-                for k in range(ow):
-                    s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
-                    out[np.uint64(ob + k)] = fixed_point_lane(_acc32(s, b), mu, sf, zp, qmin, qmax)
-                    out[np.uint64(ob2 + k)] = fixed_point_lane(_acc32(t, b), mu, sf, zp, qmin, qmax)
-            else:
-                for k in range(ow):
-                    s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
-                    out[np.uint64(ob + k)] = _acc32(s, b)
-                    out[np.uint64(ob2 + k)] = _acc32(t, b)
-            y += 2
-    for oy in range(y, oh):
+            out2, ob2 = (out, ob + ow) if y + 1 < oh else (spare, 0)
+            for k in range(ow):
+                s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
+                _store(out, ob + k, s, c, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
+                _store(out2, ob2 + k, t, c, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
+        return
+    for oy in range(oh):
         base = oy * sh * wq
         ob = obase + (c * oh + oy) * ow
-        for ci in range(last):
-            o, w = _chunk(offs, ci), _chunk(wc, ci)
-            if ci == 0:
-                for k in range(ow):
-                    acc[k] = _taps_scalar(plane, base + k, o, w)
-            else:
-                for k in range(ow):
-                    acc[k] += _taps_scalar(plane, base + k, o, w)
+        if acc is not None:
+            for ci in range(last):
+                o, w = _chunk(offs, ci), _chunk(wc, ci)
+                if ci == 0:
+                    for k in range(ow):
+                        acc[k] = _taps_scalar(plane, base + k, o, w)
+                else:
+                    for k in range(ow):
+                        acc[k] += _taps_scalar(plane, base + k, o, w)
         o, w = _chunk(offs, last), _chunk(wc, last)
-        if mode == 1:
-            for k in range(ow):
-                a = _acc32(acc[k] + _taps_scalar(plane, base + k, o, w), b)
-                out[np.uint64(ob + k)] = float_lane(a, sc, zp, lo, hi)
-        elif mode == 3:  # mode 1 with the bias added in float32 (exact: the caller checked the range)
-            for k in range(ow):
-                f = acc[k] + _taps_scalar(plane, base + k, o, w) + fb
-                out[np.uint64(ob + k)] = _round_clamp(f * sc, zp, lo, hi)
-        elif mode == 2:
-            for k in range(ow):
-                a = _acc32(acc[k] + _taps_scalar(plane, base + k, o, w), b)
-                out[np.uint64(ob + k)] = fixed_point_lane(a, mu, sf, zp, qmin, qmax)
-        else:
-            for k in range(ow):
-                out[np.uint64(ob + k)] = _acc32(acc[k] + _taps_scalar(plane, base + k, o, w), b)
+        for k in range(ow):
+            s = _plus(acc, k, _taps_scalar(plane, base + k, o, w))
+            _store(out, ob + k, s, c, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
 
 
-@njit(cache=True, fastmath={"contract"})
-def depthwise_nchw(
-    x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
-    out, obase, plane, acc,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+@njit(cache=True)
+def depthwise_nchw(x, n, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare):  # type: ignore[no-untyped-def]
     """Depthwise convolution of NCHW image ``n`` into ``out[obase:]`` (NCHW), one channel plane at a time.
 
-    ``plane`` holds ``sw * hp * wq`` float32 (the padded plane split into ``sw`` column phases),
-    zero on entry (only the image part is written, the padding stays zero),
-    ``acc`` ``ow`` float32; ``offs`` [chunks, 9] are the taps' offsets in ``plane``, ``wsc``
-    [M, chunks * 9] the weights ``w - w_zp`` (zero for the padding taps of the last chunk). With
-    ``pair`` (a 3x3 kernel whose dilation equals its stride), two output rows per pass.
+    ``geo`` (int64) is ``[pt, pl, sh, sw, hp, wq, oh, ow, zp, qmin, qmax]``, ``hp`` the rows per
+    phase of ``plane`` (``sw * hp * wq`` float32, the padded plane split into ``sw`` column
+    phases), zero on entry (only the image part is written, the padding stays zero); ``acc``
+    ``ow`` float32 (None for a single chunk of taps); ``offs`` [chunks, 9] are the taps' offsets
+    in ``plane``, ``wsc`` [M, chunks * 9] the weights ``w - w_zp`` (zero for the padding taps of
+    the last chunk). ``spare`` (``ow`` of the output dtype) is given for a 3x3 kernel whose
+    dilation equals its stride: two output rows per pass (``hp`` then has ``sh`` spare rows).
     """
     for c in range(x.shape[1]):
         _nchw_channel(
-            x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp,
-            qmin, qmax, out, obase, plane, acc,
-        )  # fmt: skip
+            x, n, c, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare
+        )
 
 
-@njit(cache=True, parallel=True, fastmath={"contract"})
+@njit(cache=True, parallel=True)
 def depthwise_nchw_parallel(
-    x, n, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp, qmin, qmax,
-    out, obase, plane, acc,
-):  # type: ignore[no-untyped-def]  # fmt: skip
-    """As :func:`depthwise_nchw`, channels in parallel (``plane`` and ``acc`` carry one row per chunk of channels)."""
+    x, n, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare
+):  # type: ignore[no-untyped-def]
+    """As :func:`depthwise_nchw`, channels in parallel (``plane``, ``acc`` and ``spare`` carry one row per
+    chunk of channels)."""
     nt = plane.shape[0]
     C = x.shape[1]
     for t in prange(nt):
         for c in range(t * C // nt, (t + 1) * C // nt):
             _nchw_channel(
-                x, n, c, pt, pl, xzp, flip, sh, sw, hp, wq, oh, ow, pair, offs, wsc, bias, mode, scale, mult, shift, zp,
-                qmin, qmax, out, obase, plane[t], acc[t],
+                x, n, c, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane[t],
+                _row_of(acc, t), _row_of(spare, t),
             )  # fmt: skip

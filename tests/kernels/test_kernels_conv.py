@@ -308,14 +308,15 @@ def test_requant_lanes_match_scalar_references() -> None:
     edgeai.quant.requant's pure-Python TFLite and ONNX references (edge values included)."""
     from numba import njit
 
-    from edgeai.kernels.depthwise import fixed_point_lane, float_lane
+    from edgeai.kernels.depthwise import float_lane
+    from edgeai.kernels.requant import requantize_fixed_point_branchless
     from edgeai.quant.requant import requantize_onnx_scalar, requantize_tflite_scalar
 
     @njit
     def lanes(a, mult, shift, scale, zp, qmin, qmax, fixed, flt):  # type: ignore[no-untyped-def]
         lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
         for i in range(a.shape[0]):
-            fixed[i] = fixed_point_lane(a[i], mult[i], shift[i], zp, qmin, qmax)
+            fixed[i] = requantize_fixed_point_branchless(a[i], mult[i], shift[i], zp, qmin, qmax)
         for i in range(a.shape[0]):
             flt[i] = float_lane(a[i], scale[i], zp, lo, hi)
 
