@@ -17,10 +17,18 @@ from numba import njit, prange
 from edgeai.kernels.requant import requantize_fixed_point, requantize_float
 from edgeai.kernels.transpose import transpose_bytes
 
-__all__ = ["depthwise_rows", "depthwise_stage", "nhwc_stage", "pixel_sums", "row_sums", "window_sums"]
+__all__ = [
+    "depthwise_rows",
+    "depthwise_stage",
+    "nhwc_stage",
+    "pixel_sums",
+    "row_sums",
+    "stage_from_nchw",
+    "stage_from_nhwc",
+    "window_sums",
+]
 
 
-@njit(cache=True)
 def nhwc_stage(x, n, c0, cg, pt, pl, fill, flip, buf, channels_last):  # type: ignore[no-untyped-def]
     """Copy channels ``c0:c0+cg`` of image ``n`` into ``buf`` [Hp, Wp, C4] (uint8), padded with ``fill``.
 
@@ -28,55 +36,100 @@ def nhwc_stage(x, n, c0, cg, pt, pl, fill, flip, buf, channels_last):  # type: i
     turns int8 into uint8). Only the padding border (and the channels cg..C4) is filled; the image
     goes over in contiguous runs: whole rows from NHWC when the channels are all of them, else
     ``cg`` bytes per pixel; from NCHW, 16x16 byte-block transposes (long rows) or four channel rows
-    at a time packed into 32-bit words.
+    at a time packed into 32-bit words. Two numba functions, :func:`stage_from_nhwc` and
+    :func:`stage_from_nchw`, so that a kernel compiles only the one its layout needs.
     """
-    hp, wp, c4 = buf.shape
-    h_in, w_in = (x.shape[1], x.shape[2]) if channels_last else (x.shape[2], x.shape[3])
+    stage = stage_from_nhwc if channels_last else stage_from_nchw
+    stage(x, n, c0, cg, pt, pl, fill, flip, buf)
+
+
+@njit(cache=True)
+def _fill_border(buf, pt, pl, h_in, w_in, cg, f8, channels):  # type: ignore[no-untyped-def]
+    # the padding rows and columns of buf [Hp, Wp, C4], and (with channels) the channels cg..C4 of the
+    # image's pixels
+    wp, c4 = buf.shape[1], buf.shape[2]
     row = wp * c4
     flat = buf.reshape(-1)
-    f8 = np.uint8(fill)
-    for k in range(pt * row):
-        flat[k] = f8
-    for k in range((pt + h_in) * row, hp * row):
-        flat[k] = f8
+    flat[: pt * row] = f8
+    flat[(pt + h_in) * row :] = f8
     for h in range(pt, pt + h_in):
         base = h * row
-        for k in range(pl * c4):
-            flat[base + k] = f8
-        for k in range((pl + w_in) * c4, row):
-            flat[base + k] = f8
-        if cg < c4:
+        flat[base : base + pl * c4] = f8
+        flat[base + (pl + w_in) * c4 : base + row] = f8
+        if channels and cg < c4:
             for w in range(pl, pl + w_in):
-                for c in range(cg, c4):
-                    flat[base + w * c4 + c] = f8
-    if channels_last:
-        cx = x.shape[3]
-        src = x[n].reshape(-1)
-        if cg == c4 and cg == cx:  # the rows are contiguous runs in x and in buf
-            run = w_in * cx
-            for h in range(h_in):
-                d = ((pt + h) * wp + pl) * c4
-                dst, sr = flat[d : d + run], src[h * run : (h + 1) * run]
-                for k in range(run):
-                    dst[k] = sr[k] ^ flip
-            return
+                flat[base + w * c4 + cg : base + (w + 1) * c4] = f8
+
+
+@njit(cache=True)
+def stage_from_nhwc(x, n, c0, cg, pt, pl, fill, flip, buf):  # type: ignore[no-untyped-def]
+    """:func:`nhwc_stage` of NHWC input."""
+    wp, c4 = buf.shape[1], buf.shape[2]
+    h_in, w_in, cx = x.shape[1], x.shape[2], x.shape[3]
+    words = c4 == 4 and cg == cx  # 1 to 4 channels, all of them: one 32-bit word per pixel, fill included
+    _fill_border(buf, pt, pl, h_in, w_in, cg, np.uint8(fill), not words)
+    flat = buf.reshape(-1)
+    src = x[n].reshape(-1)
+    if words and cg < 4:  # an RGB image's first convolution: byte runs of 3 would cost a loop per pixel
+        wd = flat.view(np.uint32)
+        fillw, flipw = np.uint32(0), np.uint32(0)
+        for c in range(4):
+            if c < cg:
+                flipw |= np.uint32(flip) << np.uint32(8 * c)
+            else:
+                fillw |= np.uint32(fill) << np.uint32(8 * c)
         for h in range(h_in):
-            for w in range(w_in):
-                d = ((pt + h) * wp + pl + w) * c4
-                s0 = (h * w_in + w) * cx + c0
-                dst, sr = flat[d : d + cg], src[s0 : s0 + cg]
-                for c in range(cg):
-                    dst[c] = sr[c] ^ flip
+            d = (pt + h) * wp + pl
+            s0 = h * w_in * cx
+            if cg == 3:
+                for w in range(w_in):
+                    b = s0 + 3 * w
+                    v = (
+                        np.uint32(src[b])
+                        | (np.uint32(src[b + 1]) << np.uint32(8))
+                        | (np.uint32(src[b + 2]) << np.uint32(16))
+                    )
+                    wd[d + w] = (v ^ flipw) | fillw
+            else:
+                for w in range(w_in):
+                    v = np.uint32(0)
+                    for c in range(cg):
+                        v |= np.uint32(src[s0 + w * cx + c]) << np.uint32(8 * c)
+                    wd[d + w] = (v ^ flipw) | fillw
         return
-    if flip == 0 and w_in >= 64:  # NCHW, long rows: per input row, [cg, W] transposed in 16x16 blocks
+    if cg == c4 and cg == cx:  # the rows are contiguous runs in x and in buf
+        run = w_in * cx
+        for h in range(h_in):
+            d = ((pt + h) * wp + pl) * c4
+            dst, sr = flat[d : d + run], src[h * run : (h + 1) * run]
+            for k in range(run):
+                dst[k] = sr[k] ^ flip
+        return
+    for h in range(h_in):
+        for w in range(w_in):
+            d = ((pt + h) * wp + pl + w) * c4
+            s0 = (h * w_in + w) * cx + c0
+            dst, sr = flat[d : d + cg], src[s0 : s0 + cg]
+            for c in range(cg):
+                dst[c] = sr[c] ^ flip
+
+
+@njit(cache=True)
+def stage_from_nchw(x, n, c0, cg, pt, pl, fill, flip, buf):  # type: ignore[no-untyped-def]
+    """:func:`nhwc_stage` of NCHW input."""
+    wp, c4 = buf.shape[1], buf.shape[2]
+    h_in, w_in = x.shape[2], x.shape[3]
+    _fill_border(buf, pt, pl, h_in, w_in, cg, np.uint8(fill), True)
+    flat = buf.reshape(-1)
+    if flip == 0 and w_in >= 64:  # long rows: per input row, [cg, W] transposed in 16x16 blocks
         src = x.reshape(-1)
         hw = h_in * w_in
         for h in range(h_in):
             soff = (n * x.shape[1] + c0) * hw + h * w_in
             transpose_bytes(src, soff, cg, w_in, hw, flat, ((pt + h) * wp + pl) * c4, c4)
         return
-    # NCHW: a word of four channels per pixel, each read along a contiguous input row (measured: faster
-    # than the block transpose on rows below ~64 pixels)
+    # a word of four channels per pixel, each read along a contiguous input row (measured: faster than
+    # the block transpose on rows below ~64 pixels)
     words = flat.view(np.uint32)
     wc = c4 // 4
     flip4 = np.uint32(flip) * np.uint32(0x01010101)
