@@ -1,12 +1,14 @@
 """INT8 convolution: edgeai's kernels against ONNX Runtime's QLinearConv, one thread.
 
     python benchmarks/bench_qlinearconv.py [--paths auto,vnni,avx2,portable] [--rounds 9] [--json]
-        [--layers 3x3,dw,1x1] [--layout NCHW|NHWC]
+        [--layers 3x3,dw,1x1,dws2,first] [--layout NCHW|NHWC]
 
-Three layers of a MobileNet-like network, uint8 activations, int8 per-channel
+Layers of MobileNet-like networks, uint8 activations, int8 per-channel
 weights, int32 bias, uint8 output (requantization "onnx" mode fused into the
 kernel's store): 3x3 32->32 at 56x56, depthwise 3x3 at 112x112x32, 1x1 32->64 at
-56x56 (batch 1, "same" padding). Weights are packed once (``prepare_conv``);
+56x56, and two of MobileNetV2 (width 0.5, 96x96 input): depthwise 3x3 stride 2 at
+48x48x48 and the first convolution, 3x3 stride 2 3->16 at 96x96 (batch 1, "same"
+padding). Weights are packed once (``prepare_conv``);
 ONNX Runtime runs a single-node QLinearConv model (one intra-op thread,
 spinning off). Rounds interleave the engines in one process; the report gives
 the median per-call time and the ratio ORT time / edgeai time (above 1: edgeai
@@ -32,6 +34,8 @@ LAYERS = [
     ("3x3", "3x3 32->32 @56x56", 32, 56, 32, 3, 1, 1),
     ("dw", "depthwise 3x3 @112x112x32", 32, 112, 32, 3, 32, 1),
     ("1x1", "1x1 32->64 @56x56", 32, 56, 64, 1, 1, 1),
+    ("dws2", "depthwise 3x3 s2 @48x48x48", 48, 48, 48, 3, 48, 2),
+    ("first", "3x3 s2 3->16 @96x96", 3, 96, 16, 3, 1, 2),
 ]
 
 
@@ -45,6 +49,7 @@ def _ort_qlinear_conv(
     y_zp: int,
     pads: list[int],
     group: int,
+    stride: int = 1,
 ) -> Callable[[np.ndarray], Any]:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -53,7 +58,12 @@ def _ort_qlinear_conv(
         return numpy_helper.from_array(np.asarray(v, dt), name)
 
     node = helper.make_node(
-        "QLinearConv", ["X", "XS", "XZ", "W", "WS", "WZ", "YS", "YZ", "B"], ["Y"], pads=pads, group=group
+        "QLinearConv",
+        ["X", "XS", "XZ", "W", "WS", "WZ", "YS", "YZ", "B"],
+        ["Y"],
+        pads=pads,
+        group=group,
+        strides=[stride, stride],
     )
     inits = [
         t("XS", x_scale, np.float32),
@@ -90,7 +100,7 @@ def main() -> None:
     ap.add_argument("--paths", default="auto", help="comma-separated: auto, amx, vnni, avx2, portable")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--layers", default="3x3,dw,1x1", help="comma-separated: 3x3, dw, 1x1")
+    ap.add_argument("--layers", default="3x3,dw,1x1,dws2,first", help="comma-separated: 3x3, dw, 1x1, dws2, first")
     ap.add_argument("--layout", default="NCHW", choices=["NCHW", "NHWC"], help="edgeai's kernel layout")
     args = ap.parse_args()
     paths = [kernel_path() if p == "auto" else p for p in args.paths.split(",")]
@@ -109,7 +119,7 @@ def main() -> None:
         bias = rng.integers(-2000, 2000, m).astype(np.int32)
         x_scale, x_zp, y_scale, y_zp = np.float32(0.02), 120, np.float32(0.5), 100
         pads = [k // 2] * 4
-        ort_fn = _ort_qlinear_conv(w, w_scale, bias, float(x_scale), x_zp, float(y_scale), y_zp, pads, group)
+        ort_fn = _ort_qlinear_conv(w, w_scale, bias, float(x_scale), x_zp, float(y_scale), y_zp, pads, group, stride)
         scale = (x_scale * w_scale / y_scale).astype(np.float32)
         rq = Requant("onnx", scale, None, None, y_zp, np.dtype(np.uint8))
         kernels = {}
