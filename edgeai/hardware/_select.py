@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from edgeai.errors import DeviceNotAvailableError
 from edgeai.hardware._device import KIND_PRIORITY, Device, DeviceKind
@@ -34,23 +35,47 @@ def devices(*, refresh: bool = False) -> list[Device]:
         return list(_cache)
 
 
-def devices_for_format(fmt: str) -> list[Device]:
+def devices_for_format(fmt: str, request: str | Device | None = None) -> list[Device]:
     """Devices of the backends that can load a ``fmt`` model, best kind first.
 
     Only those backends' runtimes are asked, so opening an ONNX model never
-    imports torch for ExecuTorch's device list.
+    imports torch for ExecuTorch's device list. A ``request`` that names one
+    backend (``"native"``, ``"onnxruntime"``; a :class:`Device` of one) asks only
+    that backend when it is installed and loads ``fmt``: ``Session(model,
+    device="native")`` then never imports ONNX Runtime. :func:`select_device`
+    picks the same device from this shorter list as from the full one (a
+    backend-name request matches only that backend's devices); with nothing
+    found there, every backend is asked (for ``fallback=True`` and the error
+    listing what is present).
+
+    Example:
+        >>> from edgeai.hardware import devices_for_format
+        >>> [d.id for d in devices_for_format("onnx", "native")]
+        ['native:cpu']
     """
     from edgeai.backends import backend_names, get_backend
 
+    names = backend_names()
+    wanted = request.backend if isinstance(request, Device) else request
+    if isinstance(wanted, str) and wanted.strip().lower() in names:
+        name = wanted.strip().lower()
+        only = _backend_devices(get_backend, name, fmt)
+        if only and (not isinstance(request, Device) or request in only):
+            return sorted(only, key=lambda d: KIND_PRIORITY.index(d.kind))
     found: list[Device] = []
-    for name in backend_names():
-        try:
-            backend = get_backend(name)
-        except KeyError:
-            continue
-        if fmt in backend.formats and backend.available():
-            found.extend(backend.devices())
+    for name in names:
+        found.extend(_backend_devices(get_backend, name, fmt))
     return sorted(found, key=lambda d: KIND_PRIORITY.index(d.kind))
+
+
+def _backend_devices(get_backend: Any, name: str, fmt: str) -> list[Device]:
+    try:
+        backend = get_backend(name)
+    except KeyError:
+        return []
+    if fmt in backend.formats and backend.available():
+        return list(backend.devices())
+    return []
 
 
 def select_device(
