@@ -233,7 +233,11 @@ class CompiledGraph:
             for k, (_, op, ins, outs) in enumerate(raw_steps)
         ]
         # what run() loops over: each step's arguments fetched by one C call (operator.itemgetter)
-        self._run_steps = [(fn, _arguments(ins), outs, frees) for fn, ins, outs, frees in self._steps]
+        # (fn, the one input slot or -1, arguments, the one output slot or -1, outputs, frees)
+        self._run_steps = [
+            (fn, ins[0] if len(ins) == 1 else -1, _arguments(ins), outs[0] if len(outs) == 1 else -1, outs, frees)
+            for fn, ins, outs, frees in self._steps
+        ]
         self._step_nodes = [node for node, _, _, _ in raw_steps]
         self._slot_of = slot_of
         self._output_slots = {n: slot_of[n] for n in graph.outputs if n in slot_of}
@@ -318,20 +322,25 @@ class CompiledGraph:
                     raise InputNameError(
                         f"missing input {name!r}; the graph's inputs are {list(self._required)}"
                     ) from None
-        k = -1
+        step: Any = None
         try:
-            for k, (fn, arguments, outs, frees) in enumerate(self._run_steps):  # noqa: B007
-                results = fn(*arguments(slots))
+            for step in self._run_steps:
+                fn, single_in, arguments, single_out, outs, frees = step
+                results = fn(slots[single_in]) if single_in >= 0 else fn(*arguments(slots))
                 if type(results) is not tuple and type(results) is not list:
                     raise TypeError(f"the op returned {type(results).__name__}, not a tuple of outputs")
-                for i, v in zip(outs, results):
-                    slots[i] = v
+                if single_out >= 0:
+                    if results:
+                        slots[single_out] = results[0]
+                else:
+                    for i, v in zip(outs, results):
+                        slots[i] = v
                 for i in frees:
                     slots[i] = None
         except EdgeAIError:
             raise
         except Exception as exc:
-            node = self._step_nodes[k]
+            node = self._step_nodes[self._run_steps.index(step)]
             raise InferenceError(
                 f"node {node.name!r} ({node.op_type}) of {self._what} failed: {type(exc).__name__}: {exc}"
             ) from exc

@@ -525,3 +525,48 @@ def test_nhwc_views_only_where_every_reader_takes_them() -> None:
     c1.nhwc_views = True  # the Identity would now hand a strided array on: still the same bytes, in C order
     got = fast.run({"x": x})
     assert all(g.flags.c_contiguous and np.array_equal(g, w) for g, w in zip(got, want))
+
+
+def test_op_returning_a_bare_array_and_bound_steps_are_named_in_errors() -> None:
+    """An op must return a tuple: a bare array (whose first row would otherwise pass for the output)
+    is an InferenceError naming the node, here the third step, and a step bound by ``bind_static``
+    that raises is named the same way."""
+
+    @register("BareArray", domain=DOMAIN, since=1)
+    class BareArray(Op):
+        def run(self, x: np.ndarray) -> Any:
+            return x + 1
+
+    @register("BoundFails", domain=DOMAIN, since=1)
+    class BoundFails(Op):
+        def run(self, x: np.ndarray, scale: np.ndarray) -> tuple[Any, ...]:
+            return (x * scale,)
+
+        def bind_static(self) -> Any:
+            scale = self.ctx.input_consts[1]
+
+            def step(x: np.ndarray) -> tuple[Any, ...]:
+                if x.shape != (4,):
+                    raise ValueError("only 4 values")
+                return (x * scale,)
+
+            return step, (0,)
+
+    def graph(kind: str) -> Graph:
+        nodes = [
+            Node("t0", "Track", DOMAIN, inputs=("x",), outputs=("a",)),
+            Node("t1", "Track", DOMAIN, inputs=("a",), outputs=("b",)),
+            Node("odd", kind, DOMAIN, inputs=("b",) if kind == "BareArray" else ("b", "s"), outputs=("c",)),
+            Node("t3", "Track", DOMAIN, inputs=("c",), outputs=("y",)),
+        ]
+        inits = {} if kind == "BareArray" else {"s": np.array(2.0, F32)}
+        return Graph.build(
+            nodes, [Value("x", F32, None)], [Value("y", F32, None)], initializers=inits, opsets={"": 21, DOMAIN: 1}
+        )
+
+    with pytest.raises(InferenceError, match=r"node 'odd' \(BareArray\).*not a tuple"):
+        CompiledGraph(graph("BareArray")).run({"x": np.zeros(4, F32)})
+    bound = CompiledGraph(graph("BoundFails"))
+    np.testing.assert_array_equal(bound.run({"x": np.zeros(4, F32)})[0], np.full(4, 5.0, F32))
+    with pytest.raises(InferenceError, match=r"node 'odd' \(BoundFails\).*only 4 values"):
+        bound.run({"x": np.zeros(3, F32)})
