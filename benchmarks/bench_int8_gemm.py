@@ -1,7 +1,7 @@
 """INT8 GEMM: edgeai's kernels against ONNX Runtime's MatMulInteger (uint8 x int8), one thread.
 
     python benchmarks/bench_int8_gemm.py [--paths auto,vnni,avx2,portable] [--rounds 9] [--weight-bits 8|7]
-        [--mode int32|onnx|tflite] [--json]
+        [--mode int32|onnx|tflite] [--shapes default|mobilenet|MxNxK,...] [--ort-op matmul|conv] [--json]
 
 For each M x N x K shape the weights are packed once (``prepare_gemm``) and ONNX
 Runtime gets the same weights as an initializer of a single-node model (one
@@ -17,7 +17,10 @@ the AVX2 path may use ``vpmaddubsw``; with 8-bit weights it uses its exact int16
 (uint8 output; ``Requant`` mode "onnx" or "tflite" with the same real scale) against ONNX
 Runtime's QLinearMatMul (uint8 x int8 -> uint8). The "onnx" outputs are checked equal to ONNX
 Runtime's; the "tflite" ones against edgeai's numpy reference (TFLite's fixed-point rounding
-may differ from ONNX Runtime's float rounding by one step).
+may differ from ONNX Runtime's float rounding by one step). ``--ort-op conv`` (with ``--mode onnx``)
+times ONNX Runtime's 1x1 QLinearConv over M pixels instead (what a native 1x1 convolution replaces;
+ONNX Runtime's time includes its NCHW <-> NHWC transposes). ``--shapes mobilenet`` times the 1x1
+convolutions of MobileNetV2 (small K).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from collections.abc import Callable
 import numpy as np
 
 SHAPES = [(1, 1000, 1280), (196, 128, 1152), (3136, 32, 288), (256, 256, 256), (1024, 1024, 1024)]
+# --shapes mobilenet: 1x1 convolutions of MobileNetV2 as GEMMs (M pixels x N out channels x K in
+# channels): small K, where the per-row cost of the store decides, and the fixed cost of a small call
+MOBILENET = [(2304, 48, 8), (2304, 96, 16), (3136, 64, 32), (576, 144, 24), (196, 384, 64), (36, 16, 96), (36, 80, 480)]
 A_SCALE, B_SCALE, Y_SCALE, Y_ZP = 0.02, 0.01, 4.0, 128
 
 
@@ -84,6 +90,46 @@ def _ort_qlinear_matmul(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     return lambda a: sess.run(None, {"A": a})[0]
 
 
+def _ort_qlinear_conv1x1(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """ONNX Runtime's QLinearConv with the 1x1 kernel ``b.T``, called on ``a`` [M, K] as an NCHW image
+    [1, K, 1, M] (the layout ONNX Runtime takes; its time includes its own layout transposes)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    k, n = b.shape
+    inits = [
+        numpy_helper.from_array(np.array(A_SCALE, np.float32), "AS"),
+        numpy_helper.from_array(np.array(0, np.uint8), "AZ"),
+        numpy_helper.from_array(np.ascontiguousarray(b.T).reshape(n, k, 1, 1), "W"),
+        numpy_helper.from_array(np.array(B_SCALE, np.float32), "BS"),
+        numpy_helper.from_array(np.array(0, np.int8), "BZ"),
+        numpy_helper.from_array(np.array(Y_SCALE, np.float32), "YS"),
+        numpy_helper.from_array(np.array(Y_ZP, np.uint8), "YZ"),
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("QLinearConv", ["X", "AS", "AZ", "W", "BS", "BZ", "YS", "YZ"], ["Y"])],
+        "qconv",
+        [helper.make_tensor_value_info("X", TensorProto.UINT8, [1, k, 1, "M"])],
+        [helper.make_tensor_value_info("Y", TensorProto.UINT8, [1, n, 1, "M"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    cache: dict[int, np.ndarray] = {}
+
+    def run(a: np.ndarray) -> np.ndarray:
+        x = cache.get(id(a))
+        if x is None:  # the NCHW image of a, made once (not timed)
+            x = cache[id(a)] = np.ascontiguousarray(a.T)[None, :, None, :]
+        return sess.run(None, {"X": x})[0][0, :, 0, :].T
+
+    return run
+
+
 def _requant(mode: str) -> tuple:
     """(Requant for edgeai, numpy reference of the requantized output from int32 accumulators)."""
     from edgeai.kernels.api import Requant
@@ -108,17 +154,37 @@ def main() -> None:
     ap.add_argument("--weight-bits", type=int, choices=(7, 8), default=8)
     ap.add_argument("--mode", choices=("int32", "onnx", "tflite"), default="int32")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--ort-op",
+        choices=("matmul", "conv"),
+        default="matmul",
+        help="with --mode onnx: time ONNX Runtime's QLinearMatMul (default) or a 1x1 QLinearConv over M pixels",
+    )
+    ap.add_argument(
+        "--shapes", default="default", help="'default', 'mobilenet' or comma-separated MxNxK (e.g. 2304x48x8)"
+    )
     args = ap.parse_args()
+    if args.shapes == "default":
+        shapes = SHAPES
+    elif args.shapes == "mobilenet":
+        shapes = MOBILENET
+    else:
+        shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     wlo, whi = (-64, 64) if args.weight_bits == 7 else (-128, 128)
     paths = [kernel_path() if p == "auto" else p for p in args.paths.split(",")]
     paths = [p for p in dict.fromkeys(paths) if p in available_paths()]
     rng = np.random.default_rng(0)
     rows = []
-    for m, n, k in SHAPES:
+    for m, n, k in shapes:
         a = rng.integers(0, 256, (m, k)).astype(np.uint8)
         b = rng.integers(wlo, whi, (k, n)).astype(np.int8)
         requant, reference = (None, None) if args.mode == "int32" else _requant(args.mode)
-        ort_fn = _ort_matmul_integer(b) if requant is None else _ort_qlinear_matmul(b)
+        if requant is None:
+            ort_fn = _ort_matmul_integer(b)
+        elif args.ort_op == "conv" and args.mode == "onnx":
+            ort_fn = _ort_qlinear_conv1x1(b)
+        else:
+            ort_fn = _ort_qlinear_matmul(b)
         kernels = {}
         for p in paths:
             set_kernel_path(p)
@@ -130,7 +196,7 @@ def main() -> None:
         for p, f in kernels.items():
             if not np.array_equal(f(a, 0), want):
                 raise SystemExit(f"{p}: result differs from the reference on {m}x{n}x{k}")
-        calls = max(3, int(3e8 / (2 * m * n * k)))
+        calls = min(2000, max(3, int(3e8 / (2 * m * n * k))))
         times: dict[str, list[float]] = {"ort": [], **{p: [] for p in kernels}}
         for _ in range(args.rounds):
             times["ort"].append(time_calls(lambda o=ort_fn, x=a: o(x), calls))
@@ -149,9 +215,12 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    ort_op = "MatMulInteger" if args.mode == "int32" else "QLinearMatMul"
+    if args.mode == "onnx" and args.ort_op == "conv":
+        ort_op = "1x1 QLinearConv"
     table = Table(
         title=f"INT8 GEMM ({args.mode}), one thread: edgeai vs ONNX Runtime "
-        f"{'MatMulInteger' if args.mode == 'int32' else 'QLinearMatMul'} (u8 x s8, {args.weight_bits}-bit weights)"
+        f"{ort_op} (u8 x s8, {args.weight_bits}-bit weights)"
     )
     table.add_column("M x N x K")
     table.add_column("ORT GOPS", justify="right")

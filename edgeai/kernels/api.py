@@ -46,6 +46,7 @@ __all__ = [
 _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 _AMX_CONFIG: np.ndarray | None = None
 _ROW_SUMS: Any = None
+_AMX_MIN_K = 16  # GEMMs with K up to this run on VNNI tiles in the AMX driver (see GemmKernel._plan)
 
 
 class KernelArgumentError(KernelError):
@@ -280,6 +281,9 @@ class GemmKernel:
         self._a_index, self._rs_index = (1, 14) if self.amx else (0, 10)
         align = 64 if self.amx else 4  # AMX steps K by 64 bytes; the other kernels by 4
         self.k4 = -(-self.k // align) * align
+        # bytes per row of a padded copy of A: K in whole 64-byte steps for AMX tiles, in groups of 4
+        # for the vector kernels (and for AMX GEMMs of K <= _AMX_MIN_K, which run on VNNI tiles only)
+        self._arow = self.k4 if self.amx and self.k > _AMX_MIN_K else -(-self.k // 4) * 4
         bmat = np.zeros((self.k4, self.n), np.int64)
         bmat[: self.k] = b
         real = np.arange(self.k4) < self.k
@@ -303,6 +307,11 @@ class GemmKernel:
         if self.amx:
             # row blocks of 32: the A block stays in L1 while the weight panels stream past it
             amx_end = m if lda % 64 == 0 else m - 1
+            if self.k <= _AMX_MIN_K:
+                # every row on the driver's VNNI tiles: a 64-byte AMX step padded from K <= 16 wastes
+                # most of the tile, and the tiles' latency left the AMX loop slower than VNNI there
+                # (2304 x 8 x 48: 36 -> 24 us); the same compiled driver, no second entry point
+                amx_end = 0
             mid = [rowoffs, lda, self._segoff, 1, self.k4 // 64, -(-self.k // 4), amx_end, *tail, 32]
             args = [_AMX_CONFIG, None, *mid, None, *post, None, 0, self.n, 1]
         else:
@@ -340,13 +349,13 @@ class GemmKernel:
             azp += 128
         elif not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
-        lda = self.k4
+        lda = self._arow
         if self.amx and self.k % 4 == 0:
             # no copy: AMX reads whole 64-byte K steps, so the bytes past K of a row are the next
             # row's (times zero weights); the block holding the last row goes to the VNNI kernel
             lda = self.k
-        elif self.k4 != self.k:
-            padded = np.zeros((m, self.k4), np.uint8)
+        elif lda != self.k:
+            padded = np.zeros((m, lda), np.uint8)
             padded[:, : self.k] = a
             a = padded
         out = np.empty((m, self.n), self.ep.out_dtype)

@@ -148,18 +148,18 @@ def test_fixed_point_branchless_matches_exact_random(acc: list, mult: int, shift
     )
 
 
-@pytest.mark.parametrize("m", [1, 7, 33])
-def test_gemm_requant_tflite_extreme_accumulators_and_shifts(kernel_path: str, m: int) -> None:
+@pytest.mark.parametrize("m, k", [(1, 16), (7, 16), (33, 16), (70, 64)])
+def test_gemm_requant_tflite_extreme_accumulators_and_shifts(kernel_path: str, m: int, k: int) -> None:
     """Accumulators at the int32 ends (through the bias) and every shift from -31 to 30, per column."""
     rng = np.random.default_rng(m)
     n = 64  # two full 32-column panels (the vector store) ...
-    b = rng.integers(-128, 128, (16, n)).astype(np.int8)
-    a = rng.integers(0, 256, (m, 16)).astype(np.uint8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
     bias = np.where(np.arange(n) % 2 == 0, 2**31 - 1, -(2**31)).astype(np.int32)  # wraps past the ends
     shift = rng.permutation(np.r_[np.arange(-31, 31), -5, 3]).astype(np.int32)
     mult = rng.choice(np.array([0, 1, 2**30, 2**31 - 1, 1518500250], np.int32), n)
     for dtype, zp in ((np.dtype(np.int8), -3), (np.dtype(np.uint8), 128)):
-        for cols in (n, n - 2):  # ... and a partial one (the scalar store)
+        for cols in (n, n - 2):  # ... and a partial one (masked vector store, or the scalar one)
             rq = Requant("tflite", None, mult[:cols], shift[:cols], zp, dtype)
             got = prepare_gemm(b[:, :cols], 0, a_dtype=np.uint8, bias=bias[:cols], requant=rq)(a, 7)
             qmin, qmax = rq.bounds()
@@ -193,6 +193,46 @@ def test_gemm_full_tiles_every_mode(kernel_path: str, m: int, k: int) -> None:
         got = prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias, requant=rq)(a, 9)
         want = requantize_tflite(acc, ms[:, 0], ms[:, 1], zp, *rq.bounds(), dtype=dtype)
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("k", [1, 3, 4, 8, 12, 16, 20, 32])
+def test_gemm_small_k_many_rows_every_mode(kernel_path: str, k: int) -> None:
+    """Small K (the 1x1 convolutions of thin layers) over many rows: AMX row blocks, or VNNI tiles
+    only for K <= 16; tails of row blocks; a narrow last panel (N = 48); weight zero points zero in
+    the first panel and not in the second (the store drops the row term per tile)."""
+    rng = np.random.default_rng(k)
+    m, n = 291, 48
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    bias = rng.integers(-(2**16), 2**16, n).astype(np.int32)
+    scale = (rng.random(n) * 4e-3 + 1e-4).astype(np.float32)
+    ms = np.array([quantize_multiplier(float(r)) for r in scale], np.int64)
+    mult, shift = ms[:, 0].astype(np.int32), ms[:, 1].astype(np.int32)
+    mixed = np.where(np.arange(n) < 32, 0, rng.integers(-128, 128, n)).astype(np.int8)
+    for b_zp in (np.int8(0), np.int8(-5), mixed):
+        acc = gemm_ref(a, 131, b, b_zp, bias)
+        np.testing.assert_array_equal(prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias)(a, 131), acc)
+        rq = Requant("onnx", scale, None, None, 17, np.dtype(np.uint8), act_min=20, act_max=240)
+        got = prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias, requant=rq)(a, 131)
+        np.testing.assert_array_equal(got, requantize_onnx(acc, scale, 17, 20, 240).astype(np.uint8))
+        rq = Requant("tflite", None, mult, shift, -4, np.dtype(np.int8))
+        got = prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias, requant=rq)(a, 131)
+        want = requantize_tflite(acc, mult, shift, -4, -128, 127, dtype=np.int8)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_gemm_repeated_calls_new_shapes_and_read_only_input(kernel_path: str) -> None:
+    """The compiled entry bound on the first call serves later calls: other M, other a_zp, a
+    read-only input (numba would type it as a different array), int8 activations."""
+    rng = np.random.default_rng(3)
+    b = rng.integers(-128, 128, (40, 70)).astype(np.int8)
+    for a_dtype in (np.uint8, np.int8):
+        f = prepare_gemm(b, 2, a_dtype=a_dtype)
+        info = np.iinfo(a_dtype)
+        for m, a_zp in ((5, 1), (77, -3 if a_dtype == np.int8 else 200), (5, 1), (1, 0)):
+            a = rng.integers(int(info.min), int(info.max) + 1, (m, 40)).astype(a_dtype)
+            a.flags.writeable = False
+            np.testing.assert_array_equal(f(a, a_zp), gemm_ref(a, a_zp, b, 2, None))
 
 
 def test_gemm_requant_tflite_rounding_ties(kernel_path: str) -> None:
