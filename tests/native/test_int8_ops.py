@@ -903,3 +903,35 @@ def test_channels_last_and_unpacked_convs_bind_no_step() -> None:
     assert cls is not None
     dynamic_w = (None, *params[:2], None, *params[3:])
     assert cls(OpContext("c", "QLinearConv", "", 10, {}, dynamic_w)).bind_static() is None
+
+
+def test_qlinear_add_bound_step_gives_ort_bytes() -> None:
+    """QLinearAdd.bind_static (a function of A and B for the executor): ORT's bytes for same-shape
+    arrays, NHWC views (a view or C order as nhwc_views says), and a broadcast through run()."""
+    rng = np.random.default_rng(23)
+    cls = lookup("QLinearAdd", MS, 1)
+    assert cls is not None
+    for dtype in (U8, S8):
+        info = np.iinfo(dtype)
+        sa, sb, sc = (np.float32(rng.uniform(0.001, 0.2)) for _ in range(3))
+        za, zb, zc = (dtype(rng.integers(info.min, info.max)) for _ in range(3))
+        a = rng.integers(info.min, int(info.max) + 1, (2, 8, 5, 6)).astype(dtype)
+        b = rng.integers(info.min, int(info.max) + 1, (2, 8, 5, 6)).astype(dtype)
+        want = ort_node("QLinearAdd", [a, sa, za, b, sb, zb, sc, zc], n_feeds=4, domain=MS)[0]
+        for views in (False, True):
+            op = cls(OpContext("n0", "QLinearAdd", MS, 1, input_consts=(None, sa, za, None, sb, zb, sc, zc)))
+            op.nhwc_views = views
+            spec = op.bind_static()
+            assert spec is not None and spec[1] == (0, 3)
+            step = spec[0]
+            assert_same(step(a, b)[0], want)
+            va = np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+            vb = np.ascontiguousarray(b.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+            got = step(va, vb)[0]
+            assert_same(got, want)
+            assert got.transpose(0, 2, 3, 1).flags.c_contiguous if views else got.flags.c_contiguous
+            row = b[:1, :1, :1]
+            want_b = ort_node("QLinearAdd", [a, sa, za, row, sb, zb, sc, zc], n_feeds=4, domain=MS)[0]
+            assert_same(step(a, row)[0], want_b)
+    dynamic = cls(OpContext("n0", "QLinearAdd", MS, 1, input_consts=(None, None, za, None, sb, zb, sc, zc)))
+    assert dynamic.bind_static() is None

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,25 @@ class QLinearAdd(_Binary):
                 k = _F(_F(zpc) - fma_f32(ra, _F(zpa), _F(rb * _F(zpb))))
                 qmin, qmax = qrange(zpc.dtype)
                 self._coeffs = (np.array([ra, rb, k, qmin, qmax], _F), zpc.dtype)
+
+    def bind_static(self) -> tuple[Callable[[np.ndarray, np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
+        """``(step(a, b), (0, 3))`` for the executor when every parameter is a constant (see
+        :func:`edgeai.graph.executor.CompiledGraph`); anything but two arrays of one shape and type
+        goes to :meth:`run` with the constants."""
+        coeffs = self._coeffs
+        consts = self.ctx.input_consts
+        if coeffs is None or len(consts) < 8 or consts[1] is None or consts[7] is None:
+            return None
+        scales = (consts[1], consts[2], consts[4], consts[5], consts[6], consts[7])
+        run, views, dtype, ndarray, contiguous = self.run, self.nhwc_views, coeffs[1], np.ndarray, np.ascontiguousarray
+
+        def step(a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
+            if type(a) is ndarray and type(b) is ndarray and a.shape == b.shape and a.dtype == b.dtype == dtype:
+                y = _add_same_shape(a, b, coeffs)
+                return (y,) if views else (contiguous(y),)
+            return run(a, scales[0], scales[1], b, *scales[2:])
+
+        return step, (0, 3)
 
     def run(self, *inputs: Any) -> tuple[Any, ...]:
         coeffs = self._coeffs
