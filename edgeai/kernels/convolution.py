@@ -106,6 +106,7 @@ class ConvKernel:
         self._zp_range = (int(np.iinfo(self.x_dtype).min), int(np.iinfo(self.x_dtype).max))
         self._signed = self.x_dtype == np.int8
         self._shape_cache: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self._scratch: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.float_dw = False  # set below for a depthwise convolution of at most MAX_TAPS taps
         if layout not in ("NCHW", "NHWC"):
             raise KernelArgumentError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}")
@@ -204,7 +205,6 @@ class ConvKernel:
         self.params = tuple(np.ascontiguousarray(v) if u else None for v, u in zip(params, used, strict=True))
         self.pair = self.kh == 3 and self.kw == 3 and self.sh == self.dh  # two output rows per pass
         self._dw_plans: dict[tuple[int, int], tuple[Any, ...]] = {}
-        self._dw_scratch: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     def _depthwise_plan(self, hp: int, wp: int, oh: int, ow: int) -> tuple[Any, ...]:
         """(kernel, its arguments before the output, scratch shapes) of one padded input size."""
@@ -266,16 +266,11 @@ class ConvKernel:
             if len(self._dw_plans) < 16:
                 self._dw_plans[key] = plan
         fn, head, shapes = plan
-        # scratch reused by later calls of this input size; taken out of the cache while in use, so
-        # that a concurrent call allocates its own (no result lives in it)
-        scratch = self._dw_scratch.pop(key, None)
-        if scratch is None:
-            scratch = self._depthwise_scratch(shapes)
+        scratch = self._take(key) or self._depthwise_scratch(shapes)  # reused by later calls of this size
         flat, per_image = out.reshape(-1), oh * ow * self.m
         for n in range(xu.shape[0]):
             fn(xu, n, head[0], xzp, flip, *head[1:], flat, n * per_image, *scratch)
-        if len(self._dw_scratch) < 16:
-            self._dw_scratch[key] = scratch
+        self._give(key, scratch)
 
     def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         key = (hp, wp)
@@ -338,8 +333,8 @@ class ConvKernel:
         c = self.c4
         safe = max(0, plane - (-(-self.run64 // c)) + 1)
         tail = plane - safe
-        rowsum = np.zeros(plane, np.int32)
-        slack = np.zeros(tail * c + self.run64, np.uint8)
+        key = ("inplace", plane)
+        rowsum, slack = self._take(key) or (np.zeros(plane, np.int32), np.zeros(tail * c + self.run64, np.uint8))
         for n in range(xu.shape[0]):
             a = xu[n].reshape(-1)
             if self.packs[0].has_bz:
@@ -350,6 +345,7 @@ class ConvKernel:
             if tail:
                 slack[: tail * c] = a[safe * c :]
                 self._amx_call(0, slack, rowoffs, segoff, nseg, seglen64, tail, rowsum[safe:], xzp, dst, safe * self.m)
+        self._give(key, (rowsum, slack))
 
     def _run_amx(
         self,
@@ -375,13 +371,16 @@ class ConvKernel:
         # zero weights), and past the image a slack filled by the staging, so every read is in bounds.
         mv = oh * wp
         size = hp * wp * self.c4
-        flat_buf = np.empty(size + self.run64 + wp * self.c4 + 64, np.uint8)
+        direct = self.nhwc and wp == ow  # no virtual pixels: the store writes the caller's NHWC rows
+        key = ("amx", hp, wp)
+        flat_buf, rowsum, valid, nhwc = self._take(key) or (
+            np.empty(size + self.run64 + wp * self.c4 + 64, np.uint8),
+            np.zeros(mv, np.int32),  # the virtual pixels' sums stay zero
+            np.zeros(oh * ow, np.int32),
+            None if direct else np.empty((mv, self.m), self.ep.out_dtype),
+        )
         flat_buf[size:] = xzp
         buf = flat_buf[:size].reshape(hp, wp, self.c4)
-        rowsum = np.zeros(mv, np.int32)
-        valid = np.zeros(oh * ow, np.int32)
-        direct = self.nhwc and wp == ow  # no virtual pixels: the store writes the caller's NHWC rows
-        nhwc = None if direct else np.empty((mv, self.m), self.ep.out_dtype)
         for n in range(out.shape[0]):
             dst = out[n].reshape(-1) if nhwc is None else nhwc.reshape(-1)
             for g in range(self.group):
@@ -397,6 +396,16 @@ class ConvKernel:
                     pixels_to_planes(nhwc.reshape(-1), oh, ow, wp, self.m, out[n].reshape(-1))
                 else:
                     out[n] = nhwc.reshape(oh, wp, self.m)[:, :ow].transpose(2, 0, 1)
+        self._give(key, (flat_buf, rowsum, valid, nhwc))
+
+    def _take(self, key: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """Scratch arrays of an earlier call with this key, or None. They leave the cache while in use, so
+        that a concurrent call allocates its own; no result handed out lives in them."""
+        return self._scratch.pop(key, None)
+
+    def _give(self, key: tuple[Any, ...], arrays: tuple[Any, ...]) -> None:
+        if len(self._scratch) < 16:
+            self._scratch[key] = arrays
 
     def _sizes(self, shape: tuple[int, ...]) -> tuple[int, int, int, int, int, int, int, tuple[int, ...]]:
         """(N, H, W, Hp, Wp, oH, oW, output shape) of an input shape, validated (kept for 16 shapes)."""
@@ -475,13 +484,16 @@ class ConvKernel:
                 self._run_amx(xu, xzp, flip, hp, wp, oh, ow, rowoffs, segoff, nseg, seglen, out)
                 return out
             inplace = self.inplace and flip == 0  # 1x1 over uint8 NHWC: the rows are read in x itself
-            buf = None if inplace else np.empty((hp, wp, self.c4), np.uint8)
-            rowsum = np.zeros(plane, np.int32)
             k_total = self.kh * self.kw * self.c4
             mc = max(8, (131072 // max(k_total, 1)) // 8 * 8)
             # the fused store writes pixel-major [P, M] rows (contiguous, vectorized): straight into an
             # NHWC result, else into one buffer that one transpose per image turns into NCHW
-            nhwc = None if self.nhwc else np.empty((plane, self.m), self.ep.out_dtype)
+            key = ("gemm", hp, wp, inplace)
+            buf, rowsum, nhwc = self._take(key) or (
+                None if inplace else np.empty((hp, wp, self.c4), np.uint8),
+                np.zeros(plane, np.int32),
+                None if self.nhwc else np.empty((plane, self.m), self.ep.out_dtype),
+            )
             for n in range(nb):
                 dst = out[n].reshape(-1) if nhwc is None else nhwc.reshape(-1)
                 for g in range(self.group):
@@ -506,6 +518,7 @@ class ConvKernel:
                     pixels_to_planes(nhwc.reshape(-1), oh, ow, ow, self.m, out[n].reshape(-1))
                 elif nhwc is not None:
                     out[n].reshape(self.m, plane)[...] = nhwc.T
+            self._give(key, (buf, rowsum, nhwc))
             return out
         finally:
             if scope:

@@ -427,3 +427,38 @@ def test_depthwise_two_rows_per_pass(s: int, c: int, h: int, w: int, layout: str
     for rq, want in _requant_cases(rng, c):
         got = prepare_conv(wt, 3, x_dtype=np.uint8, bias=bias, requant=rq, layout=layout, **geo)(xin, 99)
         np.testing.assert_array_equal(got if layout == "NCHW" else got.transpose(0, 3, 1, 2), want(acc))
+
+
+@pytest.mark.parametrize(
+    ("kind", "k", "s"),
+    [
+        ("depthwise", 3, 1),
+        ("depthwise", 3, 2),
+        ("depthwise", 5, 1),
+        ("regular", 3, 1),
+        ("regular", 3, 2),
+        ("1x1", 1, 1),
+    ],
+)
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_conv_scratch_reused_across_calls(kernel_path: str, kind: str, k: int, s: int, layout: str) -> None:
+    """Staging buffers are kept per input size and reused: calls with new inputs, zero points and sizes
+    each match the int64 reference, and no result handed out changes in a later call."""
+    rng = np.random.default_rng(k * 10 + s)
+    c = 8
+    m, cg, group = (c, 1, c) if kind == "depthwise" else (12, c, 1)
+    wt = rng.integers(-128, 128, (m, cg, k, k)).astype(np.int8)
+    w_zp = rng.integers(-3, 4, m).astype(np.int8)  # nonzero: the receptive-field sums are needed
+    bias = rng.integers(-30000, 30000, m).astype(np.int32)
+    pads = (0, 0, 0, 0) if kind == "1x1" else (1, 1, 1, 1)
+    geo = {"strides": (s, s), "pads": pads, "dilations": (1, 1), "group": group}
+    f = prepare_conv(wt, w_zp, x_dtype=np.uint8, bias=bias, layout=layout, **geo)
+    handed_out = []
+    for h, w, x_zp in [(9, 11, 7), (9, 11, 200), (6, 5, 0), (9, 11, 31), (6, 5, 255)]:
+        x = rng.integers(0, 256, (2, c, h, w)).astype(np.uint8)
+        got = f(x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1)), x_zp)
+        nchw = got if layout == "NCHW" else got.transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(nchw, conv_ref(x, x_zp, wt, w_zp, (s, s), pads, (1, 1), group, bias))
+        handed_out.append((got, got.copy()))
+    for got, snapshot in handed_out:
+        np.testing.assert_array_equal(got, snapshot)
