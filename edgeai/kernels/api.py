@@ -288,6 +288,12 @@ class GemmKernel:
         bmat[: self.k] = b
         real = np.arange(self.k4) < self.k
         self.pk = _Packed(bmat, real, _zero_points(b_zp, self.n, b.dtype, "b_zp"), path)
+        self._has_bz = self.pk.has_bz
+        self._c_strides = (self.k, 1)
+        # A's row stride as the driver reads it. AMX with K % 4 == 0: no copy, AMX reads whole
+        # 64-byte K steps, so the bytes past K of a row are the next row's (times zero weights);
+        # the block holding the last row goes to the VNNI kernel. Otherwise a copy padded to _arow.
+        self._lda = self.k if self.amx and self.k % 4 == 0 else self._arow
         self.path = path
         self.bias = _bias(bias, self.n)
         self.ep = _epilogue(requant, self.n)
@@ -295,10 +301,10 @@ class GemmKernel:
         self.fn = _entry(self.pk.code, threads)
         self._call: Any = None  # the compiled entry, bound on the first call (see _bind)
         self._segoff = np.zeros(1, np.int64)
-        self._plans: dict[tuple[int, int, int], tuple[list, np.ndarray]] = {}
+        self._plans: dict[tuple[int, int], tuple[list, np.ndarray]] = {}
 
     def _plan(self, m: int, lda: int, azp: int) -> tuple[list, np.ndarray]:
-        """The driver's argument list for (M, lda, a_zp), built once (kept for 16 keys): every argument
+        """The driver's argument list for (M, a_zp), built once (kept for 16 keys): every argument
         but ``a``, ``rowsum`` (``_a_index``, ``_rs_index``) and ``out`` (the fourth from last)."""
         pk, ep = self.pk, self.ep
         rowoffs = np.arange(m, dtype=np.int64) * lda
@@ -320,7 +326,7 @@ class GemmKernel:
             args = [None, *mid, None, *post, None, 0, self.n, 1]
         plan = (args, np.zeros(m, np.int32))
         if len(self._plans) < 16:
-            self._plans[(m, lda, azp)] = plan
+            self._plans[(m, azp)] = plan
         return plan
 
     def _bind(self, args: list) -> Any:
@@ -334,38 +340,37 @@ class GemmKernel:
         return self.fn.overloads[sig].entry_point
 
     def __call__(self, a: np.ndarray, a_zp: int = 0) -> np.ndarray:
-        if not isinstance(a, np.ndarray) or a.dtype != self.a_dtype:
+        # the per-call path of every GEMM of a model: attributes read once, the plan by (M, a_zp)
+        if not isinstance(a, np.ndarray) or (a.dtype is not self.a_dtype and a.dtype != self.a_dtype):
             raise InputTypeError(
                 f"GEMM input must be a {self.a_dtype} array, got {getattr(a, 'dtype', type(a).__name__)}"
             )
-        if a.ndim != 2 or a.shape[1] != self.k:
-            raise InputShapeError(f"GEMM input has shape {a.shape}; expected (M, {self.k})")
-        azp = int(a_zp)
-        if not self._zp_range[0] <= azp <= self._zp_range[1]:
+        shape = a.shape
+        if len(shape) != 2 or shape[1] != self.k:
+            raise InputShapeError(f"GEMM input has shape {shape}; expected (M, {self.k})")
+        azp = a_zp if a_zp.__class__ is int else int(a_zp)
+        lo, hi = self._zp_range
+        if not lo <= azp <= hi:
             raise InputTypeError(f"a_zp {azp} is outside the range of {self.a_dtype}")
-        m = a.shape[0]
+        m = shape[0]
         if self._signed:  # u8 = s8 + 128: the same differences with a_zp + 128
             a = a.view(np.uint8) ^ np.uint8(0x80)
             azp += 128
-        elif not a.flags.c_contiguous:
+        elif a.strides != self._c_strides and not a.flags.c_contiguous:
             a = np.ascontiguousarray(a)
-        lda = self._arow
-        if self.amx and self.k % 4 == 0:
-            # no copy: AMX reads whole 64-byte K steps, so the bytes past K of a row are the next
-            # row's (times zero weights); the block holding the last row goes to the VNNI kernel
-            lda = self.k
-        elif lda != self.k:
+        lda = self._lda
+        if lda != self.k:
             padded = np.zeros((m, lda), np.uint8)
             padded[:, : self.k] = a
             a = padded
         out = np.empty((m, self.n), self.ep.out_dtype)
         if m == 0 or self.n == 0:
             return out
-        plan = self._plans.get((m, lda, azp))
+        plan = self._plans.get((m, azp))
         if plan is None:
             plan = self._plan(m, lda, azp)
         args, rowsum = plan
-        if self.pk.has_bz:
+        if self._has_bz:
             rowsum = np.empty(m, np.int32)
             _ROW_SUMS(a.reshape(-1), m, self.k, lda, rowsum)  # |sum| < 2**31 for K < 2**23
         args = args.copy()
