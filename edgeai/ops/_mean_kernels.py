@@ -1,119 +1,110 @@
 """Float32 means over trailing axes in ONNX Runtime's order, for ReduceMean (:mod:`edgeai.ops.reductions`).
 
-:func:`mean_rows` and :func:`mean_nhwc`: float32 means of each row of a C-contiguous ``[K, R]`` array, and per
-(image, channel) of a C-contiguous NHWC array (a module of its own so that a float model that never
-reaches them does not import numba).
-
 ONNX Runtime's ReduceMean over trailing axes sums each row with Eigen's vectorized ``sum()``
 (SSE, 4 floats a packet, as its x86-64 build): the elements before the first 16-byte aligned
 address are left for later, then packets are added in two accumulators over blocks of 8,
 one more packet, the packet's lanes as ``(l0 + l2) + (l1 + l3)``, then the leading elements,
 then the tail, one by one; a row of fewer than 4 elements past its alignment is summed in order.
-The mean is ``sum / float32(R)``. The alignment is taken from the row's address (ORT sums the
-buffer it is given), and for an NHWC array from the NCHW copy ORT would make (16-byte aligned).
+The mean is ``sum / float32(R)``. How many elements lead (0-3, or 4 for a float pointer not
+4-byte aligned: all in order) follows from the row's address: ORT sums the buffer it is given,
+and for an NHWC array the NCHW copy ORT would make (16-byte aligned).
+
+The rows to reduce are the columns of an ``[images, R, K]`` array (the NHWC bytes as they are;
+rows of an NCHW array are transposed first), so each step of the order is one loop over ``K``
+that vectorizes. Rows with the same lead share one order of additions: :func:`mean_program`
+writes it as a short list of steps, which :func:`run_mean_program` runs for every column at
+once, keeping each column's result from its own lead's pass. One small numba loop with the
+order as data compiles in a fraction of a second (an unrolled loop per order took seconds).
+
+Example:
+    >>> import numpy as np
+    >>> x = np.arange(9, dtype=np.float32).reshape(1, 9, 1)  # one row of 9 values, lead 0
+    >>> out = np.empty((1, 1), np.float32)
+    >>> run_mean_program(x, np.zeros((1, 1), np.int64), mean_program(9, (0,)), out)
+    >>> float(out[0, 0])
+    4.0
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
+
 import numpy as np
 from numba import njit
 
-__all__ = ["mean_nhwc", "mean_rows"]
+__all__ = ["leads_nhwc", "leads_rows", "mean_program", "run_mean_program"]
+
+SET, ADD, ADD_ACC, KEEP = 0, 1, 2, 3
+"""Program steps ``(op, dst, src)``: ``acc[dst] = x[src]``, ``acc[dst] += x[src]``,
+``acc[dst] += acc[src]``, and ``out = acc[0]`` where a column's lead is ``src``."""
 
 
-@njit(cache=True, nogil=True)
-def _add(acc: np.ndarray, v: np.ndarray) -> None:
-    for j in range(acc.size):  # two arrays: LLVM checks their overlap once and vectorizes
-        acc[j] += v[j]
-
-
-@njit(cache=True, nogil=True)
-def _set(acc: np.ndarray, v: np.ndarray) -> None:
-    for j in range(acc.size):  # numba's acc[:] = v is a generic, unvectorized loop
-        acc[j] = v[j]
-
-
-@njit(cache=True, nogil=True)
-def _columns(x: np.ndarray, leads: np.ndarray, out: np.ndarray, acc: np.ndarray) -> None:
-    """``out[k] = eigen_sum(x[:, k]) / R`` for a C-contiguous ``[R, K]`` ``x``; column ``k``'s
-    leading unaligned count is ``leads[k]``. Each distinct lead is one order of additions,
-    computed for every column at once (each step a vectorized loop over ``k``) and kept where
-    it applies (lead 4: a misaligned buffer, added in order). ``acc``: scratch of ``[8, K]``."""
-    r, k = x.shape
-    n = np.float32(r)
-    p0, p1, p2, p3, q0, q1, q2, q3 = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]
-    seen = np.zeros(5, np.bool_)
-    for j in range(k):
-        seen[leads[j]] = True
-    for lead in range(5):
-        if not seen[lead]:
-            continue
+@functools.cache
+def mean_program(r: int, leads: Iterable[int]) -> np.ndarray:
+    """The ``[steps, 3]`` int64 program summing rows of ``r`` values for each lead in ``leads``."""
+    steps: list[tuple[int, int, int]] = []
+    for lead in sorted(set(leads)):
         first = r if lead == 4 else min(lead, r)
         aligned = ((r - first) // 4) * 4
         aligned2 = ((r - first) // 8) * 8
         if aligned == 0:
-            _set(p0, x[0])
-            for i in range(1, r):
-                _add(p0, x[i])
+            steps.append((SET, 0, 0))
+            steps += [(ADD, 0, i) for i in range(1, r)]
         else:
-            _set(p0, x[first])
-            _set(p1, x[first + 1])
-            _set(p2, x[first + 2])
-            _set(p3, x[first + 3])
+            steps += [(SET, t, first + t) for t in range(4)]
             if aligned > 4:
-                _set(q0, x[first + 4])
-                _set(q1, x[first + 5])
-                _set(q2, x[first + 6])
-                _set(q3, x[first + 7])
+                steps += [(SET, 4 + t, first + 4 + t) for t in range(4)]
                 for i in range(first + 8, first + aligned2, 8):
-                    _add(p0, x[i])
-                    _add(p1, x[i + 1])
-                    _add(p2, x[i + 2])
-                    _add(p3, x[i + 3])
-                    _add(q0, x[i + 4])
-                    _add(q1, x[i + 5])
-                    _add(q2, x[i + 6])
-                    _add(q3, x[i + 7])
-                _add(p0, q0)
-                _add(p1, q1)
-                _add(p2, q2)
-                _add(p3, q3)
+                    steps += [(ADD, t, i + t) for t in range(8)]
+                steps += [(ADD_ACC, t, 4 + t) for t in range(4)]
                 if aligned > aligned2:
-                    i = first + aligned2
-                    _add(p0, x[i])
-                    _add(p1, x[i + 1])
-                    _add(p2, x[i + 2])
-                    _add(p3, x[i + 3])
-            _add(p0, p2)  # the packet's lanes: (l0 + l2) + (l1 + l3)
-            _add(p1, p3)
-            _add(p0, p1)
-            for i in range(first):
-                _add(p0, x[i])
-            for i in range(first + aligned, r):
-                _add(p0, x[i])
-        for j in range(k):
-            if leads[j] == lead:
-                out[j] = p0[j] / n
+                    steps += [(ADD, t, first + aligned2 + t) for t in range(4)]
+            steps += [(ADD_ACC, 0, 2), (ADD_ACC, 1, 3), (ADD_ACC, 0, 1)]  # the packet's lanes
+            steps += [(ADD, 0, i) for i in range(first)]
+            steps += [(ADD, 0, i) for i in range(first + aligned, r)]
+        steps.append((KEEP, 0, lead))
+    program = np.array(steps, np.int64).reshape(-1, 3)
+    program.flags.writeable = False
+    return program
+
+
+def leads_nhwc(images: int, r: int, c: int) -> np.ndarray:
+    """``[images, c]`` leads of the rows of the 16-byte aligned NCHW copy of an NHWC array."""
+    row = np.arange(images * c, dtype=np.int64).reshape(images, c)
+    return (4 - ((row * r) & 3)) & 3
+
+
+def leads_rows(address: int, k: int, r: int) -> np.ndarray:
+    """``[1, k]`` leads of the ``k`` rows of ``r`` float32 of a C-contiguous array at ``address``."""
+    if address & 3:
+        return np.full((1, k), 4, np.int64)
+    return ((4 - ((address // 4 + np.arange(k, dtype=np.int64) * r) & 3)) & 3).reshape(1, k)
 
 
 @njit(cache=True, nogil=True)
-def mean_rows(x: np.ndarray, out: np.ndarray) -> None:
-    k, r = x.shape
-    address = x.ctypes.data
-    leads = np.empty(k, np.int64)
-    for row in range(k):
-        # a float pointer not 4-byte aligned never reaches alignment: Eigen adds in order
-        leads[row] = 4 if address & 3 else (4 - ((address // 4 + row * r) & 3)) & 3
-    _columns(np.ascontiguousarray(x.T), leads, out, np.empty((8, k), np.float32))
-
-
-@njit(cache=True, nogil=True)
-def mean_nhwc(x: np.ndarray, out: np.ndarray) -> None:
-    nb, h, w, c = x.shape
-    r = h * w
-    leads = np.empty(c, np.int64)
-    acc = np.empty((8, c), np.float32)
+def run_mean_program(x: np.ndarray, leads: np.ndarray, program: np.ndarray, out: np.ndarray) -> None:
+    """``out[b, k]``: the mean of column ``k`` of ``x[b]`` (``[images, R, K]``, C-contiguous), its
+    additions in the order ``program`` gives for the column's lead ``leads[b, k]``."""
+    nb, r, k = x.shape
+    n = np.float32(r)
+    acc = np.empty((8, k), np.float32)
     for b in range(nb):
-        for ch in range(c):
-            leads[ch] = (4 - (((b * c + ch) * r) & 3)) & 3
-        _columns(x[b].reshape(r, c), leads, out[b], acc)
+        xb, ob, lb = x[b], out[b], leads[b]
+        for s in range(program.shape[0]):
+            op, dst, src = program[s, 0], program[s, 1], program[s, 2]
+            if op == 0:
+                for j in range(k):
+                    acc[dst, j] = xb[src, j]
+            elif op == 1:
+                for j in range(k):
+                    acc[dst, j] += xb[src, j]
+            elif op == 2:
+                for j in range(k):
+                    acc[dst, j] += acc[src, j]
+            else:
+                for j in range(k):
+                    if lb[j] == src:
+                        ob[j] = acc[0, j]
+        for j in range(k):
+            ob[j] = ob[j] / n

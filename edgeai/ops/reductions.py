@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -104,6 +103,7 @@ class ReduceMean(_Reduce):
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
         self._first_axis: dict[int, int | None] = {}
+        self._plans: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}  # (leads, program) per layout
         const_axes = ctx.input_consts[1] if len(ctx.input_consts) > 1 else None
         if ctx.opset < self.axes_input_from:
             self._static_axes: list[int] | None = list(self._axes_attr) if self._axes_attr else None
@@ -135,26 +135,34 @@ class ReduceMean(_Reduce):
         return norm[0]
 
     def _mean_trailing(self, x: np.ndarray, first: int) -> np.ndarray:
-        kernel_rows, kernel_nhwc = _mean_kernels()
+        from edgeai.ops import _mean_kernels as mk  # numba is imported here, at the first use
+
         kept = x.shape[:first]
-        out_shape = kept + (1,) * (x.ndim - first) if self._keepdims else kept
-        out = np.empty(out_shape, _F32)
-        if x.flags.c_contiguous:
-            rows = 1
-            for d in kept:
-                rows *= d
-            kernel_rows(x.reshape(rows, x.size // rows), out.reshape(rows))
-            return out
+        out = np.empty(kept + (1,) * (x.ndim - first) if self._keepdims else kept, _F32)
         base = nhwc_base(x) if first == 2 else None
         if base is not None:  # the NHWC bytes, summed in the order ORT sums its NCHW copy
-            kernel_nhwc(base, out.reshape(x.shape[0], x.shape[1]))
+            nb, h, w, c = base.shape
+            key: tuple[int, ...] = (nb, h * w, c)
+            plan = self._plans.get(key)
+            if plan is None:
+                leads = mk.leads_nhwc(nb, h * w, c)
+                plan = self._plans[key] = (leads, mk.mean_program(h * w, tuple(np.unique(leads).tolist())))
+            mk.run_mean_program(base.reshape(nb, h * w, c), plan[0], plan[1], out.reshape(nb, c))
             return out
+        # rows of a C-contiguous array (a strided one is copied first: ORT's order is the copy's)
         x = np.ascontiguousarray(x)
-        rows = 1
+        k = 1
         for d in kept:
-            rows *= d
-        # a copy's address is not the strided input's: ORT's alignment rule is taken at the copy
-        kernel_rows(x.reshape(rows, x.size // rows), out.reshape(rows))
+            k *= d
+        r = x.size // k
+        address = x.ctypes.data
+        key = (k, r, address & 15 if address & 3 == 0 else -1)
+        plan = self._plans.get(key)
+        if plan is None:
+            leads = mk.leads_rows(address, k, r)
+            plan = self._plans[key] = (leads, mk.mean_program(r, tuple(np.unique(leads).tolist())))
+        columns = np.ascontiguousarray(x.reshape(k, r).T).reshape(1, r, k)
+        mk.run_mean_program(columns, plan[0], plan[1], out.reshape(1, k))
         return out
 
     def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -177,13 +185,6 @@ def nhwc_base(x: np.ndarray) -> np.ndarray | None:
         return None
     base = x.transpose(0, 2, 3, 1)
     return base if base.flags.c_contiguous else None
-
-
-def _mean_kernels() -> tuple[Callable[[np.ndarray, np.ndarray], None], Callable[[np.ndarray, np.ndarray], None]]:
-    """``(rows, nhwc)`` of :mod:`edgeai.ops._mean_kernels` (numba is imported at the first use)."""
-    from edgeai.ops._mean_kernels import mean_nhwc, mean_rows
-
-    return mean_rows, mean_nhwc
 
 
 def _int_div(s: np.ndarray, n: int) -> np.ndarray:

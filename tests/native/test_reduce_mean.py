@@ -142,3 +142,23 @@ def test_global_pool_after_int8_conv_in_a_graph_matches_onnxruntime(tmp_path: An
         want = ref.run(None, {"x": x})[0]
         got = ours.run(None, {"x": x})[0]
         assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_misaligned_buffer_is_summed_in_order() -> None:
+    """A float32 buffer off 4-byte alignment never reaches Eigen's packet alignment: each row is
+    added first to last (the reference: a float32 loop), then divided by its length."""
+    rng = np.random.default_rng(8)
+    values = (rng.standard_normal((3, 5, 3, 3)) * 10).astype(np.float32)
+    raw = np.zeros(values.nbytes + 1, np.uint8)
+    x = np.frombuffer(raw[1:].data, np.float32).reshape(values.shape)
+    x[...] = values
+    assert x.ctypes.data % 4 and x.flags.c_contiguous
+    rows = values.reshape(15, 9)
+    want = np.empty(15, np.float32)
+    for k in range(15):
+        acc = rows[k, 0]
+        for v in rows[k, 1:]:
+            acc = np.float32(acc + v)
+        want[k] = acc / np.float32(9)
+    got = _op(17, {"axes": [2, 3], "keepdims": 0}).run(x)[0]
+    assert np.array_equal(got, want.reshape(3, 5))
