@@ -235,6 +235,34 @@ def _entry(code: int, threads: int) -> Any:
     return (ENTRY_PARALLEL if threads > 1 else ENTRY_SERIAL)[code]
 
 
+def _bound_entry(fn: Any, args: list | tuple) -> Any:
+    """The compiled entry of the numba dispatcher ``fn`` for the types of ``args``, or None.
+
+    Calling it skips numba's per-call type dispatch (about 30% of the fixed cost of a small GEMM
+    through a ~28-argument driver entry). Only for calls whose argument types never change (the
+    kernels' own scratch and packed arrays; ``a`` and ``out`` always 1-D C-contiguous of fixed
+    dtypes): the entry unboxes by the bound types and does not check them. A read-only array binds
+    the writable version (the drivers only read their inputs), so it adds no compiled variant.
+    When ``fn`` has no compiled version for these types yet, it is called once through the
+    dispatcher (compiling or loading it from the cache) and None is returned: bind again on the
+    next call.
+    """
+    from numba import types
+
+    sig = [fn.typeof_pyval(v) for v in args]
+    readonly = [i for i, t in enumerate(sig) if isinstance(t, types.Array) and not t.mutable]
+    for i in readonly:  # a read-only input is only read: bind the writable version, not a new one
+        sig[i] = sig[i].copy(readonly=False)
+    cres = fn.overloads.get(tuple(sig))
+    if cres is None:
+        args = list(args)
+        for i in readonly:
+            args[i] = args[i].copy()
+        fn(*args)
+        return None
+    return cres.entry_point
+
+
 class _ThreadScope:
     """Run numba's parallel region with ``threads`` threads, restoring the previous count."""
 
@@ -299,7 +327,7 @@ class GemmKernel:
         self.ep = _epilogue(requant, self.n)
         self.threads = threads
         self.fn = _entry(self.pk.code, threads)
-        self._call: Any = None  # the compiled entry, bound on the first call (see _bind)
+        self._call: Any = None  # the compiled entry, bound on the first call (see _bound_entry)
         self._segoff = np.zeros(1, np.int64)
         self._plans: dict[tuple[int, int], tuple[list, np.ndarray]] = {}
 
@@ -328,16 +356,6 @@ class GemmKernel:
         if len(self._plans) < 16:
             self._plans[(m, azp)] = plan
         return plan
-
-    def _bind(self, args: list) -> Any:
-        """The compiled entry for these argument types, called without numba's per-call type dispatch
-        (about 30% of the fixed cost of a small GEMM). The types depend only on the kernel (``a`` is
-        uint8, ``out`` of the output dtype, both 1-D C-contiguous), so they are resolved once."""
-        sig = tuple(self.fn.typeof_pyval(v) for v in args)
-        if sig not in self.fn.overloads:
-            self.fn(*args)  # compiles (or loads from the cache) this specialization
-            return None
-        return self.fn.overloads[sig].entry_point
 
     def __call__(self, a: np.ndarray, a_zp: int = 0) -> np.ndarray:
         # the per-call path of every GEMM of a model: attributes read once, the plan by (M, a_zp)
@@ -379,8 +397,8 @@ class GemmKernel:
         args[-4] = out.reshape(-1)
         call = self._call
         if call is None:
-            call = self._call = self._bind(args)
-            if call is None:  # just compiled and run by the dispatcher
+            call = self._call = _bound_entry(self.fn, args)
+            if call is None:  # just compiled (or loaded) and run by the dispatcher
                 return out
         if self.threads > 1:
             with _ThreadScope(self.threads):

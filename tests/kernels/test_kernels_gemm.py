@@ -235,6 +235,21 @@ def test_gemm_repeated_calls_new_shapes_and_read_only_input(kernel_path: str) ->
             np.testing.assert_array_equal(f(a, a_zp), gemm_ref(a, a_zp, b, 2, None))
 
 
+def test_gemm_read_only_first_call_adds_no_compiled_variant(kernel_path: str) -> None:
+    """A read-only input on the first call runs the writable specialization (each compiled variant of
+    a driver entry costs seconds of JIT)."""
+    rng = np.random.default_rng(4)
+    b = rng.integers(-128, 128, (24, 40)).astype(np.int8)
+    a = rng.integers(0, 256, (50, 24)).astype(np.uint8)
+    prepare_gemm(b, 0, a_dtype=np.uint8)(a, 3)  # the writable specialization exists
+    f = prepare_gemm(b, 0, a_dtype=np.uint8)
+    before = len(f.fn.overloads)
+    a.flags.writeable = False
+    np.testing.assert_array_equal(f(a, 3), gemm_ref(a, 3, b, 0, None))
+    np.testing.assert_array_equal(f(a, 3), gemm_ref(a, 3, b, 0, None))
+    assert len(f.fn.overloads) == before
+
+
 def test_gemm_requant_tflite_rounding_ties(kernel_path: str) -> None:
     """Exact halves at both rounding steps, negative and positive (ties up, then away from zero)."""
     m, n = 33, 64
