@@ -224,7 +224,7 @@ class QLinearConv(_IntegerConv):
         holds); None otherwise. Called once after the executor has set :attr:`nhwc_views`.
 
         The step runs the kernel on the NHWC layout of ``x`` with no re-checks of the constant
-        parameters (about 1.5 us of a small convolution's 8-15 us), and hands anything else (another
+        parameters (about 1 us of a small convolution's 8-15 us), and hands anything else (another
         dtype, rank or SAME-padded size) to :meth:`run` with the constants.
         """
         kernel, key = self.nhwc_kernel, self._nhwc_key
