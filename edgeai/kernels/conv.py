@@ -46,19 +46,24 @@ def nhwc_stage(x, n, c0, cg, pt, pl, fill, flip, buf, channels_last):  # type: i
 @njit(cache=True)
 def _fill_border(buf, pt, pl, h_in, w_in, cg, f8, channels):  # type: ignore[no-untyped-def]
     # the padding rows and columns of buf [Hp, Wp, C4], and (with channels) the channels cg..C4 of the
-    # image's pixels
-    wp, c4 = buf.shape[1], buf.shape[2]
+    # image's pixels; plain loops (a slice assignment costs numba more to compile)
+    hp, wp, c4 = buf.shape
     row = wp * c4
     flat = buf.reshape(-1)
-    flat[: pt * row] = f8
-    flat[(pt + h_in) * row :] = f8
+    for k in range(pt * row):
+        flat[k] = f8
+    for k in range((pt + h_in) * row, hp * row):
+        flat[k] = f8
     for h in range(pt, pt + h_in):
         base = h * row
-        flat[base : base + pl * c4] = f8
-        flat[base + (pl + w_in) * c4 : base + row] = f8
+        for k in range(pl * c4):
+            flat[base + k] = f8
+        for k in range((pl + w_in) * c4, row):
+            flat[base + k] = f8
         if channels and cg < c4:
             for w in range(pl, pl + w_in):
-                flat[base + w * c4 + cg : base + (w + 1) * c4] = f8
+                for c in range(cg, c4):
+                    flat[base + w * c4 + c] = f8
 
 
 @njit(cache=True)

@@ -256,9 +256,8 @@ class ConvKernel:
             arrs = [None if a is None else a[0] for a in arrs]
         return tuple(arrs)
 
-    def _run_depthwise(
-        self, xu: np.ndarray, xzp: int, flip: int, hp: int, wp: int, oh: int, ow: int, out: np.ndarray
-    ) -> None:
+    def _run_depthwise(self, x: np.ndarray, xzp: int, hp: int, wp: int, oh: int, ow: int, out: np.ndarray) -> None:
+        # x in its own dtype (uint8 or int8) with its own zero point: the staging converts to float32 directly
         key = (hp, wp)
         plan = self._dw_plans.get(key)
         if plan is None:
@@ -268,8 +267,8 @@ class ConvKernel:
         fn, head, shapes = plan
         scratch = self._take(key) or self._depthwise_scratch(shapes)  # reused by later calls of this size
         flat, per_image = out.reshape(-1), oh * ow * self.m
-        for n in range(xu.shape[0]):
-            fn(xu, n, head[0], xzp, flip, *head[1:], flat, n * per_image, *scratch)
+        for n in range(x.shape[0]):
+            fn(x, n, head[0], xzp, *head[1:], flat, n * per_image, *scratch)
         self._give(key, scratch)
 
     def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -438,17 +437,15 @@ class ConvKernel:
         xzp = int(x_zp)
         if not self._zp_range[0] <= xzp <= self._zp_range[1]:
             raise InputTypeError(f"x_zp {xzp} is outside the range of {self.x_dtype}")
-        flip = 0
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
-        if self._signed:  # u8 = s8 ^ 0x80 = s8 + 128
-            flip, xzp, xu = 0x80, xzp + 128, x.view(np.uint8)
-        else:
-            xu = x
         out = np.empty(out_shape, self.ep.out_dtype)
         if self.float_dw and self.threads == 1:  # the common case first: no thread scope
-            self._run_depthwise(xu, xzp, flip, hp, wp, oh, ow, out)
+            self._run_depthwise(x, xzp, hp, wp, oh, ow, out)
             return out
+        flip, xu = 0, x
+        if self._signed:  # u8 = s8 ^ 0x80 = s8 + 128
+            flip, xzp, xu = 0x80, xzp + 128, x.view(np.uint8)
         conv, pixels_to_planes = self._k.conv, self._k.pixels_to_planes
         stage = conv.stage_from_nhwc if self.nhwc else conv.stage_from_nchw
         flat = out.reshape(-1)
@@ -459,7 +456,7 @@ class ConvKernel:
             scope.__enter__()
         try:
             if self.depthwise and self.float_dw:
-                self._run_depthwise(xu, xzp, flip, hp, wp, oh, ow, out)
+                self._run_depthwise(x, int(x_zp), hp, wp, oh, ow, out)
                 return out
             if self.depthwise:
                 # the depthwise loop writes NCHW; an NHWC caller gets it transposed once

@@ -225,7 +225,7 @@ def _segment_pair(
 
 
 @njit(cache=True)
-def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, flip, sw, wq, band):  # type: ignore[no-untyped-def]
+def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, sw, wq, band):  # type: ignore[no-untyped-def]
     # band[((p * rstride + r) * wq + q) * C + c] = x[n, r0 + r - pt, q * sw + p - pl, c] - x_zp (0 outside)
     h_in, w_in, C = x.shape[1], x.shape[2], x.shape[3]
     fzp = np.float32(xzp)
@@ -238,17 +238,19 @@ def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, flip, sw, wq, band): 
             dst = ((p * rstride + r) * wq) * C
             q_lo = min((pl - p + sw - 1) // sw, wq) if pl > p else 0  # first q with q * sw + p - pl >= 0
             q_hi = min(max((w_in - 1 + pl - p) // sw + 1, q_lo), wq) if inside else q_lo  # past the last < w_in
-            band[dst : dst + q_lo * C] = 0
+            for k in range(q_lo * C):  # plain loops: a slice assignment costs numba more to compile
+                band[np.uint64(dst + k)] = 0
             if sw == 1:  # one contiguous run
                 d = dst + q_lo * C
                 for k in range((q_hi - q_lo) * C):
-                    band[np.uint64(d + k)] = np.float32(np.int32(src[np.uint64(k)] ^ flip)) - fzp
+                    band[np.uint64(d + k)] = np.float32(src[np.uint64(k)]) - fzp
             else:
                 for q in range(q_lo, q_hi):
                     d, s0 = dst + q * C, (q * sw + p - pl) * C
                     for c in range(C):
-                        band[np.uint64(d + c)] = np.float32(np.int32(src[np.uint64(s0 + c)] ^ flip)) - fzp
-            band[dst + q_hi * C : dst + wq * C] = 0
+                        band[np.uint64(d + c)] = np.float32(src[np.uint64(s0 + c)]) - fzp
+            for k in range(q_hi * C, wq * C):
+                band[np.uint64(dst + k)] = 0
 
 
 @njit(cache=True, fastmath=_FM)
@@ -295,7 +297,7 @@ def _rows_pair(
 
 
 @njit(cache=True)
-def depthwise_nhwc(x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
+def depthwise_nhwc(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
     """Depthwise convolution of NHWC image ``n`` into ``out[obase:]`` (NHWC), bands of ``rb`` output rows.
 
     ``geo`` (int64) is ``[pt, pl, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, zp, qmin, qmax]``.
@@ -313,13 +315,13 @@ def depthwise_nhwc(x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shi
     wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
     for y0 in range(0, oh, rb):
         y1 = min(y0 + rb, oh)
-        _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, flip, sw, wq, band)
+        _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, sw, wq, band)
         _rows(band, y0, y1, y0, sh, wq, x.shape[3], ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin,
               qmax, out, obase)  # fmt: skip
 
 
 @njit(cache=True)
-def depthwise_nhwc_pairs(x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, spare):  # type: ignore[no-untyped-def]
+def depthwise_nhwc_pairs(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, spare):  # type: ignore[no-untyped-def]
     """:func:`depthwise_nhwc` of a 3x3 kernel whose dilation equals its stride, two output rows per pass.
 
     The second row of an odd last pair goes to ``spare`` (:data:`WROW` of the output dtype); the
@@ -330,7 +332,7 @@ def depthwise_nhwc_pairs(x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mul
     for y0 in range(0, oh, rb):
         y1 = min(y0 + rb, oh)
         rows = (y1 - 1 - y0 + ((y1 - y0) & 1)) * sh + span_h  # an odd last row's partner needs sh more
-        _stage_nhwc_band(x, n, y0 * sh, rows, rstride, pt, pl, xzp, flip, sw, wq, band)
+        _stage_nhwc_band(x, n, y0 * sh, rows, rstride, pt, pl, xzp, sw, wq, band)
         _rows_pair(band, y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, bias, fbias, scale, mult, shift, zp, qmin,
                    qmax, out, obase, spare)  # fmt: skip
 
@@ -343,21 +345,21 @@ def _row_of(a, i):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, parallel=True)
-def depthwise_nhwc_parallel(x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
+def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
     """As :func:`depthwise_nhwc`, bands in parallel (``band`` and ``acc`` carry one row per band)."""
     pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
     wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
     for bi in prange((oh + rb - 1) // rb):
         y0 = bi * rb
         y1 = min(y0 + rb, oh)
-        _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, flip, sw, wq, band[bi])
+        _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, sw, wq, band[bi])
         _rows(band[bi], y0, y1, y0, sh, wq, x.shape[3], ow, bpx, offs, wt, _row_of(acc, bi), bias, fbias, scale,
               mult, shift, zp, qmin, qmax, out, obase)  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
 def depthwise_nhwc_pairs_parallel(
-    x, n, geo, xzp, flip, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, spare
+    x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, spare
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     """As :func:`depthwise_nhwc_pairs`, bands in parallel (``band`` and ``spare`` carry one row per band)."""
     pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
@@ -366,14 +368,14 @@ def depthwise_nhwc_pairs_parallel(
         y0 = bi * rb
         y1 = min(y0 + rb, oh)
         rows = (y1 - 1 - y0 + ((y1 - y0) & 1)) * sh + span_h
-        _stage_nhwc_band(x, n, y0 * sh, rows, rstride, pt, pl, xzp, flip, sw, wq, band[bi])
+        _stage_nhwc_band(x, n, y0 * sh, rows, rstride, pt, pl, xzp, sw, wq, band[bi])
         _rows_pair(band[bi], y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, bias, fbias, scale, mult, shift, zp,
                    qmin, qmax, out, obase, spare[bi])  # fmt: skip
 
 
 @njit(cache=True, fastmath=_FM)
 def _nchw_channel(
-    x, n, c, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare
+    x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     pt, pl, sh, sw, hp, wq, oh, ow = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
     zp, qmin, qmax = geo[8], geo[9], geo[10]
@@ -391,10 +393,10 @@ def _nchw_channel(
             row = ih * w_in + s0
             if sw == 1:
                 for q in range(q_lo, q_hi):
-                    plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(row + q)] ^ flip)) - fzp
+                    plane[np.uint64(dst + q)] = np.float32(src[np.uint64(row + q)]) - fzp
             else:
                 for q in range(q_lo, q_hi):
-                    plane[np.uint64(dst + q)] = np.float32(np.int32(src[np.uint64(row + q * sw)] ^ flip)) - fzp
+                    plane[np.uint64(dst + q)] = np.float32(src[np.uint64(row + q * sw)]) - fzp
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
     last = offs.shape[0] - 1
     wc = wsc[c].reshape(last + 1, 9)
@@ -430,7 +432,7 @@ def _nchw_channel(
 
 
 @njit(cache=True)
-def depthwise_nchw(x, n, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare):  # type: ignore[no-untyped-def]
+def depthwise_nchw(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare):  # type: ignore[no-untyped-def]
     """Depthwise convolution of NCHW image ``n`` into ``out[obase:]`` (NCHW), one channel plane at a time.
 
     ``geo`` (int64) is ``[pt, pl, sh, sw, hp, wq, oh, ow, zp, qmin, qmax]``, ``hp`` the rows per
@@ -442,15 +444,11 @@ def depthwise_nchw(x, n, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, sh
     dilation equals its stride: two output rows per pass (``hp`` then has ``sh`` spare rows).
     """
     for c in range(x.shape[1]):
-        _nchw_channel(
-            x, n, c, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare
-        )
+        _nchw_channel(x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare)
 
 
 @njit(cache=True, parallel=True)
-def depthwise_nchw_parallel(
-    x, n, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare
-):  # type: ignore[no-untyped-def]
+def depthwise_nchw_parallel(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare):  # type: ignore[no-untyped-def]
     """As :func:`depthwise_nchw`, channels in parallel (``plane``, ``acc`` and ``spare`` carry one row per
     chunk of channels)."""
     nt = plane.shape[0]
@@ -458,6 +456,6 @@ def depthwise_nchw_parallel(
     for t in prange(nt):
         for c in range(t * C // nt, (t + 1) * C // nt):
             _nchw_channel(
-                x, n, c, geo, xzp, flip, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane[t],
+                x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane[t],
                 _row_of(acc, t), _row_of(spare, t),
             )  # fmt: skip
