@@ -416,14 +416,14 @@ def make_store_rows(nr: int, mode: int) -> Any:
                             builder.inttoptr(builder.add(base, _const(64 * j)), vty.as_pointer()),
                             ir.Constant(_i32, 4),
                             masks[j],
-                            ir.Constant(vty, None),
+                            ir.Constant(vty, [0.0] * 16 if vty == f16 else [0] * 16),  # masked-off lanes: 0
                         ],
                     )
                     for j in range(nv)
                 ]
 
             zero16 = ir.Constant(v16, [0] * 16)
-            bzv = [builder.select(masks[j], v, zero16) for j, v in enumerate(columns(6, v16))]
+            bzv = columns(6, v16)
             cov = columns(7, v16)
             if mode == 1:
                 scv = columns(8, f16)
