@@ -328,6 +328,7 @@ class GemmKernel:
         self.threads = threads
         self.fn = _entry(self.pk.code, threads)
         self._call: Any = None  # the compiled entry, bound on the first call (see _bound_entry)
+        self._row_sums: Any = None  # likewise for tiles.row_sums (weights with a zero point)
         self._segoff = np.zeros(1, np.int64)
         self._plans: dict[tuple[int, int], tuple[list, np.ndarray]] = {}
 
@@ -388,11 +389,18 @@ class GemmKernel:
         if plan is None:
             plan = self._plan(m, lda, azp)
         args, rowsum = plan
+        a1 = a.reshape(-1)
         if self._has_bz:
             rowsum = np.empty(m, np.int32)
-            _ROW_SUMS(a.reshape(-1), m, self.k, lda, rowsum)  # |sum| < 2**31 for K < 2**23
+            rs_args = (a1, m, self.k, lda, rowsum)  # |sum| < 2**31 for K < 2**23
+            if self._row_sums is not None:
+                self._row_sums(*rs_args)
+            else:  # bind it (or, the first time ever, run it through numba's dispatcher)
+                self._row_sums = _bound_entry(_ROW_SUMS, rs_args)
+                if self._row_sums is not None:
+                    self._row_sums(*rs_args)
         args = args.copy()
-        args[self._a_index] = a.reshape(-1)
+        args[self._a_index] = a1
         args[self._rs_index] = rowsum
         args[-4] = out.reshape(-1)
         call = self._call
