@@ -102,13 +102,14 @@ def stage_from_nhwc(x, n, c0, cg, pt, pl, fill, flip, buf):  # type: ignore[no-u
                         v |= np.uint32(src[s0 + w * cx + c]) << np.uint32(8 * c)
                     wd[d + w] = (v ^ flipw) | fillw
         return
+    f8 = np.uint8(flip)  # a byte: XOR with an int64 would widen the vector lanes eightfold
     if cg == c4 and cg == cx:  # the rows are contiguous runs in x and in buf
         run = w_in * cx
         for h in range(h_in):
             d = ((pt + h) * wp + pl) * c4
             dst, sr = flat[d : d + run], src[h * run : (h + 1) * run]
             for k in range(run):
-                dst[k] = sr[k] ^ flip
+                dst[k] = sr[k] ^ f8
         return
     for h in range(h_in):
         for w in range(w_in):
@@ -116,7 +117,7 @@ def stage_from_nhwc(x, n, c0, cg, pt, pl, fill, flip, buf):  # type: ignore[no-u
             s0 = (h * w_in + w) * cx + c0
             dst, sr = flat[d : d + cg], src[s0 : s0 + cg]
             for c in range(cg):
-                dst[c] = sr[c] ^ flip
+                dst[c] = sr[c] ^ f8
 
 
 @njit(cache=True)
