@@ -36,12 +36,11 @@ _NAMES = {v: k for k, v in KIND_CODES.items()}
 
 MODE_INT32, MODE_FLOAT, MODE_FIXED = 0, 1, 2
 
-# The tile loops and everything they call run without numba's reference counting: each array
-# view or argument of a non-inlined call otherwise costs an atomic incref/decref pair, which was
-# most of the per-row and per-tile time of small-K GEMMs. Their scratch comes from the callers.
-_NO_NRT = {"_nrt": False}
-# the per-tile calls (microkernel, store) inlined by LLVM: an out-of-line call passes every array
-# as its seven fields on the stack, about 70 words per call
+# The tile loops (`_nrt=False` below) and everything they call run without numba's reference
+# counting: each array view or argument of a non-inlined call otherwise costs an atomic
+# incref/decref pair, which was most of the per-row and per-tile time of small-K GEMMs. Their
+# scratch comes from the entry points. The per-tile calls (microkernel, store) are inlined by
+# LLVM: an out-of-line call passes every array as its seven fields on the stack, ~70 words a call.
 _INLINE = {"_nrt": False, "forceinline": True}
 
 
