@@ -364,6 +364,8 @@ class GemmKernel:
             raise InputTypeError(
                 f"GEMM input must be a {self.a_dtype} array, got {getattr(a, 'dtype', type(a).__name__)}"
             )
+        if a.__class__ is not np.ndarray:  # a subclass (np.matrix reshapes to 2-D): the entry takes base arrays
+            a = np.asarray(a)
         shape = a.shape
         if len(shape) != 2 or shape[1] != self.k:
             raise InputShapeError(f"GEMM input has shape {shape}; expected (M, {self.k})")

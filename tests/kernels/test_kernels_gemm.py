@@ -366,3 +366,16 @@ def test_gemm_non_contiguous_input(kernel_path: str) -> None:
     a = rng.integers(0, 256, (20, 60)).astype(np.uint8)[::2, ::3]
     b = rng.integers(-128, 128, (20, 9)).astype(np.int8)
     np.testing.assert_array_equal(prepare_gemm(b, 2, a_dtype=np.uint8)(a, 5), gemm_ref(a, 5, b, 2, None))
+
+
+def test_gemm_array_subclass_input(kernel_path: str) -> None:
+    """An ndarray subclass (np.matrix stays 2-D when flattened) is read as a plain array."""
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (37, 20)).astype(np.uint8)
+    b = rng.integers(-128, 128, (20, 9)).astype(np.int8)
+    f = prepare_gemm(b, 2, a_dtype=np.uint8)
+    want = gemm_ref(a, 5, b, 2, None)
+    np.testing.assert_array_equal(f(a, 5), want)  # binds the compiled entry
+    got = f(np.matrix(a), 5)
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, want)
