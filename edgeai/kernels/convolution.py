@@ -108,6 +108,7 @@ class ConvKernel:
         self._shape_cache: dict[tuple[int, ...], tuple[Any, ...]] = {}
         self._scratch: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.float_dw = False  # set below for a depthwise convolution of at most MAX_TAPS taps
+        self.amx_inplace = False  # set below for a 1x1 convolution that AMX reads in its uint8 NHWC input
         if layout not in ("NCHW", "NHWC"):
             raise KernelArgumentError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}")
         self.nhwc = layout == "NHWC"
@@ -133,6 +134,7 @@ class ConvKernel:
         # a 1x1 convolution without padding over NHWC input whose C is a multiple of 4 reads its
         # GEMM rows in the input itself (uint8 input only: int8 needs the flip of the staging)
         self.inplace = self.nhwc and self.kh == self.kw == 1 and self.group == 1 and self.c4 == self.cg and max(p) == 0
+        self.amx_inplace = self.amx and self.inplace and self.x_dtype == np.uint8
         self.packs: list[_Packed] = []
         self.eps: list[_Epilogue] = []
         self.biases: list[np.ndarray] = []
@@ -314,37 +316,48 @@ class ConvKernel:
             epg.mult, epg.shift, epg.zp, epg.qmin, epg.qmax, dst, obase, self.m, 1,
         )  # fmt: skip
 
-    def _run_amx_inplace(
-        self,
-        xu: np.ndarray,
-        xzp: int,
-        rowoffs: np.ndarray,
-        segoff: np.ndarray,
-        nseg: int,
-        seglen64: int,
-        out: np.ndarray,
-    ) -> None:
-        """1x1, stride 1, no padding, uint8 NHWC with C % 4 == 0: the input's pixels are the GEMM rows."""
-        conv = self._k.conv
+    def _inplace_plan(self, plane: int, xzp: int) -> tuple[Any, ...]:
+        """The 1x1 in-place AMX calls' arguments for one image size and zero point, with their scratch."""
+        c = self.c4
+        rowoffs = np.arange(plane, dtype=np.int64) * c  # the pixels are the rows, C bytes apart
+        segoff, nseg, seglen64 = np.zeros(1, np.int64), 1, self.run64 // 64
         # every row is read in whole 64-byte steps (past its C bytes: the next pixels' bytes, times
         # zero weights); the last rows, whose read would pass the end of x, go from a small copy
-        plane = out.shape[1] * out.shape[2]
-        c = self.c4
         safe = max(0, plane - (-(-self.run64 // c)) + 1)
+        if safe * c <= 16384:  # a small image: one kernel call over a copy costs less than two calls
+            safe = 0
         tail = plane - safe
-        key = ("inplace", plane)
-        rowsum, slack = self._take(key) or (np.zeros(plane, np.int32), np.zeros(tail * c + self.run64, np.uint8))
+        rowsum, slack = np.zeros(plane, np.int32), np.zeros(tail * c + self.run64, np.uint8)
+        pk, epg = self.packs[0], self.eps[0]
+
+        def args(rows: int, sums: np.ndarray) -> tuple[Any, ...]:  # the driver's arguments from rowoffs to qmax
+            return (
+                rowoffs, c, segoff, nseg, seglen64, seglen64 * 16, rows, pk.packed, pk.panel_bytes, self.mg, rows, 32,
+                sums, pk.bz, pk.coloff(xzp, self.biases[0]), epg.mode, epg.scale, epg.mult, epg.shift, epg.zp,
+                epg.qmin, epg.qmax,
+            )  # fmt: skip
+
+        return safe, tail, rowsum, slack, args(safe, rowsum), args(tail, rowsum[safe:])
+
+    def _run_amx_inplace(self, xu: np.ndarray, xzp: int, out: np.ndarray) -> None:
+        """1x1, stride 1, no padding, uint8 NHWC with C % 4 == 0: the input's pixels are the GEMM rows."""
+        plane = out.shape[1] * out.shape[2]
+        key = ("inplace", plane, xzp)
+        # the arguments hold the scratch (row sums, the tail's copy): taken out of the cache while in use
+        plan = self._take(key) or self._inplace_plan(plane, xzp)
+        safe, tail, rowsum, slack, safe_args, tail_args = plan
+        fn, cfg, c, m = self.fn, self._k.amx_config, self.c4, self.m
         for n in range(xu.shape[0]):
             a = xu[n].reshape(-1)
             if self.packs[0].has_bz:
-                conv.row_sums(a, c, rowsum)
+                self._k.conv.row_sums(a, c, rowsum)
             dst = out[n].reshape(-1)
             if safe:
-                self._amx_call(0, a, rowoffs, segoff, nseg, seglen64, safe, rowsum, xzp, dst, 0)
+                fn(cfg, a, *safe_args, dst, 0, m, 1)
             if tail:
                 slack[: tail * c] = a[safe * c :]
-                self._amx_call(0, slack, rowoffs, segoff, nseg, seglen64, tail, rowsum[safe:], xzp, dst, safe * self.m)
-        self._give(key, (rowsum, slack))
+                fn(cfg, slack, *tail_args, dst, safe * m, m, 1)
+        self._give(key, plan)
 
     def _run_amx(
         self,
@@ -363,9 +376,6 @@ class ConvKernel:
     ) -> None:
         conv, pixels_to_planes = self._k.conv, self._k.pixels_to_planes
         stage = conv.stage_from_nhwc if self.nhwc else conv.stage_from_nchw
-        if self.inplace and flip == 0:
-            self._run_amx_inplace(xu, xzp, rowoffs, segoff, nseg, seglen64, out)
-            return
         # A K run is read in whole 64-byte steps: past its end lie the next pixels' bytes (times
         # zero weights), and past the image a slack filled by the staging, so every read is in bounds.
         mv = oh * wp
@@ -440,9 +450,13 @@ class ConvKernel:
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
         out = np.empty(out_shape, self.ep.out_dtype)
-        if self.float_dw and self.threads == 1:  # the common case first: no thread scope
-            self._run_depthwise(x, xzp, hp, wp, oh, ow, out)
-            return out
+        if self.threads == 1:  # the common cases first: no thread scope
+            if self.float_dw:
+                self._run_depthwise(x, xzp, hp, wp, oh, ow, out)
+                return out
+            if self.amx_inplace:
+                self._run_amx_inplace(x, xzp, out)
+                return out
         flip, xu = 0, x
         if self._signed:  # u8 = s8 ^ 0x80 = s8 + 128
             flip, xzp, xu = 0x80, xzp + 128, x.view(np.uint8)
@@ -475,6 +489,9 @@ class ConvKernel:
                         conv.depthwise_rows(*args)
                 if self.nhwc:
                     out[...] = nchw.transpose(0, 2, 3, 1)
+                return out
+            if self.amx_inplace:
+                self._run_amx_inplace(xu, xzp, out)
                 return out
             rowoffs, segoff, nseg, seglen = self._geometry(hp, wp, oh, ow)
             if self.amx:
