@@ -90,14 +90,18 @@ def _opset_of(graph: Graph, domain: str) -> int:
 
 def find_missing_ops(graph: Graph) -> list[MissingOp]:
     """Every node (subgraphs included) whose op and opset no registered class covers."""
-    from edgeai.ops import load_all
+    from edgeai.ops import load_all, load_for
 
-    load_all()
+    nodes = [(g, node) for g, node in graph.walk()]
+    load_for({(node.domain, node.op_type) for _, node in nodes})  # only the modules of these ops
     missing = []
-    for g, node in graph.walk():
+    for g, node in nodes:
         opset = _opset_of(g, node.domain)
         if lookup(node.op_type, node.domain, opset) is None:
             missing.append(MissingOp(node.domain, node.op_type, opset, node.name))
+    if missing:  # an op version an out-of-date index did not list: every module, then ask again
+        load_all()
+        missing = [m for m in missing if lookup(m.op_type, m.domain, m.opset) is None]
     return missing
 
 
