@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,8 +27,10 @@ from edgeai.backends import Support
 from edgeai.errors import InputNameError, InputShapeError, InputTypeError, SessionClosedError
 from edgeai.formats import ModelSource
 from edgeai.hardware import Device, DeviceKind
-from edgeai.placement.report import NodePlacement, PartitionInfo, PlacementReport
 from edgeai.specs import TensorSpec
+
+if TYPE_CHECKING:
+    from edgeai.placement.report import PlacementReport
 
 __all__ = ["BACKEND", "GRAPH_PASSES", "NativeBackend", "NativeExecutable", "apply_passes"]
 
@@ -67,12 +69,10 @@ class NativeBackend:
 
     def devices(self) -> list[Device]:
         if self._device is None:
-            from edgeai.backends.onnxruntime import cpu_name
-
             self._device = Device(
                 id=_DEVICE_ID,
                 kind=DeviceKind.CPU,
-                name=cpu_name(),
+                name=_cpu_name(),
                 vendor=_cpu_vendor(),
                 backend=self.name,
                 provider="edgeai-native",
@@ -134,16 +134,31 @@ class NativeBackend:
         return NativeExecutable(graph, device, options, what or f"graph {partition.name!r}")
 
 
-def _cpu_vendor() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """A field of ``/proc/cpuinfo`` (the first CPU's), or None."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("vendor_id"):
-                    vendor = line.split(":", 1)[1].strip()
-                    return {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(vendor, vendor)
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return "unknown"
+    return None
+
+
+def _cpu_name() -> str:
+    """The host CPU's model name, as the ONNX Runtime backend names it (read here: importing that
+    backend's module would import the placement package, which a native session does not need)."""
+    import platform
+
+    return _cpuinfo("model name") or platform.processor() or f"{platform.machine()} CPU"
+
+
+def _cpu_vendor() -> str:
+    vendor = _cpuinfo("vendor_id")
+    if vendor is None:
+        return "unknown"
+    return {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(vendor, vendor)
 
 
 def _spec(graph: Any, name: str) -> TensorSpec:
@@ -262,6 +277,7 @@ class NativeExecutable:
 
     def placement(self) -> PlacementReport:
         from edgeai.ops._base import lookup
+        from edgeai.placement.report import NodePlacement, PartitionInfo, PlacementReport
 
         nodes = []
         for node in self.graph.nodes:
