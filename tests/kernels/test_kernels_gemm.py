@@ -368,6 +368,7 @@ def test_gemm_non_contiguous_input(kernel_path: str) -> None:
     np.testing.assert_array_equal(prepare_gemm(b, 2, a_dtype=np.uint8)(a, 5), gemm_ref(a, 5, b, 2, None))
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_gemm_array_subclass_input(kernel_path: str) -> None:
     """An ndarray subclass (np.matrix stays 2-D when flattened) is read as a plain array."""
     rng = np.random.default_rng(2)
