@@ -236,16 +236,11 @@ class ConvKernel:
                 shapes = (band, ((nb, wrow), f32) if self.nchunks > 1 else None)
             wt, params = self.wt, self.tiled
         else:
-            hpp = hp + (self.sh if self.pair else 0)  # rows per phase: room for an odd last row's partner
-            offs[: len(i)] = (phase * hpp + i * self.dh) * wq + col
-            geo = [self.pt, self.pl, self.sh, self.sw, hpp, wq, oh, ow]
+            offs[: len(i)] = (phase * hp + i * self.dh) * wq + col
+            geo = [self.pt, self.pl, self.sh, self.sw, hp, wq, oh, ow, int(self.pair)]
             nb = min(self.m, 4 * self.threads) if parallel else 1
             fn = dwk.depthwise_nchw_parallel if parallel else dwk.depthwise_nchw
-            shapes = (
-                ((nb, self.sw * hpp * wq), f32),
-                ((nb, ow), f32) if self.nchunks > 1 else None,
-                ((nb, ow), odt) if self.pair else None,
-            )
+            shapes = (((nb, self.sw * hp * wq), f32), ((nb, ow), f32) if self.nchunks > 1 else None)
             wt, params = self.wsc, self.params
         geo_arr = np.array([*geo, ep.zp, ep.qmin, ep.qmax], np.int64)
         return fn, (geo_arr, offs.reshape(self.nchunks, -1), wt, *params), shapes

@@ -4,7 +4,7 @@ Why float32: ``x - x_zp`` and ``w - w_zp`` are integers of at most 9 bits, so ev
 below ``2**16`` and a sum of up to :data:`MAX_TAPS` of them below ``2**24``; float32 holds every
 partial sum exactly (a fused multiply-add rounds nothing either). Its multiply-add vectorizes
 without the widening shuffles an int32 product of bytes needs, and the staging that converts the
-input once also applies the zero point, so padding is plain zeros.
+input once (uint8 or int8, in its own dtype) also applies the zero point, so padding is plain zeros.
 
 Two loop shapes, both reading contiguous runs in their innermost loop:
 
@@ -30,8 +30,8 @@ call compiles only the loop it runs:
 
 ``acc`` is ``None`` for kernels of at most nine taps (one chunk, summed in registers); larger
 ones sum their chunks of nine through ``acc``. A 3x3 kernel whose row step equals the output row
-step computes two output rows per pass (:func:`depthwise_nhwc_pairs`, NCHW given a ``spare``
-row), a quarter fewer loads.
+step computes two output rows per pass (:func:`depthwise_nhwc_pairs`; NCHW: ``pair`` in its
+geometry), a quarter fewer loads.
 
 The helpers are separate numba functions (not inlined into numba's IR: LLVM inlines them), so
 that each is typed and optimized once: the IR-level inlining of an earlier version took numba
@@ -41,7 +41,8 @@ half a minute per kernel.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from edgeai.kernels.requant import requantize_fixed_point_branchless
 
@@ -103,6 +104,34 @@ def _store(out, i, s, k, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi
             out[np.uint64(i)] = float_lane(_acc32(s, bias[np.uint64(k)]), scale[np.uint64(k)], zp, lo, hi)
         else:
             out[np.uint64(i)] = _acc32(s, bias[np.uint64(k)])
+
+
+def _item(a, i):  # type: ignore[no-untyped-def]
+    """``a[i]``, or None where ``a`` is None (a parameter the output mode does not use, a single chunk's
+    ``acc``); chosen by type when compiled, so the result is never an optional numba has to test."""
+    return None if a is None else a[i]
+
+
+@overload(_item, jit_options={"cache": True})
+def _item_typed(a, i):  # type: ignore[no-untyped-def]
+    if isinstance(a, types.NoneType):
+        return lambda a, i: None
+    return lambda a, i: a[i]
+
+
+@njit(cache=True, fastmath=_FM)
+def _store_scalar(out, i, s, b, fb, sc, mu, sf, zp, qmin, qmax, lo, hi):  # type: ignore[no-untyped-def]
+    # _store with one channel's parameters as scalars held in registers (an NCHW plane); a load of them
+    # inside the loop would have to be repeated after every store to out
+    if fb is not None:
+        out[np.uint64(i)] = _round_clamp((s + fb) * sc, zp, lo, hi)
+    elif mu is not None:
+        out[np.uint64(i)] = requantize_fixed_point_branchless(_acc32(s, b), mu, sf, zp, qmin, qmax)
+    elif b is not None:
+        if sc is not None:
+            out[np.uint64(i)] = float_lane(_acc32(s, b), sc, zp, lo, hi)
+        else:
+            out[np.uint64(i)] = _acc32(s, b)
 
 
 @njit(cache=True, fastmath=_FM)
@@ -337,13 +366,6 @@ def depthwise_nhwc_pairs(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shi
                    qmax, out, obase, spare)  # fmt: skip
 
 
-@njit(cache=True)
-def _row_of(a, i):  # type: ignore[no-untyped-def]
-    if a is None:
-        return None
-    return a[i]
-
-
 @njit(cache=True, parallel=True)
 def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
     """As :func:`depthwise_nhwc`, bands in parallel (``band`` and ``acc`` carry one row per band)."""
@@ -353,7 +375,7 @@ def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, 
         y0 = bi * rb
         y1 = min(y0 + rb, oh)
         _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, sw, wq, band[bi])
-        _rows(band[bi], y0, y1, y0, sh, wq, x.shape[3], ow, bpx, offs, wt, _row_of(acc, bi), bias, fbias, scale,
+        _rows(band[bi], y0, y1, y0, sh, wq, x.shape[3], ow, bpx, offs, wt, _item(acc, bi), bias, fbias, scale,
               mult, shift, zp, qmin, qmax, out, obase)  # fmt: skip
 
 
@@ -375,10 +397,10 @@ def depthwise_nhwc_pairs_parallel(
 
 @njit(cache=True, fastmath=_FM)
 def _nchw_channel(
-    x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare
+    x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     pt, pl, sh, sw, hp, wq, oh, ow = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7]
-    zp, qmin, qmax = geo[8], geo[9], geo[10]
+    pair, zp, qmin, qmax = geo[8], geo[9], geo[10], geo[11]
     h_in, w_in = x.shape[2], x.shape[3]
     fzp = np.float32(xzp)
     # stage plane[(p * hp + r) * wq + q] = x[n, c, r - pt, q * sw + p - pl] - x_zp; the padding
@@ -398,22 +420,24 @@ def _nchw_channel(
                 for q in range(q_lo, q_hi):
                     plane[np.uint64(dst + q)] = np.float32(src[np.uint64(row + q * sw)]) - fzp
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+    b, fb, sc = _item(bias, c), _item(fbias, c), _item(scale, c)
+    mu, sf = _item(mult, c), _item(shift, c)
     last = offs.shape[0] - 1
     wc = wsc[c].reshape(last + 1, 9)
-    if spare is not None:  # 3x3, row step = output row step: two output rows per pass
+    y = 0
+    if pair:  # 3x3, row step = output row step: two output rows per pass (an odd last one below)
         d = offs[0, 3] - offs[0, 0]
         c0, c1, c2 = offs[0, 0], offs[0, 1], offs[0, 2]
         w = _chunk(wc, 0)
-        for y in range(0, oh, 2):
+        while y + 1 < oh:
             base = y * sh * wq
             ob = obase + (c * oh + y) * ow
-            out2, ob2 = (out, ob + ow) if y + 1 < oh else (spare, 0)
             for k in range(ow):
                 s, t = _pair_sums_scalar(plane, base + k, d, c0, c1, c2, w)
-                _store(out, ob + k, s, c, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
-                _store(out2, ob2 + k, t, c, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
-        return
-    for oy in range(oh):
+                _store_scalar(out, ob + k, s, b, fb, sc, mu, sf, zp, qmin, qmax, lo, hi)
+                _store_scalar(out, ob + ow + k, t, b, fb, sc, mu, sf, zp, qmin, qmax, lo, hi)
+            y += 2
+    for oy in range(y, oh):
         base = oy * sh * wq
         ob = obase + (c * oh + oy) * ow
         if acc is not None:
@@ -428,34 +452,34 @@ def _nchw_channel(
         o, w = _chunk(offs, last), _chunk(wc, last)
         for k in range(ow):
             s = _plus(acc, k, _taps_scalar(plane, base + k, o, w))
-            _store(out, ob + k, s, c, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
+            _store_scalar(out, ob + k, s, b, fb, sc, mu, sf, zp, qmin, qmax, lo, hi)
 
 
 @njit(cache=True)
-def depthwise_nchw(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare):  # type: ignore[no-untyped-def]
+def depthwise_nchw(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc):  # type: ignore[no-untyped-def]
     """Depthwise convolution of NCHW image ``n`` into ``out[obase:]`` (NCHW), one channel plane at a time.
 
-    ``geo`` (int64) is ``[pt, pl, sh, sw, hp, wq, oh, ow, zp, qmin, qmax]``, ``hp`` the rows per
-    phase of ``plane`` (``sw * hp * wq`` float32, the padded plane split into ``sw`` column
+    ``geo`` (int64) is ``[pt, pl, sh, sw, hp, wq, oh, ow, pair, zp, qmin, qmax]``, ``hp`` the rows
+    per phase of ``plane`` (``sw * hp * wq`` float32, the padded plane split into ``sw`` column
     phases), zero on entry (only the image part is written, the padding stays zero); ``acc``
     ``ow`` float32 (None for a single chunk of taps); ``offs`` [chunks, 9] are the taps' offsets
     in ``plane``, ``wsc`` [M, chunks * 9] the weights ``w - w_zp`` (zero for the padding taps of
-    the last chunk). ``spare`` (``ow`` of the output dtype) is given for a 3x3 kernel whose
-    dilation equals its stride: two output rows per pass (``hp`` then has ``sh`` spare rows).
+    the last chunk). With ``pair`` (a 3x3 kernel whose dilation equals its stride), two output
+    rows per pass.
     """
     for c in range(x.shape[1]):
-        _nchw_channel(x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare)
+        _nchw_channel(x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc)
 
 
 @njit(cache=True, parallel=True)
-def depthwise_nchw_parallel(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc, spare):  # type: ignore[no-untyped-def]
-    """As :func:`depthwise_nchw`, channels in parallel (``plane``, ``acc`` and ``spare`` carry one row per
-    chunk of channels)."""
+def depthwise_nchw_parallel(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane, acc):  # type: ignore[no-untyped-def]
+    """As :func:`depthwise_nchw`, channels in parallel (``plane`` and ``acc`` carry one row per chunk of
+    channels)."""
     nt = plane.shape[0]
     C = x.shape[1]
     for t in prange(nt):
         for c in range(t * C // nt, (t + 1) * C // nt):
             _nchw_channel(
                 x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane[t],
-                _row_of(acc, t), _row_of(spare, t),
+                _item(acc, t),
             )  # fmt: skip
