@@ -328,6 +328,29 @@ def test_gemm_two_threads_matches_one() -> None:
     np.testing.assert_array_equal(one, requantize_onnx(gemm_ref(a, 7, b, 3, None), np.float32(0.001), 10, 0, 255))
 
 
+def test_thread_scope_sets_and_restores_numba_threads() -> None:
+    """The scope of a multi-threaded kernel call (threading layer's own calls, see api._thread_calls)."""
+    import numba
+
+    from edgeai.kernels.api import _ThreadScope
+
+    limit = numba.config.NUMBA_NUM_THREADS
+    before = numba.get_num_threads()
+    with _ThreadScope(1):
+        assert numba.get_num_threads() == 1
+        with _ThreadScope(limit + 5):  # clamped to the threads numba launched
+            assert numba.get_num_threads() == limit
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    numba.set_num_threads(1)
+    try:
+        with _ThreadScope(1):  # already at the count: nothing to set or restore
+            assert numba.get_num_threads() == 1
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)
+
+
 def test_gemm_bad_arguments_raise_clear_errors() -> None:
     b = np.ones((8, 4), np.int8)
     with pytest.raises(KernelArgumentError, match="uint8 or int8"):
