@@ -123,7 +123,7 @@ class Session:
                 )
             self._device, self._exec = self._load_planned(device, fallback, pin, forbid, require, target, emulate, opts)
         else:
-            candidates = devices_for_format(source.format)
+            candidates = devices_for_format(source.format, device)  # device='native': ORT never imported
             if not candidates:
                 raise DeviceNotAvailableError(
                     f"no installed runtime can run a {source.format!r} model ({source.display_name}); "

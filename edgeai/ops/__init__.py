@@ -6,12 +6,13 @@ under ``edgeai/ops/``, and :func:`supported` lists exactly what the native
 engine claims: each op with the schema versions some registered class covers.
 
 :func:`load_for` imports only the modules that register a model's ops (what
-the native backend calls before compiling): a full load writes which modules
-registered which ops to an index file in the user's cache directory, keyed by
-a hash of the op sources, and later processes read it (importing all ~40 op
-modules costs 0.35 s where Python writes no ``.pyc`` files). Without a valid
-index, for an op it does not list, or where one module re-registers another's
-op version, :func:`load_for` is :func:`load_all`.
+the native backend calls before compiling), from the committed index
+``edgeai/ops/_op_index.py`` of which module registers which op (importing all
+~40 op modules costs 0.35 s where Python writes no ``.pyc`` files).
+``scripts/gen_op_index.py`` regenerates the index from a full load in a fresh
+process, and a test fails when it is stale. For an op the index does not list,
+:func:`load_for` is :func:`load_all`, so a stale index costs time, never a
+missing op.
 
 Example:
     >>> import edgeai.ops
@@ -21,16 +22,10 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
-import os
 import pkgutil
-import sys
-import tempfile
 import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 __all__ = ["ClaimedOp", "load_all", "load_for", "supported"]
@@ -81,30 +76,41 @@ def load_all() -> None:
                     overridden |= any(since in kept and kept[since] is not cls for since, _, cls in entries)
         _loaded = True
         _loaded_modules.update(order)
-        if fresh and not overridden:
-            _write_index({"order": order, "ops": index, "skipped": sorted(skipped)})
+        global _observed
+        _observed = {"order": order, "ops": index} if fresh and not overridden else None
+
+
+_observed: dict[str, Any] | None = None
+"""What the first full load saw (module order, and which modules registered each ``domain|op``), for
+``scripts/gen_op_index.py``; None when something was registered before it or one module overrode
+another's op version (an index cannot say which class wins then)."""
 
 
 def load_for(ops: Iterable[tuple[str, str]]) -> None:
     """Import the op modules that register ``ops`` (``(domain, op_type)`` pairs), in
-    :func:`load_all`'s order, from the index of an earlier full load (see the module docstring);
-    :func:`load_all` when there is no valid index or it does not list one of ``ops``."""
+    :func:`load_all`'s order, from the committed op index (see the module docstring);
+    :func:`load_all` when the index does not list one of ``ops``.
+
+    Example:
+        >>> import edgeai.ops
+        >>> edgeai.ops.load_for([("", "Relu"), ("com.microsoft", "QLinearConv")])
+        >>> from edgeai.ops._base import lookup
+        >>> lookup("Relu", "", 14) is not None
+        True
+    """
     if _loaded:
         return
-    index = _read_index()
-    if index is None:
-        load_all()
-        return
-    table: dict[str, list[str]] = index["ops"]
+    from edgeai.ops._op_index import OPS, ORDER
+
     wanted: set[str] = set()
     for domain, op_type in ops:
-        names = table.get(f"{'' if domain in ('', 'ai.onnx') else domain}|{op_type}")
+        names = OPS.get(f"{'' if domain in ('', 'ai.onnx') else domain}|{op_type}")
         if names is None:
             load_all()
             return
         wanted.update(names)
     with _lock:
-        for name in index["order"]:
+        for name in ORDER:
             if name in wanted and name not in _loaded_modules and _import(name):
                 _loaded_modules.add(name)
 
@@ -124,50 +130,6 @@ def _import(name: str) -> bool:
         skipped[name] = f"needs {exc.name!r}, which is not installed"
         return False
     return True
-
-
-def _index_path() -> Path:
-    """Where the op index lives: ``$EDGEAI_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgeai`` or ``~/.cache/edgeai``."""
-    root = os.environ.get("EDGEAI_CACHE_DIR")
-    if not root:
-        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgeai")
-    return Path(root) / "op-index.json"
-
-
-def _fingerprint() -> str:
-    """A hash of every op source file (path and bytes) and of the Python version."""
-    digest = hashlib.sha256(sys.version.encode())
-    base = Path(__path__[0])
-    for path in sorted(base.rglob("*.py")):
-        digest.update(str(path.relative_to(base)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _read_index() -> dict[str, Any] | None:
-    try:
-        data = json.loads(_index_path().read_text(encoding="utf-8"))
-        if data.get("fingerprint") != _fingerprint() or data.get("format") != _INDEX_FORMAT:
-            return None
-        return dict(data)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def _write_index(data: dict[str, Any]) -> None:
-    """Write the index atomically (a temporary file, then a rename); a read-only cache is no error."""
-    try:
-        path = _index_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": _INDEX_FORMAT, "fingerprint": _fingerprint(), **data}
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as f:
-            json.dump(payload, f)
-        os.replace(f.name, path)
-    except OSError:
-        pass
-
-
-_INDEX_FORMAT = 1
 
 
 def supported() -> list[ClaimedOp]:

@@ -1,5 +1,6 @@
-"""``edgeai.ops.load_for``: a model's op modules only, from the index a full load wrote, and the same
-op classes as a full load; every module when the index is missing, stale or incomplete."""
+"""``edgeai.ops.load_for``: a model's op modules only, from the committed index
+``edgeai/ops/_op_index.py``, and the same op classes as a full load; every module for an op the
+index does not list. The committed index must be what ``scripts/gen_op_index.py`` writes now."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ _PROBE = textwrap.dedent(
     """
     import json, os, sys
     import edgeai.ops
+    import edgeai.ops._op_index as index
+    if os.environ.get("DROP"):  # an index that does not list this op
+        index.OPS = {k: v for k, v in index.OPS.items() if k != os.environ["DROP"]}
     from edgeai.graph.executor import find_missing_ops
     from edgeai.graph.onnx_import import import_onnx
     from edgeai.ops._base import lookup
@@ -41,11 +45,12 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _probe(cache: Path | str, model: Path, full: bool = False) -> dict[str, object]:
-    env = {**os.environ, "EDGEAI_CACHE_DIR": str(cache)}
-    env.pop("FULL", None)
+def _probe(model: Path, full: bool = False, drop: str | None = None) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FULL", "DROP")}
     if full:
         env["FULL"] = "1"
+    if drop:
+        env["DROP"] = drop
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, str(model)], env=env, capture_output=True, text=True, timeout=600, check=True
     )
@@ -57,11 +62,24 @@ def model() -> Path:
     return Path(edgeai.demo.model_path())
 
 
-def test_full_load_writes_an_index_and_load_for_imports_only_what_the_model_needs(model: Path, tmp_path: Path) -> None:
-    full = _probe(tmp_path, model, full=True)
-    index = json.loads((tmp_path / "op-index.json").read_text())
-    assert index["fingerprint"] and "|Conv" in index["ops"]
-    lazy = _probe(tmp_path, model)
+@pytest.fixture(scope="module")
+def full(model: Path) -> dict[str, object]:
+    return _probe(model, full=True)
+
+
+def test_committed_index_is_what_a_full_load_sees() -> None:
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "scripts"))
+    try:
+        import gen_op_index
+    finally:
+        sys.path.pop(0)
+    committed = (root / "edgeai" / "ops" / "_op_index.py").read_text(encoding="utf-8")
+    assert gen_op_index.render(gen_op_index.observe()) == committed, "stale: run python scripts/gen_op_index.py"
+
+
+def test_load_for_imports_only_what_the_model_needs(model: Path, full: dict[str, object]) -> None:
+    lazy = _probe(model)
     assert lazy["missing"] == full["missing"] == 0
     assert set(lazy["modules"]) < set(full["modules"])  # type: ignore[arg-type]
     # the same class for every op of the model as after a full load
@@ -69,33 +87,17 @@ def test_full_load_writes_an_index_and_load_for_imports_only_what_the_model_need
         assert full["classes"][key] == cls, key  # type: ignore[index]
 
 
-def test_stale_or_incomplete_index_or_no_cache_means_a_full_load(model: Path, tmp_path: Path) -> None:
-    full = _probe(tmp_path, model, full=True)
-    path = tmp_path / "op-index.json"
-    index = json.loads(path.read_text())
-    every = set(full["modules"])  # type: ignore[arg-type]
-
-    path.write_text(json.dumps({**index, "fingerprint": "0" * 64}))  # op sources changed since
-    assert set(_probe(tmp_path, model)["modules"]) == every  # type: ignore[arg-type]
-
-    # an op of the model the index does not list: every module (and the index is written again)
-    path.write_text(json.dumps({**index, "ops": {k: v for k, v in index["ops"].items() if k != "|Conv"}}))
-    assert set(_probe(tmp_path, model)["modules"]) == every  # type: ignore[arg-type]
-
-    path.write_text("not json")
-    assert set(_probe(tmp_path, model)["modules"]) == every  # type: ignore[arg-type]
-
-    blocked = tmp_path / "a-file"  # a cache "directory" that is a file: nothing written, no error
-    blocked.write_text("")
-    result = _probe(blocked, model)
-    assert result["missing"] == 0 and set(result["modules"]) == every  # type: ignore[arg-type]
+def test_an_op_the_index_does_not_list_means_a_full_load(model: Path, full: dict[str, object]) -> None:
+    result = _probe(model, drop="|Conv")
+    assert result["missing"] == 0
+    assert set(result["modules"]) == set(full["modules"])  # type: ignore[arg-type]
 
 
-def test_index_lists_the_module_a_package_registers_through(tmp_path: Path, model: Path) -> None:
+def test_index_lists_the_module_a_package_registers_through() -> None:
     """Op modules imported by another (a package's submodules, elementwise through activations)
     are listed under the module whose import registered them, which imports them again."""
-    _probe(tmp_path, model, full=True)
-    index = json.loads((tmp_path / "op-index.json").read_text())
-    listed = {name for names in index["ops"].values() for name in names}
-    assert set(listed) <= set(index["order"])
-    assert any(name.startswith("edgeai.ops.quantized") for name in index["ops"]["com.microsoft|QLinearConv"])
+    from edgeai.ops._op_index import OPS, ORDER
+
+    listed = {name for names in OPS.values() for name in names}
+    assert listed <= set(ORDER)
+    assert any(name.startswith("edgeai.ops.quantized") for name in OPS["com.microsoft|QLinearConv"])
