@@ -138,17 +138,24 @@ def _store_scalar(out, i, s, b, fb, sc, mu, sf, zp, qmin, qmax, lo, hi):  # type
 def _taps(x, b, o, w, wb, k):  # type: ignore[no-untyped-def]
     # nine products of one chunk; offsets o are loop-invariant, the runs x[b + o[t]:] contiguous; the
     # weight rows are WROW apart (a constant: one pointer reaches all nine, none spill)
-    return (
+    # three independent chains of three multiply-adds, then two adds: a third of the latency of one
+    # chain of nine (every partial sum is an exact integer, so the order changes no result)
+    r0 = (
         x[np.uint64(b + o[0])] * w[np.uint64(wb + k)]
         + x[np.uint64(b + o[1])] * w[np.uint64(wb + WROW + k)]
         + x[np.uint64(b + o[2])] * w[np.uint64(wb + 2 * WROW + k)]
-        + x[np.uint64(b + o[3])] * w[np.uint64(wb + 3 * WROW + k)]
+    )
+    r1 = (
+        x[np.uint64(b + o[3])] * w[np.uint64(wb + 3 * WROW + k)]
         + x[np.uint64(b + o[4])] * w[np.uint64(wb + 4 * WROW + k)]
         + x[np.uint64(b + o[5])] * w[np.uint64(wb + 5 * WROW + k)]
-        + x[np.uint64(b + o[6])] * w[np.uint64(wb + 6 * WROW + k)]
+    )
+    r2 = (
+        x[np.uint64(b + o[6])] * w[np.uint64(wb + 6 * WROW + k)]
         + x[np.uint64(b + o[7])] * w[np.uint64(wb + 7 * WROW + k)]
         + x[np.uint64(b + o[8])] * w[np.uint64(wb + 8 * WROW + k)]
     )
+    return (r0 + r1) + r2
 
 
 @njit(cache=True, fastmath=_FM)
@@ -223,8 +230,9 @@ def _pair_sums(x, b, d, c0, c1, c2, wt, wb, k):  # type: ignore[no-untyped-def]
     b0, b1, b2 = x[np.uint64(b + d + c0)], x[np.uint64(b + d + c1)], x[np.uint64(b + d + c2)]
     e0, e1, e2 = x[np.uint64(b + 2 * d + c0)], x[np.uint64(b + 2 * d + c1)], x[np.uint64(b + 2 * d + c2)]
     g0, g1, g2 = x[np.uint64(b + 3 * d + c0)], x[np.uint64(b + 3 * d + c1)], x[np.uint64(b + 3 * d + c2)]
-    s = a0 * w0 + a1 * w1 + a2 * w2 + b0 * w3 + b1 * w4 + b2 * w5 + e0 * w6 + e1 * w7 + e2 * w8
-    t = b0 * w0 + b1 * w1 + b2 * w2 + e0 * w3 + e1 * w4 + e2 * w5 + g0 * w6 + g1 * w7 + g2 * w8
+    # per output row three independent chains (one per kernel row), as _taps
+    s = ((a0 * w0 + a1 * w1 + a2 * w2) + (b0 * w3 + b1 * w4 + b2 * w5)) + (e0 * w6 + e1 * w7 + e2 * w8)
+    t = ((b0 * w0 + b1 * w1 + b2 * w2) + (e0 * w3 + e1 * w4 + e2 * w5)) + (g0 * w6 + g1 * w7 + g2 * w8)
     return s, t
 
 
