@@ -1155,35 +1155,39 @@ def _drive_block_amx(
     # (the products run asynchronously once issued), then tile t+1 is saved to the scratch.
     # c: [32, 32] int32, the AMX tile whose store is pending; cv: [8, 32] int32, VNNI tiles;
     # ro: [8] int64; nocfg: zeros like cfg (palette 0: "already configured", skip ldtilecfg)
+    # One store call site (the store is inlined: three sites made LLVM optimize three copies of it): a flat
+    # loop over (row block, panel, row) whose last pass only stores the pending AMX tile.
     tcfg = cfg
     configured = False
     pending = False
-    pr0 = 0
-    pcol0 = 0
-    pnr = 0
-    for mb in range(m_lo, m_hi, mc):
-        me = min(mb + mc, m_hi)
-        for p in range(p_lo, p_hi):
+    finished = m_lo >= m_hi or p_lo >= p_hi
+    mb = m_lo
+    p = p_lo
+    i0 = m_lo
+    # int64 values, not literals: a literal argument would type (and compile) a second store
+    m32 = np.int64(32)
+    pr0 = np.int64(0)
+    pcol0 = np.int64(0)
+    pnr = np.int64(0)
+    while pending or not finished:
+        amx = False
+        mr = m32
+        if finished:  # flush: the last AMX tile, computed and saved, is still to be stored
+            sbuf, smr, snr, sr0, scol0 = c, m32, pnr, pr0, pcol0
+            pending = False
+        else:
+            me = min(mb + mc, m_hi)
             col0 = p * 32
             nr = min(32, N - col0)
             boff = p * panel_bytes
-            i0 = mb
-            while i0 + 32 <= min(me, amx_end):
+            amx = i0 + 32 <= min(me, amx_end)
+            if amx:
                 _amx_compute(tcfg, a, rowoffs[i0], lda, segoff, nseg, seglen64, bp, boff)
                 tcfg = nocfg
                 configured = True
-                if pending:
-                    _store_fast(
-                        4, c, 32, pnr, pr0, pcol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
-                        out, obase, ors, ocs,
-                    )  # fmt: skip
-                _amx_save(c)
-                pending = True
-                pr0 = i0
-                pcol0 = col0
-                pnr = nr
-                i0 += 32
-            while i0 < me:
+                # the previous AMX tile is stored while the unit computes this one
+                sbuf, smr, snr, sr0, scol0 = c, m32, pnr, pr0, pcol0
+            else:
                 mr = min(8, me - i0)
                 for r in range(8):
                     ro[r] = rowoffs[i0 + min(r, mr - 1)]
@@ -1195,34 +1199,29 @@ def _drive_block_amx(
                     _tile(0, 2, a, ro, segoff, nseg, seglen4, bp, boff, cv)
                 else:
                     _tile(0, 1, a, ro, segoff, nseg, seglen4, bp, boff, cv)
-                _store_fast(
-                    4, cv, mr, nr, i0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
-                    out, obase, ors, ocs,
-                )  # fmt: skip
+                sbuf, smr, snr, sr0, scol0 = cv, mr, nr, i0, col0
+        if (amx and pending) or not amx:
+            _store_fast(
+                4, sbuf, smr, snr, sr0, scol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                out, obase, ors, ocs,
+            )  # fmt: skip
+        if not finished:
+            if amx:
+                _amx_save(c)
+                pending = True
+                pr0 = i0
+                pcol0 = col0
+                pnr = nr
+                i0 += 32
+            else:
                 i0 += mr
-    if pending:
-        _store_fast(
-            4,
-            c,
-            32,
-            pnr,
-            pr0,
-            pcol0,
-            rowsum,
-            bz,
-            coloff,
-            mode,
-            scale,
-            mult,
-            shift,
-            zp,
-            qmin,
-            qmax,
-            out,
-            obase,
-            ors,
-            ocs,
-        )
+            if i0 >= me:  # next panel, then next row block
+                p += 1
+                if p >= p_hi:
+                    p = p_lo
+                    mb += mc
+                    finished = mb >= m_hi
+                i0 = mb
     if configured:
         _amx_release()
 
