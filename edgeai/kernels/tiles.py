@@ -618,8 +618,13 @@ def serial_vnni(
     ors,
     ocs,
 ):  # type: ignore[no-untyped-def]
-    drive_serial(
+    # the block driver called directly (not through drive_serial): every jitted layer re-optimizes the
+    # whole linked driver in LLVM (~2 s cold each)
+    MR, NR = _tile_shape(0)
+    _drive_block(
         0,
+        np.empty((MR, NR), np.int32),
+        np.empty(MR, np.int64),
         a,
         rowoffs,
         segoff,
@@ -628,7 +633,10 @@ def serial_vnni(
         bp,
         panel_bytes,
         N,
+        0,
         M,
+        0,
+        (N + NR - 1) // NR,
         mc,
         rowsum,
         bz,
@@ -730,8 +738,13 @@ def serial_avx2_7bit(
     ors,
     ocs,
 ):  # type: ignore[no-untyped-def]
-    drive_serial(
+    # the block driver called directly (not through drive_serial): every jitted layer re-optimizes the
+    # whole linked driver in LLVM (~2 s cold each)
+    MR, NR = _tile_shape(1)
+    _drive_block(
         1,
+        np.empty((MR, NR), np.int32),
+        np.empty(MR, np.int64),
         a,
         rowoffs,
         segoff,
@@ -740,7 +753,10 @@ def serial_avx2_7bit(
         bp,
         panel_bytes,
         N,
+        0,
         M,
+        0,
+        (N + NR - 1) // NR,
         mc,
         rowsum,
         bz,
@@ -842,8 +858,13 @@ def serial_avx2_i16(
     ors,
     ocs,
 ):  # type: ignore[no-untyped-def]
-    drive_serial(
+    # the block driver called directly (not through drive_serial): every jitted layer re-optimizes the
+    # whole linked driver in LLVM (~2 s cold each)
+    MR, NR = _tile_shape(2)
+    _drive_block(
         2,
+        np.empty((MR, NR), np.int32),
+        np.empty(MR, np.int64),
         a,
         rowoffs,
         segoff,
@@ -852,7 +873,10 @@ def serial_avx2_i16(
         bp,
         panel_bytes,
         N,
+        0,
         M,
+        0,
+        (N + NR - 1) // NR,
         mc,
         rowsum,
         bz,
@@ -954,8 +978,13 @@ def serial_portable(
     ors,
     ocs,
 ):  # type: ignore[no-untyped-def]
-    drive_serial(
+    # the block driver called directly (not through drive_serial): every jitted layer re-optimizes the
+    # whole linked driver in LLVM (~2 s cold each)
+    MR, NR = _tile_shape(3)
+    _drive_block(
         3,
+        np.empty((MR, NR), np.int32),
+        np.empty(MR, np.int64),
         a,
         rowoffs,
         segoff,
@@ -964,7 +993,10 @@ def serial_portable(
         bp,
         panel_bytes,
         N,
+        0,
         M,
+        0,
+        (N + NR - 1) // NR,
         mc,
         rowsum,
         bz,
