@@ -157,6 +157,7 @@ class CompiledGraph:
         self._requant_mode = requant_mode
         self._what = what
         self._subgraphs: dict[int, CompiledGraph] = {}
+        self._graph_input_names = frozenset([*graph.inputs, *graph.overridable])  # fed by the caller
 
         slot_of: dict[str, int] = {"": 0}  # slot 0: an omitted optional input, always None
 
@@ -274,6 +275,7 @@ class CompiledGraph:
             schema_version=resolve_version(node.op_type, node.domain, opset),
             input_values=tuple(self._value(n) if n else None for n in node.inputs),
             output_values=tuple(self._value(n) for n in node.outputs),
+            graph_inputs=tuple(bool(n) and n in self._graph_input_names for n in node.inputs),
         )
         try:
             return cls(ctx)

@@ -86,6 +86,9 @@ class OpContext:
     """For each output: its ``edgeai.graph.Value`` (dtype and shape may be None: unknown)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Session options (threads, ...)."""
+    graph_inputs: tuple[bool, ...] = ()
+    """For each input: whether it is an input of the graph, handed over by the caller as it is (its
+    buffer is the caller's, at whatever address and alignment), rather than a tensor the engine made."""
 
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attrs.get(name, default)

@@ -104,6 +104,9 @@ class ReduceMean(_Reduce):
         super().__init__(ctx)
         self._first_axis: dict[int, int | None] = {}
         self._plans: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}  # (leads, program) per layout
+        # ORT sums a graph input in the caller's buffer, at its address; any other tensor in a buffer of
+        # its own, 16-byte aligned (where edgeai may hold a view at an offset: Split, Slice)
+        self._callers_buffer = bool(ctx.graph_inputs and ctx.graph_inputs[0])
         const_axes = ctx.input_consts[1] if len(ctx.input_consts) > 1 else None
         if ctx.opset < self.axes_input_from:
             self._static_axes: list[int] | None = list(self._axes_attr) if self._axes_attr else None
@@ -155,7 +158,7 @@ class ReduceMean(_Reduce):
         for d in kept:
             k *= d
         r = x.size // k
-        address = x.ctypes.data
+        address = x.ctypes.data if self._callers_buffer else 0
         key = (k, r, address & 15 if address & 3 == 0 else -1)
         plan = self._plans.get(key)
         if plan is None:

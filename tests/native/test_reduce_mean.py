@@ -35,10 +35,12 @@ SHAPES = [
 ]
 
 
-def _op(opset: int, attrs: dict[str, Any], consts: tuple[Any, ...] = ()) -> Any:
+def _op(opset: int, attrs: dict[str, Any], consts: tuple[Any, ...] = (), graph_input: bool = True) -> Any:
+    """The op reading a graph input (the caller's buffer, as ORT sums it), or a tensor of the engine."""
     load_all()
     cls = lookup("ReduceMean", "", opset)
-    return cls(OpContext("r", "ReduceMean", opset=opset, attrs=attrs, input_consts=consts))
+    ctx = OpContext("r", "ReduceMean", opset=opset, attrs=attrs, input_consts=consts, graph_inputs=(graph_input,))
+    return cls(ctx)
 
 
 def _at_offset(values: np.ndarray, offset: int) -> np.ndarray:
@@ -83,8 +85,12 @@ def test_axes_as_constant_input_and_other_cases_fall_back() -> None:
     op = _op(18, {"keepdims": 1}, consts=(None, axes))
     want = ort_node("ReduceMean", [x, axes], opset=18, attrs={"keepdims": 1})[0]
     assert np.array_equal(op.run(x, axes)[0], want)
-    # non-trailing axes and strided inputs take numpy's path: the float64 mean within float32 rounding
-    for axes_attr, arr in (([1], x), ([0, 2], x), ([2, 3], x[:, :, ::2])):
+    # a strided input is summed as its C-contiguous copy, as ORT's binding copies it
+    strided = x[:, :, ::2]
+    want = ort_node("ReduceMean", [strided], opset=17, attrs={"axes": [2, 3], "keepdims": 0})[0]
+    assert np.array_equal(_op(17, {"axes": [2, 3], "keepdims": 0}).run(strided)[0], want)
+    # non-trailing axes take numpy's path: the float64 mean within float32 rounding
+    for axes_attr, arr in (([1], x), ([0, 2], x)):
         got = _op(17, {"axes": axes_attr, "keepdims": 0}).run(arr)[0]
         ref = np.mean(arr.astype(np.float64), axis=tuple(axes_attr))
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
@@ -142,6 +148,30 @@ def test_global_pool_after_int8_conv_in_a_graph_matches_onnxruntime(tmp_path: An
         want = ref.run(None, {"x": x})[0]
         got = ours.run(None, {"x": x})[0]
         assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_view_at_an_offset_inside_the_graph_is_summed_as_orts_own_buffer(tmp_path: Any) -> None:
+    """Split hands ReduceMean a view at an offset; ORT sums a buffer of its own, 16-byte aligned."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 37, 3, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("Split", ["x"], ["a", "b"], axis=0),
+        helper.make_node("ReduceMean", ["b"], ["y"], axes=[2, 3], keepdims=0),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "split_mean.onnx"
+    onnx.save(model, str(path))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    ours = edgeai.Session(str(path), device="native")
+    rng = np.random.default_rng(12)
+    for _ in range(5):
+        v = (rng.standard_normal((2, 37, 3, 3)) * 10).astype(np.float32)
+        assert np.array_equal(ours.run(None, {"x": v})[0], ref.run(None, {"x": v})[0])
 
 
 def test_misaligned_buffer_is_summed_in_order() -> None:
