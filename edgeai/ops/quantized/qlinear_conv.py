@@ -152,6 +152,7 @@ class QLinearConv(_IntegerConv):
         self._nhwc_key: tuple[np.dtype, bool] | None = None
         self._same_spatial: tuple[int, ...] | None = None
         self._xz_int = 0
+        self._channels_in = -1
         if self._fusable:
             try:
                 self._prepare_nhwc()
@@ -215,6 +216,7 @@ class QLinearConv(_IntegerConv):
             )  # fmt: skip
         if kernel is not None:
             self.nhwc_kernel, self._nhwc_key, self._xz_int = kernel, (xz.dtype, bias is None), int(xz)
+            self._channels_in = w.shape[1] * self.group  # another count: run()'s checks name the node
             if self.auto_pad not in ("NOTSET", "", "VALID"):  # SAME pads computed for this input size
                 self._same_spatial = tuple(spatial)
 
@@ -233,13 +235,19 @@ class QLinearConv(_IntegerConv):
         # inputs 1-8 are constants here (_prepare_nhwc packed nothing otherwise); an absent bias is None
         consts = tuple(self.ctx.input_consts[1:9]) + (None,) * max(0, 9 - len(self.ctx.input_consts))
         run, xz, dtype, views, same = self.run, self._xz_int, key[0], self.nhwc_views, self._same_spatial
-        ndarray, contiguous = np.ndarray, np.ascontiguousarray
+        ndarray, contiguous, cin = np.ndarray, np.ascontiguousarray, self._channels_in
 
         if isinstance(kernel, PointwiseConv):
             gemm, m = kernel.gemm, kernel.m
 
             def pointwise(x: np.ndarray) -> tuple[Any, ...]:
-                if type(x) is ndarray and x.ndim == 4 and x.dtype == dtype and (same is None or x.shape[2:] == same):
+                if (
+                    type(x) is ndarray
+                    and x.ndim == 4
+                    and x.dtype == dtype
+                    and x.shape[1] == cin
+                    and (same is None or x.shape[2:] == same)
+                ):
                     n, c, h, w = x.shape
                     y = gemm(x.transpose(0, 2, 3, 1).reshape(n * h * w, c), xz).reshape(n, h, w, m)
                     return (y.transpose(0, 3, 1, 2),) if views else (contiguous(y.transpose(0, 3, 1, 2)),)
@@ -248,7 +256,13 @@ class QLinearConv(_IntegerConv):
             return pointwise, (0,)
 
         def step(x: np.ndarray) -> tuple[Any, ...]:
-            if type(x) is ndarray and x.ndim == 4 and x.dtype == dtype and (same is None or x.shape[2:] == same):
+            if (
+                type(x) is ndarray
+                and x.ndim == 4
+                and x.dtype == dtype
+                and x.shape[1] == cin
+                and (same is None or x.shape[2:] == same)
+            ):
                 y = kernel(x.transpose(0, 2, 3, 1), xz).transpose(0, 3, 1, 2)
                 return (y,) if views else (contiguous(y),)
             return run(x, *consts)
@@ -287,6 +301,7 @@ class QLinearConv(_IntegerConv):
             kernel is not None
             and type(x) is np.ndarray
             and x.ndim == 4
+            and x.shape[1] == self._channels_in
             and (x.dtype, bias is None) == self._nhwc_key
             and (self._same_spatial is None or x.shape[2:] == self._same_spatial)
         ):
