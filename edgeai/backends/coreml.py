@@ -72,7 +72,7 @@ class CoreMLBackend:
         return importlib.util.find_spec("coremltools") is not None
 
     def devices(self) -> list[Device]:
-        from edgeai.backends.onnxruntime import cpu_name
+        from edgeai.hardware._cpu import cpu_name
 
         version = _version()
         if can_predict():

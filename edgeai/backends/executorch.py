@@ -263,7 +263,7 @@ class ExecuTorchBackend:
         )
 
     def devices(self) -> list[Device]:
-        from edgeai.backends.onnxruntime import cpu_name
+        from edgeai.hardware._cpu import cpu_name
 
         rt = _runtime()
         version = _version()

@@ -27,6 +27,7 @@ from edgeai.backends import Support
 from edgeai.errors import InputNameError, InputShapeError, InputTypeError, SessionClosedError
 from edgeai.formats import ModelSource
 from edgeai.hardware import Device, DeviceKind
+from edgeai.hardware._cpu import cpu_name, cpuinfo_field
 from edgeai.specs import TensorSpec
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class NativeBackend:
             self._device = Device(
                 id=_DEVICE_ID,
                 kind=DeviceKind.CPU,
-                name=_cpu_name(),
+                name=cpu_name(),
                 vendor=_cpu_vendor(),
                 backend=self.name,
                 provider="edgeai-native",
@@ -134,28 +135,8 @@ class NativeBackend:
         return NativeExecutable(graph, device, options, what or f"graph {partition.name!r}")
 
 
-def _cpuinfo(field: str) -> str | None:
-    """A field of ``/proc/cpuinfo`` (the first CPU's), or None."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(field):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def _cpu_name() -> str:
-    """The host CPU's model name, as the ONNX Runtime backend names it (read here: importing that
-    backend's module would import the placement package, which a native session does not need)."""
-    import platform
-
-    return _cpuinfo("model name") or platform.processor() or f"{platform.machine()} CPU"
-
-
 def _cpu_vendor() -> str:
-    vendor = _cpuinfo("vendor_id")
+    vendor = cpuinfo_field("vendor_id")
     if vendor is None:
         return "unknown"
     return {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(vendor, vendor)

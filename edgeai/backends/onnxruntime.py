@@ -13,7 +13,6 @@ where after ONNX Runtime's fusions, not what we hoped.
 from __future__ import annotations
 
 import importlib.util
-import platform
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +27,7 @@ from edgeai.errors import (
 )
 from edgeai.formats import ModelSource
 from edgeai.hardware import Device, DeviceKind
+from edgeai.hardware._cpu import cpu_name
 from edgeai.placement.report import NodePlacement, PartitionInfo, PlacementReport
 
 __all__ = ["BACKEND", "PROVIDER_KINDS", "OnnxRuntimeBackend"]
@@ -66,18 +66,6 @@ PROVIDER_KINDS: dict[str, tuple[DeviceKind, str, str]] = {
 _NOT_DEVICES = {"AzureExecutionProvider"}
 
 _HW_KIND = {"CPU": DeviceKind.CPU, "GPU": DeviceKind.GPU, "NPU": DeviceKind.NPU}
-
-
-def cpu_name() -> str:
-    """The host CPU's model name, as the OS reports it."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or f"{platform.machine()} CPU"
 
 
 class OnnxRuntimeBackend:

@@ -41,7 +41,7 @@ def target_devices(name: str, *, emulate: bool = False) -> list[Device]:
     partitions on ONNX Runtime's CPU provider (under the target's op and
     precision limits, which the planner enforces), the rest on the native engine.
     """
-    from edgeai.backends.onnxruntime import cpu_name
+    from edgeai.hardware._cpu import cpu_name
     from edgeai.hardware.targets import load_target
 
     profile = load_target(name)
