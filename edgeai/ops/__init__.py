@@ -100,11 +100,12 @@ def load_for(ops: Iterable[tuple[str, str]]) -> None:
     """
     if _loaded:
         return
+    from edgeai.ops._base import _norm_domain
     from edgeai.ops._op_index import OPS, ORDER
 
     wanted: set[str] = set()
     for domain, op_type in ops:
-        names = OPS.get(f"{'' if domain in ('', 'ai.onnx') else domain}|{op_type}")
+        names = OPS.get(f"{_norm_domain(domain)}|{op_type}")
         if names is None:
             load_all()
             return

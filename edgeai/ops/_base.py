@@ -48,6 +48,7 @@ __all__ = [
     "OpContext",
     "claimed_versions",
     "lookup",
+    "nhwc_base",
     "register",
     "registered",
     "resolve_version",
@@ -209,3 +210,12 @@ def claimed_versions(op_type: str, domain: str = "") -> tuple[int, ...]:
 def registered() -> dict[tuple[str, str], list[int]]:
     """(domain, op_type) -> the ``since`` versions with their own registration."""
     return {k: [e[0] for e in v] for k, v in sorted(_REGISTRY.items())}
+
+
+def nhwc_base(x: np.ndarray) -> np.ndarray | None:
+    """The C-contiguous NHWC array of which ``x`` is the NCHW view (``base.transpose(0, 3, 1, 2)``),
+    or None when ``x`` is not such a view (QLinearConv hands its NHWC results on this way)."""
+    if x.ndim != 4 or x.flags.c_contiguous:
+        return None
+    base = x.transpose(0, 2, 3, 1)
+    return base if base.flags.c_contiguous else None

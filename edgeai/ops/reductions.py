@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from edgeai.errors import InferenceError
-from edgeai.ops._base import Op, OpContext
+from edgeai.ops._base import Op, OpContext, nhwc_base
 from edgeai.ops.elementwise import as_dtype, is_float, register_versions, unsupported
 
 __all__: list[str] = []
@@ -180,14 +180,6 @@ class ReduceMean(_Reduce):
 
 
 _F32 = np.dtype(np.float32)
-
-
-def nhwc_base(x: np.ndarray) -> np.ndarray | None:
-    """The C-contiguous NHWC array of which ``x`` is the NCHW view, or None."""
-    if x.ndim != 4 or x.flags.c_contiguous:
-        return None
-    base = x.transpose(0, 2, 3, 1)
-    return base if base.flags.c_contiguous else None
 
 
 def _int_div(s: np.ndarray, n: int) -> np.ndarray:

@@ -183,15 +183,6 @@ def kernel_requant(ctx: OpContext, num: tuple[Any, ...], den: Any, zero_point: n
     return Requant("onnx", scale, None, None, zero_point=int(zp), dtype=zp.dtype)
 
 
-def nhwc_base(x: np.ndarray) -> np.ndarray | None:
-    """The C-contiguous NHWC array of which ``x`` is the NCHW view (``base.transpose(0, 3, 1, 2)``),
-    or None when ``x`` is not such a view (QLinearConv hands its NHWC results on this way)."""
-    if x.ndim != 4 or x.flags.c_contiguous:
-        return None
-    base = x.transpose(0, 2, 3, 1)
-    return base if base.flags.c_contiguous else None
-
-
 def c_order(x: Any) -> Any:
     """``x`` as a C-contiguous array when it is a strided array (numpy's elementwise results keep
     their input's memory order, and a reader that did not ask for views must get C order)."""

@@ -32,12 +32,11 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from edgeai.ops._base import Op, OpContext, register
+from edgeai.ops._base import Op, OpContext, nhwc_base, register
 from edgeai.ops.quantized._common import (
     c_order,
     check_int_dtype,
     const_input,
-    nhwc_base,
     onnx_mode_only,
     scalar,
     zero_point_or_default,

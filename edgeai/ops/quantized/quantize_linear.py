@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import bad_model, c_order, check_int_dtype, const_input, nhwc_base, unsupported
+from edgeai.ops._base import Op, OpContext, nhwc_base, register
+from edgeai.ops.quantized._common import bad_model, c_order, check_int_dtype, const_input, unsupported
 from edgeai.quant.params import expand_param, qrange
 
 __all__ = ["DequantizeLinear", "DynamicQuantizeLinear", "QuantizeLinear", "quantize_onnx"]
