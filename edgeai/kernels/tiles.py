@@ -1233,8 +1233,10 @@ def _drive_block_amx(
                     _tile(0, 1, a, ro, segoff, nseg, seglen4, bp, boff, cv)
                 sbuf, smr, snr, sr0, scol0 = cv, mr, nr, i0, col0
         if (amx and pending) or not amx:
+            # kind 0 (VNNI), whose store is the same as AMX's: the VNNI entry's driver then shares the compiled
+            # store with this one (a model with strided and stride-1 convolutions compiles it once, not twice)
             _store_fast(
-                4, sbuf, smr, snr, sr0, scol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
+                0, sbuf, smr, snr, sr0, scol0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax,
                 out, obase, ors, ocs,
             )  # fmt: skip
         if not finished:
