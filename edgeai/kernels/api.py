@@ -366,7 +366,9 @@ class GemmKernel:
         post = [pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax]
         if self.amx:
             # row blocks of 32: the A block stays in L1 while the weight panels stream past it
-            amx_end = m if lda % 64 == 0 else m - 1
+            # row r reads [r * lda, r * lda + k4): only rows whose read ends inside A go to AMX, the
+            # last ceil(k4 / lda) - 1 rows to the VNNI tiles (with lda < 64 that is more than one row)
+            amx_end = m if lda % 64 == 0 else max(0, m - (-(-self.k4 // lda)) + 1)
             if self.k <= _AMX_MIN_K:
                 # every row on the driver's VNNI tiles: a 64-byte AMX step padded from K <= 16 wastes
                 # most of the tile, and the tiles' latency left the AMX loop slower than VNNI there
@@ -432,7 +434,11 @@ class GemmKernel:
         args[-4] = out.reshape(-1)
         call = self._call
         if call is None:
-            call = self._call = _bound_entry(self.fn, args)
+            if self.threads > 1:  # the first run (through numba's dispatcher) keeps the thread count too
+                with _ThreadScope(self.threads):
+                    call = self._call = _bound_entry(self.fn, args)
+            else:
+                call = self._call = _bound_entry(self.fn, args)
             if call is None:  # just compiled (or loaded) and run by the dispatcher
                 return out
         if self.threads > 1:
