@@ -32,6 +32,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgeai.benchmarking import ort_peer_session
+
 SHAPES = [(1, 1000, 1280), (196, 128, 1152), (3136, 32, 288), (256, 256, 256), (1024, 1024, 1024)]
 # --shapes mobilenet: 1x1 convolutions of MobileNetV2 as GEMMs (M pixels x N out channels x K in
 # channels): small K, where the per-row cost of the store decides, and the fixed cost of a small call
@@ -40,7 +42,6 @@ A_SCALE, B_SCALE, Y_SCALE, Y_ZP = 0.02, 0.01, 4.0, 128
 
 
 def _ort_matmul_integer(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     k, n = b.shape
@@ -52,16 +53,11 @@ def _ort_matmul_integer(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         [numpy_helper.from_array(b, "B")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort_peer_session(model.SerializeToString())
     return lambda a: sess.run(None, {"A": a})[0]
 
 
 def _ort_qlinear_matmul(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     k, n = b.shape
@@ -82,18 +78,13 @@ def _ort_qlinear_matmul(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort_peer_session(model.SerializeToString())
     return lambda a: sess.run(None, {"A": a})[0]
 
 
 def _ort_qlinear_conv1x1(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """ONNX Runtime's QLinearConv with the 1x1 kernel ``b.T``, called on ``a`` [M, K] as an NCHW image
     [1, K, 1, M] (the layout ONNX Runtime takes; its time includes its own layout transposes)."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     k, n = b.shape
@@ -114,11 +105,7 @@ def _ort_qlinear_conv1x1(b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort_peer_session(model.SerializeToString())
     cache: dict[int, np.ndarray] = {}
 
     def run(a: np.ndarray) -> np.ndarray:

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeai.benchmarking import ort_peer_session
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 _COLD_SCRIPT = """
@@ -89,14 +91,7 @@ def build_models(folder: Path) -> dict[str, Path]:
 
 
 def _ort_session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return ort_peer_session(path, threads)
 
 
 def time_model(path: Path, threads: int, rounds: int, calls: int) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeai.benchmarking import ort_peer_session
+
 # key, name, C, H=W, M, k, group, stride
 LAYERS = [
     ("3x3", "3x3 32->32 @56x56", 32, 56, 32, 3, 1, 1),
@@ -51,7 +53,6 @@ def _ort_qlinear_conv(
     group: int,
     stride: int = 1,
 ) -> Callable[[np.ndarray], Any]:
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     def t(name: str, v: Any, dt: Any) -> Any:
@@ -83,11 +84,7 @@ def _ort_qlinear_conv(
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort_peer_session(model.SerializeToString())
     return lambda x: sess.run(None, {"X": x})[0]
 
 

@@ -143,3 +143,27 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], rounds: int, calls: int) -
         for name in names[r % len(names) :] + names[: r % len(names)]:
             times[name].append(time_calls(fns[name], calls))
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def ort_peer_session(model: Any, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session set up as the benchmarks' peer: ``threads`` intra-op threads, one
+    inter-op thread, spinning off (a spinning pool stalls numba's parallel regions on small machines
+    and takes the core the other contender is timed on), warnings not logged.
+
+    ``model`` is a path or serialized bytes. Needs ``pip install onnxruntime``.
+
+    >>> import edgeai
+    >>> sess = ort_peer_session(edgeai.demo.model_path())
+    >>> sess.get_session_options().intra_op_num_threads
+    1
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(
+        model if isinstance(model, bytes) else str(model), so, providers=["CPUExecutionProvider"]
+    )
