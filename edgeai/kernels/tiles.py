@@ -188,6 +188,18 @@ def _store_tile(
     if ocs == 1:
         _store_rows(c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
         return
+    _store_strided(
+        c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+    )
+
+
+@njit(cache=True, inline="always")
+def _store_strided(
+    c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
+):  # type: ignore[no-untyped-def]
+    # Any output strides (correct for ocs == 1 too, but _store_rows vectorizes that case). The AVX-512
+    # kinds' IR stores take every contiguous tile of a valid mode, so they fall back to this alone: without
+    # _store_rows's three vectorized mode loops, which made most of the store's cold compile time.
     if ors == 1:
         rsum = rowsum[r0 : r0 + mr]
         for j in range(nr):
@@ -308,7 +320,7 @@ def _store_fast_overload(
                     c, mr, nr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors
                 )
             else:
-                _store_tile(
+                _store_strided(
                     c,
                     mr,
                     nr,
@@ -342,7 +354,7 @@ def _store_fast_overload(
         elif ocs == 1 and mode == 2:
             store_fixed(c, mr, nr, r0, col0, rowsum, bz, coloff, scale, mult, shift, zp, qmin, qmax, out, obase, ors)
         else:
-            _store_tile(
+            _store_strided(
                 c, mr, nr, r0, col0, rowsum, bz, coloff, mode, scale, mult, shift, zp, qmin, qmax, out, obase, ors, ocs
             )
 
