@@ -667,7 +667,7 @@ def serial_vnni(
     )
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def parallel_vnni(
     a,
     rowoffs,
@@ -694,33 +694,46 @@ def parallel_vnni(
     ors,
     ocs,
 ):  # type: ignore[no-untyped-def]
-    drive_parallel(
-        0,
-        a,
-        rowoffs,
-        segoff,
-        nseg,
-        seglen,
-        bp,
-        panel_bytes,
-        N,
-        M,
-        mc,
-        rowsum,
-        bz,
-        coloff,
-        mode,
-        scale,
-        mult,
-        shift,
-        zp,
-        qmin,
-        qmax,
-        out,
-        obase,
-        ors,
-        ocs,
-    )
+    # the prange loop here, not through drive_parallel (one jitted layer less to re-optimize)
+    MR, NR = _tile_shape(0)
+    npanels = (N + NR - 1) // NR
+    nmb = (M + mc - 1) // mc
+    for item in prange(nmb * npanels):
+        it = np.int64(item)
+        mb = it // npanels
+        p = it - mb * npanels
+        _drive_block(
+            0,
+            np.empty((MR, NR), np.int32),
+            np.empty(MR, np.int64),
+            a,
+            rowoffs,
+            segoff,
+            nseg,
+            seglen,
+            bp,
+            panel_bytes,
+            N,
+            mb * mc,
+            min(M, (mb + 1) * mc),
+            p,
+            p + 1,
+            mc,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
+        )
 
 
 @njit(cache=True)
@@ -787,7 +800,7 @@ def serial_avx2_7bit(
     )
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def parallel_avx2_7bit(
     a,
     rowoffs,
@@ -814,33 +827,46 @@ def parallel_avx2_7bit(
     ors,
     ocs,
 ):  # type: ignore[no-untyped-def]
-    drive_parallel(
-        1,
-        a,
-        rowoffs,
-        segoff,
-        nseg,
-        seglen,
-        bp,
-        panel_bytes,
-        N,
-        M,
-        mc,
-        rowsum,
-        bz,
-        coloff,
-        mode,
-        scale,
-        mult,
-        shift,
-        zp,
-        qmin,
-        qmax,
-        out,
-        obase,
-        ors,
-        ocs,
-    )
+    # the prange loop here, not through drive_parallel (one jitted layer less to re-optimize)
+    MR, NR = _tile_shape(1)
+    npanels = (N + NR - 1) // NR
+    nmb = (M + mc - 1) // mc
+    for item in prange(nmb * npanels):
+        it = np.int64(item)
+        mb = it // npanels
+        p = it - mb * npanels
+        _drive_block(
+            1,
+            np.empty((MR, NR), np.int32),
+            np.empty(MR, np.int64),
+            a,
+            rowoffs,
+            segoff,
+            nseg,
+            seglen,
+            bp,
+            panel_bytes,
+            N,
+            mb * mc,
+            min(M, (mb + 1) * mc),
+            p,
+            p + 1,
+            mc,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
+        )
 
 
 @njit(cache=True)
@@ -907,7 +933,7 @@ def serial_avx2_i16(
     )
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def parallel_avx2_i16(
     a,
     rowoffs,
@@ -934,33 +960,46 @@ def parallel_avx2_i16(
     ors,
     ocs,
 ):  # type: ignore[no-untyped-def]
-    drive_parallel(
-        2,
-        a,
-        rowoffs,
-        segoff,
-        nseg,
-        seglen,
-        bp,
-        panel_bytes,
-        N,
-        M,
-        mc,
-        rowsum,
-        bz,
-        coloff,
-        mode,
-        scale,
-        mult,
-        shift,
-        zp,
-        qmin,
-        qmax,
-        out,
-        obase,
-        ors,
-        ocs,
-    )
+    # the prange loop here, not through drive_parallel (one jitted layer less to re-optimize)
+    MR, NR = _tile_shape(2)
+    npanels = (N + NR - 1) // NR
+    nmb = (M + mc - 1) // mc
+    for item in prange(nmb * npanels):
+        it = np.int64(item)
+        mb = it // npanels
+        p = it - mb * npanels
+        _drive_block(
+            2,
+            np.empty((MR, NR), np.int32),
+            np.empty(MR, np.int64),
+            a,
+            rowoffs,
+            segoff,
+            nseg,
+            seglen,
+            bp,
+            panel_bytes,
+            N,
+            mb * mc,
+            min(M, (mb + 1) * mc),
+            p,
+            p + 1,
+            mc,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
+        )
 
 
 @njit(cache=True)
@@ -1027,7 +1066,7 @@ def serial_portable(
     )
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def parallel_portable(
     a,
     rowoffs,
@@ -1054,33 +1093,46 @@ def parallel_portable(
     ors,
     ocs,
 ):  # type: ignore[no-untyped-def]
-    drive_parallel(
-        3,
-        a,
-        rowoffs,
-        segoff,
-        nseg,
-        seglen,
-        bp,
-        panel_bytes,
-        N,
-        M,
-        mc,
-        rowsum,
-        bz,
-        coloff,
-        mode,
-        scale,
-        mult,
-        shift,
-        zp,
-        qmin,
-        qmax,
-        out,
-        obase,
-        ors,
-        ocs,
-    )
+    # the prange loop here, not through drive_parallel (one jitted layer less to re-optimize)
+    MR, NR = _tile_shape(3)
+    npanels = (N + NR - 1) // NR
+    nmb = (M + mc - 1) // mc
+    for item in prange(nmb * npanels):
+        it = np.int64(item)
+        mb = it // npanels
+        p = it - mb * npanels
+        _drive_block(
+            3,
+            np.empty((MR, NR), np.int32),
+            np.empty(MR, np.int64),
+            a,
+            rowoffs,
+            segoff,
+            nseg,
+            seglen,
+            bp,
+            panel_bytes,
+            N,
+            mb * mc,
+            min(M, (mb + 1) * mc),
+            p,
+            p + 1,
+            mc,
+            rowsum,
+            bz,
+            coloff,
+            mode,
+            scale,
+            mult,
+            shift,
+            zp,
+            qmin,
+            qmax,
+            out,
+            obase,
+            ors,
+            ocs,
+        )
 
 
 # --------------------------------------------------------------------------- AMX
