@@ -328,6 +328,28 @@ def test_gemm_two_threads_matches_one() -> None:
     np.testing.assert_array_equal(one, requantize_onnx(gemm_ref(a, 7, b, 3, None), np.float32(0.001), 10, 0, 255))
 
 
+@pytest.mark.parametrize("mode", ["onnx", "tflite"])
+def test_gemm_two_threads_every_path(kernel_path: str, mode: str) -> None:
+    """Each path's parallel entry (its own prange loop over row blocks x panels; AMX: 32-row blocks, the VNNI
+    tail rows and the last pending AMX tile of every work item) against the int64 reference."""
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 256, (150, 70)).astype(np.uint8)  # 4 AMX blocks + 22 rows; K not a multiple of 64
+    b = rng.integers(-128, 128, (70, 100)).astype(np.int8)  # 4 panels, the last one narrow
+    b_zp = rng.integers(-5, 6, 100).astype(np.int8)
+    bias = rng.integers(-30000, 30000, 100).astype(np.int32)
+    acc = gemm_ref(a, 7, b, b_zp, bias)
+    if mode == "onnx":
+        scale = np.float32(0.0007)
+        rq = Requant("onnx", scale, None, None, 10, np.dtype(np.uint8))
+        want = requantize_onnx(acc, scale, 10, 0, 255, dtype=np.uint8)
+    else:
+        mult, shift = np.int32(1518500250), np.int32(-9)
+        rq = Requant("tflite", None, mult, shift, 10, np.dtype(np.uint8))
+        want = requantize_tflite(acc, mult, shift, 10, 0, 255, dtype=np.uint8)
+    got = prepare_gemm(b, b_zp, a_dtype=np.uint8, bias=bias, requant=rq, threads=2)(a, 7)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_thread_scope_sets_and_restores_numba_threads() -> None:
     """The scope of a multi-threaded kernel call (threading layer's own calls, see api._thread_calls)."""
     import numba
