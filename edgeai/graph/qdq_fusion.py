@@ -94,6 +94,7 @@ class _Rewrite:
 
     def refresh(self) -> None:
         live = [n for n in self.nodes if n is not None]
+        self.position = {id(n): i for i, n in enumerate(self.nodes) if n is not None}
         self.producer = {o: n for n in live for o in n.outputs if o}
         self.readers: dict[str, list[Node]] = {}
         for n in live:
@@ -101,6 +102,30 @@ class _Rewrite:
                 if name:
                     self.readers.setdefault(name, []).append(n)
         self.graph_outputs = set(self.graph.outputs)
+
+    def alive(self, node: Node) -> bool:
+        """Whether ``node`` is still in the graph (not replaced or dropped)."""
+        return id(node) in self.position
+
+    def put(self, old: Node, new: Node | None) -> None:
+        """Replace ``old`` by ``new`` at its place (None: drop it), updating who makes and who reads
+        each value in place (a full :meth:`refresh` per rewrite made fusing a model quadratic)."""
+        i = self.position.pop(id(old))
+        self.nodes[i] = new
+        for o in old.outputs:
+            if o and self.producer.get(o) is old:
+                del self.producer[o]
+        for name in {*old.inputs, *old.implicit_inputs()}:
+            if name and name in self.readers:
+                self.readers[name] = [r for r in self.readers[name] if r is not old]
+        if new is not None:
+            self.position[id(new)] = i
+            for o in new.outputs:
+                if o:
+                    self.producer[o] = new
+            for name in (*new.inputs, *new.implicit_inputs()):
+                if name:
+                    self.readers.setdefault(name, []).append(new)
 
     # -- what is known about values -------------------------------------------
     def const(self, name: str) -> np.ndarray | None:
@@ -197,22 +222,20 @@ def _q_output(rw: _Rewrite, node: Node) -> _Q | None:
 def _replace(rw: _Rewrite, target: Node, fused: Node, removable: Sequence[Node | None]) -> None:
     """Put ``fused`` where ``target`` was; drop ``target``, the group's Q (``fused`` now makes
     its output) and any DQ of ``removable`` nobody else reads."""
-    index = {id(n): i for i, n in enumerate(rw.nodes) if n is not None}
-    rw.nodes[index[id(target)]] = fused
+    rw.put(target, fused)
     gone = {id(target)}
     removable = [n for n in removable if n is not None]
     for n in removable:
-        if n.op_type == "QuantizeLinear":
-            rw.nodes[index[id(n)]] = None
+        if n.op_type == "QuantizeLinear" and id(n) not in gone:
+            rw.put(n, None)
             gone.add(id(n))
     for n in removable:
         if id(n) in gone:
             continue
-        readers = [r for o in n.outputs for r in rw.readers.get(o, []) if id(r) not in gone]
+        readers = [r for o in n.outputs for r in rw.readers.get(o, [])]
         if not readers and not any(o in rw.graph_outputs for o in n.outputs):
-            rw.nodes[index[id(n)]] = None
+            rw.put(n, None)
             gone.add(id(n))
-    rw.refresh()
 
 
 # ---------------------------------------------------------------- Relu / Clip
@@ -241,10 +264,8 @@ def _drop_redundant_activation(rw: _Rewrite, node: Node) -> bool:
         if eps < np.float32(lo - lower) or eps < np.float32(upper - hi):
             return False
     new_q = Node(q.node.name, q.node.op_type, q.node.domain, (src, *q.node.inputs[1:]), q.node.outputs, q.node.attrs)
-    index = {id(n): i for i, n in enumerate(rw.nodes) if n is not None}
-    rw.nodes[index[id(q.node)]] = new_q
-    rw.nodes[index[id(node)]] = None
-    rw.refresh()
+    rw.put(q.node, new_q)
+    rw.put(node, None)
     return True
 
 
@@ -485,12 +506,10 @@ def _int8_pairs_to_uint8(rw: _Rewrite, node: Node) -> bool:
             return False
     name = f"__qdq_fusion_u8_zp_{zp + 128}"
     rw.new_inits[name] = np.array(zp + 128, dtype=_U8)
-    index = {id(n): i for i, n in enumerate(rw.nodes) if n is not None}
-    for old in (node, *readers):
+    for old in {id(n): n for n in (node, *readers)}.values():  # a reader of ``out`` twice is rewritten once
         new = Node(old.name, old.op_type, old.domain, (*old.inputs[:2], name, *old.inputs[3:]), old.outputs, old.attrs)
-        rw.nodes[index[id(old)]] = new
+        rw.put(old, new)
     rw.retyped[out] = _U8
-    rw.refresh()
     return True
 
 
@@ -507,12 +526,12 @@ def fuse_qdq(graph: Graph) -> Graph:
         if node is not None:
             changed |= _int8_pairs_to_uint8(rw, node)
     for node in list(rw.nodes):
-        if node is not None and any(n is node for n in rw.nodes):
+        if node is not None and rw.alive(node):
             changed |= _drop_redundant_activation(rw, node)
     for node in list(rw.nodes):
         if node is None or node.domain != "" or node.op_type not in _FUSERS:
             continue
-        if not any(n is node for n in rw.nodes):
+        if not rw.alive(node):
             continue
         changed |= _FUSERS[node.op_type](rw, node)
     if not changed:
