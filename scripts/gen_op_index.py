@@ -20,7 +20,28 @@ from pathlib import Path
 
 TARGET = Path(__file__).resolve().parents[1] / "edgeai" / "ops" / "_op_index.py"
 
-_PROBE = "import json, edgeai.ops as o; o.load_all(); print(json.dumps(o._observed))"
+# Imports every op module in load_all's order and notes which modules' imports registered each
+# domain|op; None when one module overrides another's op version (an index cannot say which wins).
+_PROBE = """
+import json
+import edgeai.ops as ops
+from edgeai.ops._base import _REGISTRY
+
+assert not _REGISTRY, "op modules were imported before the probe"
+order, index, overridden = [], {}, False
+for name in ops._op_modules():
+    before = {key: list(entries) for key, entries in _REGISTRY.items()}
+    if not ops._import(name):
+        continue
+    order.append(name)
+    for key, entries in _REGISTRY.items():
+        old = before.get(key, [])
+        if entries != old:
+            index.setdefault(f"{key[0]}|{key[1]}", []).append(name)
+            kept = {e[0]: e[2] for e in old}
+            overridden |= any(since in kept and kept[since] is not cls for since, _, cls in entries)
+print(json.dumps(None if overridden else {"order": order, "ops": index}))
+"""
 
 
 def observe() -> dict[str, object]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from edgeai.errors import DeviceNotAvailableError
 from edgeai.hardware._device import KIND_PRIORITY, Device, DeviceKind
@@ -53,22 +52,25 @@ def devices_for_format(fmt: str, request: str | Device | None = None) -> list[De
         >>> [d.id for d in devices_for_format("onnx", "native")]
         ['native:cpu']
     """
-    from edgeai.backends import backend_names, get_backend
+    from edgeai.backends import backend_names
 
     names = backend_names()
     wanted = request.backend if isinstance(request, Device) else request
-    if isinstance(wanted, str) and wanted.strip().lower() in names:
-        name = wanted.strip().lower()
-        only = _backend_devices(get_backend, name, fmt)
+    name = wanted.strip().lower() if isinstance(wanted, str) else None
+    if name in names:
+        only = _backend_devices(name, fmt)
         if only and (not isinstance(request, Device) or request in only):
             return sorted(only, key=lambda d: KIND_PRIORITY.index(d.kind))
     found: list[Device] = []
-    for name in names:
-        found.extend(_backend_devices(get_backend, name, fmt))
+    for other in names:
+        found.extend(_backend_devices(other, fmt))
     return sorted(found, key=lambda d: KIND_PRIORITY.index(d.kind))
 
 
-def _backend_devices(get_backend: Any, name: str, fmt: str) -> list[Device]:
+def _backend_devices(name: str, fmt: str) -> list[Device]:
+    """The devices of backend ``name`` when it is registered, installed and loads ``fmt``."""
+    from edgeai.backends import get_backend
+
     try:
         backend = get_backend(name)
     except KeyError:

@@ -25,8 +25,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import threading
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 __all__ = ["ClaimedOp", "load_all", "load_for", "supported"]
 
@@ -52,38 +52,19 @@ def load_all() -> None:
     with _lock:
         if _loaded:
             return
-        from edgeai.ops._base import _REGISTRY
-
-        fresh = not _REGISTRY  # nothing registered yet: every registration is seen below
-        order: list[str] = []
-        index: dict[str, list[str]] = {}
-        overridden = False
-        # walk_packages imports each package after yielding it: the import here comes first, so the
-        # registrations of a package (and of what it imports) are its own
-        for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
-            name = info.name
-            if name.rsplit(".", 1)[-1].startswith("test"):
-                continue
-            before = {key: list(entries) for key, entries in _REGISTRY.items()}
-            if not _import(name):
-                continue
-            order.append(name)
-            for key, entries in _REGISTRY.items():
-                old = before.get(key, [])
-                if entries != old:
-                    index.setdefault(f"{key[0]}|{key[1]}", []).append(name)
-                    kept = {e[0]: e[2] for e in old}
-                    overridden |= any(since in kept and kept[since] is not cls for since, _, cls in entries)
+        for name in _op_modules():
+            if _import(name):
+                _loaded_modules.add(name)
         _loaded = True
-        _loaded_modules.update(order)
-        global _observed
-        _observed = {"order": order, "ops": index} if fresh and not overridden else None
 
 
-_observed: dict[str, Any] | None = None
-"""What the first full load saw (module order, and which modules registered each ``domain|op``), for
-``scripts/gen_op_index.py``; None when something was registered before it or one module overrode
-another's op version (an index cannot say which class wins then)."""
+def _op_modules() -> Iterator[str]:
+    """The op modules' names in :func:`load_all`'s order (test modules left out). Lazy:
+    ``walk_packages`` imports a package after yielding it, so a caller importing each name as it
+    comes imports every package first itself."""
+    for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+        if not info.name.rsplit(".", 1)[-1].startswith("test"):
+            yield info.name
 
 
 def load_for(ops: Iterable[tuple[str, str]]) -> None:
