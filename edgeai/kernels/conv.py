@@ -22,7 +22,6 @@ __all__ = [
     "depthwise_stage",
     "nhwc_stage",
     "pixel_sums",
-    "row_sums",
     "stage_from_nchw",
     "stage_from_nhwc",
     "window_sums",
@@ -178,17 +177,6 @@ def window_sums(buf, cg, kh, kw, sh, sw, dh, dw, oh, ow, out):  # type: ignore[n
                 for j in range(kw):
                     t += s[y * sh + i * dh, x * sw + j * dw]
             out[y * ow + x] = t  # int32: < 2**31 for receptive fields below 2**23 values
-
-
-@njit(cache=True)
-def row_sums(a, width, out):  # type: ignore[no-untyped-def]
-    """``out[r]`` = the sum of the ``width`` bytes of row ``r`` of ``a`` (rows back to back)."""
-    for r in range(out.shape[0]):
-        t = 0
-        row = a[r * width : (r + 1) * width]
-        for c in range(width):
-            t += np.int32(row[c])
-        out[r] = t
 
 
 @njit(cache=True)

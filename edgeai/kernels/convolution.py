@@ -53,10 +53,14 @@ def _kernels() -> Any:
         from types import SimpleNamespace
 
         from edgeai.kernels import conv, depthwise, transpose
-        from edgeai.kernels.tiles import AMX_CONFIG
+        from edgeai.kernels.tiles import AMX_CONFIG, row_sums
 
         _KERNELS = SimpleNamespace(
-            conv=conv, dw=depthwise, pixels_to_planes=transpose.pixels_to_planes, amx_config=AMX_CONFIG
+            conv=conv,
+            dw=depthwise,
+            pixels_to_planes=transpose.pixels_to_planes,
+            amx_config=AMX_CONFIG,
+            row_sums=row_sums,
         )
     return _KERNELS
 
@@ -345,7 +349,7 @@ class ConvKernel:
         for n in range(xu.shape[0]):
             a = xu[n].reshape(-1)
             if self.packs[0].has_bz:
-                self._k.conv.row_sums(a, c, rowsum)
+                self._k.row_sums(a, plane, c, c, rowsum)  # the GEMM's row sums: rows of C bytes
             dst = out[n].reshape(-1)
             if safe:
                 fn(cfg, a, *safe_args, dst, 0, m, 1)

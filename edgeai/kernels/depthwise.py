@@ -291,13 +291,11 @@ def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, sw, wq, band):  # typ
 
 
 @njit(cache=True, fastmath=_FM)
-def _rows(
-    band, y, y1, y0, sh, wq, C, ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin, qmax, out, obase
-):  # type: ignore[no-untyped-def]
-    # output rows y:y1 of the band starting at output row y0; each run of bpx pixels' channels goes in
-    # blocks of WROW (one block when C <= WROW: the parameters are tiled over the pixels)
+def _rows(band, y0, y1, sh, wq, C, ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin, qmax, out, obase):  # type: ignore[no-untyped-def]
+    # output rows y0:y1, the band's (it starts at output row y0); each run of bpx pixels' channels goes
+    # in blocks of WROW (one block when C <= WROW: the parameters are tiled over the pixels)
     wblk = offs.shape[0] * 9 * WROW
-    for oy in range(y, y1):
+    for oy in range(y0, y1):
         for ox0 in range(0, ow, bpx):
             base = ((oy - y0) * sh * wq + ox0) * C
             ob = obase + (oy * ow + ox0) * C
@@ -353,7 +351,7 @@ def depthwise_nhwc(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, ou
     for y0 in range(0, oh, rb):
         y1 = min(y0 + rb, oh)
         _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, sw, wq, band)
-        _rows(band, y0, y1, y0, sh, wq, x.shape[3], ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin,
+        _rows(band, y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin,
               qmax, out, obase)  # fmt: skip
 
 
@@ -383,7 +381,7 @@ def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, 
         y0 = bi * rb
         y1 = min(y0 + rb, oh)
         _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, sw, wq, band[bi])
-        _rows(band[bi], y0, y1, y0, sh, wq, x.shape[3], ow, bpx, offs, wt, _item(acc, bi), bias, fbias, scale,
+        _rows(band[bi], y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, _item(acc, bi), bias, fbias, scale,
               mult, shift, zp, qmin, qmax, out, obase)  # fmt: skip
 
 
