@@ -126,17 +126,14 @@ class QuantizeLinear(_QParams):
                 out = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), dtype)
                 _quantize_8bit_nchw_to_nhwc(x, params, out)
                 return (out.transpose(0, 3, 1, 2),)
-            if x.flags.c_contiguous:
-                out = np.empty(x.shape, dtype)
-                _quantize_8bit(x, params, out)
-                return (out,)
-            base = nhwc_base(x)
-            if base is not None:  # an NCHW view of an NHWC array: walked in memory order
-                out = np.empty(base.shape, dtype)
-                _quantize_8bit(base, params, out)
-                out = out.transpose(0, 3, 1, 2)
-                return (out if self.nhwc_views else np.ascontiguousarray(out),)
-            x = np.ascontiguousarray(x)
+            if not x.flags.c_contiguous:
+                base = nhwc_base(x)
+                if base is not None:  # an NCHW view of an NHWC array: walked in memory order
+                    out = np.empty(base.shape, dtype)
+                    _quantize_8bit(base, params, out)
+                    out = out.transpose(0, 3, 1, 2)
+                    return (out if self.nhwc_views else np.ascontiguousarray(out),)
+                x = np.ascontiguousarray(x)
             out = np.empty(x.shape, dtype)
             _quantize_8bit(x, params, out)
             return (out,)
@@ -181,20 +178,17 @@ class DequantizeLinear(_QParams):
         fast = self._per_tensor
         if fast is not None and type(x) is np.ndarray and x.dtype == fast[1]:
             params = fast[0]
-            if x.flags.c_contiguous:
-                out = np.empty(x.shape, _F32)
-                _dequantize_8bit(x, params, out)
-                return (out,)
-            base = nhwc_base(x)
-            if base is not None:
-                if self.nhwc_views:  # NHWC readers: the same layout, walked in memory order
-                    out = np.empty(base.shape, _F32)
-                    _dequantize_8bit(base, params, out)
-                    return (out.transpose(0, 3, 1, 2),)
-                out = np.empty(x.shape, _F32)  # an NHWC result going to NCHW readers: written NCHW here
-                _dequantize_8bit_nhwc_to_nchw(base, params, out)
-                return (out,)
-            x = np.ascontiguousarray(x)
+            if not x.flags.c_contiguous:
+                base = nhwc_base(x)
+                if base is not None:
+                    if self.nhwc_views:  # NHWC readers: the same layout, walked in memory order
+                        out = np.empty(base.shape, _F32)
+                        _dequantize_8bit(base, params, out)
+                        return (out.transpose(0, 3, 1, 2),)
+                    out = np.empty(x.shape, _F32)  # an NHWC result going to NCHW readers: written NCHW here
+                    _dequantize_8bit_nhwc_to_nchw(base, params, out)
+                    return (out,)
+                x = np.ascontiguousarray(x)
             out = np.empty(x.shape, _F32)
             _dequantize_8bit(x, params, out)
             return (out,)
