@@ -202,16 +202,13 @@ class QLinearMul(_Binary):
 def _add_same_shape(a: np.ndarray, b: np.ndarray, coeffs: tuple[np.ndarray, np.dtype]) -> np.ndarray:
     """QLinearAdd of two arrays of one shape, walked in memory order (see :class:`QLinearAdd`)."""
     params, dtype = coeffs
-    if a.flags.c_contiguous and b.flags.c_contiguous:
-        out = np.empty(a.shape, dtype)
-        _qlinear_add_8bit(a, b, params, out)
-        return out
-    at, bt = nhwc_base(a), nhwc_base(b)
-    if at is not None and bt is not None:  # NCHW views of NHWC arrays
-        out = np.empty(at.shape, dtype)
-        _qlinear_add_8bit(at, bt, params, out)
-        return out.transpose(0, 3, 1, 2)
-    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    if not (a.flags.c_contiguous and b.flags.c_contiguous):
+        at, bt = nhwc_base(a), nhwc_base(b)
+        if at is not None and bt is not None:  # NCHW views of NHWC arrays
+            out = np.empty(at.shape, dtype)
+            _qlinear_add_8bit(at, bt, params, out)
+            return out.transpose(0, 3, 1, 2)
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     out = np.empty(a.shape, dtype)
     _qlinear_add_8bit(a, b, params, out)
     return out
