@@ -27,7 +27,7 @@ from numba.extending import overload
 
 from edgeai.kernels.requant import requantize_fixed_point_branchless, requantize_float
 
-__all__ = ["KIND_CODES", "KIND_TILE", "row_sums"]
+__all__ = ["KIND_CODES", "KIND_TILE", "row_sums", "serial_rows"]
 
 # kind code -> (microkernel kind name or "portable", MR, NR)
 KIND_CODES = {"vnni": 0, "avx2_7bit": 1, "avx2_i16": 2, "portable": 3, "amx": 4}
@@ -984,6 +984,87 @@ def parallel_portable(
             ors,
             ocs,
         )
+
+
+# --------------------------------------------------------------------------- VNNI row blocks
+
+
+@functools.cache
+def _rows_kernel(nv: int, rows: int, out_int32: bool) -> Any:
+    from edgeai.kernels.x86 import make_rows_kernel
+
+    return make_rows_kernel(nv, rows, out_int32)
+
+
+def _rows_tile(
+    nv, rows, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale, mult,
+    shift, mode, zp, qmin, qmax, out, obase, ors,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_rows_tile, prefer_literal=True, jit_options=_INLINE)
+def _rows_tile_overload(
+    nv, rows, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale, mult,
+    shift, mode, zp, qmin, qmax, out, obase, ors,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    if not isinstance(nv, types.IntegerLiteral) or not isinstance(rows, types.IntegerLiteral):
+        return None
+    kernel = _rows_kernel(nv.literal_value, rows.literal_value, out.dtype == types.int32)
+
+    def impl(
+        nv, rows, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale,
+        mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+    ):  # type: ignore[no-untyped-def]  # fmt: skip
+        kernel(
+            a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale, mult,
+            shift, mode, zp, qmin, qmax, out, obase, ors,
+        )  # fmt: skip
+
+    return impl
+
+
+@njit(cache=True, _nrt=False)
+def serial_rows(
+    a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, coloff, mode, scale, mult, shift, zp, qmin, qmax, out,
+    obase, ors,
+):  # type: ignore[no-untyped-def]  # fmt: skip
+    """VNNI GEMM of weights without a zero point, the store fused into the register tile.
+
+    Column blocks of up to 64 (4 vectors of 16; the last block takes 1 to 4), each over blocks of 4, 6 or
+    8 rows (for 4, 3, or 1-2 vectors: the accumulators fill about half the vector registers). A
+    narrow N is no longer padded to 32-column panels, and no int32 tile goes through a scratch: the small
+    GEMMs of a mobile network (K <= 16, N <= 96, or a few hundred thousand MACs) spend most of their time
+    in that per-tile overhead. The arguments are those of :func:`serial_vnni` without ``mc``, ``rowsum``
+    and ``bz`` (row term), and ``ocs`` (1: pixel-major output). Weights packed for "vnni" or "amx" alike.
+    """
+    for col0 in range(0, N, 64):
+        width = min(64, N - col0)
+        boff = (col0 // 32) * panel_bytes
+        if width > 48:
+            for i0 in range(0, M, 4):
+                _rows_tile(
+                    4, 4, a, rowoffs, i0, min(4, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
+                    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+                )  # fmt: skip
+        elif width > 32:
+            for i0 in range(0, M, 6):
+                _rows_tile(
+                    3, 6, a, rowoffs, i0, min(6, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
+                    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+                )  # fmt: skip
+        elif width > 16:
+            for i0 in range(0, M, 8):
+                _rows_tile(
+                    2, 8, a, rowoffs, i0, min(8, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
+                    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+                )  # fmt: skip
+        else:
+            for i0 in range(0, M, 8):
+                _rows_tile(
+                    1, 8, a, rowoffs, i0, min(8, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
+                    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+                )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- AMX

@@ -41,7 +41,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["KINDS", "Kind", "make_microkernel"]
+__all__ = ["KINDS", "Kind", "make_microkernel", "make_rows_kernel"]
 
 _i8, _i16, _i32, _i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 
@@ -494,6 +494,206 @@ def make_store_rows(nr: int, mode: int) -> Any:
         return sig, codegen
 
     return store_rows
+
+
+def make_rows_kernel(nv: int, rows: int, out_int32: bool) -> Any:
+    """An ``@intrinsic`` computing ``rows`` rows x ``16 * nv`` columns and storing them requantized.
+
+    ``rows_kernel(a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
+    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors)`` multiplies the A rows
+    ``i0 .. i0 + nrows - 1`` (``nrows <= rows``; row ``i`` at ``rowoffs[i]``, its K values in ``nseg`` runs
+    of ``4 * seglen`` bytes at ``segoff``, as :func:`make_microkernel` reads them) by the VNNI-packed
+    weight panels from byte ``boff`` (32-column panels of ``panel_bytes``; vector ``j`` of a K group is
+    at ``(j // 2) * panel_bytes + (j % 2) * 64``) with ``vpdpbusd``, the accumulators starting at
+    ``coloff``, and stores ``out[obase + row * ors + col0 + j]`` for ``j < width`` straight from the
+    registers: no scratch tile, no separate store pass. The store is that of :func:`make_store_rows`
+    without the row term (weights without a zero point): ``mode`` 0 (int32 ``out``, compiled when
+    ``out_int32``), 1 (MLAS float) or 2 (TFLite fixed point), chosen at run time between 1 and 2.
+    ``nv`` vectors of 16 columns, masked past ``width``; rows past ``nrows`` repeat the last row's
+    reads and are not stored.
+    """
+    v16 = ir.VectorType(_i32, 16)
+    vbytes = ir.VectorType(_i8, 64)
+    f16 = ir.VectorType(ir.FloatType(), 16)
+    b16 = ir.VectorType(_i8, 16)
+    m16 = ir.VectorType(ir.IntType(1), 16)
+
+    @intrinsic
+    def rows_kernel(
+        typingctx: Any,
+        a: Any,
+        rowoffs: Any,
+        i0: Any,
+        nrows: Any,
+        segoff: Any,
+        nseg: Any,
+        seglen: Any,
+        bp: Any,
+        boff: Any,
+        panel_bytes: Any,
+        width: Any,
+        col0: Any,
+        coloff: Any,
+        scale: Any,
+        mult: Any,
+        shift: Any,
+        mode: Any,
+        zp: Any,
+        qmin: Any,
+        qmax: Any,
+        out: Any,
+        obase: Any,
+        ors: Any,
+    ) -> Any:
+        ip = types.intp
+        sig = types.void(
+            a, rowoffs, ip, ip, segoff, ip, ip, bp, ip, ip, ip, ip, coloff, scale, mult, shift, ip, ip, ip, ip, out,
+            ip, ip,
+        )  # fmt: skip
+
+        def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+            (a_v, ro_v, i0_v, nrows_v, so_v, nseg_v, seglen_v, bp_v, boff_v, pb_v, width_v, col0_v) = args[:12]
+            mode_v, zp_v, qmin_v, qmax_v, out_v, obase_v, ors_v = args[16:]
+            sa = signature.args
+            module = builder.module
+            vnni = cgutils.get_or_insert_function(
+                module, ir.FunctionType(v16, [v16, vbytes, vbytes]), "llvm.x86.avx512.vpdpbusd.512"
+            )
+            mload_i = cgutils.get_or_insert_function(
+                module, ir.FunctionType(v16, [v16.as_pointer(), _i32, m16, v16]), "llvm.masked.load.v16i32.p0"
+            )
+            mload_f = cgutils.get_or_insert_function(
+                module, ir.FunctionType(f16, [f16.as_pointer(), _i32, m16, f16]), "llvm.masked.load.v16f32.p0"
+            )
+            ovec = v16 if out_int32 else b16
+            ostore = cgutils.get_or_insert_function(
+                module,
+                ir.FunctionType(ir.VoidType(), [ovec, ovec.as_pointer(), _i32, m16]),
+                "llvm.masked.store.v16i32.p0" if out_int32 else "llvm.masked.store.v16i8.p0",
+            )
+            lane = ir.Constant(v16, list(range(16)))
+            masks = [
+                builder.icmp_signed(
+                    "<", lane, _splat_any(builder, builder.trunc(builder.sub(width_v, _const(16 * j)), _i32), v16)
+                )
+                for j in range(nv)
+            ]
+            coff4 = builder.mul(col0_v, _const(4))
+
+            def columns(k: int, vty: ir.VectorType) -> list:
+                base = builder.add(_data_addr(context, builder, sa[k], args[k]), coff4)
+                fn = mload_f if vty == f16 else mload_i
+                zero = ir.Constant(vty, [0.0] * 16 if vty == f16 else [0] * 16)
+                return [
+                    builder.call(
+                        fn,
+                        [
+                            builder.inttoptr(builder.add(base, _const(64 * j)), vty.as_pointer()),
+                            ir.Constant(_i32, 4),
+                            masks[j],
+                            zero,
+                        ],
+                    )
+                    for j in range(nv)
+                ]
+
+            a_addr = _data_addr(context, builder, sa[0], a_v)
+            ro_addr = _data_addr(context, builder, sa[1], ro_v)
+            so_addr = _data_addr(context, builder, sa[4], so_v)
+            b_addr = builder.add(_data_addr(context, builder, sa[7], bp_v), boff_v)
+            last = builder.sub(nrows_v, _const(1))
+            rbase = []
+            for r in range(rows):
+                rr = builder.select(builder.icmp_signed("<", _const(r), nrows_v), _const(r), last)
+                roff = _load(builder, builder.add(ro_addr, builder.mul(builder.add(i0_v, rr), _const(8))), _i64)
+                rbase.append(builder.add(a_addr, roff))
+            # the accumulators start at the column terms (bias - a_zp * colsum): the store adds nothing
+            cov = columns(12, v16)
+            acc = [[cgutils.alloca_once_value(builder, cov[j]) for j in range(nv)] for _ in range(rows)]
+            for r in range(rows):
+                for j in range(nv):
+                    builder.store(cov[j], acc[r][j])
+            voff = [builder.add(builder.mul(pb_v, _const(j // 2)), _const(64 * (j % 2))) for j in range(nv)]
+            bptr = cgutils.alloca_once_value(builder, b_addr)
+            with cgutils.for_range(builder, nseg_v) as segloop:
+                so = _load(builder, builder.add(so_addr, builder.mul(segloop.index, _const(8))), _i64)
+                with cgutils.for_range(builder, seglen_v) as kloop:
+                    koff = builder.add(so, builder.mul(kloop.index, _const(4)))
+                    bcur = builder.load(bptr)
+                    bv = [_load(builder, builder.add(bcur, voff[j]), vbytes) for j in range(nv)]
+                    for r in range(rows):
+                        av = builder.bitcast(
+                            _splat_any(builder, _load(builder, builder.add(rbase[r], koff), _i32), v16), vbytes
+                        )
+                        for j in range(nv):
+                            builder.store(builder.call(vnni, [builder.load(acc[r][j]), av, bv[j]]), acc[r][j])
+                    builder.store(builder.add(bcur, _const(128)), bptr)
+            out_addr = _data_addr(context, builder, sa[20], out_v)
+            esize = 4 if out_int32 else 1
+
+            def store_rows(quantize: Any) -> None:
+                for r in range(rows):
+
+                    def one_row(r: int = r) -> None:
+                        orow = builder.add(
+                            builder.add(obase_v, builder.mul(builder.add(i0_v, _const(r)), ors_v)), col0_v
+                        )
+                        oaddr = builder.add(out_addr, builder.mul(orow, _const(esize)))
+                        for j in range(nv):
+                            q = quantize(builder.load(acc[r][j]), j)
+                            dst = builder.inttoptr(builder.add(oaddr, _const(16 * esize * j)), ovec.as_pointer())
+                            builder.call(ostore, [q, dst, ir.Constant(_i32, 1), masks[j]])
+
+                    if r == 0:
+                        one_row()
+                    else:
+                        with builder.if_then(builder.icmp_signed("<", _const(r), nrows_v), likely=True):
+                            one_row()
+
+            if out_int32:
+                store_rows(lambda v, j: v)
+                return context.get_dummy_value()
+            zpv = _splat_any(builder, builder.trunc(zp_v, _i32), v16)
+            with builder.if_else(builder.icmp_signed("==", mode_v, _const(2))) as (fixed, flt):
+                with fixed:
+                    mu = columns(14, v16)
+                    sh = columns(15, v16)
+                    fx = [_fixed_point_columns(builder, mu[j], sh[j]) for j in range(nv)]
+                    vlo = _splat_any(builder, builder.trunc(builder.sub(qmin_v, zp_v), _i32), v16)
+                    vhi = _splat_any(builder, builder.trunc(builder.sub(qmax_v, zp_v), _i32), v16)
+
+                    def q_fixed(v: Any, j: int) -> Any:
+                        r = _fixed_point(builder, v, *fx[j])
+                        r = builder.select(builder.icmp_signed("<", r, vlo), vlo, r)
+                        r = builder.select(builder.icmp_signed(">", r, vhi), vhi, r)
+                        return builder.trunc(builder.add(r, zpv), b16)
+
+                    store_rows(q_fixed)
+                with flt:
+                    scv = columns(13, f16)
+                    flt_t = ir.FloatType()
+                    lo = _splat_any(builder, builder.sitofp(builder.sub(qmin_v, zp_v), flt_t), f16)
+                    hi = _splat_any(builder, builder.sitofp(builder.sub(qmax_v, zp_v), flt_t), f16)
+                    cvt_rn = cgutils.get_or_insert_function(
+                        module,
+                        ir.FunctionType(v16, [f16, v16, ir.IntType(16), _i32]),
+                        "llvm.x86.avx512.mask.cvtps2dq.512",
+                    )
+                    zero16 = ir.Constant(v16, [0] * 16)
+
+                    def q_float(v: Any, j: int) -> Any:
+                        f = builder.fmul(builder.sitofp(v, f16), scv[j])
+                        f = builder.select(builder.fcmp_ordered("<", f, lo), lo, f)
+                        f = builder.select(builder.fcmp_ordered(">", f, hi), hi, f)
+                        r = builder.call(cvt_rn, [f, zero16, ir.Constant(ir.IntType(16), -1), ir.Constant(_i32, 8)])
+                        return builder.trunc(builder.add(r, zpv), b16)
+
+                    store_rows(q_float)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return rows_kernel
 
 
 def _fixed_point_columns(builder: ir.IRBuilder, mult: ir.Value, shift: ir.Value) -> tuple:

@@ -221,6 +221,37 @@ def test_gemm_small_k_many_rows_every_mode(kernel_path: str, k: int) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("n", [1, 8, 16, 17, 32, 33, 48, 49, 64, 65, 96, 130])
+def test_gemm_row_blocks_every_width_and_mode(kernel_path: str, n: int) -> None:
+    """Symmetric weights on the AVX-512 paths run VNNI row blocks with the store fused (tiles.serial_rows):
+    column blocks of 1 to 4 vectors (masked past N), blocks of 4, 6 or 8 rows with every row remainder,
+    K not a multiple of 4 (a padded copy of A), uint8 and int8 activations, every output mode, and
+    accumulators past the float32 rounding tie and int32 saturation of the requantization."""
+    rng = np.random.default_rng(n)
+    for m, k in ((2, 3), (13, 8), (29, 36), (47, 16)):
+        b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+        bias = rng.integers(-(2**24), 2**24, n).astype(np.int32)
+        scale = (rng.random(n) * 3e-3 + 1e-5).astype(np.float32)
+        ms = np.array([quantize_multiplier(float(r)) for r in scale], np.int64)
+        mult, shift = ms[:, 0].astype(np.int32), ms[:, 1].astype(np.int32)
+        for a_dtype, a_zp in ((np.dtype(np.uint8), 201), (np.dtype(np.int8), -17)):
+            info = np.iinfo(a_dtype)
+            a = rng.integers(int(info.min), int(info.max) + 1, (m, k)).astype(a_dtype)
+            acc = gemm_ref(a, a_zp, b, 0, bias)
+            f = prepare_gemm(b, 0, a_dtype=a_dtype, bias=bias)
+            np.testing.assert_array_equal(f(a, a_zp), acc)
+            if kernel_path in ("vnni", "amx"):  # the path under test, not the tile drivers
+                from edgeai.kernels.tiles import serial_rows
+
+                assert f._plans[(m, a_zp + (128 if a_dtype == np.int8 else 0))].fn is serial_rows
+            rq = Requant("onnx", scale, None, None, 7, np.dtype(np.uint8), act_min=3, act_max=250)
+            got = prepare_gemm(b, 0, a_dtype=a_dtype, bias=bias, requant=rq)(a, a_zp)
+            np.testing.assert_array_equal(got, requantize_onnx(acc, scale, 7, 3, 250).astype(np.uint8))
+            rq = Requant("tflite", None, mult, shift, -4, np.dtype(np.int8))
+            got = prepare_gemm(b, 0, a_dtype=a_dtype, bias=bias, requant=rq)(a, a_zp)
+            np.testing.assert_array_equal(got, requantize_tflite(acc, mult, shift, -4, -128, 127, dtype=np.int8))
+
+
 def test_gemm_repeated_calls_new_shapes_and_read_only_input(kernel_path: str) -> None:
     """The compiled entry bound on the first call serves later calls: other M, other a_zp, a
     read-only input (numba would type it as a different array), int8 activations."""
