@@ -44,7 +44,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -237,15 +236,13 @@ class CompiledGraph:
             (*_bound(op, ins), tuple(dummy if i < 0 else i for i in outs), tuple(sorted(frees[k])))
             for k, (_, op, ins, outs) in enumerate(raw_steps)
         ]
-        # what run() loops over: each step's arguments fetched by one C call (operator.itemgetter)
-        # (fn, the one input slot or -1, arguments, the one output slot or -1, outputs, frees)
-        self._run_steps = [
-            (fn, ins[0] if len(ins) == 1 else -1, _arguments(ins), outs[0] if len(outs) == 1 else -1, outs, frees)
-            for fn, ins, outs, frees in self._steps
-        ]
         self._step_nodes = [node for node, _, _, _ in raw_steps]
+        # what run() calls: the steps written out as one Python function (see _RunnerSource)
+        source = _RunnerSource(self._steps, self._initial, self._feed_slots, graph.outputs, slot_of)
+        self._runner, self._runner_code, self._runner_lines = source.build(self._missing_feed)
         self._slot_of = slot_of
         self._output_slots = {n: slot_of[n] for n in graph.outputs if n in slot_of}
+        self._output_index = {n: k for k, n in enumerate(graph.outputs)}
         # Outputs that are constants are copied out, so a caller can write to what it gets.
         self._const_outputs = frozenset(n for n in graph.outputs if n in consts)
         self.output_names = list(graph.outputs)
@@ -319,50 +316,51 @@ class CompiledGraph:
 
     def run(self, feeds: Mapping[str, Any], output_names: Sequence[str] | None = None) -> list[Any]:
         """Run on ``feeds`` (graph inputs, and outer-scope names for a subgraph)."""
-        slots = self._initial.copy()
-        for name, i in self._feed_slots:
-            try:
-                slots[i] = feeds[name]
-            except KeyError:
-                if name in self._required or name in self.graph.outer_names:
-                    raise InputNameError(
-                        f"missing input {name!r}; the graph's inputs are {list(self._required)}"
-                    ) from None
-        step: Any = None
         try:
-            for step in self._run_steps:
-                fn, single_in, arguments, single_out, outs, frees = step
-                results = fn(slots[single_in]) if single_in >= 0 else fn(*arguments(slots))
-                if type(results) is not tuple and type(results) is not list:
-                    raise TypeError(f"the op returned {type(results).__name__}, not a tuple of outputs")
-                if single_out >= 0:
-                    if results:
-                        slots[single_out] = results[0]
-                else:
-                    for i, v in zip(outs, results):
-                        slots[i] = v
-                for i in frees:
-                    slots[i] = None
+            values = self._runner(feeds)
         except EdgeAIError:
             raise
         except Exception as exc:
-            node = self._step_nodes[self._run_steps.index(step)]
+            node = self._failed_node(exc.__traceback__)
+            if node is None:
+                raise
             raise InferenceError(
                 f"node {node.name!r} ({node.op_type}) of {self._what} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        names = output_names if output_names else self.output_names
-        try:
-            outputs = [_contiguous(_as_output(slots[self._output_slots[n]])) for n in names]
-            if self._const_outputs:
-                outputs = [
-                    np.array(v) if n in self._const_outputs and isinstance(v, np.ndarray) else v
-                    for n, v in zip(names, outputs)
-                ]
-            return outputs
-        except KeyError as exc:
-            raise InputNameError(
-                f"unknown output name {exc.args[0]!r}; the model's outputs are {self.output_names}"
-            ) from None
+        if output_names:
+            try:
+                values = tuple(values[self._output_index[n]] for n in output_names)
+            except KeyError as exc:
+                raise InputNameError(
+                    f"unknown output name {exc.args[0]!r}; the model's outputs are {self.output_names}"
+                ) from None
+            names: Sequence[str] = output_names
+        else:
+            names = self.output_names
+        outputs = [_contiguous(_as_output(v)) for v in values]
+        if self._const_outputs:
+            outputs = [
+                np.array(v) if n in self._const_outputs and isinstance(v, np.ndarray) else v
+                for n, v in zip(names, outputs)
+            ]
+        return outputs
+
+    def _missing_feed(self, name: str) -> Any:
+        """What the runner uses for a feed the caller left out: an overridable initializer's value,
+        else :class:`InputNameError`."""
+        if name in self._required or name in self.graph.outer_names:
+            raise InputNameError(f"missing input {name!r}; the graph's inputs are {list(self._required)}")
+        return self._initial[self._slot_of[name]]
+
+    def _failed_node(self, tb: Any) -> Node | None:
+        """The node whose step raised, from the runner's line in the traceback ``tb``."""
+        line = -1
+        while tb is not None:
+            if tb.tb_frame.f_code is self._runner_code:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        k = self._runner_lines[line - 1] if 0 < line <= len(self._runner_lines) else -1
+        return self._step_nodes[k] if k >= 0 else None
 
     def run_profiled(
         self, feeds: Mapping[str, Any], output_names: Sequence[str] | None = None
@@ -530,11 +528,82 @@ def _bound(op: Op, ins: tuple[int, ...]) -> tuple[Callable[..., Any], tuple[int,
     return fn, tuple(ins[p] for p in positions)
 
 
-def _arguments(ins: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
-    """``f(slots)`` giving the tuple ``(slots[i] for i in ins)``."""
-    if len(ins) > 1:
-        return operator.itemgetter(*ins)
-    if len(ins) == 1:
-        i = ins[0]
-        return lambda slots: (slots[i],)
-    return lambda slots: ()
+class _RunnerSource:
+    """The run loop of a compiled graph written out as one Python function, ``run(feeds)`` returning
+    the tuple of graph outputs: each value is a local variable (``v<slot>``), each step one call
+    (``r = f<k>(v3, c7)``, constants and functions are the function's globals), and ``del v<slot>``
+    where the memory plan frees a value. Against a loop over the steps that reads and writes a list
+    of slots, this drops the per-step unpacking, indexing and inner loops (about 0.3 us a step, 20 us
+    of a 68-node MobileNetV2). Each line of a step records the step, so a failure names its node."""
+
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        initial: Sequence[Any],
+        feed_slots: Sequence[tuple[str, int]],
+        outputs: Sequence[str],
+        slot_of: Mapping[str, int],
+    ) -> None:
+        self.steps, self.initial, self.feed_slots = steps, initial, feed_slots
+        self.outputs, self.slot_of = outputs, slot_of
+
+    def build(
+        self, missing_feed: Callable[[str], Any]
+    ) -> tuple[Callable[[Mapping[str, Any]], tuple[Any, ...]], Any, list[int]]:
+        """``(run, its code object, the step of each source line or -1)``."""
+        env: dict[str, Any] = {"_results": _results, "_outs": _outs, "_missing": missing_feed}
+        lines: list[str] = ["def run(feeds):"]
+        line_step: list[int] = [-1]
+        defined: set[int] = set()
+        fed: set[int] = set()
+
+        def emit(text: str, step: int = -1) -> None:
+            lines.append("    " + text)
+            line_step.append(step)
+
+        def ref(i: int) -> str:
+            if i in defined:
+                return f"v{i}"
+            if i not in fed and self.initial[i] is not None:
+                env[f"c{i}"] = self.initial[i]
+                return f"c{i}"
+            return "None"
+
+        for name, i in self.feed_slots:
+            emit("try:")
+            emit(f"    v{i} = feeds[{name!r}]")
+            emit("except KeyError:")
+            emit(f"    v{i} = _missing({name!r})")
+            defined.add(i)
+            fed.add(i)
+        for k, (fn, ins, outs, frees) in enumerate(self.steps):
+            env[f"f{k}"] = fn
+            emit(f"r = f{k}({', '.join(ref(i) for i in ins)})", k)
+            emit("if r.__class__ is not tuple: r = _results(r)", k)
+            if len(outs) == 1:
+                emit(f"v{outs[0]} = r[0] if r else None", k)
+            elif outs:
+                emit(f"{', '.join(f'v{i}' for i in outs)} = _outs(r, {len(outs)})", k)
+            defined.update(outs)
+            gone = [i for i in frees if i in defined]
+            if gone:
+                emit("del " + ", ".join(f"v{i}" for i in gone), k)
+                defined.difference_update(gone)
+        emit("return (" + "".join(ref(self.slot_of[n]) + ", " for n in self.outputs) + ")")
+        code = compile("\n".join(lines) + "\n", "<edgeai compiled graph>", "exec")
+        exec(code, env)
+        run = env["run"]
+        return run, run.__code__, line_step
+
+
+def _results(results: Any) -> Any:
+    """An op's results as the runner takes them: a tuple or list, else TypeError."""
+    if type(results) is list:
+        return results
+    raise TypeError(f"the op returned {type(results).__name__}, not a tuple of outputs")
+
+
+def _outs(results: Sequence[Any], n: int) -> tuple[Any, ...]:
+    """The first ``n`` results, None for those an op left out."""
+    got = tuple(results[:n])
+    return got + (None,) * (n - len(got))

@@ -36,6 +36,10 @@ from edgeai.specs import Dim, QuantParams, onnx_elem_type_to_dtype
 __all__ = ["attribute_value", "context_from_onnx_node", "import_graph", "import_onnx"]
 
 
+_GRAPH_TYPES = (5, 10)
+"""``onnx.AttributeProto.GRAPH`` and ``GRAPHS``: the attribute types that hold subgraphs."""
+
+
 def _norm_domain(domain: str) -> str:
     return "" if domain in ("", "ai.onnx") else domain
 
@@ -300,8 +304,11 @@ def import_graph(
     used_names: set[str] = set()
     reads_outer: dict[str, None] = {}
     for index, np_node in enumerate(gp.node):
-        visible = outer | local
-        attrs = {a.name: attribute_value(a, visible, opsets) for a in np_node.attribute}
+        attrs = {
+            # only a subgraph needs the names visible around it (a set union per node is O(n^2) in all)
+            a.name: attribute_value(a, outer | local, opsets) if a.type in _GRAPH_TYPES else attribute_value(a)
+            for a in np_node.attribute
+        }
         name = np_node.name or f"{np_node.op_type}_{index}"
         while name in used_names:
             name = f"{name}_{index}"
@@ -373,8 +380,8 @@ def _quant_params(node: Node, consts: Mapping[str, np.ndarray]) -> QuantParams |
     per_axis = scale.size > 1
     axis = int(node.attrs.get("axis", 1)) if per_axis else None
     return QuantParams(
-        scale=tuple(float(s) for s in scale.astype(np.float64).ravel()),
-        zero_point=tuple(int(z) for z in np.asarray(zp).ravel()),
+        scale=tuple(scale.astype(np.float64).ravel().tolist()),  # Python floats and ints, as float()/int() give
+        zero_point=tuple(np.asarray(zp).ravel().tolist()),
         axis=axis,
         dtype=np.asarray(zp).dtype,
     )

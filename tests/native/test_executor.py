@@ -570,3 +570,41 @@ def test_op_returning_a_bare_array_and_bound_steps_are_named_in_errors() -> None
     np.testing.assert_array_equal(bound.run({"x": np.zeros(4, F32)})[0], np.full(4, 5.0, F32))
     with pytest.raises(InferenceError, match=r"node 'odd' \(BoundFails\).*only 4 values"):
         bound.run({"x": np.zeros(3, F32)})
+
+
+def test_written_out_runner_keeps_the_step_loop_semantics() -> None:
+    """The run loop written out as one function (``_RunnerSource``): an op may return a list, or fewer
+    results than it has outputs (the rest are None); a result no one reads is dropped; an
+    overridable initializer left out of the feeds keeps its value; outputs can be picked by name."""
+
+    @register("TwoOrOne", domain=DOMAIN, since=1)
+    class TwoOrOne(Op):
+        def run(self, x: np.ndarray) -> Any:
+            return [x * 2] if float(x.sum()) < 0 else [x * 2, x * 3]
+
+    nodes = [
+        Node("split", "TwoOrOne", DOMAIN, inputs=("x",), outputs=("a", "b")),
+        Node("unread", "Track", DOMAIN, inputs=("a",), outputs=("dropped",)),
+        Node("add", "Add", inputs=("a", "k"), outputs=("y",)),
+        Node("opt", "Identity", inputs=("b",), outputs=("z",)),
+    ]
+    g = Graph.build(
+        nodes,
+        [Value("x", F32, (2,))],
+        [Value("y", F32, (2,)), Value("z", F32, None)],
+        initializers={"k": np.array([10.0, 20.0], F32)},
+        opsets={"": 21, DOMAIN: 1},
+    ).replace(overridable=("k",))
+    compiled = CompiledGraph(g)
+    y, z = compiled.run({"x": np.array([1.0, 2.0], F32)})
+    np.testing.assert_array_equal(y, [12.0, 24.0])
+    np.testing.assert_array_equal(z, [3.0, 6.0])
+    y, z = compiled.run({"x": np.array([-1.0, -2.0], F32), "k": np.zeros(2, F32)})
+    np.testing.assert_array_equal(y, [-2.0, -4.0])
+    assert z is None  # the op left its second output out
+    (z_only,) = compiled.run({"x": np.ones(2, F32)}, ["z"])
+    np.testing.assert_array_equal(z_only, [3.0, 3.0])
+    with pytest.raises(edgeai.errors.InputNameError, match="unknown output name 'nope'"):
+        compiled.run({"x": np.ones(2, F32)}, ["nope"])
+    with pytest.raises(edgeai.errors.InputNameError, match="missing input 'x'"):
+        compiled.run({"k": np.ones(2, F32)})
