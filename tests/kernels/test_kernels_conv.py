@@ -396,6 +396,23 @@ def test_nhwc_stage_matches_numpy(
     np.testing.assert_array_equal(buf, want)
 
 
+@pytest.mark.parametrize("w", [4, 8, 96, 5, 7])
+@pytest.mark.parametrize("flip", [0, 0x80])
+def test_nhwc_stage_rgb_words(w: int, flip: int) -> None:
+    """An RGB image's staging into 4-byte pixels: whole 12-byte groups split from three words when W % 4 == 0
+    (the second image starts mid-array), a byte per load otherwise; padding and the fourth channel filled."""
+    from edgeai.kernels import conv
+
+    rng = np.random.default_rng(w + flip)
+    h, (pt, pl, pb, pr) = 6, (1, 2, 0, 1)
+    x = rng.integers(0, 256, (2, h, w, 3)).astype(np.uint8)
+    buf = rng.integers(0, 256, (h + pt + pb, w + pl + pr, 4)).astype(np.uint8)
+    conv.nhwc_stage(x, 1, 0, 3, pt, pl, 201, flip, buf, True)
+    want = np.full(buf.shape, 201, np.uint8)
+    want[pt : pt + h, pl : pl + w, :3] = x[1] ^ flip
+    np.testing.assert_array_equal(buf, want)
+
+
 @settings(max_examples=60, deadline=None)
 @given(rows=st.integers(1, 80), cols=st.integers(1, 80), extra=st.integers(0, 5), seed=st.integers(0, 2**31))
 def test_transpose_bytes_matches_numpy(rows: int, cols: int, extra: int, seed: int) -> None:
