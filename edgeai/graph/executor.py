@@ -25,8 +25,15 @@ NHWC results (``y.transpose(0, 3, 1, 2)``: NCHW semantics, no copy), but only
 where every reader of the value declares ``accepts_nhwc_views`` (the next
 convolution then reads the NHWC bytes as they are); the compiler sets each
 producer's ``nhwc_views`` accordingly, and graph outputs are returned
-C-contiguous. Shapes that onnx's inference leaves out after com.microsoft
-QLinear ops are filled in for the ops' ``OpContext.input_values``.
+C-contiguous. Between ops that both take part, a value goes as the NHWC array itself
+(no view made and unmade at every step): an op lists in ``nhwc_raw_inputs`` the input
+positions its bound step can take that way and sets ``nhwc_raw_output`` when its bound
+step can hand its (single, rank-4) output on that way; where the producer and every
+reader of a value (not a graph output) agree, ``bind_static(nhwc_in=positions,
+nhwc_out=True/False)`` binds them so (the value's NCHW meaning is
+``a.transpose(0, 3, 1, 2)``; a reader must take any 4-D array it is given). Shapes
+that onnx's inference leaves out after com.microsoft QLinear ops are filled in for
+the ops' ``OpContext.input_values``.
 
 Example:
     >>> import numpy as np
@@ -202,6 +209,8 @@ class CompiledGraph:
             raw_steps.append((node, op, ins, outs))
 
         _enable_nhwc_views(raw_steps)
+        nhwc_raw = self.nhwc_raw = _nhwc_raw_values(raw_steps, graph.outputs)
+        """Names of the values handed from op to op as NHWC arrays (see the module docstring)."""
         for name in graph.outputs:  # an output may be an initializer no node reads
             slot(name)
         n_slots = len(slot_of) + 1
@@ -233,8 +242,12 @@ class CompiledGraph:
             k = max(k, produced_at.get(i, -1))  # a value never read dies where it is born
             frees[k].append(i)
         self._steps: list[Step] = [
-            (*_bound(op, ins), tuple(dummy if i < 0 else i for i in outs), tuple(sorted(frees[k])))
-            for k, (_, op, ins, outs) in enumerate(raw_steps)
+            (
+                *_bound(op, ins, _raw_positions(node, nhwc_raw), bool(node.outputs) and node.outputs[0] in nhwc_raw),
+                tuple(dummy if i < 0 else i for i in outs),
+                tuple(sorted(frees[k])),
+            )
+            for k, (node, op, ins, outs) in enumerate(raw_steps)
         ]
         self._step_nodes = [node for node, _, _, _ in raw_steps]
         # what run() calls: the steps written out as one Python function (see _RunnerSource)
@@ -500,10 +513,14 @@ def _conv_shape(node: Node, x: tuple[Any, ...] | None, w: Any) -> tuple[Any, ...
     if x is None or w is None or len(x) != 4 or np.ndim(w) != 4:
         return None
     auto_pad = node.attrs.get("auto_pad", "NOTSET")
-    if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) not in ("NOTSET", "VALID"):
-        return None
-    pads = list(node.attrs.get("pads") or [0] * 4) if auto_pad in ("NOTSET", b"NOTSET") else [0] * 4
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     strides = list(node.attrs.get("strides") or [1, 1])
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):  # ceil(size / stride)
+        same = [-(-x[2 + i] // strides[i]) if isinstance(x[2 + i], int) else None for i in (0, 1)]
+        return (x[0], int(np.shape(w)[0]), *same)
+    if auto_pad not in ("NOTSET", "VALID"):
+        return None
+    pads = list(node.attrs.get("pads") or [0] * 4) if auto_pad == "NOTSET" else [0] * 4
     dilations = list(node.attrs.get("dilations") or [1, 1])
     spatial = []
     for i in (0, 1):
@@ -515,13 +532,51 @@ def _conv_shape(node: Node, x: tuple[Any, ...] | None, w: Any) -> tuple[Any, ...
     return (x[0], int(np.shape(w)[0]), *spatial)
 
 
-def _bound(op: Op, ins: tuple[int, ...]) -> tuple[Callable[..., Any], tuple[int, ...]]:
+def _nhwc_raw_values(
+    raw_steps: Sequence[tuple[Node, Op, tuple[int, ...], tuple[int, ...]]], outputs: Sequence[str]
+) -> frozenset[str]:
+    """The values handed from op to op as NHWC arrays (see the module docstring): the single output
+    of an op with ``nhwc_raw_output``, not a graph output, read only at positions its readers list in
+    ``nhwc_raw_inputs`` (a subgraph's outer-scope read never qualifies)."""
+    readers: dict[str, list[tuple[Op, int]]] = {}
+    for node, op, _, _ in raw_steps:
+        for p, name in enumerate(node.inputs):
+            if name:
+                readers.setdefault(name, []).append((op, p))
+        for name in op.ctx.outer_names:
+            readers.setdefault(name, []).append((op, -1))
+    graph_outputs = set(outputs)
+    raw = set()
+    for node, op, _, _ in raw_steps:
+        if not getattr(op, "nhwc_raw_output", False) or len(node.outputs) != 1:
+            continue
+        name = node.outputs[0]
+        if not name or name in graph_outputs or name not in readers:
+            continue
+        if all(p in getattr(r, "nhwc_raw_inputs", ()) for r, p in readers[name]):
+            raw.add(name)
+    return frozenset(raw)
+
+
+def _raw_positions(node: Node, raw: frozenset[str]) -> frozenset[int]:
+    return frozenset(p for p, name in enumerate(node.inputs) if name and name in raw)
+
+
+def _bound(
+    op: Op, ins: tuple[int, ...], nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
+) -> tuple[Callable[..., Any], tuple[int, ...]]:
     """``(function, input slots)`` of one step: ``op.run`` over every input, or what the op's
     ``bind_static()`` returns, a function of fewer inputs (the others are constants it holds) and
     the positions of those it reads. Called after :func:`_enable_nhwc_views` (a bound function may
-    have fixed the op's layout)."""
+    have fixed the op's layout); ``nhwc_in``/``nhwc_out``: the inputs and output that go as NHWC
+    arrays (see :func:`_nhwc_raw_values`), which the op must then bind."""
     bind = getattr(op, "bind_static", None)
-    spec = bind() if bind is not None else None
+    if nhwc_in or nhwc_out:
+        spec = bind(nhwc_in=nhwc_in, nhwc_out=nhwc_out) if bind is not None else None
+        if spec is None:
+            raise InferenceError(f"{type(op).__name__} declared NHWC arrays in or out but bound no step for them")
+    else:
+        spec = bind() if bind is not None else None
     if spec is None:
         return op.run, ins
     fn, positions = spec

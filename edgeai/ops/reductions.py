@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -126,6 +127,28 @@ class ReduceMean(_Reduce):
             x = np.ascontiguousarray(x)
         return super().run(x, axes)
 
+    @property
+    def nhwc_raw_inputs(self) -> tuple[int, ...]:
+        """``(0,)`` when the static axes are H and W of a rank-4 input: the bound step then takes ``x``
+        as an NHWC array (see :mod:`edgeai.graph.executor`)."""
+        return (0,) if self._static_axes is not None and self._trailing_from(4) == 2 else ()
+
+    def bind_static(
+        self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
+    ) -> tuple[Callable[[np.ndarray], tuple[np.ndarray]], tuple[int, ...]] | None:
+        """With ``0 in nhwc_in``: ``(step(x), (0,))`` averaging an NHWC float32 array over H and W in
+        ONNX Runtime's order; None otherwise (:meth:`run` is called)."""
+        if 0 not in nhwc_in or not self.nhwc_raw_inputs:
+            return None
+        run, consts, ndarray, mean = self.run, self.ctx.input_consts[1:2], np.ndarray, self._mean_nhwc
+
+        def step(x: np.ndarray) -> tuple[np.ndarray]:
+            if type(x) is ndarray and x.dtype == _F32 and x.flags.c_contiguous and x.size:
+                return (mean(x),)
+            return run(x.transpose(0, 3, 1, 2), *consts)
+
+        return step, (0,)
+
     def _trailing_from(self, rank: int) -> int | None:
         """``k`` when the static axes are exactly ``k..rank-1`` (``k >= 0``), else None."""
         assert self._static_axes is not None
@@ -140,18 +163,11 @@ class ReduceMean(_Reduce):
     def _mean_trailing(self, x: np.ndarray, first: int) -> np.ndarray:
         from edgeai.ops import _mean_kernels as mk  # numba is imported here, at the first use
 
+        base = nhwc_base(x) if first == 2 else None
+        if base is not None:
+            return self._mean_nhwc(base)
         kept = x.shape[:first]
         out = np.empty(kept + (1,) * (x.ndim - first) if self._keepdims else kept, _F32)
-        base = nhwc_base(x) if first == 2 else None
-        if base is not None:  # the NHWC bytes, summed in the order ORT sums its NCHW copy
-            nb, h, w, c = base.shape
-            key: tuple[int, ...] = (nb, h * w, c)
-            plan = self._plans.get(key)
-            if plan is None:
-                leads = mk.leads_nhwc(nb, h * w, c)
-                plan = self._plans[key] = (leads, mk.mean_program(h * w, tuple(np.unique(leads).tolist())))
-            mk.run_mean_program(base.reshape(nb, h * w, c), plan[0], plan[1], out.reshape(nb, c))
-            return out
         # rows of a C-contiguous array (a strided one is copied first: ORT's order is the copy's)
         x = np.ascontiguousarray(x)
         k = 1
@@ -166,6 +182,21 @@ class ReduceMean(_Reduce):
             plan = self._plans[key] = (leads, mk.mean_program(r, tuple(np.unique(leads).tolist())))
         columns = np.ascontiguousarray(x.reshape(k, r).T).reshape(1, r, k)
         mk.run_mean_program(columns, plan[0], plan[1], out.reshape(1, k))
+        return out
+
+    def _mean_nhwc(self, base: np.ndarray) -> np.ndarray:
+        """The mean over H and W of the C-contiguous NHWC float32 ``base`` (an NCHW value), its
+        additions in the order ORT sums its NCHW copy."""
+        from edgeai.ops import _mean_kernels as mk
+
+        nb, h, w, c = base.shape
+        out = np.empty((nb, c, 1, 1) if self._keepdims else (nb, c), _F32)
+        key: tuple[int, ...] = (nb, h * w, c)
+        plan = self._plans.get(key)
+        if plan is None:
+            leads = mk.leads_nhwc(nb, h * w, c)
+            plan = self._plans[key] = (leads, mk.mean_program(h * w, tuple(np.unique(leads).tolist())))
+        mk.run_mean_program(base.reshape(nb, h * w, c), plan[0], plan[1], out.reshape(nb, c))
         return out
 
     def reduce(self, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:

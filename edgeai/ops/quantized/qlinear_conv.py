@@ -220,52 +220,74 @@ class QLinearConv(_IntegerConv):
             if self.auto_pad not in ("NOTSET", "", "VALID"):  # SAME pads computed for this input size
                 self._same_spatial = tuple(spatial)
 
-    def bind_static(self) -> tuple[Callable[[np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
+    @property
+    def nhwc_raw_inputs(self) -> tuple[int, ...]:
+        """``(0,)`` when :meth:`bind_static` binds: its step then takes ``x`` as an NHWC array."""
+        return (0,) if self._bindable() else ()
+
+    @property
+    def nhwc_raw_output(self) -> bool:
+        """Whether the bound step can hand its result on as the NHWC array itself."""
+        return self._bindable()
+
+    def _bindable(self) -> bool:
+        return (
+            self.nhwc_kernel is not None and self._nhwc_key is not None and not int(self.ctx.attr("channels_last", 0))
+        )
+
+    def bind_static(
+        self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
+    ) -> tuple[Callable[[np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
         """``(step, (0,))``: a function of ``x`` alone that the executor calls instead of :meth:`run`
         when the NHWC kernel was packed at creation (every other input is then a constant this op
         holds); None otherwise. Called once after the executor has set :attr:`nhwc_views`.
 
         The step runs the kernel on the NHWC layout of ``x`` with no re-checks of the constant
         parameters (about 1 us of a small convolution's 8-15 us), and hands anything else (another
-        dtype, rank or SAME-padded size) to :meth:`run` with the constants.
+        dtype, rank or SAME-padded size) to :meth:`run` with the constants. With ``0 in nhwc_in``
+        ``x`` comes as an NHWC array, and with ``nhwc_out`` the result goes as one (see
+        :mod:`edgeai.graph.executor`): no view is made or unmade.
         """
-        kernel, key = self.nhwc_kernel, self._nhwc_key
-        if kernel is None or key is None or int(self.ctx.attr("channels_last", 0)):
+        if not self._bindable():
             return None  # (com.microsoft channels_last: run() moves the axes)
+        kernel, key = self.nhwc_kernel, self._nhwc_key
+        assert kernel is not None and key is not None
         # inputs 1-8 are constants here (_prepare_nhwc packed nothing otherwise); an absent bias is None
         consts = tuple(self.ctx.input_consts[1:9]) + (None,) * max(0, 9 - len(self.ctx.input_consts))
         run, xz, dtype, views, same = self.run, self._xz_int, key[0], self.nhwc_views, self._same_spatial
         ndarray, contiguous, cin = np.ndarray, np.ascontiguousarray, self._channels_in
+        raw_in, raw_out = 0 in nhwc_in, nhwc_out
+
+        def other(x: np.ndarray) -> tuple[Any, ...]:
+            """Anything the kernel does not take, through run() (NCHW in and out)."""
+            y = run(x.transpose(0, 3, 1, 2) if raw_in else x, *consts)[0]
+            return (y.transpose(0, 2, 3, 1),) if raw_out else (y,)
 
         if isinstance(kernel, PointwiseConv):
             gemm, m = kernel.gemm, kernel.m
 
             def pointwise(x: np.ndarray) -> tuple[Any, ...]:
-                if (
-                    type(x) is ndarray
-                    and x.ndim == 4
-                    and x.dtype == dtype
-                    and x.shape[1] == cin
-                    and (same is None or x.shape[2:] == same)
-                ):
-                    n, c, h, w = x.shape
-                    y = gemm(x.transpose(0, 2, 3, 1).reshape(n * h * w, c), xz).reshape(n, h, w, m)
-                    return (y.transpose(0, 3, 1, 2),) if views else (contiguous(y.transpose(0, 3, 1, 2)),)
-                return run(x, *consts)
+                if type(x) is ndarray and x.ndim == 4 and x.dtype == dtype:
+                    xn = x if raw_in else x.transpose(0, 2, 3, 1)
+                    n, h, w, c = xn.shape
+                    if c == cin and (same is None or (h, w) == same):
+                        y = gemm(xn.reshape(n * h * w, c), xz).reshape(n, h, w, m)
+                        if raw_out:
+                            return (y,)
+                        return (y.transpose(0, 3, 1, 2),) if views else (contiguous(y.transpose(0, 3, 1, 2)),)
+                return other(x)
 
             return pointwise, (0,)
 
         def step(x: np.ndarray) -> tuple[Any, ...]:
-            if (
-                type(x) is ndarray
-                and x.ndim == 4
-                and x.dtype == dtype
-                and x.shape[1] == cin
-                and (same is None or x.shape[2:] == same)
-            ):
-                y = kernel(x.transpose(0, 2, 3, 1), xz).transpose(0, 3, 1, 2)
-                return (y,) if views else (contiguous(y),)
-            return run(x, *consts)
+            if type(x) is ndarray and x.ndim == 4 and x.dtype == dtype:
+                xn = x if raw_in else x.transpose(0, 2, 3, 1)
+                if xn.shape[3] == cin and (same is None or xn.shape[1:3] == same):
+                    y = kernel(xn, xz)
+                    if raw_out:
+                        return (y,)
+                    return (y.transpose(0, 3, 1, 2),) if views else (contiguous(y.transpose(0, 3, 1, 2)),)
+            return other(x)
 
         return step, (0,)
 

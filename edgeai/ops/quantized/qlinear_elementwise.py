@@ -135,22 +135,66 @@ class QLinearAdd(_Binary):
                 qmin, qmax = qrange(zpc.dtype)
                 self._coeffs = (np.array([ra, rb, k, qmin, qmax], _F), zpc.dtype)
 
-    def bind_static(self) -> tuple[Callable[[np.ndarray, np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
+    @property
+    def nhwc_raw_inputs(self) -> tuple[int, ...]:
+        """``(0, 3)`` when :meth:`bind_static` binds: its step then takes A and B as NHWC arrays."""
+        return (0, 3) if self._bindable() else ()
+
+    @property
+    def nhwc_raw_output(self) -> bool:
+        """Whether the bound step can hand C on as an NHWC array (its declared rank is 4)."""
+        out = self.ctx.output_values[0] if self.ctx.output_values else None
+        shape = getattr(out, "shape", None)
+        return self._bindable() and shape is not None and len(shape) == 4
+
+    def _bindable(self) -> bool:
+        consts = self.ctx.input_consts
+        return self._coeffs is not None and len(consts) >= 8 and consts[1] is not None and consts[7] is not None
+
+    def bind_static(
+        self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
+    ) -> tuple[Callable[[np.ndarray, np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
         """``(step(a, b), (0, 3))`` for the executor when every parameter is a constant (see
         :func:`edgeai.graph.executor.CompiledGraph`); anything but two arrays of one shape and type
-        goes to :meth:`run` with the constants."""
+        goes to :meth:`run` with the constants. ``nhwc_in`` (positions 0, 3) and ``nhwc_out``: the
+        inputs and the result that go as NHWC arrays (:mod:`edgeai.graph.executor`)."""
         coeffs = self._coeffs
-        consts = self.ctx.input_consts
-        if coeffs is None or len(consts) < 8 or consts[1] is None or consts[7] is None:
+        if coeffs is None or not self._bindable():
             return None
+        consts = self.ctx.input_consts
         scales = (consts[1], consts[2], consts[4], consts[5], consts[6], consts[7])
         run, views, dtype, ndarray, contiguous = self.run, self.nhwc_views, coeffs[1], np.ndarray, np.ascontiguousarray
+        params, empty = coeffs[0], np.empty
+        raw_a, raw_b, raw_out = 0 in nhwc_in, 3 in nhwc_in, nhwc_out
 
         def step(a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
+            if (
+                raw_a
+                and raw_b
+                and type(a) is ndarray
+                and type(b) is ndarray
+                and a.shape == b.shape
+                and a.dtype == b.dtype == dtype
+                and a.flags.c_contiguous
+                and b.flags.c_contiguous
+            ):  # the NHWC bytes, added in memory order
+                out = empty(a.shape, dtype)
+                _qlinear_add_8bit(a, b, params, out)
+                if raw_out:
+                    return (out,)
+                y = out.transpose(0, 3, 1, 2)
+                return (y,) if views else (contiguous(y),)
+            if raw_a:
+                a = a.transpose(0, 3, 1, 2)
+            if raw_b:
+                b = b.transpose(0, 3, 1, 2)
             if type(a) is ndarray and type(b) is ndarray and a.shape == b.shape and a.dtype == b.dtype == dtype:
                 y = _add_same_shape(a, b, coeffs)
-                return (y,) if views else (contiguous(y),)
-            return run(a, scales[0], scales[1], b, *scales[2:])
+                if not views and not raw_out:
+                    y = contiguous(y)
+            else:
+                y = run(a, scales[0], scales[1], b, *scales[2:])[0]
+            return (y.transpose(0, 2, 3, 1),) if raw_out else (y,)
 
         return step, (0, 3)
 

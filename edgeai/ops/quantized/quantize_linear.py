@@ -26,11 +26,13 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numba import njit
 
+from edgeai.errors import InputShapeError
 from edgeai.ops._base import Op, OpContext, nhwc_base, register
 from edgeai.ops.quantized._common import bad_model, c_order, check_int_dtype, const_input, unsupported
 from edgeai.quant.params import expand_param, qrange
@@ -116,6 +118,37 @@ class QuantizeLinear(_QParams):
             params = np.array([scale, qmin - int(zp), qmax - int(zp), int(zp)], _F32)
             self._per_tensor = (params, zp.dtype)
 
+    @property
+    def nhwc_raw_output(self) -> bool:
+        """Whether the bound step can hand its result on as an NHWC array: the per-tensor fast path
+        on an input of declared rank 4 (written NHWC from NCHW, as for ``nhwc_views``)."""
+        value = self.ctx.input_values[0] if self.ctx.input_values else None
+        shape = getattr(value, "shape", None)
+        return self._per_tensor is not None and shape is not None and len(shape) == 4
+
+    def bind_static(
+        self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
+    ) -> tuple[Callable[[np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
+        """With ``nhwc_out`` (see :mod:`edgeai.graph.executor`): ``(step(x), (0,))`` writing the NHWC
+        array of the result; None otherwise (:meth:`run` is called)."""
+        fast = self._per_tensor
+        if not nhwc_out or fast is None:
+            return None
+        params, dtype = fast
+        run, consts, ndarray, empty = self.run, self.ctx.input_consts[1:3], np.ndarray, np.empty
+
+        def step(x: np.ndarray) -> tuple[Any, ...]:
+            if type(x) is ndarray and x.dtype == _F32 and x.ndim == 4 and x.flags.c_contiguous:
+                out = empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), dtype)
+                _quantize_8bit_nchw_to_nhwc(x, params, out)
+                return (out,)
+            y = run(x, *consts)[0]
+            if y.ndim != 4:
+                raise InputShapeError(f"{self.ctx.node_name!r}: the model declares a rank-4 input, got {x.shape}")
+            return (y.transpose(0, 2, 3, 1),)
+
+        return step, (0,)
+
     def run(self, x: np.ndarray, y_scale: np.ndarray, y_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
         fast = self._per_tensor
         if fast is not None and type(x) is np.ndarray and x.dtype == _F32:
@@ -173,6 +206,48 @@ class DequantizeLinear(_QParams):
         """``(float32 [scale, zp], input dtype)`` of the per-tensor fast path."""
         if fast is not None:
             self._per_tensor = (np.array([fast[0], int(fast[1])], _F32), fast[1].dtype)
+
+    @property
+    def nhwc_raw_inputs(self) -> tuple[int, ...]:
+        """``(0,)`` with the per-tensor fast path: the bound step then takes ``x`` as an NHWC array."""
+        return (0,) if self._per_tensor is not None else ()
+
+    @property
+    def nhwc_raw_output(self) -> bool:
+        """Whether the bound step can hand its result on as an NHWC array (declared rank 4)."""
+        value = self.ctx.input_values[0] if self.ctx.input_values else None
+        shape = getattr(value, "shape", None)
+        return self._per_tensor is not None and shape is not None and len(shape) == 4
+
+    def bind_static(
+        self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
+    ) -> tuple[Callable[[np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
+        """With ``0 in nhwc_in`` or ``nhwc_out`` (see :mod:`edgeai.graph.executor`): ``(step(x), (0,))``
+        reading or writing NHWC arrays; None otherwise (:meth:`run` is called)."""
+        fast = self._per_tensor
+        if fast is None or not (nhwc_in or nhwc_out):
+            return None
+        params, qdtype = fast
+        run, consts, ndarray, empty, views = self.run, self.ctx.input_consts[1:3], np.ndarray, np.empty, self.nhwc_views
+        raw_in, raw_out = 0 in nhwc_in, nhwc_out
+
+        def step(x: np.ndarray) -> tuple[Any, ...]:
+            if raw_in and type(x) is ndarray and x.dtype == qdtype and x.flags.c_contiguous:
+                if raw_out or views:
+                    out = empty(x.shape, _F32)
+                    _dequantize_8bit(x, params, out)
+                    return (out,) if raw_out else (out.transpose(0, 3, 1, 2),)
+                nchw = empty((x.shape[0], x.shape[3], x.shape[1], x.shape[2]), _F32)
+                _dequantize_8bit_nhwc_to_nchw(x, params, nchw)
+                return (nchw,)
+            y = run(x.transpose(0, 3, 1, 2) if raw_in else x, *consts)[0]
+            if not raw_out:
+                return (y,)
+            if y.ndim != 4:
+                raise InputShapeError(f"{self.ctx.node_name!r}: the model declares a rank-4 input, got {x.shape}")
+            return (y.transpose(0, 2, 3, 1),)
+
+        return step, (0,)
 
     def run(self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: np.ndarray | None = None) -> tuple[Any, ...]:
         fast = self._per_tensor
