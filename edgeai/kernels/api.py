@@ -47,6 +47,7 @@ _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 _AMX_CONFIG: np.ndarray | None = None
 _ROW_SUMS: Any = None
 _ROWS_ENTRY: Any = None
+_ROWS_OPERANDS: Any = None
 _AMX_MIN_K = 16  # GEMMs with K up to this run on VNNI tiles in the AMX driver (see GemmKernel._plan)
 # VNNI row blocks with the store fused (tiles.serial_rows) up to this many MACs per call, or at any size for
 # K <= _AMX_MIN_K: measured against the AMX / 8x32 VNNI tile drivers here (2304x8x48: 26 -> 15 us,
@@ -231,12 +232,12 @@ class _Packed:
 
 
 def _entry(code: int, threads: int) -> Any:
-    from edgeai.kernels.tiles import AMX_CONFIG, ENTRY_PARALLEL, ENTRY_SERIAL, row_sums, serial_rows
+    from edgeai.kernels.tiles import AMX_CONFIG, ENTRY_PARALLEL, ENTRY_SERIAL, row_sums, rows_operands, serial_rows
 
-    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRY
+    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRY, _ROWS_OPERANDS
     _AMX_CONFIG = AMX_CONFIG  # bound here, once: an import in the per-call path costs microseconds
     _ROW_SUMS = row_sums
-    _ROWS_ENTRY = serial_rows
+    _ROWS_ENTRY, _ROWS_OPERANDS = serial_rows, rows_operands
 
     return (ENTRY_PARALLEL if threads > 1 else ENTRY_SERIAL)[code]
 
@@ -322,11 +323,19 @@ class _GemmPlan:
     """One driver call of a GEMM shape (M, a_zp): the entry, its argument list, where ``a``, the output
     and the row sums go in it (``rs_index`` -1: no row sums), and the entry bound by :func:`_bound_entry`."""
 
-    __slots__ = ("a_index", "args", "call", "fn", "out_index", "rowsum", "rs_index")
+    __slots__ = ("a_index", "args", "call", "fast", "fn", "mid", "out_index", "pre", "rowsum", "rs_index", "tail")
 
     def __init__(self, fn: Any, args: list, a_index: int, out_index: int, rs_index: int, rowsum: Any) -> None:
-        self.fn, self.args, self.call = fn, args, None
+        self.fn, self.args, self.call, self.fast = fn, args, None, False
         self.a_index, self.out_index, self.rs_index, self.rowsum = a_index, out_index, rs_index, rowsum
+        if rs_index >= 0:
+            args[rs_index] = rowsum  # the constant row sums of weights without a zero point (zeros)
+        # the arguments around a and out, for GemmKernel.__call__'s direct call
+        self.pre, self.mid, self.tail = (
+            tuple(args[:a_index]),
+            tuple(args[a_index + 1 : out_index]),
+            tuple(args[out_index + 1 :]),
+        )
 
 
 class GemmKernel:
@@ -359,7 +368,6 @@ class GemmKernel:
         real = np.arange(self.k4) < self.k
         self.pk = _Packed(bmat, real, _zero_points(b_zp, self.n, b.dtype, "b_zp"), path)
         self._has_bz = self.pk.has_bz
-        self._c_strides = (self.k, 1)
         # A's row stride as the driver reads it. AMX with K % 4 == 0: no copy, AMX reads whole
         # 64-byte K steps, so the bytes past K of a row are the next row's (times zero weights);
         # the block holding the last row goes to the VNNI kernel. Otherwise a copy padded to _arow.
@@ -367,6 +375,7 @@ class GemmKernel:
         self.path = path
         self.bias = _bias(bias, self.n)
         self.ep = _epilogue(requant, self.n)
+        self._out_dtype = self.ep.out_dtype
         self.threads = threads
         self.fn = _entry(self.pk.code, threads)
         self._row_sums: Any = None  # tiles.row_sums bound on first use (weights with a zero point)
@@ -384,13 +393,11 @@ class GemmKernel:
         rowoffs = np.arange(m, dtype=np.int64) * lda
         if self._rows and m > 1 and (self.k <= _AMX_MIN_K or m * self.k * self.n <= _ROWS_MAX_MACS):
             # (one row: the weights stream from memory once either way, and AMX's tiles were no slower)
-            post = [ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax]
-            head = [None, rowoffs, self._segoff, 1, -(-self.k // 4), pk.packed, pk.panel_bytes, self.n, m]
-            rargs = [*head, pk.coloff(azp, self.bias), *post, None, 0, self.n]
-            plan = _GemmPlan(_ROWS_ENTRY, rargs, 0, len(rargs) - 3, -1, None)
-            if len(self._plans) < 16:
-                self._plans[(m, azp)] = plan
-            return plan
+            consts, geo = _ROWS_OPERANDS(
+                1, -(-self.k // 4), pk.panel_bytes, self.n, ep, pk.coloff(azp, self.bias), 0, self.n, self._segoff,
+                rowoffs,
+            )  # fmt: skip
+            return _GemmPlan(_ROWS_ENTRY, [None, pk.packed, consts, geo, None], 0, 4, -1, None)
         tail = [pk.packed, pk.panel_bytes, self.n, m]
         post = [pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax]
         if self.amx:
@@ -409,46 +416,67 @@ class GemmKernel:
             mc = max(pk.mr, (131072 // max(self.k4, 4)) // pk.mr * pk.mr)
             mid = [rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc]
             args = [None, *mid, None, *post, None, 0, self.n, 1]
-        plan = _GemmPlan(self.fn, args, self._a_index, len(args) - 4, self._rs_index, np.zeros(m, np.int32))
-        if len(self._plans) < 16:
-            self._plans[(m, azp)] = plan
-        return plan
+        return _GemmPlan(self.fn, args, self._a_index, len(args) - 4, self._rs_index, np.zeros(m, np.int32))
 
     def __call__(self, a: np.ndarray, a_zp: int = 0) -> np.ndarray:
-        # the per-call path of every GEMM of a model: attributes read once, the plan by (M, a_zp)
-        if not isinstance(a, np.ndarray) or (a.dtype is not self.a_dtype and a.dtype != self.a_dtype):
-            raise InputTypeError(
-                f"GEMM input must be a {self.a_dtype} array, got {getattr(a, 'dtype', type(a).__name__)}"
-            )
-        if a.__class__ is not np.ndarray:  # a subclass (np.matrix reshapes to 2-D): the entry takes base arrays
-            a = np.asarray(a)
+        # the per-call path of every GEMM of a model: a base ndarray of the input dtype and a known (M, a_zp)
+        # go straight to the bound entry (about 0.6 us here; the checks a plan was built after stand)
+        if a.__class__ is not np.ndarray or a.dtype is not self.a_dtype:
+            a = self._coerce(a)
         shape = a.shape
         if len(shape) != 2 or shape[1] != self.k:
             raise InputShapeError(f"GEMM input has shape {shape}; expected (M, {self.k})")
+        m = shape[0]
+        plan = self._plans.get((m, a_zp))
+        if plan is None or not plan.fast:
+            return self._call_planned(a, a_zp)
+        if self._signed:  # u8 = s8 + 128: the same differences with a_zp + 128 (in the plan)
+            a = a.view(np.uint8) ^ np.uint8(0x80)
+        if self._lda != self.k:
+            a = self._padded(a, m)
+        out = np.empty((m, self.n), self._out_dtype)
+        plan.call(*plan.pre, a.ravel(), *plan.mid, out.ravel(), *plan.tail)  # ravel: a view, or a C copy
+        return out
+
+    def _coerce(self, a: Any) -> np.ndarray:
+        """``a`` as a base ndarray of the input dtype, or the error that says why it is not one."""
+        if not isinstance(a, np.ndarray) or a.dtype != self.a_dtype:
+            raise InputTypeError(
+                f"GEMM input must be a {self.a_dtype} array, got {getattr(a, 'dtype', type(a).__name__)}"
+            )
+        return np.asarray(a)  # a subclass (np.matrix reshapes to 2-D): the entry takes base arrays
+
+    def _padded(self, a: np.ndarray, m: int) -> np.ndarray:
+        padded = np.zeros((m, self._lda), np.uint8)
+        padded[:, : self.k] = a
+        return padded
+
+    def _call_planned(self, a: np.ndarray, a_zp: Any) -> np.ndarray:
+        """The first call of an (M, a_zp) (checks a_zp, builds the plan, binds the entry), every call with a
+        weight zero point (fresh row sums) or with threads (a thread scope), and empty products."""
+        key_zp = a_zp
         azp = a_zp if a_zp.__class__ is int else int(a_zp)
         lo, hi = self._zp_range
         if not lo <= azp <= hi:
             raise InputTypeError(f"a_zp {azp} is outside the range of {self.a_dtype}")
-        m = shape[0]
+        m = a.shape[0]
         if self._signed:  # u8 = s8 + 128: the same differences with a_zp + 128
             a = a.view(np.uint8) ^ np.uint8(0x80)
             azp += 128
-        elif a.strides != self._c_strides and not a.flags.c_contiguous:
-            a = np.ascontiguousarray(a)
         lda = self._lda
         if lda != self.k:
-            padded = np.zeros((m, lda), np.uint8)
-            padded[:, : self.k] = a
-            a = padded
-        out = np.empty((m, self.n), self.ep.out_dtype)
+            a = self._padded(a, m)
+        out = np.empty((m, self.n), self._out_dtype)
         if m == 0 or self.n == 0:
             return out
-        plan = self._plans.get((m, azp))
+        plan = self._plans.get((m, key_zp))
         if plan is None:
             plan = self._plan(m, lda, azp)
+            if len(self._plans) < 16:
+                self._plans[(m, azp - 128 if self._signed else azp)] = plan
         args = plan.args.copy()
-        a1 = args[plan.a_index] = a.reshape(-1)
-        args[plan.out_index] = out.reshape(-1)
+        a1 = args[plan.a_index] = a.ravel()
+        args[plan.out_index] = out.ravel()
         if plan.rs_index >= 0:
             rowsum = plan.rowsum
             if self._has_bz:
@@ -470,6 +498,8 @@ class GemmKernel:
                 call = plan.call = _bound_entry(plan.fn, args)
             if call is None:  # just compiled (or loaded) and run by the dispatcher
                 return out
+            # later calls go straight to the entry unless they need row sums or a thread scope
+            plan.fast = self.threads == 1 and not (plan.rs_index >= 0 and self._has_bz)
         if self.threads > 1:
             with _ThreadScope(self.threads):
                 call(*args)

@@ -27,7 +27,7 @@ from numba.extending import overload
 
 from edgeai.kernels.requant import requantize_fixed_point_branchless, requantize_float
 
-__all__ = ["KIND_CODES", "KIND_TILE", "row_sums", "serial_rows"]
+__all__ = ["KIND_CODES", "KIND_TILE", "row_sums", "rows_operands", "serial_rows"]
 
 # kind code -> (microkernel kind name or "portable", MR, NR)
 KIND_CODES = {"vnni": 0, "avx2_7bit": 1, "avx2_i16": 2, "portable": 3, "amx": 4}
@@ -1024,20 +1024,53 @@ def _rows_tile_overload(
     return impl
 
 
+ROWS_HEAD = 11  # serial_rows's geo: 11 scalars, then segoff [nseg], then rowoffs [M]
+
+
+def rows_operands(
+    nseg: int, seglen: int, panel_bytes: int, n: int, ep: Any, coloff: np.ndarray, obase: int, ors: int,
+    segoff: np.ndarray, rowoffs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(consts, geo) of a :func:`serial_rows` call: ``consts`` int32 [4 N] = coloff, the bits of the float32
+    scales, multipliers, shifts; ``geo`` int64 = nseg, seglen, panel_bytes, N, M, mode, zp, qmin, qmax,
+    obase, ors, then segoff and rowoffs. Five array arguments in all: each array a numba entry unboxes
+    costs about 55 ns here, a third of a small GEMM's fixed cost with the 9 arrays of separate operands."""
+    consts = np.concatenate(
+        [
+            np.asarray(coloff, np.int32),
+            np.ascontiguousarray(ep.scale, np.float32).view(np.int32),
+            np.asarray(ep.mult, np.int32),
+            np.asarray(ep.shift, np.int32),
+        ]
+    )
+    m = len(rowoffs)
+    head = [nseg, seglen, panel_bytes, n, m, ep.mode, ep.zp, ep.qmin, ep.qmax, obase, ors]
+    geo = np.concatenate([np.array(head, np.int64), np.asarray(segoff, np.int64), np.asarray(rowoffs, np.int64)])
+    return consts, geo
+
+
 @njit(cache=True, _nrt=False)
-def serial_rows(
-    a, rowoffs, segoff, nseg, seglen, bp, panel_bytes, N, M, coloff, mode, scale, mult, shift, zp, qmin, qmax, out,
-    obase, ors,
-):  # type: ignore[no-untyped-def]  # fmt: skip
+def serial_rows(a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
     """VNNI GEMM of weights without a zero point, the store fused into the register tile.
+
+    ``a``: uint8 rows (``rowoffs``, K in ``nseg`` runs as :func:`edgeai.kernels.x86.make_microkernel` reads
+    them); ``bp``: weights packed for "vnni" or "amx" (the same 32-column panels); ``out``: flat output
+    written at ``obase + row * ors + col``; ``consts`` and ``geo`` from :func:`rows_operands`.
 
     Column blocks of up to 64 (4 vectors of 16; the last block takes 1 to 4), each over blocks of 4, 6 or
     8 rows (for 4, 3, or 1-2 vectors: the accumulators fill about half the vector registers). A
     narrow N is no longer padded to 32-column panels, and no int32 tile goes through a scratch: the small
     GEMMs of a mobile network (K <= 16, N <= 96, or a few hundred thousand MACs) spend most of their time
-    in that per-tile overhead. The arguments are those of :func:`serial_vnni` without ``mc``, ``rowsum``
-    and ``bz`` (row term), and ``ocs`` (1: pixel-major output). Weights packed for "vnni" or "amx" alike.
+    in that per-tile overhead.
     """
+    nseg, seglen, panel_bytes, N, M = geo[0], geo[1], geo[2], geo[3], geo[4]
+    mode, zp, qmin, qmax, obase, ors = geo[5], geo[6], geo[7], geo[8], geo[9], geo[10]
+    segoff = geo[ROWS_HEAD : ROWS_HEAD + nseg]
+    rowoffs = geo[ROWS_HEAD + nseg : ROWS_HEAD + nseg + M]
+    coloff = consts[:N]
+    scale = consts[N : 2 * N].view(np.float32)
+    mult = consts[2 * N : 3 * N]
+    shift = consts[3 * N : 4 * N]
     for col0 in range(0, N, 64):
         width = min(64, N - col0)
         boff = (col0 // 32) * panel_bytes
