@@ -73,22 +73,27 @@ class Node:
         object.__setattr__(self, "domain", "" if self.domain == "ai.onnx" else self.domain)
         if not isinstance(self.attrs, MappingProxyType):
             object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
+        # found once: the attributes are frozen (asked for every node at import, passes and compile)
+        subs: list[Graph] = []
+        for value in self.attrs.values():
+            if isinstance(value, Graph):
+                subs.append(value)
+            elif isinstance(value, (list, tuple)):
+                subs.extend(v for v in value if isinstance(v, Graph))
+        seen: dict[str, None] = {}
+        for g in subs:
+            for name in g.outer_names:
+                seen.setdefault(name, None)
+        object.__setattr__(self, "_subgraphs", tuple(subs))
+        object.__setattr__(self, "_implicit", tuple(seen))
 
     def subgraphs(self) -> Iterator[Graph]:
         """The subgraphs held by this node's attributes (If branches, Loop/Scan bodies)."""
-        for value in self.attrs.values():
-            if isinstance(value, Graph):
-                yield value
-            elif isinstance(value, (list, tuple)):
-                yield from (v for v in value if isinstance(v, Graph))
+        return iter(self._subgraphs)  # type: ignore[attr-defined]
 
     def implicit_inputs(self) -> tuple[str, ...]:
         """Outer-scope names that this node's subgraphs read (beyond its declared inputs)."""
-        seen: dict[str, None] = {}
-        for g in self.subgraphs():
-            for name in g.outer_names:
-                seen.setdefault(name, None)
-        return tuple(seen)
+        return self._implicit  # type: ignore[attr-defined,no-any-return]
 
     def __repr__(self) -> str:
         op = f"{self.domain}:{self.op_type}" if self.domain else self.op_type
