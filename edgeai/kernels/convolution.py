@@ -30,6 +30,7 @@ from edgeai.kernels.api import (
     KernelArgumentError,
     Requant,
     _bias,
+    _bound_entry,
     _check_int8,
     _check_threads,
     _entry,
@@ -172,7 +173,7 @@ class ConvKernel:
 
     def _prepare_depthwise(self, wq: np.ndarray) -> None:
         """Weights and per-channel parameters for :mod:`edgeai.kernels.depthwise`, in chunks of nine taps."""
-        chunk, wrow = self._k.dw.CHUNK, self._k.dw.WROW
+        chunk = self._k.dw.CHUNK
 
         taps = self.kh * self.kw
         self.nchunks = -(-taps // chunk)
@@ -187,70 +188,52 @@ class ConvKernel:
         # kernel is compiled for this mode alone (see edgeai.kernels.depthwise)
         used = {0: (1, 0, 0, 0, 0), 1: (1, 0, 1, 0, 0), 2: (1, 0, 0, 1, 1), 3: (0, 1, 1, 0, 0)}[self.dw_mode]
         params = (self.bias.astype(np.int32), self.bias.astype(np.float32), ep.scale, ep.mult, ep.shift)
-        # NHWC: weight rows of WROW elements, so that the inner loop is elementwise over bpx * C
-        # values (bpx pixels of C <= WROW channels) or over a block of WROW channels of one pixel
-        padded = -(-self.m // wrow) * wrow
-        if self.m <= wrow:
-            self.bpx = wrow // self.m
-            rows = np.zeros((wsc.shape[1], wrow), np.float32)
-            rows[:, : self.bpx * self.m] = np.tile(wsc.T, (1, self.bpx))
-            self.wt = rows.reshape(-1)
-            tiled = []
-            for v in params:
-                t = np.zeros(wrow, v.dtype)
-                t[: self.bpx * self.m] = np.tile(v, self.bpx)
-                tiled.append(t)
-        else:
-            self.bpx = 1
-            rows = np.zeros((wsc.shape[1], padded), np.float32)
-            rows[:, : self.m] = wsc.T
-            # [block, tap, WROW]: each channel block's tap rows WROW apart
-            self.wt = np.ascontiguousarray(rows.reshape(wsc.shape[1], -1, wrow).transpose(1, 0, 2)).reshape(-1)
-            tiled = [np.ascontiguousarray(v) for v in params]
-        self.tiled = tuple(v if u else None for v, u in zip(tiled, used, strict=True))
         self.params = tuple(np.ascontiguousarray(v) if u else None for v, u in zip(params, used, strict=True))
-        self.pair = self.kh == 3 and self.kw == 3 and self.sh == self.dh  # two output rows per pass
+        self.pair = self.kh == 3 and self.kw == 3 and self.sh == self.dh  # NCHW: two output rows per pass
+        # NHWC on register-held weights (edgeai.kernels.dwvec): [C / LANES blocks, chunks, 9, LANES]
+        lanes = self._k.dw.LANES
+        self.cp = -(-self.m // lanes) * lanes
+        wv = np.zeros((self.cp, wsc.shape[1]), np.float32)
+        wv[: self.m] = wsc
+        self.wv = np.ascontiguousarray(wv.reshape(self.cp // lanes, lanes, self.nchunks, chunk).transpose(0, 2, 3, 1))
+        self.wv = self.wv.reshape(-1)
         self._dw_plans: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     def _depthwise_plan(self, hp: int, wp: int, oh: int, ow: int) -> tuple[Any, ...]:
-        """(kernel, its arguments before the output, scratch shapes) of one padded input size."""
-        dwk, wrow = self._k.dw, self._k.dw.WROW
-        wq = -(-wp // self.sw)  # columns per phase
+        """(kernel, its arguments before the output, scratch shapes, [bound entry]) of one padded input size."""
+        dwk = self._k.dw
         i, j = np.divmod(np.arange(self.kh * self.kw, dtype=np.int64), self.kw)
-        phase, col = np.divmod(j * self.dw, self.sw)[::-1]
         offs = np.zeros(self.wsc.shape[1], np.int64)
-        ep, f32, odt = self.ep, np.dtype(np.float32), self.ep.out_dtype
+        ep, f32 = self.ep, np.dtype(np.float32)
         parallel = self.threads > 1
         if self.nhwc:
             span_h = (self.kh - 1) * self.dh + 1
-            rb = max(1, min(oh, 65536 // max(1, wp * self.m)))  # a band of about 256 KB of float32 (L2)
-            if self.pair and rb < oh:
-                rb += rb & 1  # whole pairs per band: only the last band may end on an odd row
-            # a pair kernel's band also holds the rows of an odd last row's spare partner
-            rstride = (rb - 1 + (rb & 1 if self.pair else 0)) * self.sh + span_h
-            offs[: len(i)] = ((phase * rstride + i * self.dh) * wq + col) * self.m
-            geo = [self.pt, self.pl, self.sh, self.sw, span_h, rb, rstride, wq, oh, ow, self.bpx]
+            lanes = dwk.LANES
+            # bands of about 256 KB of float32 (L2)
+            rb = max(1, min(oh, (65536 // max(1, wp * self.cp) - span_h) // self.sh + 1))
+            if parallel:  # at least two bands per thread
+                rb = min(rb, -(-oh // (2 * self.threads)))
+            cap = (rb - 1) * self.sh + span_h
+            offs[: len(i)] = (i * self.dh * wp + j * self.dw) * lanes
+            k3 = self.sw if self.kh == self.kw == 3 and self.dw == 1 and self.sw in (1, 2) else 0
+            geo = [self.pt, self.pl, self.sh, self.sw, span_h, rb, wp, cap, oh, ow, k3]
             nb = -(-oh // rb) if parallel else 1
-            band = ((nb, self.sw * rstride * wq * self.m), f32)
-            if self.pair:
-                fn = dwk.depthwise_nhwc_pairs_parallel if parallel else dwk.depthwise_nhwc_pairs
-                shapes = (band, ((nb, wrow), odt))
-            else:
-                fn = dwk.depthwise_nhwc_parallel if parallel else dwk.depthwise_nhwc
-                shapes = (band, ((nb, wrow), f32) if self.nchunks > 1 else None)
-            wt, params = self.wt, self.tiled
-        else:
-            offs[: len(i)] = (phase * hp + i * self.dh) * wq + col
-            geo = [self.pt, self.pl, self.sh, self.sw, hp, wq, oh, ow, int(self.pair)]
-            nb = min(self.m, 4 * self.threads) if parallel else 1
-            fn = dwk.depthwise_nchw_parallel if parallel else dwk.depthwise_nchw
-            shapes = (((nb, self.sw * hp * wq), f32), ((nb, ow), f32) if self.nchunks > 1 else None)
-            wt, params = self.wsc, self.params
+            fn = dwk.depthwise_nhwc_parallel if parallel else dwk.depthwise_nhwc
+            shapes = (((nb, cap * wp * self.cp), f32), ((nb, ow * self.cp), f32))
+            geo_arr = np.array([*geo, ep.zp, ep.qmin, ep.qmax], np.int64)
+            return fn, (geo_arr, offs.reshape(self.nchunks, -1), self.wv, *self.params), shapes, [None]
+        wq = -(-wp // self.sw)  # NCHW: columns per phase
+        phase, col = np.divmod(j * self.dw, self.sw)[::-1]
+        offs[: len(i)] = (phase * hp + i * self.dh) * wq + col
+        geo = [self.pt, self.pl, self.sh, self.sw, hp, wq, oh, ow, int(self.pair)]
+        nb = min(self.m, 4 * self.threads) if parallel else 1
+        fn = dwk.depthwise_nchw_parallel if parallel else dwk.depthwise_nchw
+        shapes = (((nb, self.sw * hp * wq), f32), ((nb, ow), f32) if self.nchunks > 1 else None)
         geo_arr = np.array([*geo, ep.zp, ep.qmin, ep.qmax], np.int64)
-        return fn, (geo_arr, offs.reshape(self.nchunks, -1), wt, *params), shapes
+        return fn, (geo_arr, offs.reshape(self.nchunks, -1), self.wsc, *self.params), shapes, [None]
 
     def _depthwise_scratch(self, shapes: tuple[Any, ...]) -> tuple[Any, ...]:
-        # the kernel's band / plane (NCHW: its padding stays zero), acc and spare, from (shape, dtype) or
+        # the kernel's band / plane (zeros: their padding is never written) and acc, from (shape, dtype) or
         # None; a row per band or channel chunk when parallel, else the one row itself
         arrs = [None if sd is None else np.zeros(*sd) for sd in shapes]
         if self.threads == 1:
@@ -265,11 +248,19 @@ class ConvKernel:
             plan = self._depthwise_plan(hp, wp, oh, ow)
             if len(self._dw_plans) < 16:
                 self._dw_plans[key] = plan
-        fn, head, shapes = plan
+        fn, head, shapes, bound = plan
         scratch = self._take(key) or self._depthwise_scratch(shapes)  # reused by later calls of this size
         flat, per_image = out.reshape(-1), oh * ow * self.m
         for n in range(x.shape[0]):
-            fn(x, n, head[0], xzp, *head[1:], flat, n * per_image, *scratch)
+            args = (x, n, head[0], xzp, *head[1:], flat, n * per_image, *scratch)
+            # the compiled entry, bound once: x is a C-contiguous array of the input dtype (checked by
+            # __call__), every other argument this plan's own, so the types never change
+            call = bound[0]
+            if call is None:
+                call = bound[0] = _bound_entry(fn, args)
+                if call is None:  # _bound_entry ran fn itself (compiling it); bound on the next call
+                    continue
+            call(*args)
         self._give(key, scratch)
 
     def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:

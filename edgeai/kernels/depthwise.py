@@ -6,15 +6,16 @@ partial sum exactly (a fused multiply-add rounds nothing either). Its multiply-a
 without the widening shuffles an int32 product of bytes needs, and the staging that converts the
 input once (uint8 or int8, in its own dtype) also applies the zero point, so padding is plain zeros.
 
-Two loop shapes, both reading contiguous runs in their innermost loop:
+Two loop shapes:
 
-* NHWC (:func:`depthwise_nhwc`, :func:`depthwise_nhwc_pairs`): a band of input rows is staged in
-  float32, split into ``sw`` column phases, so that for every kernel tap the (pixel, channel)
-  values of ``B`` consecutive output pixels are one contiguous run, at any stride. Weights and
-  per-channel parameters are tiled ``B`` times, so the inner loop is elementwise over ``B * C``
-  values (or over blocks of :data:`WROW` channels of one pixel).
-* NCHW (:func:`depthwise_nchw`): one channel plane at a time (phase-split the same way), each
-  output row a contiguous run, the channel's weights scalars.
+* NHWC (:func:`depthwise_nhwc`): a band of input rows is staged in float32 channel blocks of
+  :data:`edgeai.kernels.dwvec.LANES` (``[C / LANES, rows, padded width, LANES]``), so that every
+  tap and pixel step inside a block is a constant displacement; per output row, each block sums
+  its taps over the whole row in one vector loop whose weights stay in registers
+  (:mod:`edgeai.kernels.dwvec`: a 3x3 kernel of stride 1 or 2 shares the columns of four
+  neighbouring pixels), then the row is requantized from the float sums.
+* NCHW (:func:`depthwise_nchw`): one channel plane at a time (split into ``sw`` column phases),
+  each output row a contiguous run, the channel's weights scalars.
 
 The output mode is chosen by which parameter arrays are given; the others are ``None``, and numba
 compiles one specialization per combination with the branches of the other modes pruned, so a
@@ -28,9 +29,8 @@ call compiles only the loop it runs:
 * TFLite fixed point: ``bias``, ``mult`` and ``shift``
   (:func:`edgeai.kernels.requant.requantize_fixed_point_branchless`).
 
-``acc`` is ``None`` for kernels of at most nine taps (one chunk, summed in registers); larger
-ones sum their chunks of nine through ``acc``. A 3x3 kernel whose row step equals the output row
-step computes two output rows per pass (:func:`depthwise_nhwc_pairs`; NCHW: ``pair`` in its
+Kernels of more than nine taps sum their chunks of nine through ``acc``. NCHW: a 3x3 kernel whose
+row step equals the output row step computes two output rows per pass (``pair`` in its
 geometry), a quarter fewer loads.
 
 The helpers are separate numba functions (not inlined into numba's IR: LLVM inlines them), so
@@ -44,23 +44,20 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from edgeai.kernels.dwvec import LANES, taps3x3_s1, taps3x3_s2, taps9, widen
 from edgeai.kernels.requant import requantize_fixed_point_branchless
 
 __all__ = [
     "CHUNK",
     "MAX_TAPS",
-    "WROW",
     "depthwise_nchw",
     "depthwise_nchw_parallel",
     "depthwise_nhwc",
-    "depthwise_nhwc_pairs",
-    "depthwise_nhwc_pairs_parallel",
     "depthwise_nhwc_parallel",
     "float_lane",
 ]
 
 CHUNK = 9
-WROW = 512  # NHWC: elements per weight row (bpx pixels of C <= WROW channels, or one block of WROW channels)
 MAX_TAPS = 258  # 258 * 255 * 255 < 2**24: every float32 partial sum is an exact integer
 
 _FM = {"contract"}  # fused multiply-add: exact here (every partial sum is an integer below 2**24)
@@ -135,30 +132,6 @@ def _store_scalar(out, i, s, b, fb, sc, mu, sf, zp, qmin, qmax, lo, hi):  # type
 
 
 @njit(cache=True, fastmath=_FM)
-def _taps(x, b, o, w, wb, k):  # type: ignore[no-untyped-def]
-    # nine products of one chunk; offsets o are loop-invariant, the runs x[b + o[t]:] contiguous; the
-    # weight rows are WROW apart (a constant: one pointer reaches all nine, none spill)
-    # three independent chains of three multiply-adds, then two adds: a third of the latency of one
-    # chain of nine (every partial sum is an exact integer, so the order changes no result)
-    r0 = (
-        x[np.uint64(b + o[0])] * w[np.uint64(wb + k)]
-        + x[np.uint64(b + o[1])] * w[np.uint64(wb + WROW + k)]
-        + x[np.uint64(b + o[2])] * w[np.uint64(wb + 2 * WROW + k)]
-    )
-    r1 = (
-        x[np.uint64(b + o[3])] * w[np.uint64(wb + 3 * WROW + k)]
-        + x[np.uint64(b + o[4])] * w[np.uint64(wb + 4 * WROW + k)]
-        + x[np.uint64(b + o[5])] * w[np.uint64(wb + 5 * WROW + k)]
-    )
-    r2 = (
-        x[np.uint64(b + o[6])] * w[np.uint64(wb + 6 * WROW + k)]
-        + x[np.uint64(b + o[7])] * w[np.uint64(wb + 7 * WROW + k)]
-        + x[np.uint64(b + o[8])] * w[np.uint64(wb + 8 * WROW + k)]
-    )
-    return (r0 + r1) + r2
-
-
-@njit(cache=True, fastmath=_FM)
 def _taps_scalar(x, b, o, w):  # type: ignore[no-untyped-def]
     # w: a tuple of nine float32 weights, held in registers across the loop
     return (
@@ -198,45 +171,6 @@ def _plus(acc, k, s):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=_FM)
-def _segment(x, base, L, offs, wt, wb, acc, bias, fbias, scale, mult, shift, pb, zp, qmin, qmax, out, ob):  # type: ignore[no-untyped-def]
-    # out[ob + k] = requant(sum over taps t of x[base + offs[t] + k] * w_t[k]), k < L, with the weights
-    # of chunk ci at wt[wb + (9 * ci + t) * WROW:] and the per-channel parameters at [pb:]. Chunks
-    # before the last sum into acc (None with a single chunk).
-    last = offs.shape[0] - 1
-    if acc is not None:
-        for ci in range(last):
-            o = _chunk(offs, ci)
-            wc = wb + ci * 9 * WROW
-            if ci == 0:
-                for k in range(L):
-                    acc[k] = _taps(x, base + k, o, wt, wc, k)
-            else:
-                for k in range(L):
-                    acc[k] += _taps(x, base + k, o, wt, wc, k)
-    o = _chunk(offs, last)
-    wc = wb + last * 9 * WROW
-    lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
-    for k in range(L):
-        s = _plus(acc, k, _taps(x, base + k, o, wt, wc, k))
-        _store(out, ob + k, s, pb + k, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
-
-
-@njit(cache=True, fastmath=_FM)
-def _pair_sums(x, b, d, c0, c1, c2, wt, wb, k):  # type: ignore[no-untyped-def]
-    w0, w1, w2 = wt[np.uint64(wb + k)], wt[np.uint64(wb + WROW + k)], wt[np.uint64(wb + 2 * WROW + k)]
-    w3, w4, w5 = wt[np.uint64(wb + 3 * WROW + k)], wt[np.uint64(wb + 4 * WROW + k)], wt[np.uint64(wb + 5 * WROW + k)]
-    w6, w7, w8 = wt[np.uint64(wb + 6 * WROW + k)], wt[np.uint64(wb + 7 * WROW + k)], wt[np.uint64(wb + 8 * WROW + k)]
-    a0, a1, a2 = x[np.uint64(b + c0)], x[np.uint64(b + c1)], x[np.uint64(b + c2)]
-    b0, b1, b2 = x[np.uint64(b + d + c0)], x[np.uint64(b + d + c1)], x[np.uint64(b + d + c2)]
-    e0, e1, e2 = x[np.uint64(b + 2 * d + c0)], x[np.uint64(b + 2 * d + c1)], x[np.uint64(b + 2 * d + c2)]
-    g0, g1, g2 = x[np.uint64(b + 3 * d + c0)], x[np.uint64(b + 3 * d + c1)], x[np.uint64(b + 3 * d + c2)]
-    # per output row three independent chains (one per kernel row), as _taps
-    s = ((a0 * w0 + a1 * w1 + a2 * w2) + (b0 * w3 + b1 * w4 + b2 * w5)) + (e0 * w6 + e1 * w7 + e2 * w8)
-    t = ((b0 * w0 + b1 * w1 + b2 * w2) + (e0 * w3 + e1 * w4 + e2 * w5)) + (g0 * w6 + g1 * w7 + g2 * w8)
-    return s, t
-
-
-@njit(cache=True, fastmath=_FM)
 def _pair_sums_scalar(x, b, d, c0, c1, c2, w):  # type: ignore[no-untyped-def]
     # as _pair_sums with the nine weights scalars (an NCHW plane)
     a0, a1, a2 = x[np.uint64(b + c0)], x[np.uint64(b + c1)], x[np.uint64(b + c2)]
@@ -246,159 +180,6 @@ def _pair_sums_scalar(x, b, d, c0, c1, c2, w):  # type: ignore[no-untyped-def]
     s = a0 * w[0] + a1 * w[1] + a2 * w[2] + b0 * w[3] + b1 * w[4] + b2 * w[5] + e0 * w[6] + e1 * w[7] + e2 * w[8]
     t = b0 * w[0] + b1 * w[1] + b2 * w[2] + e0 * w[3] + e1 * w[4] + e2 * w[5] + g0 * w[6] + g1 * w[7] + g2 * w[8]
     return s, t
-
-
-@njit(cache=True, fastmath=_FM)
-def _segment_pair(
-    x, base, L, d, c0, c1, c2, wt, wb, bias, fbias, scale, mult, shift, pb, zp, qmin, qmax, out, ob, out2, ob2
-):  # type: ignore[no-untyped-def]  # fmt: skip
-    # two output rows of a 3x3 kernel whose row step equals the output row step (d elements): the four
-    # input rows' runs and the nine weights are loaded once for both rows
-    lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
-    for k in range(L):
-        s, t = _pair_sums(x, base + k, d, c0, c1, c2, wt, wb, k)
-        _store(out, ob + k, s, pb + k, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
-        _store(out2, ob2 + k, t, pb + k, bias, fbias, scale, mult, shift, zp, qmin, qmax, lo, hi)
-
-
-@njit(cache=True)
-def _stage_nhwc_band(x, n, r0, rows, rstride, pt, pl, xzp, sw, wq, band):  # type: ignore[no-untyped-def]
-    # band[((p * rstride + r) * wq + q) * C + c] = x[n, r0 + r - pt, q * sw + p - pl, c] - x_zp (0 outside)
-    h_in, w_in, C = x.shape[1], x.shape[2], x.shape[3]
-    fzp = np.float32(xzp)
-    for r in range(rows):
-        ih = r0 + r - pt
-        inside = 0 <= ih < h_in
-        src = x[n, min(max(ih, 0), h_in - 1)].reshape(-1)
-        # input column iw lands in phase (iw + pl) % sw at column (iw + pl) // sw; every other slot is padding
-        for p in range(sw):
-            dst = ((p * rstride + r) * wq) * C
-            q_lo = min((pl - p + sw - 1) // sw, wq) if pl > p else 0  # first q with q * sw + p - pl >= 0
-            q_hi = min(max((w_in - 1 + pl - p) // sw + 1, q_lo), wq) if inside else q_lo  # past the last < w_in
-            for k in range(q_lo * C):  # plain loops: a slice assignment costs numba more to compile
-                band[np.uint64(dst + k)] = 0
-            if sw == 1:  # one contiguous run
-                d = dst + q_lo * C
-                for k in range((q_hi - q_lo) * C):
-                    band[np.uint64(d + k)] = np.float32(src[np.uint64(k)]) - fzp
-            else:
-                for q in range(q_lo, q_hi):
-                    d, s0 = dst + q * C, (q * sw + p - pl) * C
-                    for c in range(C):
-                        band[np.uint64(d + c)] = np.float32(src[np.uint64(s0 + c)]) - fzp
-            for k in range(q_hi * C, wq * C):
-                band[np.uint64(dst + k)] = 0
-
-
-@njit(cache=True, fastmath=_FM)
-def _rows(band, y0, y1, sh, wq, C, ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin, qmax, out, obase):  # type: ignore[no-untyped-def]
-    # output rows y0:y1, the band's (it starts at output row y0); each run of bpx pixels' channels goes
-    # in blocks of WROW (one block when C <= WROW: the parameters are tiled over the pixels)
-    wblk = offs.shape[0] * 9 * WROW
-    for oy in range(y0, y1):
-        for ox0 in range(0, ow, bpx):
-            base = ((oy - y0) * sh * wq + ox0) * C
-            ob = obase + (oy * ow + ox0) * C
-            run = min(bpx, ow - ox0) * C
-            for c0 in range(0, run, WROW):
-                _segment(
-                    band, base + c0, min(WROW, run - c0), offs, wt, (c0 // WROW) * wblk, acc, bias, fbias, scale,
-                    mult, shift, c0, zp, qmin, qmax, out, ob + c0,
-                )  # fmt: skip
-
-
-@njit(cache=True, fastmath=_FM)
-def _rows_pair(
-    band, y0, y1, sh, wq, C, ow, bpx, offs, wt, bias, fbias, scale, mult, shift, zp, qmin, qmax, out, obase, spare
-):  # type: ignore[no-untyped-def]
-    # output rows y0:y1 two at a time; the second row of an odd last pair goes to spare (the band holds
-    # sh more staged rows for it)
-    d = offs[0, 3] - offs[0, 0]
-    c0, c1, c2 = offs[0, 0], offs[0, 1], offs[0, 2]
-    wblk = 9 * WROW
-    for y in range(y0, y1, 2):
-        second = y + 1 < y1
-        for ox0 in range(0, ow, bpx):
-            base = ((y - y0) * sh * wq + ox0) * C
-            ob = obase + (y * ow + ox0) * C
-            run = min(bpx, ow - ox0) * C
-            for cb in range(0, run, WROW):
-                L = min(WROW, run - cb)
-                out2, ob2 = (out, ob + ow * C + cb) if second else (spare, 0)
-                _segment_pair(
-                    band, base + cb, L, d, c0, c1, c2, wt, (cb // WROW) * wblk, bias, fbias, scale, mult, shift, cb,
-                    zp, qmin, qmax, out, ob + cb, out2, ob2,
-                )  # fmt: skip
-
-
-@njit(cache=True)
-def depthwise_nhwc(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
-    """Depthwise convolution of NHWC image ``n`` into ``out[obase:]`` (NHWC), bands of ``rb`` output rows.
-
-    ``geo`` (int64) is ``[pt, pl, sh, sw, span_h, rb, rstride, wq, oh, ow, bpx, zp, qmin, qmax]``.
-    ``band`` holds ``sw * rstride * wq * C`` float32 (``rstride`` input rows of ``wq`` phase
-    columns per phase); ``offs`` [chunks, 9] are the taps' offsets in ``band``. With C <= WROW,
-    ``wt`` [chunks * 9, WROW] holds the weights tiled over ``bpx = WROW // C`` pixels, and the
-    per-channel parameters are tiled the same way; with more channels (``bpx`` 1), ``wt`` is
-    [C / WROW blocks, chunks * 9, WROW] and the parameters are per channel. Weights of the padding
-    taps of the last chunk are zero. ``acc`` (:data:`WROW` float32) is None for a single chunk.
-    Parameters the output mode does not use are None (see the module docstring).
-    """
-    # the band loop is written out in each driver (no shared band function): one level less of
-    # functions that LLVM inlines and optimizes again, a quarter of a cold compile
-    pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
-    wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
-    for y0 in range(0, oh, rb):
-        y1 = min(y0 + rb, oh)
-        _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, sw, wq, band)
-        _rows(band, y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, acc, bias, fbias, scale, mult, shift, zp, qmin,
-              qmax, out, obase)  # fmt: skip
-
-
-@njit(cache=True)
-def depthwise_nhwc_pairs(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, spare):  # type: ignore[no-untyped-def]
-    """:func:`depthwise_nhwc` of a 3x3 kernel whose dilation equals its stride, two output rows per pass.
-
-    The second row of an odd last pair goes to ``spare`` (:data:`WROW` of the output dtype); the
-    band has room for the ``sh`` input rows it needs past ``rb`` (even, but in the last band) rows.
-    """
-    pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
-    wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
-    for y0 in range(0, oh, rb):
-        y1 = min(y0 + rb, oh)
-        rows = (y1 - 1 - y0 + ((y1 - y0) & 1)) * sh + span_h  # an odd last row's partner needs sh more
-        _stage_nhwc_band(x, n, y0 * sh, rows, rstride, pt, pl, xzp, sw, wq, band)
-        _rows_pair(band, y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, bias, fbias, scale, mult, shift, zp, qmin,
-                   qmax, out, obase, spare)  # fmt: skip
-
-
-@njit(cache=True, parallel=True)
-def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
-    """As :func:`depthwise_nhwc`, bands in parallel (``band`` and ``acc`` carry one row per band)."""
-    pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
-    wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
-    for bi in prange((oh + rb - 1) // rb):
-        y0 = bi * rb
-        y1 = min(y0 + rb, oh)
-        _stage_nhwc_band(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, rstride, pt, pl, xzp, sw, wq, band[bi])
-        _rows(band[bi], y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, _item(acc, bi), bias, fbias, scale,
-              mult, shift, zp, qmin, qmax, out, obase)  # fmt: skip
-
-
-@njit(cache=True, parallel=True)
-def depthwise_nhwc_pairs_parallel(
-    x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, spare
-):  # type: ignore[no-untyped-def]  # fmt: skip
-    """As :func:`depthwise_nhwc_pairs`, bands in parallel (``band`` and ``spare`` carry one row per band)."""
-    pt, pl, sh, sw, span_h, rb, rstride = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
-    wq, oh, ow, bpx, zp, qmin, qmax = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]
-    for bi in prange((oh + rb - 1) // rb):
-        y0 = bi * rb
-        y1 = min(y0 + rb, oh)
-        rows = (y1 - 1 - y0 + ((y1 - y0) & 1)) * sh + span_h
-        _stage_nhwc_band(x, n, y0 * sh, rows, rstride, pt, pl, xzp, sw, wq, band[bi])
-        _rows_pair(band[bi], y0, y1, sh, wq, x.shape[3], ow, bpx, offs, wt, bias, fbias, scale, mult, shift, zp,
-                   qmin, qmax, out, obase, spare[bi])  # fmt: skip
 
 
 @njit(cache=True, fastmath=_FM)
@@ -489,3 +270,95 @@ def depthwise_nchw_parallel(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult,
                 x, n, c, geo, xzp, offs, wsc, bias, fbias, scale, mult, shift, out, obase, plane[t],
                 _item(acc, t),
             )  # fmt: skip
+
+
+@njit(cache=True)
+def _stage_blocks(x, n, r0, rows, cap, pt, pl, xzp, wp, band):  # type: ignore[no-untyped-def]
+    # band[((b * cap + r) * wp + q) * LANES + l] = x[n, r0 + r - pt, q - pl, b * LANES + l] - x_zp: channel blocks
+    # of LANES, each a plane of cap padded rows. Only the image's values and the rows outside it are written:
+    # the padding columns and the channels past C are never written, zero since the band was allocated
+    h_in, w_in, C = x.shape[1], x.shape[2], x.shape[3]
+    fzp = np.float32(xzp)
+    nblk = (C + LANES - 1) // LANES
+    full = C // LANES  # blocks of LANES real channels; a last partial one has C % LANES
+    plane = cap * wp * LANES
+    for r in range(rows):
+        ih = r0 + r - pt
+        d0 = r * wp * LANES + pl * LANES
+        if ih < 0 or ih >= h_in:  # a padding row (in another band, the same slot may hold image values)
+            for b in range(nblk):
+                for k in range(w_in * LANES):
+                    band[np.uint64(d0 + b * plane + k)] = 0
+            continue
+        src = x[n, ih].reshape(-1)
+        for b in range(full):  # each block's row written in order
+            for q in range(w_in):
+                widen(src, q * C + b * LANES, fzp, band, d0 + b * plane + q * LANES)
+        if full < nblk:
+            for q in range(w_in):
+                for c in range(full * LANES, C):
+                    band[np.uint64(d0 + full * plane + q * LANES + c - full * LANES)] = (
+                        np.float32(src[np.uint64(q * C + c)]) - fzp
+                    )
+
+
+@njit(cache=True, fastmath=_FM)
+def _vrows(band, y0, y1, cap, geo, C, offs, wt, acc, bias, fbias, scale, mult, shift, out, obase):  # type: ignore[no-untyped-def]
+    # output rows y0:y1 of the band (staged from input row y0 * sh): per row, each block of LANES channels
+    # sums its taps over the whole row (edgeai.kernels.dwvec), then the row is requantized
+    sh, sw, wp, ow, k3 = geo[2], geo[3], geo[6], geo[9], geo[10]
+    zp, qmin, qmax = geo[11], geo[12], geo[13]
+    nchunks, nblk = offs.shape[0], (C + LANES - 1) // LANES
+    lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+    rows2 = (offs[0, 3], offs[0, 6])  # a 3x3 kernel's rows 1 and 2
+    bstride, cp = cap * wp * LANES, nblk * LANES
+    for oy in range(y0, y1):
+        rowb = (oy - y0) * sh * wp * LANES
+        for b in range(nblk):
+            xb, ab = b * bstride + rowb, b * LANES  # acc: [ow, cp] (cp = nblk * LANES)
+            if k3 == 1:
+                taps3x3_s1(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow)
+            elif k3 == 2:
+                taps3x3_s2(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow)
+            else:
+                for ci in range(nchunks):
+                    taps9(band, xb, sw * LANES, _chunk(offs, ci), wt, ((b * nchunks + ci) * 9) * LANES, acc, ab, cp,
+                          ow, ci > 0)  # fmt: skip
+        ob = obase + oy * ow * C
+        for p in range(ow):
+            for c in range(C):
+                _store(out, ob + p * C + c, acc[np.uint64(p * cp + c)], c, bias, fbias, scale, mult, shift, zp, qmin,
+                       qmax, lo, hi)  # fmt: skip
+
+
+@njit(cache=True)
+def depthwise_nhwc(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
+    """Depthwise convolution of NHWC image ``n`` into ``out[obase:]`` (NHWC), bands of ``rb`` output rows.
+
+    ``geo`` (int64) is ``[pt, pl, sh, sw, span_h, rb, wp, cap, oh, ow, k3, zp, qmin, qmax]``: ``band``
+    (all zeros when first used: its padding columns and channels are never written) holds
+    ``cap = (rb - 1) * sh + span_h`` padded input rows of ``wp`` columns in channel blocks of
+    :data:`LANES` (float32, ``[C / LANES, cap, wp, LANES]``), ``acc`` ``[ow, C]`` (C rounded up to LANES)
+    float32; ``k3`` is 1 or 2 for a 3x3 kernel of dilation 1 and stride 1 or 2 (its own loop), else
+    0: ``offs`` [chunks, 9] are then the taps' offsets in a block (0 for the padding taps of the last
+    chunk, whose weights are zero). ``wt`` [C / LANES, chunks, 9, LANES] holds the weights
+    ``w - w_zp``. The per-channel parameters the output mode does not use are None (see the module
+    docstring).
+    """
+    pt, pl, sh, span_h, rb, wp, cap, oh = geo[0], geo[1], geo[2], geo[4], geo[5], geo[6], geo[7], geo[8]
+    for y0 in range(0, oh, rb):
+        y1 = min(y0 + rb, oh)
+        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band)
+        _vrows(band, y0, y1, cap, geo, x.shape[3], offs, wt, acc, bias, fbias, scale, mult, shift, out, obase)
+
+
+@njit(cache=True, parallel=True)
+def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, out, obase, band, acc):  # type: ignore[no-untyped-def]
+    """As :func:`depthwise_nhwc`, bands in parallel (``band`` and ``acc`` carry one row per band)."""
+    pt, pl, sh, span_h, rb, wp, cap, oh = geo[0], geo[1], geo[2], geo[4], geo[5], geo[6], geo[7], geo[8]
+    for bi in prange((oh + rb - 1) // rb):
+        y0 = bi * rb
+        y1 = min(y0 + rb, oh)
+        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band[bi])
+        _vrows(band[bi], y0, y1, cap, geo, x.shape[3], offs, wt, acc[bi], bias, fbias, scale, mult, shift, out,
+               obase)  # fmt: skip

@@ -1,0 +1,198 @@
+"""The depthwise inner loop as one vector ``@intrinsic``: nine taps' weights held in registers.
+
+:func:`taps9` computes, for ``n`` consecutive output pixels of one block of :data:`LANES`
+channels, the sum over nine taps of ``x * w`` in float32 vectors::
+
+    acc[ab + p * astep + l] (+)= sum_t x[xb + p * xstep + o[t] + l] * w[wb + t * LANES + l]
+
+for ``p < n``, ``l < LANES``. The nine weight vectors are loaded once, before the pixel loop, so
+that each pixel costs nine loads and nine multiply-adds; written as plain numba loops, LLVM keeps
+reloading the weights after every store (it cannot prove that the output does not alias them),
+which doubled the loads of the depthwise layers and made them load-bound.
+
+The vectors are generic LLVM ``<8 x float>`` (an AVX2 ``ymm`` register; SSE or NEON pairs on
+other targets: nothing here needs a particular instruction set), the products
+``llvm.fmuladd`` (fused where the target has FMA). Every partial sum is an exact integer below
+``2**24`` (see :mod:`edgeai.kernels.depthwise`), so fusing, order and chaining change no result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["LANES", "taps3x3_s1", "taps3x3_s2", "taps9", "widen"]
+
+LANES = 8
+
+_i64, _f32 = ir.IntType(64), ir.FloatType()
+_vec = ir.VectorType(_f32, LANES)
+_vptr = _vec.as_pointer()
+
+
+def _addr(context: Any, builder: ir.IRBuilder, aty: types.Array, val: Any, index: ir.Value) -> ir.Value:
+    # byte address of element `index` of a float32 array, as an integer
+    data = builder.ptrtoint(context.make_array(aty)(context, builder, val).data, _i64)
+    return builder.add(data, builder.mul(index, ir.Constant(_i64, 4)))
+
+
+def _vload(builder: ir.IRBuilder, addr: ir.Value) -> ir.Value:
+    return builder.load(builder.inttoptr(addr, _vptr), align=4)
+
+
+@intrinsic
+def taps9(
+    typingctx: Any, x: Any, xb: Any, xstep: Any, o: Any, w: Any, wb: Any, acc: Any, ab: Any, astep: Any, n: Any,
+    add: Any,
+) -> Any:  # fmt: skip
+    """See the module docstring; ``o`` is a tuple of nine int64 element offsets, ``add`` a bool
+    (add to ``acc`` rather than overwrite it)."""
+    if not (isinstance(o, types.UniTuple) and o.count == 9):
+        return None
+    sig = types.void(x, types.int64, types.int64, o, w, types.int64, acc, types.int64, types.int64, types.int64, add)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        x_v, xb_v, xstep_v, o_v, w_v, wb_v, acc_v, ab_v, astep_v, n_v, add_v = args
+        sa = signature.args
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_vec, [_vec, _vec, _vec]), f"llvm.fmuladd.v{LANES}f32"
+        )
+        wv = [_vload(builder, _addr(context, builder, sa[4], w_v, builder.add(wb_v, ir.Constant(_i64, t * LANES))))
+              for t in range(9)]  # fmt: skip
+        ob = [builder.mul(builder.extract_value(o_v, t), ir.Constant(_i64, 4)) for t in range(9)]
+        x0 = _addr(context, builder, sa[0], x_v, xb_v)
+        a0 = _addr(context, builder, sa[6], acc_v, ab_v)
+        xs = builder.mul(xstep_v, ir.Constant(_i64, 4))
+        as_ = builder.mul(astep_v, ir.Constant(_i64, 4))
+        flag = context.cast(builder, add_v, sa[10], types.boolean)
+
+        def pixels(accumulate: bool) -> None:
+            with cgutils.for_range(builder, n_v) as loop:
+                px = builder.add(x0, builder.mul(loop.index, xs))
+                v = [_vload(builder, builder.add(px, ob[t])) for t in range(9)]
+                # three independent chains of three, then two adds
+                chains = []
+                for c in range(3):
+                    s = builder.fmul(v[3 * c], wv[3 * c])
+                    s = builder.call(fma, [v[3 * c + 1], wv[3 * c + 1], s])
+                    chains.append(builder.call(fma, [v[3 * c + 2], wv[3 * c + 2], s]))
+                s = builder.fadd(builder.fadd(chains[0], chains[1]), chains[2])
+                dst = builder.inttoptr(builder.add(a0, builder.mul(loop.index, as_)), _vptr)
+                if accumulate:
+                    s = builder.fadd(builder.load(dst, align=4), s)
+                builder.store(s, dst, align=4)
+
+        with builder.if_else(flag) as (then, otherwise):
+            with then:
+                pixels(True)
+            with otherwise:
+                pixels(False)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _make_taps3x3(pixels: int, stride: int) -> Any:
+    """An ``@intrinsic`` for 3x3 kernels of dilation 1 and stride ``stride`` over a channel-blocked band
+    (``LANES`` channels per pixel, so that every column and pixel step is a constant displacement):
+    blocks of ``pixels`` output pixels share the columns they read, ``3 * ((pixels - 1) * stride + 3)``
+    loads instead of ``9 * pixels``. ``rows`` are the element offsets of kernel rows 1 and 2;
+    pixel ``p``'s sums go to ``acc[ab + p * astep:]``."""
+    ncol = (pixels - 1) * stride + 3
+    vbytes = LANES * 4
+
+    @intrinsic
+    def taps3x3(
+        typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, acc: Any, ab: Any, astep: Any, n: Any
+    ) -> Any:  # fmt: skip
+        if not (isinstance(rows, types.UniTuple) and rows.count == 2):
+            return None
+        i64 = types.int64
+        sig = types.void(x, i64, rows, w, i64, acc, i64, i64, i64)
+
+        def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+            x_v, xb_v, rows_v, w_v, wb_v, acc_v, ab_v, astep_v, n_v = args
+            sa = signature.args
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_vec, [_vec, _vec, _vec]), f"llvm.fmuladd.v{LANES}f32"
+            )
+            c4 = ir.Constant(_i64, 4)
+            w0 = _addr(context, builder, sa[3], w_v, wb_v)
+            wv = [_vload(builder, builder.add(w0, ir.Constant(_i64, t * vbytes))) for t in range(9)]
+            ro = [ir.Constant(_i64, 0)] + [builder.mul(builder.extract_value(rows_v, i), c4) for i in range(2)]
+            x0 = _addr(context, builder, sa[0], x_v, xb_v)
+            a0 = _addr(context, builder, sa[5], acc_v, ab_v)
+            as_ = builder.mul(astep_v, c4)
+
+            def madd(acc: Any, v: ir.Value, wgt: ir.Value) -> ir.Value:
+                return builder.fmul(v, wgt) if acc is None else builder.call(fma, [v, wgt, acc])
+
+            def load(px: ir.Value, i: int, c: int) -> ir.Value:
+                return _vload(builder, builder.add(builder.add(px, ro[i]), ir.Constant(_i64, c * vbytes)))
+
+            nblk = builder.sdiv(n_v, ir.Constant(_i64, pixels))
+            with cgutils.for_range(builder, nblk) as loop:
+                first = builder.mul(loop.index, ir.Constant(_i64, pixels))
+                px = builder.add(x0, builder.mul(first, ir.Constant(_i64, stride * vbytes)))
+                accs: list[Any] = [None] * pixels
+                for i in range(3):
+                    for c in range(ncol):
+                        users = [(p, c - p * stride) for p in range(pixels) if 0 <= c - p * stride <= 2]
+                        if users:
+                            v = load(px, i, c)
+                            for p, j in users:
+                                accs[p] = madd(accs[p], v, wv[3 * i + j])
+                ap = builder.add(a0, builder.mul(first, as_))
+                for p in range(pixels):
+                    builder.store(accs[p], builder.inttoptr(ap, _vptr), align=4)
+                    ap = builder.add(ap, as_)
+            done = builder.mul(nblk, ir.Constant(_i64, pixels))
+            with cgutils.for_range(builder, builder.sub(n_v, done)) as loop:  # the last n % pixels pixels
+                idx = builder.add(done, loop.index)
+                px = builder.add(x0, builder.mul(idx, ir.Constant(_i64, stride * vbytes)))
+                s = None
+                for i in range(3):
+                    for j in range(3):
+                        s = madd(s, load(px, i, j), wv[3 * i + j])
+                builder.store(s, builder.inttoptr(builder.add(a0, builder.mul(idx, as_)), _vptr), align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return taps3x3
+
+
+taps3x3_s1 = _make_taps3x3(4, 1)  # stride 1: 4 pixels read 6 columns
+taps3x3_s2 = _make_taps3x3(4, 2)  # stride 2: 4 pixels read 9 columns
+
+
+@intrinsic
+def widen(typingctx: Any, src: Any, si: Any, zp: Any, dst: Any, di: Any) -> Any:
+    """``dst[di:di + LANES] = float32(src[si:si + LANES]) - zp`` for int8 or uint8 ``src``, one vector."""
+    if not (isinstance(src, types.Array) and src.dtype in (types.int8, types.uint8)):
+        return None
+    signed = src.dtype == types.int8
+    sig = types.void(src, types.int64, types.float32, dst, types.int64)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        src_v, si_v, zp_v, dst_v, di_v = args
+        sa = signature.args
+        s_arr = context.make_array(sa[0])(context, builder, src_v)
+        s_addr = builder.add(builder.ptrtoint(s_arr.data, _i64), si_v)
+        bytes_ = builder.load(builder.inttoptr(s_addr, ir.VectorType(ir.IntType(8), LANES).as_pointer()), align=1)
+        ints = (builder.sext if signed else builder.zext)(bytes_, ir.VectorType(ir.IntType(32), LANES))
+        f = builder.sitofp(ints, _vec)
+        zv = builder.insert_element(ir.Constant(_vec, None), zp_v, ir.Constant(ir.IntType(32), 0))
+        zv = builder.shuffle_vector(
+            zv, ir.Constant(_vec, None), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+        )
+        builder.store(
+            builder.fsub(f, zv), builder.inttoptr(_addr(context, builder, sa[3], dst_v, di_v), _vptr), align=4
+        )
+        return context.get_dummy_value()
+
+    return sig, codegen
