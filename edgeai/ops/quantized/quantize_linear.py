@@ -163,12 +163,12 @@ class QuantizeLinear(_QParams):
                 base = nhwc_base(x)
                 if base is not None:  # an NCHW view of an NHWC array: walked in memory order
                     out = np.empty(base.shape, dtype)
-                    _quantize_8bit(base, params, out)
+                    _quantize_8bit(base.reshape(-1), params, out.reshape(-1))
                     out = out.transpose(0, 3, 1, 2)
                     return (out if self.nhwc_views else np.ascontiguousarray(out),)
                 x = np.ascontiguousarray(x)
             out = np.empty(x.shape, dtype)
-            _quantize_8bit(x, params, out)
+            _quantize_8bit(x.reshape(-1), params, out.reshape(-1))
             return (out,)
         x = c_order(np.asarray(x))
         if y_zero_point is not None:
@@ -235,7 +235,7 @@ class DequantizeLinear(_QParams):
             if raw_in and type(x) is ndarray and x.dtype == qdtype and x.flags.c_contiguous:
                 if raw_out or views:
                     out = empty(x.shape, _F32)
-                    _dequantize_8bit(x, params, out)
+                    _dequantize_8bit(x.reshape(-1), params, out.reshape(-1))
                     return (out,) if raw_out else (out.transpose(0, 3, 1, 2),)
                 nchw = empty((x.shape[0], x.shape[3], x.shape[1], x.shape[2]), _F32)
                 _dequantize_8bit_nhwc_to_nchw(x, params, nchw)
@@ -258,14 +258,14 @@ class DequantizeLinear(_QParams):
                 if base is not None:
                     if self.nhwc_views:  # NHWC readers: the same layout, walked in memory order
                         out = np.empty(base.shape, _F32)
-                        _dequantize_8bit(base, params, out)
+                        _dequantize_8bit(base.reshape(-1), params, out.reshape(-1))
                         return (out.transpose(0, 3, 1, 2),)
                     out = np.empty(x.shape, _F32)  # an NHWC result going to NCHW readers: written NCHW here
                     _dequantize_8bit_nhwc_to_nchw(base, params, out)
                     return (out,)
                 x = np.ascontiguousarray(x)
             out = np.empty(x.shape, _F32)
-            _dequantize_8bit(x, params, out)
+            _dequantize_8bit(x.reshape(-1), params, out.reshape(-1))
             return (out,)
         x = c_order(np.asarray(x))
         check_int_dtype(self.ctx, x, "input", (*_QTYPES, "int32"))
@@ -301,9 +301,10 @@ def _per_tensor_8bit(ctx: OpContext) -> tuple[np.float32, np.ndarray] | None:
 
 @njit(cache=True, nogil=True)
 def _quantize_8bit(x: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
-    """:func:`quantize_onnx` per element of C-contiguous ``x`` into ``out`` (same shape): float32
-    divide, NaN to ``qmin``, clamp, round half to even. ``params``: ``[scale, qmin - zp, qmax - zp, zp]``
-    (one float32 array: numba's dispatcher types one array faster than four scalars)."""
+    """:func:`quantize_onnx` per element of C-contiguous ``x`` into ``out`` (same size; callers pass
+    1-D views, so one compiled version serves every rank): float32 divide, NaN to ``qmin``, clamp,
+    round half to even. ``params``: ``[scale, qmin - zp, qmax - zp, zp]`` (one float32 array: numba's
+    dispatcher types one array faster than four scalars)."""
     xf, of = x.reshape(x.size), out.reshape(out.size)
     scale, vlo, vhi, zp = params[0], params[1], params[2], np.int32(params[3])
     for i in range(xf.size):
@@ -335,7 +336,8 @@ def _quantize_8bit_nchw_to_nhwc(x: np.ndarray, params: np.ndarray, out: np.ndarr
 
 @njit(cache=True, nogil=True)
 def _dequantize_8bit(x: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
-    """``float32(x - zp) * scale`` per element of C-contiguous ``x``; ``params``: ``[scale, zp]``."""
+    """``float32(x - zp) * scale`` per element of C-contiguous ``x`` (1-D views, as for
+    :func:`_quantize_8bit`); ``params``: ``[scale, zp]``."""
     xf, of = x.reshape(x.size), out.reshape(out.size)
     scale, zp = params[0], np.int32(params[1])
     for i in range(xf.size):
