@@ -396,6 +396,42 @@ def test_nhwc_stage_matches_numpy(
     np.testing.assert_array_equal(buf, want)
 
 
+@pytest.mark.parametrize("c, m, group, stride", [(3, 16, 1, 2), (8, 48, 1, 2), (6, 80, 2, 2), (4, 24, 1, 1)])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_conv_symmetric_weights_every_mode(
+    kernel_path: str, c: int, m: int, group: int, stride: int, layout: str
+) -> None:
+    """Weights without a zero point (what quantizers emit): the strided GEMM path (VNNI row blocks with the
+    store fused, where the convolution uses them), an RGB first layer, output widths of one to five 16-lane
+    vectors, grouped outputs written at a column offset, uint8 and int8 input, every output mode."""
+    rng = np.random.default_rng(c * m + stride)
+    w = rng.integers(-128, 128, (m, c // group, 3, 3)).astype(np.int8)
+    bias = rng.integers(-(2**20), 2**20, m).astype(np.int32)
+    scale = (rng.random(m) * 2e-4 + 1e-6).astype(np.float32)
+    ms = np.array([quantize_multiplier(float(r)) for r in scale], np.int64)
+    mult, shift = ms[:, 0].astype(np.int32), ms[:, 1].astype(np.int32)
+    geo = {"strides": (stride, stride), "pads": (1, 1, 0, 1), "dilations": (1, 1), "group": group}
+    for x_dtype, x_zp in ((np.dtype(np.uint8), 124), (np.dtype(np.int8), -3)):
+        info = np.iinfo(x_dtype)
+        x = rng.integers(int(info.min), int(info.max) + 1, (2, c, 19, 24)).astype(x_dtype)
+        acc = conv_ref(x, x_zp, w, 0, geo["strides"], geo["pads"], geo["dilations"], group, bias)
+
+        def run(
+            requant: Requant | None, x_dtype: np.dtype = x_dtype, x: np.ndarray = x, x_zp: int = x_zp
+        ) -> np.ndarray:
+            f = prepare_conv(w, 0, x_dtype=x_dtype, bias=bias, requant=requant, layout=layout, **geo)
+            y = f(np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x, x_zp)
+            return y.transpose(0, 3, 1, 2) if layout == "NHWC" else y
+
+        np.testing.assert_array_equal(run(None), acc)
+        col = (slice(None), None, None)  # per output channel, NCHW
+        rq = Requant("onnx", scale, None, None, 9, np.dtype(np.uint8), act_min=9, act_max=255)
+        np.testing.assert_array_equal(run(rq), requantize_onnx(acc, scale[col], 9, 9, 255).astype(np.uint8))
+        rq = Requant("tflite", None, mult, shift, -5, np.dtype(np.int8))
+        want = requantize_tflite(acc, mult[col], shift[col], -5, -128, 127, dtype=np.int8)
+        np.testing.assert_array_equal(run(rq), want)
+
+
 @pytest.mark.parametrize("w", [4, 8, 96, 5, 7])
 @pytest.mark.parametrize("flip", [0, 0x80])
 def test_nhwc_stage_rgb_words(w: int, flip: int) -> None:
