@@ -44,7 +44,17 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from edgeai.kernels.dwvec import LANES, taps3x3_s1, taps3x3_s2, taps9, widen
+from edgeai.kernels.dwvec import (
+    LANES,
+    taps3x3_s1,
+    taps3x3_s1_bias,
+    taps3x3_s1_fbias,
+    taps3x3_s2,
+    taps3x3_s2_bias,
+    taps3x3_s2_fbias,
+    taps9,
+    widen,
+)
 from edgeai.kernels.requant import requantize_fixed_point_branchless
 
 __all__ = [
@@ -312,8 +322,30 @@ def _vrows(band, y0, y1, cap, geo, C, offs, wt, acc, bias, fbias, scale, mult, s
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
     rows2 = (offs[0, 3], offs[0, 6])  # a 3x3 kernel's rows 1 and 2
     bstride, cp = cap * wp * LANES, nblk * LANES
+    # a 3x3 kernel of whole channel blocks requantizes in its own loop (ONNX modes; the others go through acc)
+    fused = (k3 == 1 or k3 == 2) and C % LANES == 0
     for oy in range(y0, y1):
         rowb = (oy - y0) * sh * wp * LANES
+        if fused and fbias is not None:
+            for b in range(nblk):
+                xb, ob = b * bstride + rowb, obase + oy * ow * C + b * LANES
+                if k3 == 1:
+                    taps3x3_s1_fbias(band, xb, rows2, wt, b * 9 * LANES, out, ob, C, ow, fbias, scale, b * LANES, zp,
+                                     lo, hi)  # fmt: skip
+                else:
+                    taps3x3_s2_fbias(band, xb, rows2, wt, b * 9 * LANES, out, ob, C, ow, fbias, scale, b * LANES, zp,
+                                     lo, hi)  # fmt: skip
+            continue
+        if fused and mult is None and scale is not None and bias is not None:
+            for b in range(nblk):
+                xb, ob = b * bstride + rowb, obase + oy * ow * C + b * LANES
+                if k3 == 1:
+                    taps3x3_s1_bias(band, xb, rows2, wt, b * 9 * LANES, out, ob, C, ow, bias, scale, b * LANES, zp,
+                                    lo, hi)  # fmt: skip
+                else:
+                    taps3x3_s2_bias(band, xb, rows2, wt, b * 9 * LANES, out, ob, C, ow, bias, scale, b * LANES, zp,
+                                    lo, hi)  # fmt: skip
+            continue
         for b in range(nblk):
             xb, ab = b * bstride + rowb, b * LANES  # acc: [ow, cp] (cp = nblk * LANES)
             if k3 == 1:

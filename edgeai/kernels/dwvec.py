@@ -25,7 +25,17 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["LANES", "taps3x3_s1", "taps3x3_s2", "taps9", "widen"]
+__all__ = [
+    "LANES",
+    "taps3x3_s1",
+    "taps3x3_s1_bias",
+    "taps3x3_s1_fbias",
+    "taps3x3_s2",
+    "taps3x3_s2_bias",
+    "taps3x3_s2_fbias",
+    "taps9",
+    "widen",
+]
 
 LANES = 8
 
@@ -96,78 +106,143 @@ def taps9(
     return sig, codegen
 
 
-def _make_taps3x3(pixels: int, stride: int) -> Any:
+def _splat_f(builder: ir.IRBuilder, v: ir.Value, vty: ir.VectorType) -> ir.Value:
+    undef = ir.Constant(vty, None)
+    one = builder.insert_element(undef, v, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count))
+
+
+def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
     """An ``@intrinsic`` for 3x3 kernels of dilation 1 and stride ``stride`` over a channel-blocked band
     (``LANES`` channels per pixel, so that every column and pixel step is a constant displacement):
     blocks of ``pixels`` output pixels share the columns they read, ``3 * ((pixels - 1) * stride + 3)``
-    loads instead of ``9 * pixels``. ``rows`` are the element offsets of kernel rows 1 and 2;
-    pixel ``p``'s sums go to ``acc[ab + p * astep:]``."""
+    loads instead of ``9 * pixels``. ``rows`` are the element offsets of kernel rows 1 and 2.
+
+    ``mode`` None: pixel ``p``'s sums go to the float32 ``acc[ab + p * astep:]`` (arguments
+    ``acc, ab, astep, n``). Otherwise they are requantized as :func:`edgeai.kernels.depthwise._store`
+    does and stored as bytes at ``out[ob + p * ostep:]`` (arguments ``out, ob, ostep, n, p1, scale,
+    pb, zp, lo, hi``; the channels' parameters at ``[pb:]``): mode 3 ``(s + p1) * scale`` (``p1`` the
+    float32 bias), mode 1 ``float32(int32(s) + p1) * scale`` (``p1`` the int32 bias, added with
+    wrap-around), then clamped to ``[lo, hi]`` (float32 ``qmin - zp``, ``qmax - zp``), rounded half
+    to even and ``zp`` added. The whole vector is stored: the caller uses this only when the
+    channels are a multiple of ``LANES``."""
     ncol = (pixels - 1) * stride + 3
     vbytes = LANES * 4
+    vi32 = ir.VectorType(ir.IntType(32), LANES)
+    vi8 = ir.VectorType(ir.IntType(8), LANES)
 
-    @intrinsic
-    def taps3x3(
-        typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, acc: Any, ab: Any, astep: Any, n: Any
-    ) -> Any:  # fmt: skip
+    def typer(x: Any, rows: Any, w: Any, dst: Any, extra: tuple) -> Any:
         if not (isinstance(rows, types.UniTuple) and rows.count == 2):
             return None
         i64 = types.int64
-        sig = types.void(x, i64, rows, w, i64, acc, i64, i64, i64)
+        return types.void(x, i64, rows, w, i64, dst, i64, i64, i64, *extra)
 
-        def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-            x_v, xb_v, rows_v, w_v, wb_v, acc_v, ab_v, astep_v, n_v = args
-            sa = signature.args
-            fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(_vec, [_vec, _vec, _vec]), f"llvm.fmuladd.v{LANES}f32"
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        x_v, xb_v, rows_v, w_v, wb_v, dst_v, db_v, dstep_v, n_v = args[:9]
+        sa = signature.args
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_vec, [_vec, _vec, _vec]), f"llvm.fmuladd.v{LANES}f32"
+        )
+        c4 = ir.Constant(_i64, 4)
+        w0 = _addr(context, builder, sa[3], w_v, wb_v)
+        wv = [_vload(builder, builder.add(w0, ir.Constant(_i64, t * vbytes))) for t in range(9)]
+        ro = [ir.Constant(_i64, 0)] + [builder.mul(builder.extract_value(rows_v, i), c4) for i in range(2)]
+        x0 = _addr(context, builder, sa[0], x_v, xb_v)
+        d_arr = context.make_array(sa[5])(context, builder, dst_v)
+        if mode is None:  # float32 sums
+            d0 = _addr(context, builder, sa[5], dst_v, db_v)
+            ds = builder.mul(dstep_v, c4)
+        else:  # bytes
+            d0 = builder.add(builder.ptrtoint(d_arr.data, _i64), db_v)
+            ds = dstep_v
+            p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[9:]
+            p1 = context.make_array(sa[9])(context, builder, p1_v)
+            p1_addr = builder.add(builder.ptrtoint(p1.data, _i64), builder.mul(pb_v, c4))
+            p1v = builder.load(builder.inttoptr(p1_addr, (_vec if mode == 3 else vi32).as_pointer()), align=4)
+            scv = _vload(builder, _addr(context, builder, sa[10], sc_v, pb_v))
+            zpv = _splat_f(builder, builder.trunc(zp_v, ir.IntType(32)), vi32)
+            lov, hiv = _splat_f(builder, lo_v, _vec), _splat_f(builder, hi_v, _vec)
+            rint = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_vec, [_vec]), f"llvm.rint.v{LANES}f32"
             )
-            c4 = ir.Constant(_i64, 4)
-            w0 = _addr(context, builder, sa[3], w_v, wb_v)
-            wv = [_vload(builder, builder.add(w0, ir.Constant(_i64, t * vbytes))) for t in range(9)]
-            ro = [ir.Constant(_i64, 0)] + [builder.mul(builder.extract_value(rows_v, i), c4) for i in range(2)]
-            x0 = _addr(context, builder, sa[0], x_v, xb_v)
-            a0 = _addr(context, builder, sa[5], acc_v, ab_v)
-            as_ = builder.mul(astep_v, c4)
 
-            def madd(acc: Any, v: ir.Value, wgt: ir.Value) -> ir.Value:
-                return builder.fmul(v, wgt) if acc is None else builder.call(fma, [v, wgt, acc])
+        def sink(idx: ir.Value, s: ir.Value) -> None:
+            addr = builder.add(d0, builder.mul(idx, ds))
+            if mode is None:
+                builder.store(s, builder.inttoptr(addr, _vptr), align=4)
+                return
+            if mode == 3:
+                y = builder.fmul(builder.fadd(s, p1v), scv)
+            else:
+                y = builder.fmul(builder.sitofp(builder.add(builder.fptosi(s, vi32), p1v), _vec), scv)
+            y = builder.select(builder.fcmp_ordered(">", y, lov), y, lov)  # as _round_clamp: f if f > lo else lo
+            y = builder.select(builder.fcmp_ordered("<", y, hiv), y, hiv)
+            q = builder.add(builder.fptosi(builder.call(rint, [y]), vi32), zpv)
+            builder.store(builder.trunc(q, vi8), builder.inttoptr(addr, vi8.as_pointer()), align=1)
 
-            def load(px: ir.Value, i: int, c: int) -> ir.Value:
-                return _vload(builder, builder.add(builder.add(px, ro[i]), ir.Constant(_i64, c * vbytes)))
+        def madd(acc: Any, v: ir.Value, wgt: ir.Value) -> ir.Value:
+            return builder.fmul(v, wgt) if acc is None else builder.call(fma, [v, wgt, acc])
 
-            nblk = builder.sdiv(n_v, ir.Constant(_i64, pixels))
-            with cgutils.for_range(builder, nblk) as loop:
-                first = builder.mul(loop.index, ir.Constant(_i64, pixels))
-                px = builder.add(x0, builder.mul(first, ir.Constant(_i64, stride * vbytes)))
-                accs: list[Any] = [None] * pixels
-                for i in range(3):
-                    for c in range(ncol):
-                        users = [(p, c - p * stride) for p in range(pixels) if 0 <= c - p * stride <= 2]
-                        if users:
-                            v = load(px, i, c)
-                            for p, j in users:
-                                accs[p] = madd(accs[p], v, wv[3 * i + j])
-                ap = builder.add(a0, builder.mul(first, as_))
-                for p in range(pixels):
-                    builder.store(accs[p], builder.inttoptr(ap, _vptr), align=4)
-                    ap = builder.add(ap, as_)
-            done = builder.mul(nblk, ir.Constant(_i64, pixels))
-            with cgutils.for_range(builder, builder.sub(n_v, done)) as loop:  # the last n % pixels pixels
-                idx = builder.add(done, loop.index)
-                px = builder.add(x0, builder.mul(idx, ir.Constant(_i64, stride * vbytes)))
-                s = None
-                for i in range(3):
-                    for j in range(3):
-                        s = madd(s, load(px, i, j), wv[3 * i + j])
-                builder.store(s, builder.inttoptr(builder.add(a0, builder.mul(idx, as_)), _vptr), align=4)
-            return context.get_dummy_value()
+        def load(px: ir.Value, i: int, c: int) -> ir.Value:
+            return _vload(builder, builder.add(builder.add(px, ro[i]), ir.Constant(_i64, c * vbytes)))
 
-        return sig, codegen
+        nblk = builder.sdiv(n_v, ir.Constant(_i64, pixels))
+        with cgutils.for_range(builder, nblk) as loop:
+            first = builder.mul(loop.index, ir.Constant(_i64, pixels))
+            px = builder.add(x0, builder.mul(first, ir.Constant(_i64, stride * vbytes)))
+            accs: list[Any] = [None] * pixels
+            for i in range(3):
+                for c in range(ncol):
+                    users = [(p, c - p * stride) for p in range(pixels) if 0 <= c - p * stride <= 2]
+                    if users:
+                        v = load(px, i, c)
+                        for p, j in users:
+                            accs[p] = madd(accs[p], v, wv[3 * i + j])
+            for p in range(pixels):
+                sink(builder.add(first, ir.Constant(_i64, p)), accs[p])
+        done = builder.mul(nblk, ir.Constant(_i64, pixels))
+        with cgutils.for_range(builder, builder.sub(n_v, done)) as loop:  # the last n % pixels pixels
+            idx = builder.add(done, loop.index)
+            px = builder.add(x0, builder.mul(idx, ir.Constant(_i64, stride * vbytes)))
+            s = None
+            for i in range(3):
+                for j in range(3):
+                    s = madd(s, load(px, i, j), wv[3 * i + j])
+            sink(idx, s)
+        return context.get_dummy_value()
 
-    return taps3x3
+    if mode is None:
+
+        @intrinsic
+        def taps3x3(
+            typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, acc: Any, ab: Any, astep: Any, n: Any
+        ) -> Any:  # fmt: skip
+            sig = typer(x, rows, w, acc, ())
+            return None if sig is None else (sig, codegen)
+
+        return taps3x3
+
+    @intrinsic
+    def taps3x3_requant(
+        typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, out: Any, ob: Any, ostep: Any, n: Any,
+        p1: Any, scale: Any, pb: Any, zp: Any, lo: Any, hi: Any,
+    ) -> Any:  # fmt: skip
+        p1_dtype = types.float32 if mode == 3 else types.int32
+        if not (isinstance(p1, types.Array) and p1.dtype == p1_dtype and out.dtype in (types.int8, types.uint8)):
+            return None
+        sig = typer(x, rows, w, out, (p1, scale, types.int64, types.int64, types.float32, types.float32))
+        return None if sig is None else (sig, codegen)
+
+    return taps3x3_requant
 
 
 taps3x3_s1 = _make_taps3x3(4, 1)  # stride 1: 4 pixels read 6 columns
 taps3x3_s2 = _make_taps3x3(4, 2)  # stride 2: 4 pixels read 9 columns
+# the same with the ONNX requantization in the store (bias in float32 / in int32)
+taps3x3_s1_fbias = _make_taps3x3(4, 1, 3)
+taps3x3_s2_fbias = _make_taps3x3(4, 2, 3)
+taps3x3_s1_bias = _make_taps3x3(4, 1, 1)
+taps3x3_s2_bias = _make_taps3x3(4, 2, 1)
 
 
 @intrinsic

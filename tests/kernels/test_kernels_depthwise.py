@@ -1,0 +1,116 @@
+"""The NHWC depthwise kernel's own loops (edgeai.kernels.dwvec): 3x3 of stride 1 and 2 with the ONNX
+requantization in the vector store, the general nine-tap loop, partial channel blocks and bands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kernel_refs import conv_ref, ort_qlinear_conv
+
+from edgeai.kernels.api import Requant, prepare_conv
+from edgeai.quant.requant import requantize_onnx
+
+_PER_CH = (slice(None), None, None)
+
+
+def _case(rng: np.random.Generator, c: int, h: int, w: int, x_dtype: type, k: int = 3) -> tuple:
+    xi = np.iinfo(x_dtype)
+    # extremes (the largest products) mixed with ordinary values
+    x = np.where(
+        rng.random((1, c, h, w)) < 0.3,
+        rng.choice(np.array([xi.min, xi.max], x_dtype), (1, c, h, w)),
+        rng.integers(xi.min, int(xi.max) + 1, (1, c, h, w)),
+    ).astype(x_dtype)
+    wt = rng.integers(-128, 128, (c, 1, k, k)).astype(np.int8)
+    wt[0] = -128
+    w_zp = rng.integers(-4, 5, c).astype(np.int8)
+    return x, wt, w_zp
+
+
+@pytest.mark.parametrize("s", [1, 2])
+@pytest.mark.parametrize("c", [8, 24, 64])
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (2, 7), (11, 9), (30, 13)])
+@pytest.mark.parametrize("x_dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("wide_bias", [False, True])
+def test_fused_requant_store_matches_reference(s: int, c: int, h: int, w: int, x_dtype: type, wide_bias: bool) -> None:
+    """3x3, channels a multiple of the vector: the ONNX requantization runs in the taps loop (float32 bias
+    when every sum stays exact, else the int32 one with wrap-around). Power-of-two scales put many
+    products exactly on .5, so the rounding (half to even) is checked, not only the clamping."""
+    rng = np.random.default_rng(c * 1000 + h * 10 + s)
+    x, wt, w_zp = _case(rng, c, h, w, x_dtype)
+    x_zp = int(rng.integers(np.iinfo(x_dtype).min, int(np.iinfo(x_dtype).max) + 1))
+    if wide_bias:  # past 2**24: the int32 bias; scaled into range, channel 0's wraps around int32
+        bias = (rng.choice([-1, 1], c) * 2**24 + rng.integers(-5000, 5000, c)).astype(np.int32)
+        bias[0] = 2**31 - 1
+        scale = (2.0 ** -rng.integers(18, 20, c)).astype(np.float32)
+    else:
+        bias = rng.integers(-20000, 20000, c).astype(np.int32)
+        scale = (2.0 ** -rng.integers(6, 11, c)).astype(np.float32)
+    out_dtype = np.dtype(np.int8) if x_dtype is np.int8 else np.dtype(np.uint8)
+    qi = np.iinfo(out_dtype)
+    y_zp = int(rng.integers(qi.min, int(qi.max) + 1))
+    pads = (1, 1, 1, 1) if h > 1 else (0, 1, 2, 1)
+    geo = {"strides": (s, s), "pads": pads, "dilations": (1, 1), "group": c}
+    rq = Requant("onnx", scale, None, None, y_zp, out_dtype)
+    f = prepare_conv(wt, w_zp, x_dtype=x_dtype, bias=bias, requant=rq, layout="NHWC", **geo)
+    assert f.dw_mode == (1 if wide_bias else 3)
+    got = f(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), x_zp).transpose(0, 3, 1, 2)
+    acc = conv_ref(x, x_zp, wt, w_zp, (s, s), pads, (1, 1), c, bias)
+    want = requantize_onnx(acc, scale[_PER_CH], y_zp, int(qi.min), int(qi.max), dtype=out_dtype)
+    np.testing.assert_array_equal(got, want)
+    inside = (want > qi.min) & (want < qi.max)
+    assert inside.mean() > 0.2  # many outputs are rounded, not clamped
+
+
+def test_fused_requant_store_matches_onnx_runtime() -> None:
+    """The same fused store against ONNX Runtime's QLinearConv (uint8, per-channel weights)."""
+    rng = np.random.default_rng(7)
+    for s in (1, 2):
+        x, wt, _ = _case(rng, 32, 17, 15, np.uint8)
+        w_scale = rng.uniform(0.002, 0.02, 32).astype(np.float32)
+        bias = rng.integers(-20000, 20000, 32).astype(np.int32)
+        x_scale, y_scale = np.float32(0.05), np.float32(0.7)
+        want = ort_qlinear_conv(
+            x, float(x_scale), 131, wt, w_scale, np.zeros(32, np.int8), float(y_scale), 121, bias,
+            (s, s), (1, 1, 1, 1), (1, 1), 32, np.uint8,
+        )  # fmt: skip
+        rq = Requant("onnx", (x_scale * w_scale / y_scale).astype(np.float32), None, None, 121, np.dtype(np.uint8))
+        geo = {"strides": (s, s), "pads": (1, 1, 1, 1), "dilations": (1, 1), "group": 32}
+        f = prepare_conv(wt, 0, x_dtype=np.uint8, bias=bias, requant=rq, layout="NHWC", **geo)
+        got = f(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 131).transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("c", "k", "s", "d"),
+    [(12, 3, 1, 1), (20, 3, 2, 1), (16, 3, 3, 1), (16, 3, 1, 2), (9, 5, 1, 1), (16, 2, 2, 1), (8, 7, 2, 1)],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_other_shapes_take_the_general_loop(c: int, k: int, s: int, d: int, threads: int) -> None:
+    """Partial channel blocks, strides 3, dilations, other kernel sizes (several chunks of nine taps)
+    and two threads (several bands): the accumulating loop and the requantization after it."""
+    rng = np.random.default_rng(c * k * s * d)
+    x, wt, w_zp = _case(rng, c, 23, 19, np.uint8, k)
+    bias = rng.integers(-20000, 20000, c).astype(np.int32)
+    scale = (2.0 ** -rng.integers(6, 11, c)).astype(np.float32)
+    pads = (k // 2, k // 2, k // 2, k // 2)
+    geo = {"strides": (s, s), "pads": pads, "dilations": (d, d), "group": c}
+    rq = Requant("onnx", scale, None, None, 100, np.dtype(np.uint8))
+    f = prepare_conv(wt, w_zp, x_dtype=np.uint8, bias=bias, requant=rq, layout="NHWC", threads=threads, **geo)
+    got = f(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 77).transpose(0, 3, 1, 2)
+    acc = conv_ref(x, 77, wt, w_zp, (s, s), pads, (d, d), c, bias)
+    np.testing.assert_array_equal(got, requantize_onnx(acc, scale[_PER_CH], 100, 0, 255, dtype=np.uint8))
+
+
+def test_band_padding_stays_zero_across_sizes_and_zero_points() -> None:
+    """The cached band is never re-zeroed in its padding columns: calls of several sizes and zero points,
+    in any order, all match the reference (a stale value in the padding would show at the borders)."""
+    rng = np.random.default_rng(3)
+    c = 16
+    wt = rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8)
+    bias = rng.integers(-20000, 20000, c).astype(np.int32)
+    f = prepare_conv(wt, 0, x_dtype=np.uint8, bias=bias, pads=(1, 1, 1, 1), group=c, layout="NHWC")
+    for h, w, x_zp in [(9, 7, 0), (9, 7, 255), (40, 33, 3), (9, 7, 128), (40, 33, 250), (1, 1, 9)]:
+        x = rng.integers(0, 256, (1, c, h, w)).astype(np.uint8)
+        got = f(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), x_zp).transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(got, conv_ref(x, x_zp, wt, 0, (1, 1), (1, 1, 1, 1), (1, 1), c, bias))
