@@ -251,7 +251,9 @@ class CompiledGraph:
         ]
         self._step_nodes = [node for node, _, _, _ in raw_steps]
         # what run() calls: the steps written out as one Python function (see _RunnerSource)
-        source = _RunnerSource(self._steps, self._initial, self._feed_slots, graph.outputs, slot_of)
+        # steps bound by bind_static() return exactly their outputs: the runner unpacks them directly
+        bound = [fn != op.run for (fn, _, _, _), (_, op, _, _) in zip(self._steps, raw_steps)]
+        source = _RunnerSource(self._steps, bound, self._initial, self._feed_slots, graph.outputs, slot_of)
         self._runner, self._runner_code, self._runner_lines = source.build(self._missing_feed)
         self._slot_of = slot_of
         self._output_slots = {n: slot_of[n] for n in graph.outputs if n in slot_of}
@@ -567,9 +569,10 @@ def _bound(
 ) -> tuple[Callable[..., Any], tuple[int, ...]]:
     """``(function, input slots)`` of one step: ``op.run`` over every input, or what the op's
     ``bind_static()`` returns, a function of fewer inputs (the others are constants it holds) and
-    the positions of those it reads. Called after :func:`_enable_nhwc_views` (a bound function may
-    have fixed the op's layout); ``nhwc_in``/``nhwc_out``: the inputs and output that go as NHWC
-    arrays (see :func:`_nhwc_raw_values`), which the op must then bind."""
+    the positions of those it reads; it returns a tuple of exactly the op's outputs. Called after
+    :func:`_enable_nhwc_views` (a bound function may have fixed the op's layout). ``nhwc_in`` and
+    ``nhwc_out``: the inputs and output that go as NHWC arrays (see :func:`_nhwc_raw_values`), which
+    the op must then bind."""
     bind = getattr(op, "bind_static", None)
     if nhwc_in or nhwc_out:
         spec = bind(nhwc_in=nhwc_in, nhwc_out=nhwc_out) if bind is not None else None
@@ -594,12 +597,13 @@ class _RunnerSource:
     def __init__(
         self,
         steps: Sequence[Step],
+        bound: Sequence[bool],
         initial: Sequence[Any],
         feed_slots: Sequence[tuple[str, int]],
         outputs: Sequence[str],
         slot_of: Mapping[str, int],
     ) -> None:
-        self.steps, self.initial, self.feed_slots = steps, initial, feed_slots
+        self.steps, self.bound, self.initial, self.feed_slots = steps, bound, initial, feed_slots
         self.outputs, self.slot_of = outputs, slot_of
 
     def build(
@@ -633,12 +637,16 @@ class _RunnerSource:
             fed.add(i)
         for k, (fn, ins, outs, frees) in enumerate(self.steps):
             env[f"f{k}"] = fn
-            emit(f"r = f{k}({', '.join(ref(i) for i in ins)})", k)
-            emit("if r.__class__ is not tuple: r = _results(r)", k)
-            if len(outs) == 1:
-                emit(f"v{outs[0]} = r[0] if r else None", k)
-            elif outs:
-                emit(f"{', '.join(f'v{i}' for i in outs)} = _outs(r, {len(outs)})", k)
+            call = f"f{k}({', '.join(ref(i) for i in ins)})"
+            if self.bound[k] and len(outs) == 1:  # a bound step returns its one output in a tuple
+                emit(f"(v{outs[0]},) = {call}", k)
+            else:
+                emit(f"r = {call}", k)
+                emit("if r.__class__ is not tuple: r = _results(r)", k)
+                if len(outs) == 1:
+                    emit(f"v{outs[0]} = r[0] if r else None", k)
+                elif outs:
+                    emit(f"{', '.join(f'v{i}' for i in outs)} = _outs(r, {len(outs)})", k)
             defined.update(outs)
             gone = [i for i in frees if i in defined]
             if gone:

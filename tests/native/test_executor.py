@@ -608,3 +608,27 @@ def test_written_out_runner_keeps_the_step_loop_semantics() -> None:
         compiled.run({"x": np.ones(2, F32)}, ["nope"])
     with pytest.raises(edgeai.errors.InputNameError, match="missing input 'x'"):
         compiled.run({"k": np.ones(2, F32)})
+
+
+def test_bound_step_must_return_exactly_its_outputs() -> None:
+    """The runner unpacks a bound single-output step directly: a step returning two values for its
+    one output is an InferenceError naming the node (the loop once kept the first silently)."""
+
+    @register("BoundTwo", domain=DOMAIN, since=1)
+    class BoundTwo(Op):
+        def run(self, x: np.ndarray) -> tuple[Any, ...]:
+            return (x,)
+
+        def bind_static(self) -> Any:
+            return (lambda x: (x, x) if x.shape == (3,) else (x + 1,)), (0,)
+
+    g = Graph.build(
+        [Node("two", "BoundTwo", DOMAIN, inputs=("x",), outputs=("y",))],
+        [Value("x", F32, None)],
+        [Value("y", F32, None)],
+        opsets={"": 21, DOMAIN: 1},
+    )
+    compiled = CompiledGraph(g)
+    np.testing.assert_array_equal(compiled.run({"x": np.zeros(4, F32)})[0], np.ones(4, F32))
+    with pytest.raises(InferenceError, match=r"node 'two' \(BoundTwo\).*ValueError"):
+        compiled.run({"x": np.zeros(3, F32)})
