@@ -50,8 +50,9 @@ _ROWS_ENTRY: Any = None
 _ROWS_OPERANDS: Any = None
 _AMX_MIN_K = 16  # GEMMs with K up to this run on VNNI tiles in the AMX driver (see GemmKernel._plan)
 # VNNI row blocks with the store fused (tiles.serial_rows) up to this many MACs per call, or at any size for
-# K <= _AMX_MIN_K: measured against the AMX / 8x32 VNNI tile drivers here (2304x8x48: 26 -> 15 us,
-# 576x48x16: 6.6 -> 4.2 us, 9x160x1280: 12.3 -> 10 us; 2304x64x48, 7 M MACs: 31 against 45 us for AMX)
+# K <= _AMX_MIN_K or a single row: measured against the AMX / 8x32 VNNI tile drivers here (2304x8x48:
+# 26 -> 15 us, 576x48x16: 6.6 -> 4.2 us, 9x160x1280: 12.3 -> 10 us); above it AMX wins (2304x64x48, 7 M
+# MACs: 34 against 37 us; 576x96x96: 27 against 34 us)
 _ROWS_MAX_MACS = 2_000_000
 
 
@@ -391,8 +392,8 @@ class GemmKernel:
         sums and ``out``."""
         pk, ep = self.pk, self.ep
         rowoffs = np.arange(m, dtype=np.int64) * lda
-        if self._rows and m > 1 and (self.k <= _AMX_MIN_K or m * self.k * self.n <= _ROWS_MAX_MACS):
-            # (one row: the weights stream from memory once either way, and AMX's tiles were no slower)
+        if self._rows and (m == 1 or self.k <= _AMX_MIN_K or m * self.k * self.n <= _ROWS_MAX_MACS):
+            # (one row, a classifier's: the weights stream past once either way, 1x1280x1000 34 -> 23 us)
             consts, geo = _ROWS_OPERANDS(
                 1, -(-self.k // 4), pk.panel_bytes, self.n, ep, pk.coloff(azp, self.bias), 0, self.n, self._segoff,
                 rowoffs,

@@ -224,11 +224,11 @@ def test_gemm_small_k_many_rows_every_mode(kernel_path: str, k: int) -> None:
 @pytest.mark.parametrize("n", [1, 8, 16, 17, 32, 33, 48, 49, 64, 65, 96, 130])
 def test_gemm_row_blocks_every_width_and_mode(kernel_path: str, n: int) -> None:
     """Symmetric weights on the AVX-512 paths run VNNI row blocks with the store fused (tiles.serial_rows):
-    column blocks of 1 to 4 vectors (masked past N), blocks of 4, 6 or 8 rows with every row remainder,
+    column blocks of 1 to 4 vectors (masked past N), blocks of 4, 6 or 8 rows with every row remainder (one row),
     K not a multiple of 4 (a padded copy of A), uint8 and int8 activations, every output mode, and
     accumulators past the float32 rounding tie and int32 saturation of the requantization."""
     rng = np.random.default_rng(n)
-    for m, k in ((2, 3), (13, 8), (29, 36), (47, 16)):
+    for m, k in ((1, 20), (2, 3), (13, 8), (29, 36), (47, 16)):
         b = rng.integers(-128, 128, (k, n)).astype(np.int8)
         bias = rng.integers(-(2**24), 2**24, n).astype(np.int32)
         scale = (rng.random(n) * 3e-3 + 1e-5).astype(np.float32)
