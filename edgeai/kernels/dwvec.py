@@ -10,8 +10,9 @@ that each pixel costs nine loads and nine multiply-adds; written as plain numba 
 reloading the weights after every store (it cannot prove that the output does not alias them),
 which doubled the loads of the depthwise layers and made them load-bound.
 
-The vectors are generic LLVM ``<8 x float>`` (an AVX2 ``ymm`` register; SSE or NEON pairs on
-other targets: nothing here needs a particular instruction set), the products
+The vectors are generic LLVM ``<LANES x float>``: 16 lanes (a ``zmm`` register) where numba
+targets AVX-512, else 8 (an AVX2 ``ymm`` register; SSE or NEON pairs on other targets: nothing
+here needs a particular instruction set). The products are
 ``llvm.fmuladd`` (fused where the target has FMA). Every partial sum is an exact integer below
 ``2**24`` (see :mod:`edgeai.kernels.depthwise`), so fusing, order and chaining change no result.
 """
@@ -37,7 +38,21 @@ __all__ = [
     "widen",
 ]
 
-LANES = 8
+
+def _lanes() -> int:
+    """16 float32 lanes (a ``zmm`` register) where numba compiles for AVX-512, else 8.
+
+    Read from the features numba itself targets (``NUMBA_CPU_FEATURES`` when set, else the host's),
+    so that the lane count and the compiled code agree; numba's cache is keyed by the same CPU
+    name and features."""
+    from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
+
+    feats = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    return 16 if "+avx512f" in str(feats).split(",") else 8
+
+
+LANES = _lanes()
 
 _i64, _f32 = ir.IntType(64), ir.FloatType()
 _vec = ir.VectorType(_f32, LANES)

@@ -3,6 +3,8 @@ requantization in the vector store, the general nine-tap loop, partial channel b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from kernel_refs import conv_ref, ort_qlinear_conv
@@ -28,12 +30,12 @@ def _case(rng: np.random.Generator, c: int, h: int, w: int, x_dtype: type, k: in
 
 
 @pytest.mark.parametrize("s", [1, 2])
-@pytest.mark.parametrize("c", [8, 24, 64])
+@pytest.mark.parametrize("c", [16, 48, 24])  # whole blocks of 8 and 16 lanes; 24 of 8 only
 @pytest.mark.parametrize(("h", "w"), [(1, 1), (2, 7), (11, 9), (30, 13)])
 @pytest.mark.parametrize("x_dtype", [np.uint8, np.int8])
 @pytest.mark.parametrize("wide_bias", [False, True])
 def test_fused_requant_store_matches_reference(s: int, c: int, h: int, w: int, x_dtype: type, wide_bias: bool) -> None:
-    """3x3, channels a multiple of the vector: the ONNX requantization runs in the taps loop (float32 bias
+    """3x3, channels a multiple of the vector (LANES 8 or 16): the ONNX requantization runs in the taps loop (float32 bias
     when every sum stays exact, else the int32 one with wrap-around). Power-of-two scales put many
     products exactly on .5, so the rounding (half to even) is checked, not only the clamping."""
     rng = np.random.default_rng(c * 1000 + h * 10 + s)
@@ -114,3 +116,30 @@ def test_band_padding_stays_zero_across_sizes_and_zero_points() -> None:
         x = rng.integers(0, 256, (1, c, h, w)).astype(np.uint8)
         got = f(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), x_zp).transpose(0, 3, 1, 2)
         np.testing.assert_array_equal(got, conv_ref(x, x_zp, wt, 0, (1, 1), (1, 1, 1, 1), (1, 1), c, bias))
+
+
+def test_eight_lane_loops_on_an_avx2_target(tmp_path: Path) -> None:
+    """The AVX2 build (8 float lanes, ``ymm``) of these loops, compiled here by targeting numba at a
+    Haswell without AVX-512: this whole file in a subprocess, with its own numba cache."""
+    import os
+    import subprocess
+    import sys
+
+    from numba.core.codegen import get_host_cpu_features
+
+    feats = ",".join(
+        "-" + f[1:] if f[1:].startswith(("avx512", "amx", "avx10", "evex512")) else f
+        for f in str(get_host_cpu_features()).split(",")
+    )
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": feats, "NUMBA_CACHE_DIR": str(tmp_path)}
+    here = Path(__file__)
+    probe = subprocess.run(
+        [sys.executable, "-c", "from edgeai.kernels.dwvec import LANES; print(LANES)"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "8"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider", "-k", "not eight_lane"],
+        env=env, capture_output=True, text=True, cwd=here.parent,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
