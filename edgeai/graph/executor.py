@@ -64,6 +64,11 @@ __all__ = ["CompiledGraph", "MissingOp", "find_missing_ops", "unsupported_op_err
 
 Step = tuple[Callable[..., Any], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
+WRITE_OUT_STEPS = 1500
+"""Graphs of up to this many steps run through a runner written out as Python source (about 100 ns
+a step less per run than a loop); compiling that source costs 25-60 us a step once, so larger graphs
+keep the loop."""
+
 
 class MissingOp(tuple[str, str, int, str]):
     """(domain, op_type, opset, node name) of a node no registered op covers."""
@@ -250,11 +255,16 @@ class CompiledGraph:
             for k, (node, op, ins, outs) in enumerate(raw_steps)
         ]
         self._step_nodes = [node for node, _, _, _ in raw_steps]
-        # what run() calls: the steps written out as one Python function (see _RunnerSource)
-        # steps bound by bind_static() return exactly their outputs: the runner unpacks them directly
+        # what run() calls: the steps written out as one Python function (see _RunnerSource), or for
+        # a large graph a loop; steps bound by bind_static() return exactly their outputs, unpacked so
+        self._runner_code: Any = None
+        self._runner_lines: list[int] = []
+        self._runner: Callable[[Mapping[str, Any]], Sequence[Any]] = self._run_loop
         bound = [fn != op.run for (fn, _, _, _), (_, op, _, _) in zip(self._steps, raw_steps)]
-        source = _RunnerSource(self._steps, bound, self._initial, self._feed_slots, graph.outputs, slot_of)
-        self._runner, self._runner_code, self._runner_lines = source.build(self._missing_feed)
+        self._unpacked = [b and len(outs) == 1 for b, (_, _, outs, _) in zip(bound, self._steps)]
+        if len(self._steps) <= WRITE_OUT_STEPS:
+            source = _RunnerSource(self._steps, bound, self._initial, self._feed_slots, graph.outputs, slot_of)
+            self._runner, self._runner_code, self._runner_lines = source.build(self._missing_feed)
         self._slot_of = slot_of
         self._output_slots = {n: slot_of[n] for n in graph.outputs if n in slot_of}
         self._output_index = {n: k for k, n in enumerate(graph.outputs)}
@@ -359,6 +369,38 @@ class CompiledGraph:
                 for n, v in zip(names, outputs)
             ]
         return outputs
+
+    def _run_loop(self, feeds: Mapping[str, Any]) -> list[Any]:
+        """The runner of a graph of more than :data:`WRITE_OUT_STEPS` steps: a loop over the steps
+        (the same results and errors as the written-out runner)."""
+        slots = self._initial.copy()
+        for name, i in self._feed_slots:
+            try:
+                slots[i] = feeds[name]
+            except KeyError:
+                slots[i] = self._missing_feed(name)
+        steps, unpacked, k = self._steps, self._unpacked, -1
+        try:
+            for k in range(len(steps)):
+                fn, ins, outs, frees = steps[k]
+                results = fn(*[slots[i] for i in ins])
+                if type(results) is not tuple and type(results) is not list:
+                    _results(results)
+                if unpacked[k]:
+                    (slots[outs[0]],) = results
+                else:
+                    for i, v in zip(outs, results):
+                        slots[i] = v
+                for i in frees:
+                    slots[i] = None
+        except EdgeAIError:
+            raise
+        except Exception as exc:
+            node = self._step_nodes[k]
+            raise InferenceError(
+                f"node {node.name!r} ({node.op_type}) of {self._what} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return [slots[self._output_slots[n]] for n in self.output_names]
 
     def _missing_feed(self, name: str) -> Any:
         """What the runner uses for a feed the caller left out: an overridable initializer's value,

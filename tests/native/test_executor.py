@@ -632,3 +632,38 @@ def test_bound_step_must_return_exactly_its_outputs() -> None:
     np.testing.assert_array_equal(compiled.run({"x": np.zeros(4, F32)})[0], np.ones(4, F32))
     with pytest.raises(InferenceError, match=r"node 'two' \(BoundTwo\).*ValueError"):
         compiled.run({"x": np.zeros(3, F32)})
+
+
+def test_large_graphs_keep_the_step_loop_with_the_same_results_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above ``WRITE_OUT_STEPS`` steps the runner is a loop (compiling written-out source would cost
+    more than it saves): the same outputs, missing-input and node-naming errors."""
+    import edgeai.graph.executor as executor
+
+    model = _qconv_chain_model()
+    x = np.random.default_rng(3).integers(0, 256, (1, 4, 9, 7)).astype(np.uint8)
+    written = CompiledGraph(import_onnx(model))
+    assert written._runner_code is not None
+    monkeypatch.setattr(executor, "WRITE_OUT_STEPS", 0)
+    looped = CompiledGraph(import_onnx(model))
+    assert looped._runner_code is None
+    for g, w in zip(looped.run({"x": x}), written.run({"x": x})):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
+    with pytest.raises(edgeai.errors.InputNameError, match="missing input 'x'"):
+        looped.run({})
+
+    @register("BareArrayLoop", domain=DOMAIN, since=1)
+    class BareArrayLoop(Op):
+        def run(self, x: np.ndarray) -> Any:
+            return x + 1
+
+    g = Graph.build(
+        [
+            Node("t0", "Track", DOMAIN, inputs=("x",), outputs=("a",)),
+            Node("odd", "BareArrayLoop", DOMAIN, inputs=("a",), outputs=("y",)),
+        ],
+        [Value("x", F32, None)],
+        [Value("y", F32, None)],
+        opsets={"": 21, DOMAIN: 1},
+    )
+    with pytest.raises(InferenceError, match=r"node 'odd' \(BareArrayLoop\).*not a tuple"):
+        CompiledGraph(g).run({"x": np.zeros(4, F32)})
