@@ -324,28 +324,28 @@ def _vrows(band, y0, y1, cap, geo, C, offs, wt, acc, bias, fbias, scale, mult, s
     bstride, cp = cap * wp * LANES, nblk * LANES
     # a 3x3 kernel of whole channel blocks requantizes in its own loop (ONNX modes; the others go through acc)
     fused = (k3 == 1 or k3 == 2) and C % LANES == 0
+    if fused and fbias is not None:  # all the band's rows of a block in one call
+        for b in range(nblk):
+            xb, ob, wb = b * bstride, obase + y0 * ow * C + b * LANES, b * 9 * LANES
+            if k3 == 1:
+                taps3x3_s1_fbias(band, xb, rows2, wt, wb, out, ob, C, ow, fbias, scale, b * LANES, zp, lo, hi, y1 - y0,
+                                 sh * wp * LANES, ow * C)  # fmt: skip
+            else:
+                taps3x3_s2_fbias(band, xb, rows2, wt, wb, out, ob, C, ow, fbias, scale, b * LANES, zp, lo, hi, y1 - y0,
+                                 sh * wp * LANES, ow * C)  # fmt: skip
+        return
+    if fused and mult is None and scale is not None and bias is not None:
+        for b in range(nblk):
+            xb, ob, wb = b * bstride, obase + y0 * ow * C + b * LANES, b * 9 * LANES
+            if k3 == 1:
+                taps3x3_s1_bias(band, xb, rows2, wt, wb, out, ob, C, ow, bias, scale, b * LANES, zp, lo, hi, y1 - y0,
+                                sh * wp * LANES, ow * C)  # fmt: skip
+            else:
+                taps3x3_s2_bias(band, xb, rows2, wt, wb, out, ob, C, ow, bias, scale, b * LANES, zp, lo, hi, y1 - y0,
+                                sh * wp * LANES, ow * C)  # fmt: skip
+        return
     for oy in range(y0, y1):
         rowb = (oy - y0) * sh * wp * LANES
-        if fused and fbias is not None:
-            for b in range(nblk):
-                xb, ob = b * bstride + rowb, obase + oy * ow * C + b * LANES
-                if k3 == 1:
-                    taps3x3_s1_fbias(band, xb, rows2, wt, b * 9 * LANES, out, ob, C, ow, fbias, scale, b * LANES, zp,
-                                     lo, hi)  # fmt: skip
-                else:
-                    taps3x3_s2_fbias(band, xb, rows2, wt, b * 9 * LANES, out, ob, C, ow, fbias, scale, b * LANES, zp,
-                                     lo, hi)  # fmt: skip
-            continue
-        if fused and mult is None and scale is not None and bias is not None:
-            for b in range(nblk):
-                xb, ob = b * bstride + rowb, obase + oy * ow * C + b * LANES
-                if k3 == 1:
-                    taps3x3_s1_bias(band, xb, rows2, wt, b * 9 * LANES, out, ob, C, ow, bias, scale, b * LANES, zp,
-                                    lo, hi)  # fmt: skip
-                else:
-                    taps3x3_s2_bias(band, xb, rows2, wt, b * 9 * LANES, out, ob, C, ow, bias, scale, b * LANES, zp,
-                                    lo, hi)  # fmt: skip
-            continue
         for b in range(nblk):
             xb, ab = b * bstride + rowb, b * LANES  # acc: [ow, cp] (cp = nblk * LANES)
             if k3 == 1:

@@ -136,7 +136,9 @@ def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
     ``mode`` None: pixel ``p``'s sums go to the float32 ``acc[ab + p * astep:]`` (arguments
     ``acc, ab, astep, n``). Otherwise they are requantized as :func:`edgeai.kernels.depthwise._store`
     does and stored as bytes at ``out[ob + p * ostep:]`` (arguments ``out, ob, ostep, n, p1, scale,
-    pb, zp, lo, hi``; the channels' parameters at ``[pb:]``): mode 3 ``(s + p1) * scale`` (``p1`` the
+    pb, zp, lo, hi, nrows, xrow, orow``; the channels' parameters at ``[pb:]``), for ``nrows``
+    output rows ``xrow`` band elements and ``orow`` output elements apart (the weights and
+    parameters loaded once): mode 3 ``(s + p1) * scale`` (``p1`` the
     float32 bias), mode 1 ``float32(int32(s) + p1) * scale`` (``p1`` the int32 bias, added with
     wrap-around), then clamped to ``[lo, hi]`` (float32 ``qmin - zp``, ``qmax - zp``), rounded half
     to even and ``zp`` added. The whole vector is stored: the caller uses this only when the
@@ -170,7 +172,7 @@ def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
         else:  # bytes
             d0 = builder.add(builder.ptrtoint(d_arr.data, _i64), db_v)
             ds = dstep_v
-            p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[9:]
+            p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[9:15]
             p1 = context.make_array(sa[9])(context, builder, p1_v)
             p1_addr = builder.add(builder.ptrtoint(p1.data, _i64), builder.mul(pb_v, c4))
             p1v = builder.load(builder.inttoptr(p1_addr, (_vec if mode == 3 else vi32).as_pointer()), align=4)
@@ -181,7 +183,12 @@ def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
                 builder.module, ir.FunctionType(_vec, [_vec]), f"llvm.rint.v{LANES}f32"
             )
 
-        def sink(idx: ir.Value, s: ir.Value) -> None:
+        if mode is None:
+            nrows, xrow, orow = ir.Constant(_i64, 1), ir.Constant(_i64, 0), ir.Constant(_i64, 0)
+        else:
+            nrows, xrow, orow = args[15], builder.mul(args[16], c4), args[17]
+
+        def sink(d0: ir.Value, idx: ir.Value, s: ir.Value) -> None:
             addr = builder.add(d0, builder.mul(idx, ds))
             if mode is None:
                 builder.store(s, builder.inttoptr(addr, _vptr), align=4)
@@ -202,28 +209,31 @@ def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
             return _vload(builder, builder.add(builder.add(px, ro[i]), ir.Constant(_i64, c * vbytes)))
 
         nblk = builder.sdiv(n_v, ir.Constant(_i64, pixels))
-        with cgutils.for_range(builder, nblk) as loop:
-            first = builder.mul(loop.index, ir.Constant(_i64, pixels))
-            px = builder.add(x0, builder.mul(first, ir.Constant(_i64, stride * vbytes)))
-            accs: list[Any] = [None] * pixels
-            for i in range(3):
-                for c in range(ncol):
-                    users = [(p, c - p * stride) for p in range(pixels) if 0 <= c - p * stride <= 2]
-                    if users:
-                        v = load(px, i, c)
-                        for p, j in users:
-                            accs[p] = madd(accs[p], v, wv[3 * i + j])
-            for p in range(pixels):
-                sink(builder.add(first, ir.Constant(_i64, p)), accs[p])
         done = builder.mul(nblk, ir.Constant(_i64, pixels))
-        with cgutils.for_range(builder, builder.sub(n_v, done)) as loop:  # the last n % pixels pixels
-            idx = builder.add(done, loop.index)
-            px = builder.add(x0, builder.mul(idx, ir.Constant(_i64, stride * vbytes)))
-            s = None
-            for i in range(3):
-                for j in range(3):
-                    s = madd(s, load(px, i, j), wv[3 * i + j])
-            sink(idx, s)
+        with cgutils.for_range(builder, nrows) as row:  # the weights stay loaded for every row
+            xr = builder.add(x0, builder.mul(row.index, xrow))
+            dr = builder.add(d0, builder.mul(row.index, orow))
+            with cgutils.for_range(builder, nblk) as loop:
+                first = builder.mul(loop.index, ir.Constant(_i64, pixels))
+                px = builder.add(xr, builder.mul(first, ir.Constant(_i64, stride * vbytes)))
+                accs: list[Any] = [None] * pixels
+                for i in range(3):
+                    for c in range(ncol):
+                        users = [(p, c - p * stride) for p in range(pixels) if 0 <= c - p * stride <= 2]
+                        if users:
+                            v = load(px, i, c)
+                            for p, j in users:
+                                accs[p] = madd(accs[p], v, wv[3 * i + j])
+                for p in range(pixels):
+                    sink(dr, builder.add(first, ir.Constant(_i64, p)), accs[p])
+            with cgutils.for_range(builder, builder.sub(n_v, done)) as loop:  # the last n % pixels pixels
+                idx = builder.add(done, loop.index)
+                px = builder.add(xr, builder.mul(idx, ir.Constant(_i64, stride * vbytes)))
+                s = None
+                for i in range(3):
+                    for j in range(3):
+                        s = madd(s, load(px, i, j), wv[3 * i + j])
+                sink(dr, idx, s)
         return context.get_dummy_value()
 
     if mode is None:
@@ -240,12 +250,13 @@ def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
     @intrinsic
     def taps3x3_requant(
         typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, out: Any, ob: Any, ostep: Any, n: Any,
-        p1: Any, scale: Any, pb: Any, zp: Any, lo: Any, hi: Any,
+        p1: Any, scale: Any, pb: Any, zp: Any, lo: Any, hi: Any, nrows: Any, xrow: Any, orow: Any,
     ) -> Any:  # fmt: skip
         p1_dtype = types.float32 if mode == 3 else types.int32
         if not (isinstance(p1, types.Array) and p1.dtype == p1_dtype and out.dtype in (types.int8, types.uint8)):
             return None
-        sig = typer(x, rows, w, out, (p1, scale, types.int64, types.int64, types.float32, types.float32))
+        i64, f32 = types.int64, types.float32
+        sig = typer(x, rows, w, out, (p1, scale, i64, i64, f32, f32, i64, i64, i64))
         return None if sig is None else (sig, codegen)
 
     return taps3x3_requant
