@@ -324,10 +324,12 @@ class _GemmPlan:
     """One driver call of a GEMM shape (M, a_zp): the entry, its argument list, where ``a``, the output
     and the row sums go in it (``rs_index`` -1: no row sums), and the entry bound by :func:`_bound_entry`."""
 
-    __slots__ = ("a_index", "args", "call", "fast", "fn", "mid", "out_index", "pre", "rowsum", "rs_index", "tail")
+    __slots__ = ("a_index", "args", "call", "flat", "fn", "mid", "out_index", "pre", "rowsum", "rs_index", "tail")
 
-    def __init__(self, fn: Any, args: list, a_index: int, out_index: int, rs_index: int, rowsum: Any) -> None:
-        self.fn, self.args, self.call, self.fast = fn, args, None, False
+    def __init__(
+        self, fn: Any, args: list, a_index: int, out_index: int, rs_index: int, rowsum: Any, flat: bool = True
+    ) -> None:
+        self.fn, self.args, self.call, self.flat = fn, args, None, flat  # flat: a and out as 1-D arrays
         self.a_index, self.out_index, self.rs_index, self.rowsum = a_index, out_index, rs_index, rowsum
         if rs_index >= 0:
             args[rs_index] = rowsum  # the constant row sums of weights without a zero point (zeros)
@@ -382,6 +384,8 @@ class GemmKernel:
         self._row_sums: Any = None  # tiles.row_sums bound on first use (weights with a zero point)
         self._segoff = np.zeros(1, np.int64)
         self._plans: dict[tuple[int, int], _GemmPlan] = {}
+        self._hot: tuple[Any, Any, Any] = (None, None, None)  # (a.shape, a_zp, plan) of the direct call: see __call__
+        self._prep = self._signed or self._lda != self.k
         # VNNI row blocks with the fused store (AVX-512 kinds, one thread, no weight zero point: no row term)
         from edgeai.kernels.tiles import KIND_CODES
 
@@ -398,7 +402,7 @@ class GemmKernel:
                 1, -(-self.k // 4), pk.panel_bytes, self.n, ep, pk.coloff(azp, self.bias), 0, self.n, self._segoff,
                 rowoffs,
             )  # fmt: skip
-            return _GemmPlan(_ROWS_ENTRY, [None, pk.packed, consts, geo, None], 0, 4, -1, None)
+            return _GemmPlan(_ROWS_ENTRY, [None, pk.packed, consts, geo, None], 0, 4, -1, None, flat=False)
         tail = [pk.packed, pk.panel_bytes, self.n, m]
         post = [pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax]
         if self.amx:
@@ -420,24 +424,37 @@ class GemmKernel:
         return _GemmPlan(self.fn, args, self._a_index, len(args) - 4, self._rs_index, np.zeros(m, np.int32))
 
     def __call__(self, a: np.ndarray, a_zp: int = 0) -> np.ndarray:
-        # the per-call path of every GEMM of a model: a base ndarray of the input dtype and a known (M, a_zp)
-        # go straight to the bound entry (about 0.6 us here; the checks a plan was built after stand)
-        if a.__class__ is not np.ndarray or a.dtype is not self.a_dtype:
+        # the per-call path of every GEMM of a model: a base ndarray of the input dtype whose (shape, a_zp) has a
+        # bound plan goes straight to the entry (about 0.5 us here before the kernel; the shape in the key
+        # stands for the checks the plan was built after)
+        if a.__class__ is np.ndarray and a.dtype is self.a_dtype:
+            shape, (hot_shape, hot_zp, plan) = a.shape, self._hot
+            if shape == hot_shape and a_zp == hot_zp:
+                if self._prep:
+                    a = self._prepared(a, shape[0])
+                out = np.empty((shape[0], self.n), self._out_dtype)
+                if plan.flat:  # the tile drivers take flat arrays (ravel: a view, or a C copy)
+                    plan.call(*plan.pre, a.ravel(), *plan.mid, out.ravel(), *plan.tail)
+                elif a.flags.c_contiguous:  # serial_rows takes the 2-D arrays as they are
+                    plan.call(a, *plan.mid, out)
+                else:
+                    plan.call(np.ascontiguousarray(a), *plan.mid, out)
+                return out
+        else:
             a = self._coerce(a)
         shape = a.shape
         if len(shape) != 2 or shape[1] != self.k:
             raise InputShapeError(f"GEMM input has shape {shape}; expected (M, {self.k})")
-        m = shape[0]
-        plan = self._plans.get((m, a_zp))
-        if plan is None or not plan.fast:
-            return self._call_planned(a, a_zp)
-        if self._signed:  # u8 = s8 + 128: the same differences with a_zp + 128 (in the plan)
+        return self._call_planned(a, a_zp)
+
+    def _prepared(self, a: np.ndarray, m: int) -> np.ndarray:
+        """``a`` as the kernels read it: int8 as uint8 (u8 = s8 + 128: the same differences with a_zp + 128,
+        in the plan), rows padded to the kernel's stride."""
+        if self._signed:
             a = a.view(np.uint8) ^ np.uint8(0x80)
         if self._lda != self.k:
             a = self._padded(a, m)
-        out = np.empty((m, self.n), self._out_dtype)
-        plan.call(*plan.pre, a.ravel(), *plan.mid, out.ravel(), *plan.tail)  # ravel: a view, or a C copy
-        return out
+        return a
 
     def _coerce(self, a: Any) -> np.ndarray:
         """``a`` as a base ndarray of the input dtype, or the error that says why it is not one."""
@@ -455,18 +472,15 @@ class GemmKernel:
     def _call_planned(self, a: np.ndarray, a_zp: Any) -> np.ndarray:
         """The first call of an (M, a_zp) (checks a_zp, builds the plan, binds the entry), every call with a
         weight zero point (fresh row sums) or with threads (a thread scope), and empty products."""
-        key_zp = a_zp
-        azp = a_zp if a_zp.__class__ is int else int(a_zp)
+        azp = key_zp = a_zp if a_zp.__class__ is int else int(a_zp)
         lo, hi = self._zp_range
         if not lo <= azp <= hi:
             raise InputTypeError(f"a_zp {azp} is outside the range of {self.a_dtype}")
         m = a.shape[0]
-        if self._signed:  # u8 = s8 + 128: the same differences with a_zp + 128
-            a = a.view(np.uint8) ^ np.uint8(0x80)
+        a = self._prepared(a, m)
+        if self._signed:
             azp += 128
         lda = self._lda
-        if lda != self.k:
-            a = self._padded(a, m)
         out = np.empty((m, self.n), self._out_dtype)
         if m == 0 or self.n == 0:
             return out
@@ -474,10 +488,11 @@ class GemmKernel:
         if plan is None:
             plan = self._plan(m, lda, azp)
             if len(self._plans) < 16:
-                self._plans[(m, azp - 128 if self._signed else azp)] = plan
+                self._plans[(m, key_zp)] = plan
         args = plan.args.copy()
-        a1 = args[plan.a_index] = a.ravel()
-        args[plan.out_index] = out.ravel()
+        a1 = a.ravel()
+        args[plan.a_index] = a1 if plan.flat else np.ascontiguousarray(a)
+        args[plan.out_index] = out.ravel() if plan.flat else out
         if plan.rs_index >= 0:
             rowsum = plan.rowsum
             if self._has_bz:
@@ -499,8 +514,10 @@ class GemmKernel:
                 call = plan.call = _bound_entry(plan.fn, args)
             if call is None:  # just compiled (or loaded) and run by the dispatcher
                 return out
-            # later calls go straight to the entry unless they need row sums or a thread scope
-            plan.fast = self.threads == 1 and not (plan.rs_index >= 0 and self._has_bz)
+            # later calls of this shape and zero point go straight to the entry unless they need row sums or a
+            # thread scope (one such shape: a model calls each GEMM with one)
+            if self.threads == 1 and not (plan.rs_index >= 0 and self._has_bz):
+                self._hot = ((m, self.k), key_zp, plan)
         if self.threads > 1:
             with _ThreadScope(self.threads):
                 call(*args)

@@ -1054,8 +1054,10 @@ def serial_rows(a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
     """VNNI GEMM of weights without a zero point, the store fused into the register tile.
 
     ``a``: uint8 rows (``rowoffs``, K in ``nseg`` runs as :func:`edgeai.kernels.x86.make_microkernel` reads
-    them); ``bp``: weights packed for "vnni" or "amx" (the same 32-column panels); ``out``: flat output
-    written at ``obase + row * ors + col``; ``consts`` and ``geo`` from :func:`rows_operands`.
+    them); ``bp``: weights packed for "vnni" or "amx" (the same 32-column panels); ``out``: the output,
+    element ``obase + row * ors + col`` of its flat layout; ``consts`` and ``geo`` from :func:`rows_operands`.
+    ``a`` and ``out`` are read and written through their data pointers: 2-D C-contiguous arrays (as a GEMM
+    has them, no reshape per call) are what callers pass, so that one compiled version serves them all.
 
     Column blocks of up to 64 (4 vectors of 16; the last block takes 1 to 4), each over blocks of 4, 6 or
     8 rows (for 4, 3, or 1-2 vectors: the accumulators fill about half the vector registers). A
