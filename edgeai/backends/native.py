@@ -192,10 +192,20 @@ class NativeExecutable:
         self.inputs = [_spec(self.graph, n) for n in self.graph.inputs]
         self.outputs = [_spec(self.graph, n) for n in self.graph.outputs]
         self.output_names = list(self.graph.outputs)
+        checked = [s for s in self.inputs if self.graph.value(s.name).kind == "tensor" and s.dtype != np.dtype(object)]
+        shared = [d for s in checked for d in (s.shape or ()) if isinstance(d, str)]
+        # per input: (name, dtype, shape, rank or -1, [(axis, fixed size)], [(axis, dim name shared by
+        # several axes)]): a symbolic dim named once constrains nothing, so it is not looked at per run
         self._tensor_checks = [
-            (s.name, s.dtype, s.shape)
-            for s in self.inputs
-            if self.graph.value(s.name).kind == "tensor" and s.dtype != np.dtype(object)
+            (
+                s.name,
+                s.dtype,
+                s.shape,
+                -1 if s.shape is None else len(s.shape),
+                tuple((a, d) for a, d in enumerate(s.shape or ()) if isinstance(d, int)),
+                tuple((a, d) for a, d in enumerate(s.shape or ()) if isinstance(d, str) and shared.count(d) > 1),
+            )
+            for s in checked
         ]
         self._lock = threading.Lock()
         # With threads=N, BLAS (numpy's matmul under the float ops) is capped at N threads
@@ -213,27 +223,38 @@ class NativeExecutable:
             self._blas = ThreadpoolController()
         return self._blas.limit(limits=self._blas_threads, user_api="blas")
 
-    def _check(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
-        feeds = dict(feeds)
+    def _check(self, feeds: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``feeds`` with non-array tensor inputs converted (a copy only then), after the dtype, rank,
+        fixed-dim and shared-dim checks."""
+        checked = feeds
         bound: dict[str, int] = {}
-        for name, dtype, shape in self._tensor_checks:
-            if name not in feeds:
-                raise InputNameError(f"missing input {name!r}; the model's inputs are {[s.name for s in self.inputs]}")
-            value = feeds[name]
+        for name, dtype, shape, rank, fixed, named in self._tensor_checks:
+            try:
+                value = feeds[name]
+            except KeyError:
+                raise InputNameError(
+                    f"missing input {name!r}; the model's inputs are {[s.name for s in self.inputs]}"
+                ) from None
             if not isinstance(value, np.ndarray):
-                value = feeds[name] = np.asarray(value, dtype=dtype)
+                if checked is feeds:
+                    checked = dict(feeds)
+                value = checked[name] = np.asarray(value, dtype=dtype)
             if value.dtype != dtype:
                 raise InputTypeError(f"input {name!r} expects dtype {dtype}, got {value.dtype}")
-            if shape is None:
+            if rank < 0:
                 continue
-            if value.ndim != len(shape):
-                raise InputShapeError(f"input {name!r} expects rank {len(shape)}, got shape {value.shape}")
-            for want, got in zip(shape, value.shape):
-                if isinstance(want, int) and want != got:
-                    raise InputShapeError(f"input {name!r} expects shape {shape}, got {value.shape}")
-                if isinstance(want, str) and bound.setdefault(want, got) != got:
-                    raise InputShapeError(f"dimension {want!r} of input {name!r} is {got}, but {bound[want]} elsewhere")
-        return feeds
+            got = value.shape
+            if len(got) != rank:
+                raise InputShapeError(f"input {name!r} expects rank {rank}, got shape {got}")
+            for axis, want in fixed:
+                if got[axis] != want:
+                    raise InputShapeError(f"input {name!r} expects shape {shape}, got {got}")
+            for axis, dim in named:
+                if bound.setdefault(dim, got[axis]) != got[axis]:
+                    raise InputShapeError(
+                        f"dimension {dim!r} of input {name!r} is {got[axis]}, but {bound[dim]} elsewhere"
+                    )
+        return checked
 
     def run(self, feeds: dict[str, Any], output_names: Sequence[str] | None = None) -> list[Any]:
         compiled = self._compiled

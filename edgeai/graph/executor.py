@@ -352,9 +352,9 @@ class CompiledGraph:
             raise InferenceError(
                 f"node {node.name!r} ({node.op_type}) of {self._what} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        if output_names:
+        if output_names and output_names != self.output_names:  # (Session passes every output by name)
             try:
-                values = tuple(values[self._output_index[n]] for n in output_names)
+                values = [values[self._output_index[n]] for n in output_names]
             except KeyError as exc:
                 raise InputNameError(
                     f"unknown output name {exc.args[0]!r}; the model's outputs are {self.output_names}"
@@ -362,7 +362,7 @@ class CompiledGraph:
             names: Sequence[str] = output_names
         else:
             names = self.output_names
-        outputs = [_contiguous(_as_output(v)) for v in values]
+        outputs = [v if type(v) is np.ndarray and v.flags.c_contiguous else _contiguous(_as_output(v)) for v in values]
         if self._const_outputs:
             outputs = [
                 np.array(v) if n in self._const_outputs and isinstance(v, np.ndarray) else v

@@ -667,3 +667,35 @@ def test_large_graphs_keep_the_step_loop_with_the_same_results_and_errors(monkey
     )
     with pytest.raises(InferenceError, match=r"node 'odd' \(BareArrayLoop\).*not a tuple"):
         CompiledGraph(g).run({"x": np.zeros(4, F32)})
+
+
+def test_native_executable_checks_feeds_itself() -> None:
+    """NativeExecutable's own feed checks (Session's fast path trusts them): dtype, rank, fixed dims
+    and symbolic dims shared by several inputs; a dim named once takes any size; a list is converted
+    without touching the caller's dict."""
+    from edgeai.backends import get_backend
+
+    g = Graph.build(
+        [Node("add", "Add", inputs=("a", "b"), outputs=("y",))],
+        [Value("a", F32, ("N", 3)), Value("b", F32, ("N", "free"))],
+        [Value("y", F32, None)],
+        opsets={"": 17},
+    )
+    native = get_backend("native")
+    exe = native.compile(g, native.devices()[0], {})
+    feeds: dict[str, Any] = {"a": [[1.0, 2.0, 3.0]], "b": np.ones((1, 3), F32)}
+    np.testing.assert_array_equal(exe.run(feeds)[0], [[2.0, 3.0, 4.0]])
+    assert isinstance(feeds["a"], list)  # the caller's dict is not changed
+    np.testing.assert_array_equal(
+        exe.run({"a": np.ones((2, 3), F32), "b": np.ones((2, 1), F32)})[0], np.full((2, 3), 2)
+    )
+    with pytest.raises(edgeai.errors.InputShapeError, match="'N' of input 'b' is 1, but 2 elsewhere"):
+        exe.run({"a": np.ones((2, 3), F32), "b": np.ones((1, 3), F32)})
+    with pytest.raises(edgeai.errors.InputShapeError, match=r"expects shape \('N', 3\)"):
+        exe.run({"a": np.ones((2, 4), F32), "b": np.ones((2, 4), F32)})
+    with pytest.raises(edgeai.errors.InputShapeError, match="expects rank 2"):
+        exe.run({"a": np.ones(3, F32), "b": np.ones((1, 3), F32)})
+    with pytest.raises(edgeai.errors.InputTypeError, match="float32"):
+        exe.run({"a": np.ones((1, 3), np.float64), "b": np.ones((1, 3), F32)})
+    with pytest.raises(edgeai.errors.InputNameError, match="missing input 'b'"):
+        exe.run({"a": np.ones((1, 3), F32)})
