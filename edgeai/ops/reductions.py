@@ -140,11 +140,21 @@ class ReduceMean(_Reduce):
         ONNX Runtime's order; None otherwise (:meth:`run` is called)."""
         if 0 not in nhwc_in or not self.nhwc_raw_inputs:
             return None
+        from edgeai.ops import _mean_kernels as mk  # numba: only where an INT8 op hands NHWC arrays on
+
         run, consts, ndarray, mean = self.run, self.ctx.input_consts[1:2], np.ndarray, self._mean_nhwc
+        plans, run_program, empty, keepdims = self._plans, mk.run_mean_program, np.empty, self._keepdims
 
         def step(x: np.ndarray) -> tuple[np.ndarray]:
             if type(x) is ndarray and x.dtype == _F32 and x.flags.c_contiguous and x.size:
-                return (mean(x),)
+                nb, h, w, c = x.shape
+                key = (nb, h * w, c)
+                plan = plans.get(key)
+                if plan is None:
+                    return (mean(x),)  # makes the plan of this shape
+                out = empty((nb, c, 1, 1) if keepdims else (nb, c), _F32)
+                run_program(x.reshape(key), plan[0], plan[1], out.reshape(nb, c))
+                return (out,)
             return run(x.transpose(0, 3, 1, 2), *consts)
 
         return step, (0,)
