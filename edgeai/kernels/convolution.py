@@ -219,9 +219,14 @@ class ConvKernel:
             k3 = self.sw if self.kh == self.kw == 3 and self.dw == 1 and self.sw in (1, 2) else 0
             geo = [self.pt, self.pl, self.sh, self.sw, span_h, rb, wp, cap, oh, ow, k3]
             nb = -(-oh // rb) if parallel else 1
-            fn = dwk.depthwise_nhwc_parallel if parallel else dwk.depthwise_nhwc
-            shapes = (((nb, cap * wp * self.cp), f32), ((nb, ow * self.cp), f32))
             geo_arr = np.array([*geo, ep.zp, ep.qmin, ep.qmax], np.int64)
+            band = ((nb, cap * wp * self.cp), f32)
+            if k3 and self.m % lanes == 0 and self.dw_mode in (1, 3):  # the fused 3x3 loop: no acc
+                fn = dwk.depthwise_nhwc3_parallel if parallel else dwk.depthwise_nhwc3
+                bias, fbias, scale = self.params[:3]
+                return fn, (geo_arr, self.wv, bias, fbias, scale), (band,), [None]
+            fn = dwk.depthwise_nhwc_parallel if parallel else dwk.depthwise_nhwc
+            shapes = (band, ((nb, ow * self.cp), f32))
             return fn, (geo_arr, offs.reshape(self.nchunks, -1), self.wv, *self.params), shapes, [None]
         wq = -(-wp // self.sw)  # NCHW: columns per phase
         phase, col = np.divmod(j * self.dw, self.sw)[::-1]

@@ -46,10 +46,8 @@ from numba.extending import overload
 
 from edgeai.kernels.dwvec import (
     LANES,
-    taps3x3_s1,
     taps3x3_s1_bias,
     taps3x3_s1_fbias,
-    taps3x3_s2,
     taps3x3_s2_bias,
     taps3x3_s2_fbias,
     taps9,
@@ -63,6 +61,8 @@ __all__ = [
     "depthwise_nchw",
     "depthwise_nchw_parallel",
     "depthwise_nhwc",
+    "depthwise_nhwc3",
+    "depthwise_nhwc3_parallel",
     "depthwise_nhwc_parallel",
     "float_lane",
 ]
@@ -313,49 +313,48 @@ def _stage_blocks(x, n, r0, rows, cap, pt, pl, xzp, wp, band):  # type: ignore[n
 
 
 @njit(cache=True, fastmath=_FM)
+def _vrows3(band, y0, y1, cap, geo, C, wt, bias, fbias, scale, out, obase):  # type: ignore[no-untyped-def]
+    # output rows y0:y1 of the band (staged from input row y0 * sh) of a 3x3 kernel of stride 1 or 2 (k3), C a
+    # multiple of LANES, ONNX requantization: each channel block's rows in one call of its fused loop
+    sh, wp, ow, k3 = geo[2], geo[6], geo[9], geo[10]
+    zp, qmin, qmax = geo[11], geo[12], geo[13]
+    lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
+    rows2 = (wp * LANES, 2 * wp * LANES)  # the kernel's rows 1 and 2 (dilation 1)
+    bstride, xrow, orow = cap * wp * LANES, sh * wp * LANES, ow * C
+    for b in range(C // LANES):
+        xb, ob, wb, pb = b * bstride, obase + y0 * ow * C + b * LANES, b * 9 * LANES, b * LANES
+        if fbias is not None:  # the float32 bias (mode 3)
+            if k3 == 1:
+                taps3x3_s1_fbias(band, xb, rows2, wt, wb, out, ob, C, ow, fbias, scale, pb, zp, lo, hi, y1 - y0, xrow,
+                                 orow)  # fmt: skip
+            else:
+                taps3x3_s2_fbias(band, xb, rows2, wt, wb, out, ob, C, ow, fbias, scale, pb, zp, lo, hi, y1 - y0, xrow,
+                                 orow)  # fmt: skip
+        elif bias is not None:  # the int32 bias (mode 1); a test of a None argument, pruned when compiled
+            if k3 == 1:
+                taps3x3_s1_bias(band, xb, rows2, wt, wb, out, ob, C, ow, bias, scale, pb, zp, lo, hi, y1 - y0, xrow,
+                                orow)  # fmt: skip
+            else:
+                taps3x3_s2_bias(band, xb, rows2, wt, wb, out, ob, C, ow, bias, scale, pb, zp, lo, hi, y1 - y0, xrow,
+                                orow)  # fmt: skip
+
+
+@njit(cache=True, fastmath=_FM)
 def _vrows(band, y0, y1, cap, geo, C, offs, wt, acc, bias, fbias, scale, mult, shift, out, obase):  # type: ignore[no-untyped-def]
     # output rows y0:y1 of the band (staged from input row y0 * sh): per row, each block of LANES channels
-    # sums its taps over the whole row (edgeai.kernels.dwvec), then the row is requantized
-    sh, sw, wp, ow, k3 = geo[2], geo[3], geo[6], geo[9], geo[10]
+    # sums its taps over the whole row into acc (edgeai.kernels.dwvec), then the row is requantized
+    sh, sw, wp, ow = geo[2], geo[3], geo[6], geo[9]
     zp, qmin, qmax = geo[11], geo[12], geo[13]
     nchunks, nblk = offs.shape[0], (C + LANES - 1) // LANES
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
-    rows2 = (offs[0, 3], offs[0, 6])  # a 3x3 kernel's rows 1 and 2
     bstride, cp = cap * wp * LANES, nblk * LANES
-    # a 3x3 kernel of whole channel blocks requantizes in its own loop (ONNX modes; the others go through acc)
-    fused = (k3 == 1 or k3 == 2) and C % LANES == 0
-    if fused and fbias is not None:  # all the band's rows of a block in one call
-        for b in range(nblk):
-            xb, ob, wb = b * bstride, obase + y0 * ow * C + b * LANES, b * 9 * LANES
-            if k3 == 1:
-                taps3x3_s1_fbias(band, xb, rows2, wt, wb, out, ob, C, ow, fbias, scale, b * LANES, zp, lo, hi, y1 - y0,
-                                 sh * wp * LANES, ow * C)  # fmt: skip
-            else:
-                taps3x3_s2_fbias(band, xb, rows2, wt, wb, out, ob, C, ow, fbias, scale, b * LANES, zp, lo, hi, y1 - y0,
-                                 sh * wp * LANES, ow * C)  # fmt: skip
-        return
-    if fused and mult is None and scale is not None and bias is not None:
-        for b in range(nblk):
-            xb, ob, wb = b * bstride, obase + y0 * ow * C + b * LANES, b * 9 * LANES
-            if k3 == 1:
-                taps3x3_s1_bias(band, xb, rows2, wt, wb, out, ob, C, ow, bias, scale, b * LANES, zp, lo, hi, y1 - y0,
-                                sh * wp * LANES, ow * C)  # fmt: skip
-            else:
-                taps3x3_s2_bias(band, xb, rows2, wt, wb, out, ob, C, ow, bias, scale, b * LANES, zp, lo, hi, y1 - y0,
-                                sh * wp * LANES, ow * C)  # fmt: skip
-        return
     for oy in range(y0, y1):
         rowb = (oy - y0) * sh * wp * LANES
         for b in range(nblk):
             xb, ab = b * bstride + rowb, b * LANES  # acc: [ow, cp] (cp = nblk * LANES)
-            if k3 == 1:
-                taps3x3_s1(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow)
-            elif k3 == 2:
-                taps3x3_s2(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow)
-            else:
-                for ci in range(nchunks):
-                    taps9(band, xb, sw * LANES, _chunk(offs, ci), wt, ((b * nchunks + ci) * 9) * LANES, acc, ab, cp,
-                          ow, ci > 0)  # fmt: skip
+            for ci in range(nchunks):
+                taps9(band, xb, sw * LANES, _chunk(offs, ci), wt, ((b * nchunks + ci) * 9) * LANES, acc, ab, cp, ow,
+                      ci > 0)  # fmt: skip
         ob = obase + oy * ow * C
         for p in range(ow):
             for c in range(C):
@@ -371,8 +370,7 @@ def depthwise_nhwc(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, ou
     (all zeros when first used: its padding columns and channels are never written) holds
     ``cap = (rb - 1) * sh + span_h`` padded input rows of ``wp`` columns in channel blocks of
     :data:`LANES` (float32, ``[C / LANES, cap, wp, LANES]``), ``acc`` ``[ow, C]`` (C rounded up to LANES)
-    float32; ``k3`` is 1 or 2 for a 3x3 kernel of dilation 1 and stride 1 or 2 (its own loop), else
-    0: ``offs`` [chunks, 9] are then the taps' offsets in a block (0 for the padding taps of the last
+    float32; ``offs`` [chunks, 9] are the taps' offsets in a block (0 for the padding taps of the last
     chunk, whose weights are zero). ``wt`` [C / LANES, chunks, 9, LANES] holds the weights
     ``w - w_zp``. The per-channel parameters the output mode does not use are None (see the module
     docstring).
@@ -394,3 +392,27 @@ def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, 
         _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band[bi])
         _vrows(band[bi], y0, y1, cap, geo, x.shape[3], offs, wt, acc[bi], bias, fbias, scale, mult, shift, out,
                obase)  # fmt: skip
+
+
+@njit(cache=True)
+def depthwise_nhwc3(x, n, geo, xzp, wt, bias, fbias, scale, out, obase, band):  # type: ignore[no-untyped-def]
+    """:func:`depthwise_nhwc` of a 3x3 kernel of dilation 1, stride 1 or 2 (``k3`` in ``geo``), whose channels
+    are a multiple of :data:`LANES`, with the ONNX requantization (``bias`` int32 or ``fbias`` float32, the
+    other None): the requantization runs in the taps loop's store and no ``acc`` is needed. A separate
+    function so that such a model (MobileNet's depthwise layers) compiles only this loop."""
+    pt, pl, sh, span_h, rb, wp, cap, oh = geo[0], geo[1], geo[2], geo[4], geo[5], geo[6], geo[7], geo[8]
+    for y0 in range(0, oh, rb):
+        y1 = min(y0 + rb, oh)
+        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band)
+        _vrows3(band, y0, y1, cap, geo, x.shape[3], wt, bias, fbias, scale, out, obase)
+
+
+@njit(cache=True, parallel=True)
+def depthwise_nhwc3_parallel(x, n, geo, xzp, wt, bias, fbias, scale, out, obase, band):  # type: ignore[no-untyped-def]
+    """As :func:`depthwise_nhwc3`, bands in parallel (``band`` carries one row per band)."""
+    pt, pl, sh, span_h, rb, wp, cap, oh = geo[0], geo[1], geo[2], geo[4], geo[5], geo[6], geo[7], geo[8]
+    for bi in prange((oh + rb - 1) // rb):
+        y0 = bi * rb
+        y1 = min(y0 + rb, oh)
+        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band[bi])
+        _vrows3(band[bi], y0, y1, cap, geo, x.shape[3], wt, bias, fbias, scale, out, obase)

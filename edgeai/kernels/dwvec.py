@@ -28,10 +28,8 @@ from numba.extending import intrinsic
 
 __all__ = [
     "LANES",
-    "taps3x3_s1",
     "taps3x3_s1_bias",
     "taps3x3_s1_fbias",
-    "taps3x3_s2",
     "taps3x3_s2_bias",
     "taps3x3_s2_fbias",
     "taps9",
@@ -127,72 +125,49 @@ def _splat_f(builder: ir.IRBuilder, v: ir.Value, vty: ir.VectorType) -> ir.Value
     return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count))
 
 
-def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
+def _make_taps3x3(pixels: int, stride: int, mode: int) -> Any:
     """An ``@intrinsic`` for 3x3 kernels of dilation 1 and stride ``stride`` over a channel-blocked band
-    (``LANES`` channels per pixel, so that every column and pixel step is a constant displacement):
-    blocks of ``pixels`` output pixels share the columns they read, ``3 * ((pixels - 1) * stride + 3)``
-    loads instead of ``9 * pixels``. ``rows`` are the element offsets of kernel rows 1 and 2.
+    (``LANES`` channels per pixel, so that every column and pixel step is a constant displacement),
+    with the ONNX requantization in its store.
 
-    ``mode`` None: pixel ``p``'s sums go to the float32 ``acc[ab + p * astep:]`` (arguments
-    ``acc, ab, astep, n``). Otherwise they are requantized as :func:`edgeai.kernels.depthwise._store`
-    does and stored as bytes at ``out[ob + p * ostep:]`` (arguments ``out, ob, ostep, n, p1, scale,
-    pb, zp, lo, hi, nrows, xrow, orow``; the channels' parameters at ``[pb:]``), for ``nrows``
-    output rows ``xrow`` band elements and ``orow`` output elements apart (the weights and
-    parameters loaded once): mode 3 ``(s + p1) * scale`` (``p1`` the
-    float32 bias), mode 1 ``float32(int32(s) + p1) * scale`` (``p1`` the int32 bias, added with
-    wrap-around), then clamped to ``[lo, hi]`` (float32 ``qmin - zp``, ``qmax - zp``), rounded half
-    to even and ``zp`` added. The whole vector is stored: the caller uses this only when the
-    channels are a multiple of ``LANES``."""
+    Arguments ``x, xb, rows, w, wb, out, ob, ostep, n, p1, scale, pb, zp, lo, hi, nrows, xrow,
+    orow``: for ``nrows`` output rows (``xrow`` band elements and ``orow`` output elements apart;
+    the weights and parameters loaded once) of ``n`` pixels each, the nine taps' sums of the block
+    at ``x[xb:]`` (``rows``: the element offsets of kernel rows 1 and 2; weights at ``w[wb:]``)
+    are requantized as :func:`edgeai.kernels.depthwise._store` does and stored as bytes at
+    ``out[ob + p * ostep:]``, the channels' parameters at ``[pb:]``: mode 3 ``(s + p1) * scale``
+    (``p1`` the float32 bias), mode 1 ``float32(int32(s) + p1) * scale`` (``p1`` the int32 bias,
+    added with wrap-around), then clamped to ``[lo, hi]`` (float32 ``qmin - zp``, ``qmax - zp``),
+    rounded half to even and ``zp`` added. Blocks of ``pixels`` output pixels share the columns they
+    read: ``3 * ((pixels - 1) * stride + 3)`` loads instead of ``9 * pixels``. The whole vector is
+    stored: the caller uses this only when the channels are a multiple of ``LANES``."""
     ncol = (pixels - 1) * stride + 3
     vbytes = LANES * 4
     vi32 = ir.VectorType(ir.IntType(32), LANES)
     vi8 = ir.VectorType(ir.IntType(8), LANES)
 
-    def typer(x: Any, rows: Any, w: Any, dst: Any, extra: tuple) -> Any:
-        if not (isinstance(rows, types.UniTuple) and rows.count == 2):
-            return None
-        i64 = types.int64
-        return types.void(x, i64, rows, w, i64, dst, i64, i64, i64, *extra)
-
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        x_v, xb_v, rows_v, w_v, wb_v, dst_v, db_v, dstep_v, n_v = args[:9]
+        x_v, xb_v, rows_v, w_v, wb_v, out_v, ob_v, ostep_v, n_v, p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[:15]
         sa = signature.args
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(_vec, [_vec, _vec, _vec]), f"llvm.fmuladd.v{LANES}f32"
         )
+        rint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_vec, [_vec]), f"llvm.rint.v{LANES}f32")
         c4 = ir.Constant(_i64, 4)
         w0 = _addr(context, builder, sa[3], w_v, wb_v)
         wv = [_vload(builder, builder.add(w0, ir.Constant(_i64, t * vbytes))) for t in range(9)]
         ro = [ir.Constant(_i64, 0)] + [builder.mul(builder.extract_value(rows_v, i), c4) for i in range(2)]
         x0 = _addr(context, builder, sa[0], x_v, xb_v)
-        d_arr = context.make_array(sa[5])(context, builder, dst_v)
-        if mode is None:  # float32 sums
-            d0 = _addr(context, builder, sa[5], dst_v, db_v)
-            ds = builder.mul(dstep_v, c4)
-        else:  # bytes
-            d0 = builder.add(builder.ptrtoint(d_arr.data, _i64), db_v)
-            ds = dstep_v
-            p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[9:15]
-            p1 = context.make_array(sa[9])(context, builder, p1_v)
-            p1_addr = builder.add(builder.ptrtoint(p1.data, _i64), builder.mul(pb_v, c4))
-            p1v = builder.load(builder.inttoptr(p1_addr, (_vec if mode == 3 else vi32).as_pointer()), align=4)
-            scv = _vload(builder, _addr(context, builder, sa[10], sc_v, pb_v))
-            zpv = _splat_f(builder, builder.trunc(zp_v, ir.IntType(32)), vi32)
-            lov, hiv = _splat_f(builder, lo_v, _vec), _splat_f(builder, hi_v, _vec)
-            rint = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(_vec, [_vec]), f"llvm.rint.v{LANES}f32"
-            )
-
-        if mode is None:
-            nrows, xrow, orow = ir.Constant(_i64, 1), ir.Constant(_i64, 0), ir.Constant(_i64, 0)
-        else:
-            nrows, xrow, orow = args[15], builder.mul(args[16], c4), args[17]
+        d0 = builder.add(builder.ptrtoint(context.make_array(sa[5])(context, builder, out_v).data, _i64), ob_v)
+        p1 = context.make_array(sa[9])(context, builder, p1_v)
+        p1_addr = builder.add(builder.ptrtoint(p1.data, _i64), builder.mul(pb_v, c4))
+        p1v = builder.load(builder.inttoptr(p1_addr, (_vec if mode == 3 else vi32).as_pointer()), align=4)
+        scv = _vload(builder, _addr(context, builder, sa[10], sc_v, pb_v))
+        zpv = _splat_f(builder, builder.trunc(zp_v, ir.IntType(32)), vi32)
+        lov, hiv = _splat_f(builder, lo_v, _vec), _splat_f(builder, hi_v, _vec)
+        nrows, xrow, orow = args[15], builder.mul(args[16], c4), args[17]
 
         def sink(d0: ir.Value, idx: ir.Value, s: ir.Value) -> None:
-            addr = builder.add(d0, builder.mul(idx, ds))
-            if mode is None:
-                builder.store(s, builder.inttoptr(addr, _vptr), align=4)
-                return
             if mode == 3:
                 y = builder.fmul(builder.fadd(s, p1v), scv)
             else:
@@ -200,6 +175,7 @@ def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
             y = builder.select(builder.fcmp_ordered(">", y, lov), y, lov)  # as _round_clamp: f if f > lo else lo
             y = builder.select(builder.fcmp_ordered("<", y, hiv), y, hiv)
             q = builder.add(builder.fptosi(builder.call(rint, [y]), vi32), zpv)
+            addr = builder.add(d0, builder.mul(idx, ostep_v))
             builder.store(builder.trunc(q, vi8), builder.inttoptr(addr, vi8.as_pointer()), align=1)
 
         def madd(acc: Any, v: ir.Value, wgt: ir.Value) -> ir.Value:
@@ -236,17 +212,6 @@ def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
                 sink(dr, idx, s)
         return context.get_dummy_value()
 
-    if mode is None:
-
-        @intrinsic
-        def taps3x3(
-            typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, acc: Any, ab: Any, astep: Any, n: Any
-        ) -> Any:  # fmt: skip
-            sig = typer(x, rows, w, acc, ())
-            return None if sig is None else (sig, codegen)
-
-        return taps3x3
-
     @intrinsic
     def taps3x3_requant(
         typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, out: Any, ob: Any, ostep: Any, n: Any,
@@ -255,16 +220,16 @@ def _make_taps3x3(pixels: int, stride: int, mode: int | None = None) -> Any:
         p1_dtype = types.float32 if mode == 3 else types.int32
         if not (isinstance(p1, types.Array) and p1.dtype == p1_dtype and out.dtype in (types.int8, types.uint8)):
             return None
+        if not (isinstance(rows, types.UniTuple) and rows.count == 2):
+            return None
         i64, f32 = types.int64, types.float32
-        sig = typer(x, rows, w, out, (p1, scale, i64, i64, f32, f32, i64, i64, i64))
-        return None if sig is None else (sig, codegen)
+        sig = types.void(x, i64, rows, w, i64, out, i64, i64, i64, p1, scale, i64, i64, f32, f32, i64, i64, i64)
+        return sig, codegen
 
     return taps3x3_requant
 
 
-taps3x3_s1 = _make_taps3x3(4, 1)  # stride 1: 4 pixels read 6 columns
-taps3x3_s2 = _make_taps3x3(4, 2)  # stride 2: 4 pixels read 9 columns
-# the same with the ONNX requantization in the store (bias in float32 / in int32)
+# stride 1: 4 pixels read 6 columns; stride 2: 9. The ONNX requantization in the store, bias in float32 / int32
 taps3x3_s1_fbias = _make_taps3x3(4, 1, 3)
 taps3x3_s2_fbias = _make_taps3x3(4, 2, 3)
 taps3x3_s1_bias = _make_taps3x3(4, 1, 1)
