@@ -283,10 +283,11 @@ def depthwise_nchw_parallel(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult,
 
 
 @njit(cache=True)
-def _stage_blocks(x, n, r0, rows, cap, pt, pl, xzp, wp, band):  # type: ignore[no-untyped-def]
+def _stage_blocks(x, n, r0, rows, cap, pt, pl, xzp, wp, band, zero_rows):  # type: ignore[no-untyped-def]
     # band[((b * cap + r) * wp + q) * LANES + l] = x[n, r0 + r - pt, q - pl, b * LANES + l] - x_zp: channel blocks
-    # of LANES, each a plane of cap padded rows. Only the image's values and the rows outside it are written:
-    # the padding columns and the channels past C are never written, zero since the band was allocated
+    # of LANES, each a plane of cap padded rows. Only the image's values are written, and the rows outside the
+    # image where zero_rows (a band buffer that holds other rows in another band): the padding columns and the
+    # channels past C are never written, zero since the band was allocated
     h_in, w_in, C = x.shape[1], x.shape[2], x.shape[3]
     fzp = np.float32(xzp)
     nblk = (C + LANES - 1) // LANES
@@ -295,7 +296,9 @@ def _stage_blocks(x, n, r0, rows, cap, pt, pl, xzp, wp, band):  # type: ignore[n
     for r in range(rows):
         ih = r0 + r - pt
         d0 = r * wp * LANES + pl * LANES
-        if ih < 0 or ih >= h_in:  # a padding row (in another band, the same slot may hold image values)
+        if ih < 0 or ih >= h_in:  # a padding row: zeroed when another band may have left image values in its slot
+            if not zero_rows:
+                continue
             for b in range(nblk):
                 for k in range(w_in * LANES):
                     band[np.uint64(d0 + b * plane + k)] = 0
@@ -378,7 +381,7 @@ def depthwise_nhwc(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, ou
     pt, pl, sh, span_h, rb, wp, cap, oh = geo[0], geo[1], geo[2], geo[4], geo[5], geo[6], geo[7], geo[8]
     for y0 in range(0, oh, rb):
         y1 = min(y0 + rb, oh)
-        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band)
+        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band, rb < oh)
         _vrows(band, y0, y1, cap, geo, x.shape[3], offs, wt, acc, bias, fbias, scale, mult, shift, out, obase)
 
 
@@ -389,7 +392,7 @@ def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, 
     for bi in prange((oh + rb - 1) // rb):
         y0 = bi * rb
         y1 = min(y0 + rb, oh)
-        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band[bi])
+        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band[bi], False)
         _vrows(band[bi], y0, y1, cap, geo, x.shape[3], offs, wt, acc[bi], bias, fbias, scale, mult, shift, out,
                obase)  # fmt: skip
 
@@ -403,7 +406,7 @@ def depthwise_nhwc3(x, n, geo, xzp, wt, bias, fbias, scale, out, obase, band):  
     pt, pl, sh, span_h, rb, wp, cap, oh = geo[0], geo[1], geo[2], geo[4], geo[5], geo[6], geo[7], geo[8]
     for y0 in range(0, oh, rb):
         y1 = min(y0 + rb, oh)
-        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band)
+        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band, rb < oh)
         _vrows3(band, y0, y1, cap, geo, x.shape[3], wt, bias, fbias, scale, out, obase)
 
 
@@ -414,5 +417,5 @@ def depthwise_nhwc3_parallel(x, n, geo, xzp, wt, bias, fbias, scale, out, obase,
     for bi in prange((oh + rb - 1) // rb):
         y0 = bi * rb
         y1 = min(y0 + rb, oh)
-        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band[bi])
+        _stage_blocks(x, n, y0 * sh, (y1 - 1 - y0) * sh + span_h, cap, pt, pl, xzp, wp, band[bi], False)
         _vrows3(band[bi], y0, y1, cap, geo, x.shape[3], wt, bias, fbias, scale, out, obase)
