@@ -34,7 +34,10 @@ def _case(rng: np.random.Generator, c: int, h: int, w: int, x_dtype: type, k: in
 @pytest.mark.parametrize(("h", "w"), [(1, 1), (2, 7), (11, 9), (30, 13)])
 @pytest.mark.parametrize("x_dtype", [np.uint8, np.int8])
 @pytest.mark.parametrize("wide_bias", [False, True])
-def test_fused_requant_store_matches_reference(s: int, c: int, h: int, w: int, x_dtype: type, wide_bias: bool) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_requant_store_matches_reference(
+    s: int, c: int, h: int, w: int, x_dtype: type, wide_bias: bool, threads: int
+) -> None:
     """3x3, channels a multiple of the vector (LANES 8 or 16): the ONNX requantization runs in the taps loop (float32 bias
     when every sum stays exact, else the int32 one with wrap-around). Power-of-two scales put many
     products exactly on .5, so the rounding (half to even) is checked, not only the clamping."""
@@ -54,7 +57,7 @@ def test_fused_requant_store_matches_reference(s: int, c: int, h: int, w: int, x
     pads = (1, 1, 1, 1) if h > 1 else (0, 1, 2, 1)
     geo = {"strides": (s, s), "pads": pads, "dilations": (1, 1), "group": c}
     rq = Requant("onnx", scale, None, None, y_zp, out_dtype)
-    f = prepare_conv(wt, w_zp, x_dtype=x_dtype, bias=bias, requant=rq, layout="NHWC", **geo)
+    f = prepare_conv(wt, w_zp, x_dtype=x_dtype, bias=bias, requant=rq, layout="NHWC", threads=threads, **geo)
     assert f.dw_mode == (1 if wide_bias else 3)
     got = f(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), x_zp).transpose(0, 3, 1, 2)
     acc = conv_ref(x, x_zp, wt, w_zp, (s, s), pads, (1, 1), c, bias)
