@@ -699,3 +699,36 @@ def test_native_executable_checks_feeds_itself() -> None:
         exe.run({"a": np.ones((1, 3), np.float64), "b": np.ones((1, 3), F32)})
     with pytest.raises(edgeai.errors.InputNameError, match="missing input 'b'"):
         exe.run({"a": np.ones((1, 3), F32)})
+
+
+def test_a_result_does_not_outlive_its_slot_in_the_runner() -> None:
+    """The written-out runner keeps an op's result tuple in a local while it unpacks it: that local is
+    dropped too, so a value freed by the memory plan is gone even when only bound steps follow."""
+    alive_at: list[int] = []
+
+    @register("BoundAlive", domain=DOMAIN, since=1)
+    class BoundAlive(Op):
+        def run(self, x: np.ndarray) -> tuple[Any, ...]:
+            return (x * 2,)
+
+        def bind_static(self) -> Any:
+            def step(x: np.ndarray) -> tuple[Any, ...]:
+                alive_at.append(TRACK.alive())
+                return (x * 2,)
+
+            return step, (0,)
+
+    g = Graph.build(
+        [
+            Node("t0", "Track", DOMAIN, inputs=("x",), outputs=("a",)),
+            Node("b1", "BoundAlive", DOMAIN, inputs=("a",), outputs=("b",)),
+            Node("b2", "BoundAlive", DOMAIN, inputs=("b",), outputs=("c",)),
+            Node("b3", "BoundAlive", DOMAIN, inputs=("c",), outputs=("y",)),
+        ],
+        [Value("x", F32, (4,))],
+        [Value("y", F32, (4,))],
+        opsets={"": 21, DOMAIN: 1},
+    )
+    TRACK.refs.clear()
+    np.testing.assert_array_equal(CompiledGraph(g).run({"x": np.zeros(4, F32)})[0], np.full(4, 8, F32))
+    assert alive_at == [1, 0, 0]  # "a" is alive while b1 reads it, freed before b2
