@@ -46,10 +46,10 @@ __all__ = [
 _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 _AMX_CONFIG: np.ndarray | None = None
 _ROW_SUMS: Any = None
-_ROWS_ENTRY: Any = None
+_ROWS_ENTRIES: Any = None
 _ROWS_OPERANDS: Any = None
 _AMX_MIN_K = 16  # GEMMs with K up to this run on VNNI tiles in the AMX driver (see GemmKernel._plan)
-# VNNI row blocks with the store fused (tiles.serial_rows) up to this many MACs per call, or at any size for
+# VNNI row blocks with the store fused (tiles.ROWS_ENTRIES) up to this many MACs per call, or at any size for
 # K <= _AMX_MIN_K or a single row: measured against the AMX / 8x32 VNNI tile drivers here (2304x8x48:
 # 26 -> 15 us, 576x48x16: 6.6 -> 4.2 us, 9x160x1280: 12.3 -> 10 us); above it AMX wins (2304x64x48, 7 M
 # MACs: 34 against 37 us; 576x96x96: 27 against 34 us)
@@ -233,12 +233,12 @@ class _Packed:
 
 
 def _entry(code: int, threads: int) -> Any:
-    from edgeai.kernels.tiles import AMX_CONFIG, ENTRY_PARALLEL, ENTRY_SERIAL, row_sums, rows_operands, serial_rows
+    from edgeai.kernels.tiles import AMX_CONFIG, ENTRY_PARALLEL, ENTRY_SERIAL, ROWS_ENTRIES, row_sums, rows_operands
 
-    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRY, _ROWS_OPERANDS
+    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRIES, _ROWS_OPERANDS
     _AMX_CONFIG = AMX_CONFIG  # bound here, once: an import in the per-call path costs microseconds
     _ROW_SUMS = row_sums
-    _ROWS_ENTRY, _ROWS_OPERANDS = serial_rows, rows_operands
+    _ROWS_ENTRIES, _ROWS_OPERANDS = ROWS_ENTRIES, rows_operands
 
     return (ENTRY_PARALLEL if threads > 1 else ENTRY_SERIAL)[code]
 
@@ -386,7 +386,7 @@ class GemmKernel:
         self._plans: dict[tuple[int, int], _GemmPlan] = {}
         self._hot: tuple[Any, Any, Any] = (None, None, None)  # (a.shape, a_zp, plan) of the direct call: see __call__
         self._prep = self._signed or self._lda != self.k
-        # VNNI row blocks with the fused store (AVX-512 kinds, one thread, no weight zero point: no row term)
+        # VNNI row blocks, store fused (tiles.ROWS_ENTRIES): AVX-512 kinds, one thread, no weight zero point (row term)
         from edgeai.kernels.tiles import KIND_CODES
 
         self._rows = self.pk.code in (KIND_CODES["vnni"], KIND_CODES["amx"]) and not self._has_bz and threads == 1
@@ -402,7 +402,8 @@ class GemmKernel:
                 1, -(-self.k // 4), pk.panel_bytes, self.n, ep, pk.coloff(azp, self.bias), 0, self.n, self._segoff,
                 rowoffs,
             )  # fmt: skip
-            return _GemmPlan(_ROWS_ENTRY, [None, pk.packed, consts, geo, None], 0, 4, -1, None, flat=False)
+            fn = _ROWS_ENTRIES[ep.mode]
+            return _GemmPlan(fn, [None, pk.packed, consts, geo, None], 0, 4, -1, None, flat=False)
         tail = [pk.packed, pk.panel_bytes, self.n, m]
         post = [pk.bz, pk.coloff(azp, self.bias), ep.mode, ep.scale, ep.mult, ep.shift, ep.zp, ep.qmin, ep.qmax]
         if self.amx:
@@ -435,7 +436,7 @@ class GemmKernel:
                 out = np.empty((shape[0], self.n), self._out_dtype)
                 if plan.flat:  # the tile drivers take flat arrays (ravel: a view, or a C copy)
                     plan.call(*plan.pre, a.ravel(), *plan.mid, out.ravel(), *plan.tail)
-                elif a.flags.c_contiguous:  # serial_rows takes the 2-D arrays as they are
+                elif a.flags.c_contiguous:  # tiles.ROWS_ENTRIES take the 2-D arrays as they are
                     plan.call(a, *plan.mid, out)
                 else:
                     plan.call(np.ascontiguousarray(a), *plan.mid, out)

@@ -27,7 +27,7 @@ from numba.extending import overload
 
 from edgeai.kernels.requant import requantize_fixed_point_branchless, requantize_float
 
-__all__ = ["KIND_CODES", "KIND_TILE", "row_sums", "rows_operands", "serial_rows"]
+__all__ = ["KIND_CODES", "KIND_TILE", "ROWS_ENTRIES", "row_sums", "rows_operands"]
 
 # kind code -> (microkernel kind name or "portable", MR, NR)
 KIND_CODES = {"vnni": 0, "avx2_7bit": 1, "avx2_i16": 2, "portable": 3, "amx": 4}
@@ -990,31 +990,31 @@ def parallel_portable(
 
 
 @functools.cache
-def _rows_kernel(nv: int, rows: int, out_int32: bool) -> Any:
+def _rows_kernel(nv: int, rows: int, quant: int) -> Any:
     from edgeai.kernels.x86 import make_rows_kernel
 
-    return make_rows_kernel(nv, rows, out_int32)
+    return make_rows_kernel(nv, rows, quant)
 
 
 def _rows_tile(
-    nv, rows, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale, mult,
-    shift, mode, zp, qmin, qmax, out, obase, ors,
+    nv, rows, quant, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale,
+    mult, shift, mode, zp, qmin, qmax, out, obase, ors,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     raise NotImplementedError("only callable from numba-compiled code")
 
 
 @overload(_rows_tile, prefer_literal=True, jit_options=_INLINE)
 def _rows_tile_overload(
-    nv, rows, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale, mult,
-    shift, mode, zp, qmin, qmax, out, obase, ors,
+    nv, rows, quant, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale,
+    mult, shift, mode, zp, qmin, qmax, out, obase, ors,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
-    if not isinstance(nv, types.IntegerLiteral) or not isinstance(rows, types.IntegerLiteral):
+    if not all(isinstance(v, types.IntegerLiteral) for v in (nv, rows, quant)):
         return None
-    kernel = _rows_kernel(nv.literal_value, rows.literal_value, out.dtype == types.int32)
+    kernel = _rows_kernel(nv.literal_value, rows.literal_value, quant.literal_value)
 
     def impl(
-        nv, rows, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale,
-        mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+        nv, rows, quant, a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff,
+        scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
     ):  # type: ignore[no-untyped-def]  # fmt: skip
         kernel(
             a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0, coloff, scale, mult,
@@ -1024,17 +1024,18 @@ def _rows_tile_overload(
     return impl
 
 
-ROWS_HEAD = 11  # serial_rows's geo: 11 scalars, then segoff [nseg], then rowoffs [M]
+ROWS_HEAD = 11  # the row entries' geo: 11 scalars, then segoff [nseg], then rowoffs [M]
 
 
 def rows_operands(
     nseg: int, seglen: int, panel_bytes: int, n: int, ep: Any, coloff: np.ndarray, obase: int, ors: int,
     segoff: np.ndarray, rowoffs: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(consts, geo) of a :func:`serial_rows` call: ``consts`` int32 [4 N] = coloff, the bits of the float32
-    scales, multipliers, shifts; ``geo`` int64 = nseg, seglen, panel_bytes, N, M, mode, zp, qmin, qmax,
-    obase, ors, then segoff and rowoffs. Five array arguments in all: each array a numba entry unboxes
-    costs about 55 ns here, a third of a small GEMM's fixed cost with the 9 arrays of separate operands."""
+    """(consts, geo) of a :data:`ROWS_ENTRIES` call (:func:`serial_rows_float`): ``consts`` int32 [4 N] =
+    coloff, the bits of the float32 scales, multipliers, shifts; ``geo`` int64 = nseg, seglen, panel_bytes,
+    N, M, mode, zp, qmin, qmax, obase, ors, then segoff and rowoffs. Five array arguments in all: each array
+    a numba entry unboxes costs about 55 ns here, a third of a small GEMM's fixed cost with the 9 arrays of
+    separate operands."""
     consts = np.concatenate(
         [
             np.asarray(coloff, np.int32),
@@ -1049,8 +1050,58 @@ def rows_operands(
     return consts, geo
 
 
+def _rows_drive(quant, a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_rows_drive, prefer_literal=True, jit_options=_INLINE)
+def _rows_drive_overload(quant, a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
+    if not isinstance(quant, types.IntegerLiteral):
+        return None
+    q = quant.literal_value
+
+    def impl(quant, a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
+        nseg, seglen, panel_bytes, N, M = geo[0], geo[1], geo[2], geo[3], geo[4]
+        mode, zp, qmin, qmax, obase, ors = geo[5], geo[6], geo[7], geo[8], geo[9], geo[10]
+        segoff = geo[ROWS_HEAD : ROWS_HEAD + nseg]
+        rowoffs = geo[ROWS_HEAD + nseg : ROWS_HEAD + nseg + M]
+        coloff = consts[:N]
+        scale = consts[N : 2 * N].view(np.float32)
+        mult = consts[2 * N : 3 * N]
+        shift = consts[3 * N : 4 * N]
+        for col0 in range(0, N, 64):
+            width = min(64, N - col0)
+            boff = (col0 // 32) * panel_bytes
+            if width > 48:
+                for i0 in range(0, M, 4):
+                    _rows_tile(
+                        4, 4, q, a, rowoffs, i0, min(4, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width,
+                        col0, coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+                    )  # fmt: skip
+            elif width > 32:
+                for i0 in range(0, M, 6):
+                    _rows_tile(
+                        3, 6, q, a, rowoffs, i0, min(6, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width,
+                        col0, coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+                    )  # fmt: skip
+            elif width > 16:
+                for i0 in range(0, M, 8):
+                    _rows_tile(
+                        2, 8, q, a, rowoffs, i0, min(8, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width,
+                        col0, coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+                    )  # fmt: skip
+            else:
+                for i0 in range(0, M, 8):
+                    _rows_tile(
+                        1, 8, q, a, rowoffs, i0, min(8, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width,
+                        col0, coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
+                    )  # fmt: skip
+
+    return impl
+
+
 @njit(cache=True, _nrt=False)
-def serial_rows(a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
+def serial_rows_float(a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
     """VNNI GEMM of weights without a zero point, the store fused into the register tile.
 
     ``a``: uint8 rows (``rowoffs``, K in ``nseg`` runs as :func:`edgeai.kernels.x86.make_microkernel` reads
@@ -1065,41 +1116,24 @@ def serial_rows(a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
     GEMMs of a mobile network (K <= 16, N <= 96, or a few hundred thousand MACs) spend most of their time
     in that per-tile overhead.
     """
-    nseg, seglen, panel_bytes, N, M = geo[0], geo[1], geo[2], geo[3], geo[4]
-    mode, zp, qmin, qmax, obase, ors = geo[5], geo[6], geo[7], geo[8], geo[9], geo[10]
-    segoff = geo[ROWS_HEAD : ROWS_HEAD + nseg]
-    rowoffs = geo[ROWS_HEAD + nseg : ROWS_HEAD + nseg + M]
-    coloff = consts[:N]
-    scale = consts[N : 2 * N].view(np.float32)
-    mult = consts[2 * N : 3 * N]
-    shift = consts[3 * N : 4 * N]
-    for col0 in range(0, N, 64):
-        width = min(64, N - col0)
-        boff = (col0 // 32) * panel_bytes
-        if width > 48:
-            for i0 in range(0, M, 4):
-                _rows_tile(
-                    4, 4, a, rowoffs, i0, min(4, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
-                    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
-                )  # fmt: skip
-        elif width > 32:
-            for i0 in range(0, M, 6):
-                _rows_tile(
-                    3, 6, a, rowoffs, i0, min(6, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
-                    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
-                )  # fmt: skip
-        elif width > 16:
-            for i0 in range(0, M, 8):
-                _rows_tile(
-                    2, 8, a, rowoffs, i0, min(8, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
-                    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
-                )  # fmt: skip
-        else:
-            for i0 in range(0, M, 8):
-                _rows_tile(
-                    1, 8, a, rowoffs, i0, min(8, M - i0), segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
-                    coloff, scale, mult, shift, mode, zp, qmin, qmax, out, obase, ors,
-                )  # fmt: skip
+    _rows_drive(1, a, bp, consts, geo, out)
+
+
+@njit(cache=True, _nrt=False)
+def serial_rows_fixed(a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
+    """:func:`serial_rows_float` with TFLite's fixed-point requantization (a separate entry: a model compiles
+    the store of its own requantization alone)."""
+    _rows_drive(2, a, bp, consts, geo, out)
+
+
+@njit(cache=True, _nrt=False)
+def serial_rows_int32(a, bp, consts, geo, out):  # type: ignore[no-untyped-def]
+    """:func:`serial_rows_float` storing the int32 accumulators (no requantization)."""
+    _rows_drive(0, a, bp, consts, geo, out)
+
+
+# the entry for each requantization mode (0: int32 out, 1: ONNX float, 2: TFLite fixed point)
+ROWS_ENTRIES = {0: serial_rows_int32, 1: serial_rows_float, 2: serial_rows_fixed}
 
 
 # --------------------------------------------------------------------------- AMX

@@ -496,7 +496,7 @@ def make_store_rows(nr: int, mode: int) -> Any:
     return store_rows
 
 
-def make_rows_kernel(nv: int, rows: int, out_int32: bool) -> Any:
+def make_rows_kernel(nv: int, rows: int, quant: int) -> Any:
     """An ``@intrinsic`` computing ``rows`` rows x ``16 * nv`` columns and storing them requantized.
 
     ``rows_kernel(a, rowoffs, i0, nrows, segoff, nseg, seglen, bp, boff, panel_bytes, width, col0,
@@ -507,11 +507,14 @@ def make_rows_kernel(nv: int, rows: int, out_int32: bool) -> Any:
     at ``(j // 2) * panel_bytes + (j % 2) * 64``) with ``vpdpbusd``, the accumulators starting at
     ``coloff``, and stores ``out[obase + row * ors + col0 + j]`` for ``j < width`` straight from the
     registers: no scratch tile, no separate store pass. The store is that of :func:`make_store_rows`
-    without the row term (weights without a zero point): ``mode`` 0 (int32 ``out``, compiled when
-    ``out_int32``), 1 (MLAS float) or 2 (TFLite fixed point), chosen at run time between 1 and 2.
+    without the row term (weights without a zero point) for the requantization ``quant`` alone, fixed when
+    compiled (``mode`` is not read): 0 (int32 ``out``), 1 (MLAS float) or 2 (TFLite fixed point).
     ``nv`` vectors of 16 columns, masked past ``width``; rows past ``nrows`` repeat the last row's
     reads and are not stored.
     """
+    if quant not in (0, 1, 2):
+        raise ValueError(f"no requantization {quant}")
+    out_int32 = quant == 0
     v16 = ir.VectorType(_i32, 16)
     vbytes = ir.VectorType(_i8, 64)
     f16 = ir.VectorType(ir.FloatType(), 16)
@@ -553,7 +556,7 @@ def make_rows_kernel(nv: int, rows: int, out_int32: bool) -> Any:
 
         def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
             (a_v, ro_v, i0_v, nrows_v, so_v, nseg_v, seglen_v, bp_v, boff_v, pb_v, width_v, col0_v) = args[:12]
-            mode_v, zp_v, qmin_v, qmax_v, out_v, obase_v, ors_v = args[16:]
+            zp_v, qmin_v, qmax_v, out_v, obase_v, ors_v = args[17:]
             sa = signature.args
             module = builder.module
             vnni = cgutils.get_or_insert_function(
@@ -654,41 +657,40 @@ def make_rows_kernel(nv: int, rows: int, out_int32: bool) -> Any:
                 store_rows(lambda v, j: v)
                 return context.get_dummy_value()
             zpv = _splat_any(builder, builder.trunc(zp_v, _i32), v16)
-            with builder.if_else(builder.icmp_signed("==", mode_v, _const(2))) as (fixed, flt):
-                with fixed:
-                    mu = columns(14, v16)
-                    sh = columns(15, v16)
-                    fx = [_fixed_point_columns(builder, mu[j], sh[j]) for j in range(nv)]
-                    vlo = _splat_any(builder, builder.trunc(builder.sub(qmin_v, zp_v), _i32), v16)
-                    vhi = _splat_any(builder, builder.trunc(builder.sub(qmax_v, zp_v), _i32), v16)
+            if quant == 2:
+                mu = columns(14, v16)
+                sh = columns(15, v16)
+                fx = [_fixed_point_columns(builder, mu[j], sh[j]) for j in range(nv)]
+                vlo = _splat_any(builder, builder.trunc(builder.sub(qmin_v, zp_v), _i32), v16)
+                vhi = _splat_any(builder, builder.trunc(builder.sub(qmax_v, zp_v), _i32), v16)
 
-                    def q_fixed(v: Any, j: int) -> Any:
-                        r = _fixed_point(builder, v, *fx[j])
-                        r = builder.select(builder.icmp_signed("<", r, vlo), vlo, r)
-                        r = builder.select(builder.icmp_signed(">", r, vhi), vhi, r)
-                        return builder.trunc(builder.add(r, zpv), b16)
+                def q_fixed(v: Any, j: int) -> Any:
+                    r = _fixed_point(builder, v, *fx[j])
+                    r = builder.select(builder.icmp_signed("<", r, vlo), vlo, r)
+                    r = builder.select(builder.icmp_signed(">", r, vhi), vhi, r)
+                    return builder.trunc(builder.add(r, zpv), b16)
 
-                    store_rows(q_fixed)
-                with flt:
-                    scv = columns(13, f16)
-                    flt_t = ir.FloatType()
-                    lo = _splat_any(builder, builder.sitofp(builder.sub(qmin_v, zp_v), flt_t), f16)
-                    hi = _splat_any(builder, builder.sitofp(builder.sub(qmax_v, zp_v), flt_t), f16)
-                    cvt_rn = cgutils.get_or_insert_function(
-                        module,
-                        ir.FunctionType(v16, [f16, v16, ir.IntType(16), _i32]),
-                        "llvm.x86.avx512.mask.cvtps2dq.512",
-                    )
-                    zero16 = ir.Constant(v16, [0] * 16)
+                store_rows(q_fixed)
+                return context.get_dummy_value()
+            scv = columns(13, f16)
+            flt_t = ir.FloatType()
+            lo = _splat_any(builder, builder.sitofp(builder.sub(qmin_v, zp_v), flt_t), f16)
+            hi = _splat_any(builder, builder.sitofp(builder.sub(qmax_v, zp_v), flt_t), f16)
+            cvt_rn = cgutils.get_or_insert_function(
+                module,
+                ir.FunctionType(v16, [f16, v16, ir.IntType(16), _i32]),
+                "llvm.x86.avx512.mask.cvtps2dq.512",
+            )
+            zero16 = ir.Constant(v16, [0] * 16)
 
-                    def q_float(v: Any, j: int) -> Any:
-                        f = builder.fmul(builder.sitofp(v, f16), scv[j])
-                        f = builder.select(builder.fcmp_ordered("<", f, lo), lo, f)
-                        f = builder.select(builder.fcmp_ordered(">", f, hi), hi, f)
-                        r = builder.call(cvt_rn, [f, zero16, ir.Constant(ir.IntType(16), -1), ir.Constant(_i32, 8)])
-                        return builder.trunc(builder.add(r, zpv), b16)
+            def q_float(v: Any, j: int) -> Any:
+                f = builder.fmul(builder.sitofp(v, f16), scv[j])
+                f = builder.select(builder.fcmp_ordered("<", f, lo), lo, f)
+                f = builder.select(builder.fcmp_ordered(">", f, hi), hi, f)
+                r = builder.call(cvt_rn, [f, zero16, ir.Constant(ir.IntType(16), -1), ir.Constant(_i32, 8)])
+                return builder.trunc(builder.add(r, zpv), b16)
 
-                    store_rows(q_float)
+            store_rows(q_float)
             return context.get_dummy_value()
 
         return sig, codegen

@@ -223,7 +223,7 @@ def test_gemm_small_k_many_rows_every_mode(kernel_path: str, k: int) -> None:
 
 @pytest.mark.parametrize("n", [1, 8, 16, 17, 32, 33, 48, 49, 64, 65, 96, 130])
 def test_gemm_row_blocks_every_width_and_mode(kernel_path: str, n: int) -> None:
-    """Symmetric weights on the AVX-512 paths run VNNI row blocks with the store fused (tiles.serial_rows):
+    """Symmetric weights on the AVX-512 paths run VNNI row blocks with the store fused (tiles.ROWS_ENTRIES):
     column blocks of 1 to 4 vectors (masked past N), blocks of 4, 6 or 8 rows with every row remainder (one row),
     K not a multiple of 4 (a padded copy of A), uint8 and int8 activations, every output mode, and
     accumulators past the float32 rounding tie and int32 saturation of the requantization."""
@@ -241,9 +241,9 @@ def test_gemm_row_blocks_every_width_and_mode(kernel_path: str, n: int) -> None:
             f = prepare_gemm(b, 0, a_dtype=a_dtype, bias=bias)
             np.testing.assert_array_equal(f(a, a_zp), acc)
             if kernel_path in ("vnni", "amx"):  # the path under test, not the tile drivers
-                from edgeai.kernels.tiles import serial_rows
+                from edgeai.kernels.tiles import ROWS_ENTRIES
 
-                assert f._plans[(m, a_zp)].fn is serial_rows
+                assert f._plans[(m, a_zp)].fn is ROWS_ENTRIES[0]
             rq = Requant("onnx", scale, None, None, 7, np.dtype(np.uint8), act_min=3, act_max=250)
             got = prepare_gemm(b, 0, a_dtype=a_dtype, bias=bias, requant=rq)(a, a_zp)
             np.testing.assert_array_equal(got, requantize_onnx(acc, scale, 7, 3, 250).astype(np.uint8))
