@@ -196,8 +196,7 @@ class ConvKernel:
         self.cp = -(-self.m // lanes) * lanes
         wv = np.zeros((self.cp, wsc.shape[1]), np.float32)
         wv[: self.m] = wsc
-        self.wv = np.ascontiguousarray(wv.reshape(self.cp // lanes, lanes, self.nchunks, chunk).transpose(0, 2, 3, 1))
-        self.wv = self.wv.reshape(-1)
+        self.wv = np.ascontiguousarray(wv.reshape(-1, lanes, self.nchunks, chunk).transpose(0, 2, 3, 1)).reshape(-1)
         self._dw_plans: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     def _depthwise_plan(self, hp: int, wp: int, oh: int, ow: int) -> tuple[Any, ...]:

@@ -8,12 +8,14 @@ input once (uint8 or int8, in its own dtype) also applies the zero point, so pad
 
 Two loop shapes:
 
-* NHWC (:func:`depthwise_nhwc`): a band of input rows is staged in float32 channel blocks of
+* NHWC: a band of input rows is staged in float32 channel blocks of
   :data:`edgeai.kernels.dwvec.LANES` (``[C / LANES, rows, padded width, LANES]``), so that every
-  tap and pixel step inside a block is a constant displacement; per output row, each block sums
-  its taps over the whole row in one vector loop whose weights stay in registers
-  (:mod:`edgeai.kernels.dwvec`: a 3x3 kernel of stride 1 or 2 shares the columns of four
-  neighbouring pixels), then the row is requantized from the float sums.
+  tap and pixel step inside a block is a constant displacement, and each block's taps are summed
+  in one vector loop whose weights stay in registers (:mod:`edgeai.kernels.dwvec`).
+  :func:`depthwise_nhwc3`: a 3x3 kernel of dilation 1 and stride 1 or 2, whole channel blocks and
+  the ONNX requantization, all in that loop (four neighbouring pixels share the columns they
+  read; every row of the band in one call per block). :func:`depthwise_nhwc`: everything else,
+  nine taps at a time into a row of float sums, then requantized.
 * NCHW (:func:`depthwise_nchw`): one channel plane at a time (split into ``sw`` column phases),
   each output row a contiguous run, the channel's weights scalars.
 
