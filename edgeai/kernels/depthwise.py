@@ -48,8 +48,10 @@ from numba.extending import overload
 
 from edgeai.kernels.dwvec import (
     LANES,
+    taps3x3_s1,
     taps3x3_s1_bias,
     taps3x3_s1_fbias,
+    taps3x3_s2,
     taps3x3_s2_bias,
     taps3x3_s2_fbias,
     taps9,
@@ -309,12 +311,16 @@ def _stage_blocks(x, n, r0, rows, cap, pt, pl, xzp, wp, band, zero_rows):  # typ
         for b in range(full):  # each block's row written in order
             for q in range(w_in):
                 widen(src, q * C + b * LANES, fzp, band, d0 + b * plane + q * LANES)
-        if full < nblk:
+        if full < nblk:  # the last block's C % LANES channels; its other lanes meet zero weights
+            c0 = full * LANES
             for q in range(w_in):
-                for c in range(full * LANES, C):
-                    band[np.uint64(d0 + full * plane + q * LANES + c - full * LANES)] = (
-                        np.float32(src[np.uint64(q * C + c)]) - fzp
-                    )
+                if q * C + c0 + LANES <= w_in * C:  # one vector that stays in the row (it reads the next pixel)
+                    widen(src, q * C + c0, fzp, band, d0 + full * plane + q * LANES)
+                else:
+                    for c in range(c0, C):
+                        band[np.uint64(d0 + full * plane + q * LANES + c - c0)] = (
+                            np.float32(src[np.uint64(q * C + c)]) - fzp
+                        )
 
 
 @njit(cache=True, fastmath=_FM)
@@ -348,18 +354,24 @@ def _vrows3(band, y0, y1, cap, geo, C, wt, bias, fbias, scale, out, obase):  # t
 def _vrows(band, y0, y1, cap, geo, C, offs, wt, acc, bias, fbias, scale, mult, shift, out, obase):  # type: ignore[no-untyped-def]
     # output rows y0:y1 of the band (staged from input row y0 * sh): per row, each block of LANES channels
     # sums its taps over the whole row into acc (edgeai.kernels.dwvec), then the row is requantized
-    sh, sw, wp, ow = geo[2], geo[3], geo[6], geo[9]
+    sh, sw, wp, ow, k3 = geo[2], geo[3], geo[6], geo[9], geo[10]
     zp, qmin, qmax = geo[11], geo[12], geo[13]
     nchunks, nblk = offs.shape[0], (C + LANES - 1) // LANES
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
     bstride, cp = cap * wp * LANES, nblk * LANES
+    rows2 = (offs[0, 3], offs[0, 6])  # a 3x3 kernel's rows 1 and 2
     for oy in range(y0, y1):
         rowb = (oy - y0) * sh * wp * LANES
         for b in range(nblk):
             xb, ab = b * bstride + rowb, b * LANES  # acc: [ow, cp] (cp = nblk * LANES)
-            for ci in range(nchunks):
-                taps9(band, xb, sw * LANES, _chunk(offs, ci), wt, ((b * nchunks + ci) * 9) * LANES, acc, ab, cp, ow,
-                      ci > 0)  # fmt: skip
+            if k3 == 1:  # 3x3 of stride 1 or 2: neighbouring pixels share columns
+                taps3x3_s1(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow)
+            elif k3 == 2:
+                taps3x3_s2(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow)
+            else:
+                for ci in range(nchunks):
+                    taps9(band, xb, sw * LANES, _chunk(offs, ci), wt, ((b * nchunks + ci) * 9) * LANES, acc, ab, cp,
+                          ow, ci > 0)  # fmt: skip
         ob = obase + oy * ow * C
         for p in range(ow):
             for c in range(C):

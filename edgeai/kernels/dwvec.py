@@ -28,8 +28,10 @@ from numba.extending import intrinsic
 
 __all__ = [
     "LANES",
+    "taps3x3_s1",
     "taps3x3_s1_bias",
     "taps3x3_s1_fbias",
+    "taps3x3_s2",
     "taps3x3_s2_bias",
     "taps3x3_s2_fbias",
     "taps9",
@@ -140,34 +142,47 @@ def _make_taps3x3(pixels: int, stride: int, mode: int) -> Any:
     added with wrap-around), then clamped to ``[lo, hi]`` (float32 ``qmin - zp``, ``qmax - zp``),
     rounded half to even and ``zp`` added. Blocks of ``pixels`` output pixels share the columns they
     read: ``3 * ((pixels - 1) * stride + 3)`` loads instead of ``9 * pixels``. The whole vector is
-    stored: the caller uses this only when the channels are a multiple of ``LANES``."""
+    stored: the caller uses this only when the channels are a multiple of ``LANES``.
+
+    ``mode`` 0: the float32 sums themselves, one output row, at ``acc[ab + p * astep:]`` (arguments
+    ``x, xb, rows, w, wb, acc, ab, astep, n``), for the other outputs' loop."""
     ncol = (pixels - 1) * stride + 3
     vbytes = LANES * 4
     vi32 = ir.VectorType(ir.IntType(32), LANES)
     vi8 = ir.VectorType(ir.IntType(8), LANES)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        x_v, xb_v, rows_v, w_v, wb_v, out_v, ob_v, ostep_v, n_v, p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[:15]
+        x_v, xb_v, rows_v, w_v, wb_v, out_v, ob_v, ostep_v, n_v = args[:9]
         sa = signature.args
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(_vec, [_vec, _vec, _vec]), f"llvm.fmuladd.v{LANES}f32"
         )
-        rint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_vec, [_vec]), f"llvm.rint.v{LANES}f32")
         c4 = ir.Constant(_i64, 4)
         w0 = _addr(context, builder, sa[3], w_v, wb_v)
         wv = [_vload(builder, builder.add(w0, ir.Constant(_i64, t * vbytes))) for t in range(9)]
         ro = [ir.Constant(_i64, 0)] + [builder.mul(builder.extract_value(rows_v, i), c4) for i in range(2)]
         x0 = _addr(context, builder, sa[0], x_v, xb_v)
-        d0 = builder.add(builder.ptrtoint(context.make_array(sa[5])(context, builder, out_v).data, _i64), ob_v)
-        p1 = context.make_array(sa[9])(context, builder, p1_v)
-        p1_addr = builder.add(builder.ptrtoint(p1.data, _i64), builder.mul(pb_v, c4))
-        p1v = builder.load(builder.inttoptr(p1_addr, (_vec if mode == 3 else vi32).as_pointer()), align=4)
-        scv = _vload(builder, _addr(context, builder, sa[10], sc_v, pb_v))
-        zpv = _splat_f(builder, builder.trunc(zp_v, ir.IntType(32)), vi32)
-        lov, hiv = _splat_f(builder, lo_v, _vec), _splat_f(builder, hi_v, _vec)
-        nrows, xrow, orow = args[15], builder.mul(args[16], c4), args[17]
+        if mode == 0:  # float32 sums, one row
+            d0, ostep_v = _addr(context, builder, sa[5], out_v, ob_v), builder.mul(ostep_v, c4)
+            nrows, xrow, orow = ir.Constant(_i64, 1), ir.Constant(_i64, 0), ir.Constant(_i64, 0)
+        else:
+            p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[9:15]
+            rint = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_vec, [_vec]), f"llvm.rint.v{LANES}f32"
+            )
+            d0 = builder.add(builder.ptrtoint(context.make_array(sa[5])(context, builder, out_v).data, _i64), ob_v)
+            p1 = context.make_array(sa[9])(context, builder, p1_v)
+            p1_addr = builder.add(builder.ptrtoint(p1.data, _i64), builder.mul(pb_v, c4))
+            p1v = builder.load(builder.inttoptr(p1_addr, (_vec if mode == 3 else vi32).as_pointer()), align=4)
+            scv = _vload(builder, _addr(context, builder, sa[10], sc_v, pb_v))
+            zpv = _splat_f(builder, builder.trunc(zp_v, ir.IntType(32)), vi32)
+            lov, hiv = _splat_f(builder, lo_v, _vec), _splat_f(builder, hi_v, _vec)
+            nrows, xrow, orow = args[15], builder.mul(args[16], c4), args[17]
 
         def sink(d0: ir.Value, idx: ir.Value, s: ir.Value) -> None:
+            if mode == 0:
+                builder.store(s, builder.inttoptr(builder.add(d0, builder.mul(idx, ostep_v)), _vptr), align=4)
+                return
             if mode == 3:
                 y = builder.fmul(builder.fadd(s, p1v), scv)
             else:
@@ -212,6 +227,19 @@ def _make_taps3x3(pixels: int, stride: int, mode: int) -> Any:
                 sink(dr, idx, s)
         return context.get_dummy_value()
 
+    if mode == 0:
+
+        @intrinsic
+        def taps3x3_sums(
+            typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, acc: Any, ab: Any, astep: Any, n: Any
+        ) -> Any:  # fmt: skip
+            if not (isinstance(rows, types.UniTuple) and rows.count == 2):
+                return None
+            i64 = types.int64
+            return types.void(x, i64, rows, w, i64, acc, i64, i64, i64), codegen
+
+        return taps3x3_sums
+
     @intrinsic
     def taps3x3_requant(
         typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, out: Any, ob: Any, ostep: Any, n: Any,
@@ -230,6 +258,8 @@ def _make_taps3x3(pixels: int, stride: int, mode: int) -> Any:
 
 
 # stride 1: 4 pixels read 6 columns; stride 2: 9. The ONNX requantization in the store, bias in float32 / int32
+taps3x3_s1 = _make_taps3x3(4, 1, 0)  # float sums, for the TFLite and int32 outputs and partial blocks
+taps3x3_s2 = _make_taps3x3(4, 2, 0)
 taps3x3_s1_fbias = _make_taps3x3(4, 1, 3)
 taps3x3_s2_fbias = _make_taps3x3(4, 2, 3)
 taps3x3_s1_bias = _make_taps3x3(4, 1, 1)
