@@ -432,20 +432,21 @@ def test_conv_symmetric_weights_every_mode(
         np.testing.assert_array_equal(run(rq), want)
 
 
+@pytest.mark.parametrize("c", [1, 2, 3])
 @pytest.mark.parametrize("w", [4, 8, 96, 5, 7])
 @pytest.mark.parametrize("flip", [0, 0x80])
-def test_nhwc_stage_rgb_words(w: int, flip: int) -> None:
-    """An RGB image's staging into 4-byte pixels: whole 12-byte groups split from three words when W % 4 == 0
-    (the second image starts mid-array), a byte per load otherwise; padding and the fourth channel filled."""
+def test_nhwc_stage_rgb_words(c: int, w: int, flip: int) -> None:
+    """An image of 1 to 3 channels (an RGB first layer) staged into 4-byte pixels (RGB: rows of bytes over
+    views; the second image starts mid-array, any width), the padding and the spare channels filled."""
     from edgeai.kernels import conv
 
-    rng = np.random.default_rng(w + flip)
+    rng = np.random.default_rng(w + flip + c)
     h, (pt, pl, pb, pr) = 6, (1, 2, 0, 1)
-    x = rng.integers(0, 256, (2, h, w, 3)).astype(np.uint8)
+    x = rng.integers(0, 256, (2, h, w, c)).astype(np.uint8)
     buf = rng.integers(0, 256, (h + pt + pb, w + pl + pr, 4)).astype(np.uint8)
-    conv.nhwc_stage(x, 1, 0, 3, pt, pl, 201, flip, buf, True)
+    conv.nhwc_stage(x, 1, 0, c, pt, pl, 201, flip, buf, True)
     want = np.full(buf.shape, 201, np.uint8)
-    want[pt : pt + h, pl : pl + w, :3] = x[1] ^ flip
+    want[pt : pt + h, pl : pl + w, :c] = x[1] ^ flip
     np.testing.assert_array_equal(buf, want)
 
 
