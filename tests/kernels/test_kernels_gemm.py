@@ -228,7 +228,7 @@ def test_gemm_row_blocks_every_width_and_mode(kernel_path: str, n: int) -> None:
     K not a multiple of 4 (a padded copy of A), uint8 and int8 activations, every output mode, and
     accumulators past the float32 rounding tie and int32 saturation of the requantization."""
     rng = np.random.default_rng(n)
-    for m, k in ((1, 20), (2, 3), (13, 8), (29, 36), (47, 16)):
+    for m, k in ((1, 20), (2, 3), (13, 8), (29, 36), (47, 16), (7, 37), (5, 70)):
         b = rng.integers(-128, 128, (k, n)).astype(np.int8)
         bias = rng.integers(-(2**24), 2**24, n).astype(np.int32)
         scale = (rng.random(n) * 3e-3 + 1e-5).astype(np.float32)
