@@ -149,3 +149,44 @@ def test_eight_lane_loops_on_an_avx2_target(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, cwd=here.parent,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+_GUARD_SCRIPT = """
+import ctypes, mmap
+import numpy as np
+from edgeai.kernels import prepare_conv
+
+libc = ctypes.CDLL(None)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+PAGE = mmap.PAGESIZE
+rng = np.random.default_rng(0)
+for c in (1, 3, 9, 15, 16, 17, 20, 30, 33, 48):
+    for k, s in ((3, 1), (3, 2), (5, 1)):
+        for h, w in ((1, 1), (2, 3), (7, 6)):
+            x = rng.integers(0, 256, (1, h, w, c)).astype(np.uint8)
+            wt = rng.integers(-128, 128, (c, 1, k, k)).astype(np.int8)
+            f = prepare_conv(wt, 0, x_dtype=np.uint8, strides=(s, s), pads=(k // 2,) * 4, group=c, layout="NHWC")
+            want = f(x, 7)
+            # the same input ending right before an inaccessible page: a read past its end is a segfault
+            pages = -(-x.nbytes // PAGE) + 1
+            buf = mmap.mmap(-1, pages * PAGE)
+            base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+            assert libc.mprotect(base + (pages - 1) * PAGE, PAGE, 0) == 0
+            end = (pages - 1) * PAGE
+            guarded = np.frombuffer(buf, np.uint8)[end - x.nbytes : end].reshape(x.shape)
+            guarded[...] = x
+            assert np.array_equal(f(guarded, 7), want), (c, k, s, h, w)
+            del guarded
+print("ok")
+"""
+
+
+def test_staging_never_reads_past_the_end_of_its_input() -> None:
+    """A partial channel block is staged one vector at a time where the read stays in the row: every
+    channel count, kernel and size on an input that ends at an inaccessible page (in a subprocess, so
+    that an over-read fails the test instead of the test run)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _GUARD_SCRIPT], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), f"rc {run.returncode}\n{run.stderr[-3000:]}"
