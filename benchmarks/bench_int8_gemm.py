@@ -1,7 +1,7 @@
 """INT8 GEMM: edgeai's kernels against ONNX Runtime's MatMulInteger (uint8 x int8), one thread.
 
     python benchmarks/bench_int8_gemm.py [--paths auto,vnni,avx2,portable] [--rounds 9] [--weight-bits 8|7]
-        [--mode int32|onnx|tflite] [--shapes default|mobilenet|MxNxK,...] [--ort-op matmul|conv] [--json]
+        [--mode int32|onnx|tflite] [--shapes default|mobilenet|mbv2-half|MxNxK,...] [--ort-op matmul|conv] [--json]
 
 For each M x N x K shape the weights are packed once (``prepare_gemm``) and ONNX
 Runtime gets the same weights as an initializer of a single-node model (one
@@ -20,7 +20,8 @@ Runtime's; the "tflite" ones against edgeai's numpy reference (TFLite's fixed-po
 may differ from ONNX Runtime's float rounding by one step). ``--ort-op conv`` (with ``--mode onnx``)
 times ONNX Runtime's 1x1 QLinearConv over M pixels instead (what a native 1x1 convolution replaces;
 ONNX Runtime's time includes its NCHW <-> NHWC transposes). ``--shapes mobilenet`` times the 1x1
-convolutions of MobileNetV2 (small K).
+convolutions of MobileNetV2 (small K); ``--shapes mbv2-half`` those of bench_native_int8's model (width 0.5,
+96x96) and its classifier.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ SHAPES = [(1, 1000, 1280), (196, 128, 1152), (3136, 32, 288), (256, 256, 256), (
 # --shapes mobilenet: 1x1 convolutions of MobileNetV2 as GEMMs (M pixels x N out channels x K in
 # channels): small K, where the per-row cost of the store decides, and the fixed cost of a small call
 MOBILENET = [(2304, 48, 8), (2304, 96, 16), (3136, 64, 32), (576, 144, 24), (196, 384, 64), (36, 16, 96), (36, 80, 480)]
+# --shapes mbv2-half: the 1x1 layers and the classifier of bench_native_int8's model (width 0.5, 96x96), one of each
+MBV2_HALF = [
+    (2304, 8, 16), (2304, 48, 8), (576, 16, 48), (576, 96, 16), (144, 16, 96), (144, 96, 16), (36, 32, 96),
+    (36, 192, 32), (36, 32, 192), (36, 48, 192), (36, 288, 48), (36, 48, 288), (9, 80, 288), (9, 480, 80),
+    (9, 80, 480), (9, 160, 480), (9, 1280, 160), (1, 100, 1280),
+]  # fmt: skip
 A_SCALE, B_SCALE, Y_SCALE, Y_ZP = 0.02, 0.01, 4.0, 128
 
 
@@ -148,13 +155,17 @@ def main() -> None:
         help="with --mode onnx: time ONNX Runtime's QLinearMatMul (default) or a 1x1 QLinearConv over M pixels",
     )
     ap.add_argument(
-        "--shapes", default="default", help="'default', 'mobilenet' or comma-separated MxNxK (e.g. 2304x48x8)"
+        "--shapes",
+        default="default",
+        help="'default', 'mobilenet', 'mbv2-half' or comma-separated MxNxK (e.g. 2304x48x8)",
     )
     args = ap.parse_args()
     if args.shapes == "default":
         shapes = SHAPES
     elif args.shapes == "mobilenet":
         shapes = MOBILENET
+    elif args.shapes == "mbv2-half":
+        shapes = MBV2_HALF
     else:
         shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     wlo, whi = (-64, 64) if args.weight_bits == 7 else (-128, 128)
