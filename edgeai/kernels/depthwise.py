@@ -12,7 +12,7 @@ Two loop shapes:
   :data:`edgeai.kernels.dwvec.LANES` (``[C / LANES, rows, padded width, LANES]``), so that every
   tap and pixel step inside a block is a constant displacement, and each block's taps are summed
   in one vector loop whose weights stay in registers (:mod:`edgeai.kernels.dwvec`).
-  :func:`depthwise_nhwc3`: a 3x3 kernel of dilation 1 and stride 1 or 2, whole channel blocks and
+  :func:`depthwise_nhwc3`: a 3x3 kernel of horizontal dilation 1 and stride 1 or 2, whole channel blocks and
   the ONNX requantization, all in that loop (four neighbouring pixels share the columns they
   read; every row of the band in one call per block). :func:`depthwise_nhwc`: everything else,
   nine taps at a time into a row of float sums, then requantized.
@@ -46,17 +46,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from edgeai.kernels.dwvec import (
-    LANES,
-    taps3x3_s1,
-    taps3x3_s1_bias,
-    taps3x3_s1_fbias,
-    taps3x3_s2,
-    taps3x3_s2_bias,
-    taps3x3_s2_fbias,
-    taps9,
-    widen,
-)
+from edgeai.kernels.dwvec import LANES, taps3x3, taps3x3_requant, taps9, widen
 from edgeai.kernels.requant import requantize_fixed_point_branchless
 
 __all__ = [
@@ -186,7 +176,7 @@ def _plus(acc, k, s):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, fastmath=_FM)
 def _pair_sums_scalar(x, b, d, c0, c1, c2, w):  # type: ignore[no-untyped-def]
-    # as _pair_sums with the nine weights scalars (an NCHW plane)
+    # two output rows of a 3x3 kernel whose row step equals the output row step, the nine weights scalars
     a0, a1, a2 = x[np.uint64(b + c0)], x[np.uint64(b + c1)], x[np.uint64(b + c2)]
     b0, b1, b2 = x[np.uint64(b + d + c0)], x[np.uint64(b + d + c1)], x[np.uint64(b + d + c2)]
     e0, e1, e2 = x[np.uint64(b + 2 * d + c0)], x[np.uint64(b + 2 * d + c1)], x[np.uint64(b + 2 * d + c2)]
@@ -290,8 +280,9 @@ def depthwise_nchw_parallel(x, n, geo, xzp, offs, wsc, bias, fbias, scale, mult,
 def _stage_blocks(x, n, r0, rows, cap, pt, pl, xzp, wp, band, zero_rows):  # type: ignore[no-untyped-def]
     # band[((b * cap + r) * wp + q) * LANES + l] = x[n, r0 + r - pt, q - pl, b * LANES + l] - x_zp: channel blocks
     # of LANES, each a plane of cap padded rows. Only the image's values are written, and the rows outside the
-    # image where zero_rows (a band buffer that holds other rows in another band): the padding columns and the
-    # channels past C are never written, zero since the band was allocated
+    # image where zero_rows (a band buffer that holds other rows in another band): the padding columns are never
+    # written, zero since the band was allocated. The lanes past C of a partial block are zero or, where it is
+    # staged by whole vectors, the next pixel's values: either way they meet zero weights
     h_in, w_in, C = x.shape[1], x.shape[2], x.shape[3]
     fzp = np.float32(xzp)
     nblk = (C + LANES - 1) // LANES
@@ -325,29 +316,23 @@ def _stage_blocks(x, n, r0, rows, cap, pt, pl, xzp, wp, band, zero_rows):  # typ
 
 @njit(cache=True, fastmath=_FM)
 def _vrows3(band, y0, y1, cap, geo, C, wt, bias, fbias, scale, out, obase):  # type: ignore[no-untyped-def]
-    # output rows y0:y1 of the band (staged from input row y0 * sh) of a 3x3 kernel of stride 1 or 2 (k3), C a
-    # multiple of LANES, ONNX requantization: each channel block's rows in one call of its fused loop
-    sh, wp, ow, k3 = geo[2], geo[6], geo[9], geo[10]
+    # output rows y0:y1 of the band (staged from input row y0 * sh) of a 3x3 kernel of horizontal stride 1 or 2
+    # (k3) and horizontal dilation 1, C a multiple of LANES, ONNX requantization: each channel block's rows in
+    # one call of its fused loop
+    sh, span_h, wp, ow, k3 = geo[2], geo[4], geo[6], geo[9], geo[10]
     zp, qmin, qmax = geo[11], geo[12], geo[13]
     lo, hi = np.float32(qmin - zp), np.float32(qmax - zp)
-    rows2 = (wp * LANES, 2 * wp * LANES)  # the kernel's rows 1 and 2 (dilation 1)
+    dh = (span_h - 1) // 2  # the vertical dilation (any; the horizontal one is 1)
+    rows2 = (dh * wp * LANES, 2 * dh * wp * LANES)  # the kernel's rows 1 and 2
     bstride, xrow, orow = cap * wp * LANES, sh * wp * LANES, ow * C
     for b in range(C // LANES):
         xb, ob, wb, pb = b * bstride, obase + y0 * ow * C + b * LANES, b * 9 * LANES, b * LANES
-        if fbias is not None:  # the float32 bias (mode 3)
-            if k3 == 1:
-                taps3x3_s1_fbias(band, xb, rows2, wt, wb, out, ob, C, ow, fbias, scale, pb, zp, lo, hi, y1 - y0, xrow,
-                                 orow)  # fmt: skip
-            else:
-                taps3x3_s2_fbias(band, xb, rows2, wt, wb, out, ob, C, ow, fbias, scale, pb, zp, lo, hi, y1 - y0, xrow,
-                                 orow)  # fmt: skip
-        elif bias is not None:  # the int32 bias (mode 1); a test of a None argument, pruned when compiled
-            if k3 == 1:
-                taps3x3_s1_bias(band, xb, rows2, wt, wb, out, ob, C, ow, bias, scale, pb, zp, lo, hi, y1 - y0, xrow,
-                                orow)  # fmt: skip
-            else:
-                taps3x3_s2_bias(band, xb, rows2, wt, wb, out, ob, C, ow, bias, scale, pb, zp, lo, hi, y1 - y0, xrow,
-                                orow)  # fmt: skip
+        if fbias is not None:  # the float32 bias (mode 3); a test of a None argument, pruned when compiled
+            taps3x3_requant(band, xb, rows2, wt, wb, out, ob, C, ow, k3, fbias, scale, pb, zp, lo, hi, y1 - y0,
+                            xrow, orow)  # fmt: skip
+        elif bias is not None:  # the int32 bias (mode 1)
+            taps3x3_requant(band, xb, rows2, wt, wb, out, ob, C, ow, k3, bias, scale, pb, zp, lo, hi, y1 - y0,
+                            xrow, orow)  # fmt: skip
 
 
 @njit(cache=True, fastmath=_FM)
@@ -364,10 +349,8 @@ def _vrows(band, y0, y1, cap, geo, C, offs, wt, acc, bias, fbias, scale, mult, s
         rowb = (oy - y0) * sh * wp * LANES
         for b in range(nblk):
             xb, ab = b * bstride + rowb, b * LANES  # acc: [ow, cp] (cp = nblk * LANES)
-            if k3 == 1:  # 3x3 of stride 1 or 2: neighbouring pixels share columns
-                taps3x3_s1(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow)
-            elif k3 == 2:
-                taps3x3_s2(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow)
+            if k3 > 0:  # 3x3 of horizontal stride 1 or 2 (dilation 1): neighbouring pixels share columns
+                taps3x3(band, xb, rows2, wt, b * 9 * LANES, acc, ab, cp, ow, k3)
             else:
                 for ci in range(nchunks):
                     taps9(band, xb, sw * LANES, _chunk(offs, ci), wt, ((b * nchunks + ci) * 9) * LANES, acc, ab, cp,
@@ -384,7 +367,8 @@ def depthwise_nhwc(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, shift, ou
     """Depthwise convolution of NHWC image ``n`` into ``out[obase:]`` (NHWC), bands of ``rb`` output rows.
 
     ``geo`` (int64) is ``[pt, pl, sh, sw, span_h, rb, wp, cap, oh, ow, k3, zp, qmin, qmax]``: ``band``
-    (all zeros when first used: its padding columns and channels are never written) holds
+    (all zeros when first used: its padding columns are never written, and the lanes past C of a partial
+    block meet zero weights) holds
     ``cap = (rb - 1) * sh + span_h`` padded input rows of ``wp`` columns in channel blocks of
     :data:`LANES` (float32, ``[C / LANES, cap, wp, LANES]``), ``acc`` ``[ow, C]`` (C rounded up to LANES)
     float32; ``offs`` [chunks, 9] are the taps' offsets in a block (0 for the padding taps of the last
@@ -413,7 +397,8 @@ def depthwise_nhwc_parallel(x, n, geo, xzp, offs, wt, bias, fbias, scale, mult, 
 
 @njit(cache=True)
 def depthwise_nhwc3(x, n, geo, xzp, wt, bias, fbias, scale, out, obase, band):  # type: ignore[no-untyped-def]
-    """:func:`depthwise_nhwc` of a 3x3 kernel of dilation 1, stride 1 or 2 (``k3`` in ``geo``), whose channels
+    """:func:`depthwise_nhwc` of a 3x3 kernel of horizontal dilation 1 and stride 1 or 2 (``k3`` in ``geo``; any
+    vertical ones), whose channels
     are a multiple of :data:`LANES`, with the ONNX requantization (``bias`` int32 or ``fbias`` float32, the
     other None): the requantization runs in the taps loop's store and no ``acc`` is needed. A separate
     function so that such a model (MobileNet's depthwise layers) compiles only this loop."""

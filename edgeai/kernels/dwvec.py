@@ -26,17 +26,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = [
-    "LANES",
-    "taps3x3_s1",
-    "taps3x3_s1_bias",
-    "taps3x3_s1_fbias",
-    "taps3x3_s2",
-    "taps3x3_s2_bias",
-    "taps3x3_s2_fbias",
-    "taps9",
-    "widen",
-]
+__all__ = ["LANES", "taps3x3", "taps3x3_requant", "taps9", "widen"]
 
 
 def _lanes() -> int:
@@ -127,32 +117,17 @@ def _splat_f(builder: ir.IRBuilder, v: ir.Value, vty: ir.VectorType) -> ir.Value
     return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count))
 
 
-def _make_taps3x3(pixels: int, stride: int, mode: int) -> Any:
-    """An ``@intrinsic`` for 3x3 kernels of dilation 1 and stride ``stride`` over a channel-blocked band
-    (``LANES`` channels per pixel, so that every column and pixel step is a constant displacement),
-    with the ONNX requantization in its store.
+_PIXELS = 4  # output pixels per block of the 3x3 loops: stride 1 reads 6 columns for them, stride 2 reads 9
 
-    Arguments ``x, xb, rows, w, wb, out, ob, ostep, n, p1, scale, pb, zp, lo, hi, nrows, xrow,
-    orow``: for ``nrows`` output rows (``xrow`` band elements and ``orow`` output elements apart;
-    the weights and parameters loaded once) of ``n`` pixels each, the nine taps' sums of the block
-    at ``x[xb:]`` (``rows``: the element offsets of kernel rows 1 and 2; weights at ``w[wb:]``)
-    are requantized as :func:`edgeai.kernels.depthwise._store` does and stored as bytes at
-    ``out[ob + p * ostep:]``, the channels' parameters at ``[pb:]``: mode 3 ``(s + p1) * scale``
-    (``p1`` the float32 bias), mode 1 ``float32(int32(s) + p1) * scale`` (``p1`` the int32 bias,
-    added with wrap-around), then clamped to ``[lo, hi]`` (float32 ``qmin - zp``, ``qmax - zp``),
-    rounded half to even and ``zp`` added. Blocks of ``pixels`` output pixels share the columns they
-    read: ``3 * ((pixels - 1) * stride + 3)`` loads instead of ``9 * pixels``. The whole vector is
-    stored: the caller uses this only when the channels are a multiple of ``LANES``.
 
-    ``mode`` 0: the float32 sums themselves, one output row, at ``acc[ab + p * astep:]`` (arguments
-    ``x, xb, rows, w, wb, acc, ab, astep, n``), for the other outputs' loop."""
-    ncol = (pixels - 1) * stride + 3
+def _codegen_3x3(mode: int) -> Any:
+    """The code of :func:`taps3x3` (``mode`` 0) and :func:`taps3x3_requant` (3: float32 bias, 1: int32)."""
     vbytes = LANES * 4
     vi32 = ir.VectorType(ir.IntType(32), LANES)
     vi8 = ir.VectorType(ir.IntType(8), LANES)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        x_v, xb_v, rows_v, w_v, wb_v, out_v, ob_v, ostep_v, n_v = args[:9]
+        x_v, xb_v, rows_v, w_v, wb_v, out_v, ob_v, ostep_v, n_v, stride_v = args[:10]
         sa = signature.args
         fma = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(_vec, [_vec, _vec, _vec]), f"llvm.fmuladd.v{LANES}f32"
@@ -166,18 +141,18 @@ def _make_taps3x3(pixels: int, stride: int, mode: int) -> Any:
             d0, ostep_v = _addr(context, builder, sa[5], out_v, ob_v), builder.mul(ostep_v, c4)
             nrows, xrow, orow = ir.Constant(_i64, 1), ir.Constant(_i64, 0), ir.Constant(_i64, 0)
         else:
-            p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[9:15]
+            p1_v, sc_v, pb_v, zp_v, lo_v, hi_v = args[10:16]
             rint = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(_vec, [_vec]), f"llvm.rint.v{LANES}f32"
             )
             d0 = builder.add(builder.ptrtoint(context.make_array(sa[5])(context, builder, out_v).data, _i64), ob_v)
-            p1 = context.make_array(sa[9])(context, builder, p1_v)
+            p1 = context.make_array(sa[10])(context, builder, p1_v)
             p1_addr = builder.add(builder.ptrtoint(p1.data, _i64), builder.mul(pb_v, c4))
             p1v = builder.load(builder.inttoptr(p1_addr, (_vec if mode == 3 else vi32).as_pointer()), align=4)
-            scv = _vload(builder, _addr(context, builder, sa[10], sc_v, pb_v))
+            scv = _vload(builder, _addr(context, builder, sa[11], sc_v, pb_v))
             zpv = _splat_f(builder, builder.trunc(zp_v, ir.IntType(32)), vi32)
             lov, hiv = _splat_f(builder, lo_v, _vec), _splat_f(builder, hi_v, _vec)
-            nrows, xrow, orow = args[15], builder.mul(args[16], c4), args[17]
+            nrows, xrow, orow = args[16], builder.mul(args[17], c4), args[18]
 
         def sink(d0: ir.Value, idx: ir.Value, s: ir.Value) -> None:
             if mode == 0:
@@ -199,71 +174,80 @@ def _make_taps3x3(pixels: int, stride: int, mode: int) -> Any:
         def load(px: ir.Value, i: int, c: int) -> ir.Value:
             return _vload(builder, builder.add(builder.add(px, ro[i]), ir.Constant(_i64, c * vbytes)))
 
-        nblk = builder.sdiv(n_v, ir.Constant(_i64, pixels))
-        done = builder.mul(nblk, ir.Constant(_i64, pixels))
-        with cgutils.for_range(builder, nrows) as row:  # the weights stay loaded for every row
-            xr = builder.add(x0, builder.mul(row.index, xrow))
-            dr = builder.add(d0, builder.mul(row.index, orow))
-            with cgutils.for_range(builder, nblk) as loop:
-                first = builder.mul(loop.index, ir.Constant(_i64, pixels))
-                px = builder.add(xr, builder.mul(first, ir.Constant(_i64, stride * vbytes)))
-                accs: list[Any] = [None] * pixels
-                for i in range(3):
-                    for c in range(ncol):
-                        users = [(p, c - p * stride) for p in range(pixels) if 0 <= c - p * stride <= 2]
-                        if users:
-                            v = load(px, i, c)
-                            for p, j in users:
-                                accs[p] = madd(accs[p], v, wv[3 * i + j])
-                for p in range(pixels):
-                    sink(dr, builder.add(first, ir.Constant(_i64, p)), accs[p])
-            with cgutils.for_range(builder, builder.sub(n_v, done)) as loop:  # the last n % pixels pixels
-                idx = builder.add(done, loop.index)
-                px = builder.add(xr, builder.mul(idx, ir.Constant(_i64, stride * vbytes)))
-                s = None
-                for i in range(3):
-                    for j in range(3):
-                        s = madd(s, load(px, i, j), wv[3 * i + j])
-                sink(dr, idx, s)
+        def rows(stride: int) -> None:
+            # every row's blocks of _PIXELS pixels sharing the columns they read, then the last n % _PIXELS
+            nblk = builder.sdiv(n_v, ir.Constant(_i64, _PIXELS))
+            done = builder.mul(nblk, ir.Constant(_i64, _PIXELS))
+            with cgutils.for_range(builder, nrows) as row:  # the weights stay loaded for every row
+                xr = builder.add(x0, builder.mul(row.index, xrow))
+                dr = builder.add(d0, builder.mul(row.index, orow))
+                with cgutils.for_range(builder, nblk) as loop:
+                    first = builder.mul(loop.index, ir.Constant(_i64, _PIXELS))
+                    px = builder.add(xr, builder.mul(first, ir.Constant(_i64, stride * vbytes)))
+                    accs: list[Any] = [None] * _PIXELS
+                    for i in range(3):
+                        for c in range((_PIXELS - 1) * stride + 3):
+                            users = [(p, c - p * stride) for p in range(_PIXELS) if 0 <= c - p * stride <= 2]
+                            if users:
+                                v = load(px, i, c)
+                                for p, j in users:
+                                    accs[p] = madd(accs[p], v, wv[3 * i + j])
+                    for p in range(_PIXELS):
+                        sink(dr, builder.add(first, ir.Constant(_i64, p)), accs[p])
+                with cgutils.for_range(builder, builder.sub(n_v, done)) as loop:
+                    idx = builder.add(done, loop.index)
+                    px = builder.add(xr, builder.mul(idx, ir.Constant(_i64, stride * vbytes)))
+                    s = None
+                    for i in range(3):
+                        for j in range(3):
+                            s = madd(s, load(px, i, j), wv[3 * i + j])
+                    sink(dr, idx, s)
+
+        with builder.if_else(builder.icmp_signed("==", stride_v, ir.Constant(_i64, 1))) as (one, two):
+            with one:
+                rows(1)
+            with two:
+                rows(2)
         return context.get_dummy_value()
 
-    if mode == 0:
-
-        @intrinsic
-        def taps3x3_sums(
-            typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, acc: Any, ab: Any, astep: Any, n: Any
-        ) -> Any:  # fmt: skip
-            if not (isinstance(rows, types.UniTuple) and rows.count == 2):
-                return None
-            i64 = types.int64
-            return types.void(x, i64, rows, w, i64, acc, i64, i64, i64), codegen
-
-        return taps3x3_sums
-
-    @intrinsic
-    def taps3x3_requant(
-        typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, out: Any, ob: Any, ostep: Any, n: Any,
-        p1: Any, scale: Any, pb: Any, zp: Any, lo: Any, hi: Any, nrows: Any, xrow: Any, orow: Any,
-    ) -> Any:  # fmt: skip
-        p1_dtype = types.float32 if mode == 3 else types.int32
-        if not (isinstance(p1, types.Array) and p1.dtype == p1_dtype and out.dtype in (types.int8, types.uint8)):
-            return None
-        if not (isinstance(rows, types.UniTuple) and rows.count == 2):
-            return None
-        i64, f32 = types.int64, types.float32
-        sig = types.void(x, i64, rows, w, i64, out, i64, i64, i64, p1, scale, i64, i64, f32, f32, i64, i64, i64)
-        return sig, codegen
-
-    return taps3x3_requant
+    return codegen
 
 
-# stride 1: 4 pixels read 6 columns; stride 2: 9. The ONNX requantization in the store, bias in float32 / int32
-taps3x3_s1 = _make_taps3x3(4, 1, 0)  # float sums, for the TFLite and int32 outputs and partial blocks
-taps3x3_s2 = _make_taps3x3(4, 2, 0)
-taps3x3_s1_fbias = _make_taps3x3(4, 1, 3)
-taps3x3_s2_fbias = _make_taps3x3(4, 2, 3)
-taps3x3_s1_bias = _make_taps3x3(4, 1, 1)
-taps3x3_s2_bias = _make_taps3x3(4, 2, 1)
+@intrinsic
+def taps3x3(
+    typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, acc: Any, ab: Any, astep: Any, n: Any, stride: Any
+) -> Any:  # fmt: skip
+    """A 3x3 kernel of horizontal dilation 1 and stride 1 or 2 (any vertical ones: ``rows``) over a
+    channel-blocked band (``LANES`` channels per
+    pixel, so that every column and pixel step is a constant displacement): the nine taps' float32
+    sums of ``n`` output pixels of the block at ``x[xb:]`` (``rows``: the element offsets of kernel rows
+    1 and 2; weights at ``w[wb:]``) at ``acc[ab + p * astep:]``. Blocks of four pixels share the columns
+    they read: 18 (stride 1) or 27 (stride 2) loads for 36 multiply-adds."""
+    if not (isinstance(rows, types.UniTuple) and rows.count == 2):
+        return None
+    i64 = types.int64
+    return types.void(x, i64, rows, w, i64, acc, i64, i64, i64, i64), _codegen_3x3(0)
+
+
+@intrinsic
+def taps3x3_requant(
+    typingctx: Any, x: Any, xb: Any, rows: Any, w: Any, wb: Any, out: Any, ob: Any, ostep: Any, n: Any, stride: Any,
+    bias: Any, scale: Any, pb: Any, zp: Any, lo: Any, hi: Any, nrows: Any, xrow: Any, orow: Any,
+) -> Any:  # fmt: skip
+    """:func:`taps3x3` with the ONNX requantization in its store, for ``nrows`` output rows (``xrow`` band
+    elements and ``orow`` output elements apart; the weights and parameters loaded once): each pixel's
+    sums ``s`` become ``(s + bias) * scale`` (a float32 ``bias``) or ``float32(int32(s) + bias) * scale``
+    (an int32 ``bias``, added with wrap-around), as :func:`edgeai.kernels.depthwise._store` does, clamped
+    to ``[lo, hi]`` (float32 ``qmin - zp``, ``qmax - zp``), rounded half to even, ``zp`` added, and
+    stored as ``LANES`` bytes at ``out[ob + p * ostep:]`` (the channels' parameters at ``[pb:]``). The
+    whole vector is stored: the caller uses this only when the channels are a multiple of ``LANES``."""
+    if not (isinstance(bias, types.Array) and bias.dtype in (types.float32, types.int32)):
+        return None
+    if not (isinstance(rows, types.UniTuple) and rows.count == 2 and out.dtype in (types.int8, types.uint8)):
+        return None
+    i64, f32 = types.int64, types.float32
+    sig = types.void(x, i64, rows, w, i64, out, i64, i64, i64, i64, bias, scale, i64, i64, f32, f32, i64, i64, i64)
+    return sig, _codegen_3x3(3 if bias.dtype == types.float32 else 1)
 
 
 @intrinsic
