@@ -54,7 +54,7 @@ def _kernels() -> Any:
         from types import SimpleNamespace
 
         from edgeai.kernels import conv, depthwise, transpose
-        from edgeai.kernels.tiles import AMX_CONFIG, row_sums
+        from edgeai.kernels.tiles import AMX_CONFIG, ROWS_ENTRIES, row_sums, rows_operands
 
         _KERNELS = SimpleNamespace(
             conv=conv,
@@ -62,6 +62,8 @@ def _kernels() -> Any:
             pixels_to_planes=transpose.pixels_to_planes,
             amx_config=AMX_CONFIG,
             row_sums=row_sums,
+            rows_entries=ROWS_ENTRIES,
+            rows_operands=rows_operands,
         )
     return _KERNELS
 
@@ -170,6 +172,12 @@ class ConvKernel:
             self.packs = [_Packed(*src, self.path, kind="avx2_i16") for src in self._group_sources]
         self._group_sources = []
         self.fn = _entry(self.packs[0].code, threads)
+        # the GEMM path (strided, or no AMX) on VNNI row blocks with the store fused (tiles.ROWS_ENTRIES): one
+        # thread, AVX-512 kinds, weights without a zero point (no row term); the first convolution of
+        # MobileNetV2 (3x3/2, 3 -> 16 at 96x96) 21 -> 13 us, its N = 16 no longer padded to a 32-column panel
+        self.rows = not self.amx and threads == 1 and self.packs[0].code in (0, 4)
+        self.rows = self.rows and not any(p.has_bz for p in self.packs)
+        self._rows_args: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._geom: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, int, int]] = {}
 
     def _prepare_depthwise(self, wq: np.ndarray) -> None:
@@ -436,7 +444,7 @@ class ConvKernel:
         return got
 
     def __call__(self, x: np.ndarray, x_zp: int = 0) -> np.ndarray:
-        if self._dw_fast and x.__class__ is np.ndarray and x.dtype is self.x_dtype:
+        if self._dw_fast and x.__class__ is np.ndarray and x.dtype is self.x_dtype and x_zp.__class__ is int:
             # a depthwise call of an input shape and zero point seen and checked before (one image, one
             # thread, C-contiguous): the bound entry with this plan's own arguments, no re-checks
             fast = self._dw_fast.get((x.shape, x_zp))
@@ -532,6 +540,20 @@ class ConvKernel:
                             conv.window_sums(
                                 buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum
                             )
+                    if self.rows:
+                        rkey = (g, xzp, hp, wp)
+                        consts_geo = self._rows_args.get(rkey)
+                        if consts_geo is None:
+                            consts_geo = self._k.rows_operands(
+                                nseg, seglen, pk.panel_bytes, self.mg, epg, pk.coloff(xzp, self.biases[g]),
+                                g * self.mg, self.m, segoff, rowoffs,
+                            )  # fmt: skip
+                            if len(self._rows_args) < 16:
+                                self._rows_args[rkey] = consts_geo
+                        # 2-D views: the compiled version the GEMMs use (the entry reads data pointers)
+                        rows = self._k.rows_entries[epg.mode]
+                        rows(a.reshape(1, -1), pk.packed, *consts_geo, dst.reshape(1, -1))
+                        continue
                     self.fn(
                         a, rowoffs, segoff, nseg, seglen, pk.packed, pk.panel_bytes, self.mg, plane, mc, rowsum,
                         pk.bz, pk.coloff(xzp, self.biases[g]), epg.mode, epg.scale, epg.mult, epg.shift, epg.zp,
