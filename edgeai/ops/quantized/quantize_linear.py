@@ -85,6 +85,16 @@ class _QParams(Op):
         code = int(ctx.attr("output_dtype", 0))
         self.attr_dtype = _onnx_dtype(code) if code else None
 
+    _per_tensor: tuple[np.ndarray, np.dtype[Any]] | None  # the per-tensor fast path's parameters (subclasses)
+
+    @property
+    def nhwc_raw_output(self) -> bool:
+        """Whether the bound step can hand its result on as an NHWC array: the per-tensor fast path
+        on an input of declared rank 4 (written NHWC from NCHW, as for ``nhwc_views``)."""
+        value = self.ctx.input_values[0] if self.ctx.input_values else None
+        shape = getattr(value, "shape", None)
+        return self._per_tensor is not None and shape is not None and len(shape) == 4
+
     def _params(self, x: np.ndarray, scale: np.ndarray, zp: np.ndarray | None) -> tuple[np.ndarray, ...]:
         s = expand_param(np.asarray(scale), x.shape, self.axis, self.block_size)
         z = None if zp is None else expand_param(np.asarray(zp), x.shape, self.axis, self.block_size)
@@ -117,14 +127,6 @@ class QuantizeLinear(_QParams):
             qmin, qmax = qrange(zp.dtype)
             params = np.array([scale, qmin - int(zp), qmax - int(zp), int(zp)], _F32)
             self._per_tensor = (params, zp.dtype)
-
-    @property
-    def nhwc_raw_output(self) -> bool:
-        """Whether the bound step can hand its result on as an NHWC array: the per-tensor fast path
-        on an input of declared rank 4 (written NHWC from NCHW, as for ``nhwc_views``)."""
-        value = self.ctx.input_values[0] if self.ctx.input_values else None
-        shape = getattr(value, "shape", None)
-        return self._per_tensor is not None and shape is not None and len(shape) == 4
 
     def bind_static(
         self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
@@ -211,13 +213,6 @@ class DequantizeLinear(_QParams):
     def nhwc_raw_inputs(self) -> tuple[int, ...]:
         """``(0,)`` with the per-tensor fast path: the bound step then takes ``x`` as an NHWC array."""
         return (0,) if self._per_tensor is not None else ()
-
-    @property
-    def nhwc_raw_output(self) -> bool:
-        """Whether the bound step can hand its result on as an NHWC array (declared rank 4)."""
-        value = self.ctx.input_values[0] if self.ctx.input_values else None
-        shape = getattr(value, "shape", None)
-        return self._per_tensor is not None and shape is not None and len(shape) == 4
 
     def bind_static(
         self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
