@@ -26,6 +26,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from edgeai.kernels.x86 import _data_addr, _splat_any  # plain IR helpers: importing x86 compiles nothing
+
 __all__ = ["LANES", "taps3x3", "taps3x3_requant", "taps9", "widen"]
 
 
@@ -51,8 +53,7 @@ _vptr = _vec.as_pointer()
 
 def _addr(context: Any, builder: ir.IRBuilder, aty: types.Array, val: Any, index: ir.Value) -> ir.Value:
     # byte address of element `index` of a float32 array, as an integer
-    data = builder.ptrtoint(context.make_array(aty)(context, builder, val).data, _i64)
-    return builder.add(data, builder.mul(index, ir.Constant(_i64, 4)))
+    return builder.add(_data_addr(context, builder, aty, val), builder.mul(index, ir.Constant(_i64, 4)))
 
 
 def _vload(builder: ir.IRBuilder, addr: ir.Value) -> ir.Value:
@@ -111,12 +112,6 @@ def taps9(
     return sig, codegen
 
 
-def _splat_f(builder: ir.IRBuilder, v: ir.Value, vty: ir.VectorType) -> ir.Value:
-    undef = ir.Constant(vty, None)
-    one = builder.insert_element(undef, v, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(one, undef, ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [0] * vty.count))
-
-
 _PIXELS = 4  # output pixels per block of the 3x3 loops: stride 1 reads 6 columns for them, stride 2 reads 9
 
 
@@ -145,13 +140,12 @@ def _codegen_3x3(mode: int) -> Any:
             rint = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(_vec, [_vec]), f"llvm.rint.v{LANES}f32"
             )
-            d0 = builder.add(builder.ptrtoint(context.make_array(sa[5])(context, builder, out_v).data, _i64), ob_v)
-            p1 = context.make_array(sa[10])(context, builder, p1_v)
-            p1_addr = builder.add(builder.ptrtoint(p1.data, _i64), builder.mul(pb_v, c4))
+            d0 = builder.add(_data_addr(context, builder, sa[5], out_v), ob_v)
+            p1_addr = builder.add(_data_addr(context, builder, sa[10], p1_v), builder.mul(pb_v, c4))
             p1v = builder.load(builder.inttoptr(p1_addr, (_vec if mode == 3 else vi32).as_pointer()), align=4)
             scv = _vload(builder, _addr(context, builder, sa[11], sc_v, pb_v))
-            zpv = _splat_f(builder, builder.trunc(zp_v, ir.IntType(32)), vi32)
-            lov, hiv = _splat_f(builder, lo_v, _vec), _splat_f(builder, hi_v, _vec)
+            zpv = _splat_any(builder, builder.trunc(zp_v, ir.IntType(32)), vi32)
+            lov, hiv = _splat_any(builder, lo_v, _vec), _splat_any(builder, hi_v, _vec)
             nrows, xrow, orow = args[16], builder.mul(args[17], c4), args[18]
 
         def sink(d0: ir.Value, idx: ir.Value, s: ir.Value) -> None:
@@ -261,17 +255,14 @@ def widen(typingctx: Any, src: Any, si: Any, zp: Any, dst: Any, di: Any) -> Any:
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
         src_v, si_v, zp_v, dst_v, di_v = args
         sa = signature.args
-        s_arr = context.make_array(sa[0])(context, builder, src_v)
-        s_addr = builder.add(builder.ptrtoint(s_arr.data, _i64), si_v)
+        s_addr = builder.add(_data_addr(context, builder, sa[0], src_v), si_v)
         bytes_ = builder.load(builder.inttoptr(s_addr, ir.VectorType(ir.IntType(8), LANES).as_pointer()), align=1)
         ints = (builder.sext if signed else builder.zext)(bytes_, ir.VectorType(ir.IntType(32), LANES))
         f = builder.sitofp(ints, _vec)
-        zv = builder.insert_element(ir.Constant(_vec, None), zp_v, ir.Constant(ir.IntType(32), 0))
-        zv = builder.shuffle_vector(
-            zv, ir.Constant(_vec, None), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        )
         builder.store(
-            builder.fsub(f, zv), builder.inttoptr(_addr(context, builder, sa[3], dst_v, di_v), _vptr), align=4
+            builder.fsub(f, _splat_any(builder, zp_v, _vec)),
+            builder.inttoptr(_addr(context, builder, sa[3], dst_v, di_v), _vptr),
+            align=4,
         )
         return context.get_dummy_value()
 
