@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeai.errors import InputShapeError, InputTypeError, KernelError
+from edgeai.kernels import _record
 from edgeai.kernels.cpu import cpu_features, kernel_path, set_kernel_path
 
 if TYPE_CHECKING:
@@ -435,11 +436,12 @@ class GemmKernel:
                     a = self._prepared(a, shape[0])
                 out = np.empty((shape[0], self.n), self._out_dtype)
                 if plan.flat:  # the tile drivers take flat arrays (ravel: a view, or a C copy)
-                    plan.call(*plan.pre, a.ravel(), *plan.mid, out.ravel(), *plan.tail)
-                elif a.flags.c_contiguous:  # tiles.ROWS_ENTRIES take the 2-D arrays as they are
-                    plan.call(a, *plan.mid, out)
-                else:
-                    plan.call(np.ascontiguousarray(a), *plan.mid, out)
+                    args = (*plan.pre, a.ravel(), *plan.mid, out.ravel(), *plan.tail)
+                else:  # tiles.ROWS_ENTRIES take the 2-D arrays as they are
+                    args = (a if a.flags.c_contiguous else np.ascontiguousarray(a), *plan.mid, out)
+                if _record.RECORD is not None:
+                    _record.RECORD.append((plan.fn, args))
+                plan.call(*args)
                 return out
         else:
             a = self._coerce(a)
@@ -499,6 +501,8 @@ class GemmKernel:
             if self._has_bz:
                 rowsum = np.empty(m, np.int32)
                 rs_args = (a1, m, self.k, lda, rowsum)  # |sum| < 2**31 for K < 2**23
+                if _record.RECORD is not None:
+                    _record.RECORD.append((_ROW_SUMS, rs_args))
                 if self._row_sums is not None:
                     self._row_sums(*rs_args)
                 else:  # bind it (or, the first time ever, run it through numba's dispatcher)
@@ -519,6 +523,8 @@ class GemmKernel:
             # thread scope (one such shape: a model calls each GEMM with one)
             if self.threads == 1 and not (plan.rs_index >= 0 and self._has_bz):
                 self._hot = ((m, self.k), key_zp, plan)
+        if _record.RECORD is not None:
+            _record.RECORD.append((plan.fn, tuple(args)))
         if self.threads > 1:
             with _ThreadScope(self.threads):
                 call(*args)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgeai.errors import InputShapeError, InputTypeError
+from edgeai.kernels import _record
 from edgeai.kernels.api import (
     _INT8,
     KernelArgumentError,
@@ -273,10 +274,12 @@ class ConvKernel:
                 call = bound[0] = _bound_entry(fn, args)
                 if call is None:  # _bound_entry ran fn itself (compiling it); bound on the next call
                     continue
+            if _record.RECORD is not None:
+                _record.RECORD.append((fn, args))
             call(*args)
         self._give(key, scratch)
         if bound[0] is not None and x.shape[0] == 1 and self.threads == 1 and len(self._dw_fast) < 16:
-            self._dw_fast[(x.shape, xzp)] = (bound[0], (head[0], xzp, *head[1:]), key, out.shape)
+            self._dw_fast[(x.shape, xzp)] = (bound[0], (head[0], xzp, *head[1:]), key, out.shape, fn)
 
     def _geometry(self, hp: int, wp: int, oh: int, ow: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         key = (hp, wp)
@@ -449,10 +452,12 @@ class ConvKernel:
             # thread, C-contiguous): the bound entry with this plan's own arguments, no re-checks
             fast = self._dw_fast.get((x.shape, x_zp))
             if fast is not None and x.flags.c_contiguous:
-                call, mid, key, out_shape = fast
+                call, mid, key, out_shape, fn = fast
                 scratch = self._scratch.pop(key, None)  # None while another thread uses it: the full path
                 if scratch is not None:
                     out = np.empty(out_shape, self.ep.out_dtype)
+                    if _record.RECORD is not None:
+                        _record.RECORD.append((fn, (x, 0, *mid, out.reshape(-1), 0, *scratch)))
                     call(x, 0, *mid, out.reshape(-1), 0, *scratch)
                     self._scratch[key] = scratch
                     return out
@@ -552,7 +557,10 @@ class ConvKernel:
                                 self._rows_args[rkey] = consts_geo
                         # 2-D views: the compiled version the GEMMs use (the entry reads data pointers)
                         rows = self._k.rows_entries[epg.mode]
-                        rows(a.reshape(1, -1), pk.packed, *consts_geo, dst.reshape(1, -1))
+                        rows_args = (a.reshape(1, -1), pk.packed, *consts_geo, dst.reshape(1, -1))
+                        if _record.RECORD is not None:
+                            _record.RECORD.append((rows, rows_args))
+                        rows(*rows_args)
                         continue
                     self.fn(
                         a, rowoffs, segoff, nseg, seglen, pk.packed, pk.panel_bytes, self.mg, plane, mc, rowsum,

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from edgeai.kernels import _record
 from edgeai.ops._base import Op, OpContext, nhwc_base, register
 from edgeai.ops.quantized._common import (
     c_order,
@@ -179,6 +180,8 @@ class QLinearAdd(_Binary):
                 and b.flags.c_contiguous
             ):  # the NHWC bytes, added in memory order
                 out = empty(a.shape, dtype)
+                if _record.RECORD is not None:
+                    _record.RECORD.append((_qlinear_add_8bit, (a, b, params, out)))
                 _qlinear_add_8bit(a, b, params, out)
                 if raw_out:
                     return (out,)

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from edgeai.errors import InputShapeError
+from edgeai.kernels import _record
 from edgeai.ops._base import Op, OpContext, nhwc_base, register
 from edgeai.ops.quantized._common import bad_model, c_order, check_int_dtype, const_input, unsupported
 from edgeai.quant.params import expand_param, qrange
@@ -142,6 +143,8 @@ class QuantizeLinear(_QParams):
         def step(x: np.ndarray) -> tuple[Any, ...]:
             if type(x) is ndarray and x.dtype == _F32 and x.ndim == 4 and x.flags.c_contiguous:
                 out = empty((x.shape[0], x.shape[2], x.shape[3], x.shape[1]), dtype)
+                if _record.RECORD is not None:
+                    _record.RECORD.append((_quantize_8bit_nchw_to_nhwc, (x, params, out)))
                 _quantize_8bit_nchw_to_nhwc(x, params, out)
                 return (out,)
             y = run(x, *consts)[0]
@@ -230,9 +233,13 @@ class DequantizeLinear(_QParams):
             if raw_in and type(x) is ndarray and x.dtype == qdtype and x.flags.c_contiguous:
                 if raw_out or views:
                     out = empty(x.shape, _F32)
+                    if _record.RECORD is not None:
+                        _record.RECORD.append((_dequantize_8bit, (x.reshape(-1), params, out.reshape(-1))))
                     _dequantize_8bit(x.reshape(-1), params, out.reshape(-1))
                     return (out,) if raw_out else (out.transpose(0, 3, 1, 2),)
                 nchw = empty((x.shape[0], x.shape[3], x.shape[1], x.shape[2]), _F32)
+                if _record.RECORD is not None:
+                    _record.RECORD.append((_dequantize_8bit_nhwc_to_nchw, (x, params, nchw)))
                 _dequantize_8bit_nhwc_to_nchw(x, params, nchw)
                 return (nchw,)
             y = run(x.transpose(0, 3, 1, 2) if raw_in else x, *consts)[0]
