@@ -52,6 +52,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -66,6 +67,9 @@ __all__ = ["CompiledGraph", "MissingOp", "find_missing_ops", "unsupported_op_err
 Step = tuple[Callable[..., Any], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 WRITE_OUT_STEPS = 1500
+PROGRAM_AFTER_RUNS = 2
+"""The run of a graph that is recorded to build its programs (:mod:`edgeai.graph.program`): the second,
+so that the first inference pays nothing for them and kernels' lazily made state exists."""
 """Graphs of up to this many steps run through a runner written out as Python source (about 100 ns
 a step less per run than a loop); compiling that source costs 25-60 us a step once, so larger graphs
 keep the loop."""
@@ -256,6 +260,7 @@ class CompiledGraph:
             for k, (node, op, ins, outs) in enumerate(raw_steps)
         ]
         self._step_nodes = [node for node, _, _, _ in raw_steps]
+        self._step_ops = [op for _, op, _, _ in raw_steps]
         # what run() calls: the steps written out as one Python function (see _RunnerSource), or for
         # a large graph a loop; steps bound by bind_static() return exactly their outputs, unpacked so
         self._runner_code: Any = None
@@ -263,9 +268,20 @@ class CompiledGraph:
         self._runner: Callable[[Mapping[str, Any]], Sequence[Any]] = self._run_loop
         bound = [fn != op.run for (fn, _, _, _), (_, op, _, _) in zip(self._steps, raw_steps)]
         self._unpacked = [b and len(outs) == 1 for b, (_, _, outs, _) in zip(bound, self._steps)]
+        self._bound = bound
+        self._runner_nodes: list[Node] = self._step_nodes  # the node of each step of the runner
         if len(self._steps) <= WRITE_OUT_STEPS:
             source = _RunnerSource(self._steps, bound, self._initial, self._feed_slots, graph.outputs, slot_of)
             self._runner, self._runner_code, self._runner_lines = source.build(self._missing_feed)
+        self.programs: list[tuple[int, int, int]] = []
+        """``(first step, end step, kernel calls)`` of each segment compiled into a program (see
+        :mod:`edgeai.graph.program`): set once the graph has run :data:`PROGRAM_AFTER_RUNS` times."""
+        self.program_error: str | None = None
+        """Why no program was built where one was tried, else None."""
+        self._program_countdown = (
+            PROGRAM_AFTER_RUNS if self._options.get("compile_segments", True) and self._runner_code is not None else 0
+        )
+        self._program_lock = threading.Lock()
         self._slot_of = slot_of
         self._output_slots = {n: slot_of[n] for n in graph.outputs if n in slot_of}
         self._output_index = {n: k for k, n in enumerate(graph.outputs)}
@@ -343,7 +359,7 @@ class CompiledGraph:
     def run(self, feeds: Mapping[str, Any], output_names: Sequence[str] | None = None) -> list[Any]:
         """Run on ``feeds`` (graph inputs, and outer-scope names for a subgraph)."""
         try:
-            values = self._runner(feeds)
+            values = self._countdown_run(feeds) if self._program_countdown else self._runner(feeds)
         except EdgeAIError:
             raise
         except Exception as exc:
@@ -418,7 +434,129 @@ class CompiledGraph:
                 line = tb.tb_lineno
             tb = tb.tb_next
         k = self._runner_lines[line - 1] if 0 < line <= len(self._runner_lines) else -1
-        return self._step_nodes[k] if k >= 0 else None
+        return self._runner_nodes[k] if k >= 0 else None
+
+    # -- programs (edgeai.graph.program) ------------------------------------------
+    def _countdown_run(self, feeds: Mapping[str, Any]) -> Sequence[Any]:
+        """A run of the first :data:`PROGRAM_AFTER_RUNS`; the last of them, recorded, builds the programs."""
+        self._program_countdown = max(0, self._program_countdown - 1)
+        if self._program_countdown or not self._program_lock.acquire(blocking=False):
+            return self._runner(feeds)
+        try:
+            return self._recorded_run(feeds)
+        finally:
+            self._program_lock.release()
+
+    def _recorded_run(self, feeds: Mapping[str, Any]) -> list[Any]:
+        """One run through the steps with each step's kernel calls recorded and nothing freed (no buffer
+        is reused, so an address names one array), then the programs of its segments."""
+        from edgeai.kernels import _record
+
+        slots = self._initial.copy()
+        for name, i in self._feed_slots:
+            try:
+                slots[i] = feeds[name]
+            except KeyError:
+                slots[i] = self._missing_feed(name)
+        calls: list[list[Any]] = []
+        recorder = _record.Recorder()
+        k = -1
+        try:
+            for k, (fn, ins, outs, _) in enumerate(self._steps):
+                _record.RECORD = recorder
+                try:
+                    results = fn(*[slots[i] for i in ins])
+                finally:
+                    _record.RECORD = None
+                calls.append(recorder.take())
+                if type(results) is not tuple and type(results) is not list:
+                    _results(results)
+                if self._unpacked[k]:
+                    (slots[outs[0]],) = results
+                else:
+                    for i, v in zip(outs, results):
+                        slots[i] = v
+        except EdgeAIError:
+            raise
+        except Exception as exc:
+            node = self._step_nodes[k]
+            raise InferenceError(
+                f"node {node.name!r} ({node.op_type}) of {self._what} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        values = [slots[self._output_slots[n]] for n in self.output_names]
+        try:
+            self._install_programs(slots, calls)
+        except Exception as exc:  # never fails the run: the steps stay
+            self.program_error = f"{type(exc).__name__}: {exc}"
+        return values
+
+    def _install_programs(self, slots: Sequence[Any], calls: Sequence[list[Any]]) -> None:
+        from edgeai.graph.program import ProgramUnavailable, build_program, plan_segments
+
+        steps = self._steps
+        safe = [bool(getattr(op, "program_safe", False)) and bound for op, bound in zip(self._step_ops, self._bound)]
+        const = {i for i, v in enumerate(self._initial) if v is not None} - {i for _, i in self._feed_slots}
+        keep = {self._output_slots[n] for n in self.output_names}
+        new_steps, new_nodes, new_bound = list(steps), list(self._step_nodes), list(self._bound)
+        threads = int(self._options.get("threads") or 1)
+        errors: list[str] = []
+        built: list[tuple[int, int, int]] = []
+        for start, stop in reversed(plan_segments(safe)):
+            records = [c for k in range(start, stop) for c in calls[k]]
+            if len(records) < 2:
+                continue
+            produced: list[int] = []
+            ins: list[int] = []
+            for _, step_ins, outs, _ in steps[start:stop]:
+                ins += [i for i in step_ins if i not in produced and i not in ins and i not in const and i != 0]
+                produced += [i for i in outs if i not in produced]
+            later = {i for _, step_ins, _, _ in steps[stop:] for i in step_ins} | keep
+            outs_ = [i for i in produced if i in later]
+            fallback = self._segment_steps(start, stop, tuple(ins), tuple(outs_))
+            try:
+                program = build_program(records, [slots[i] for i in ins], [slots[i] for i in outs_], fallback, threads)
+            except ProgramUnavailable as exc:
+                errors.append(f"steps {start}-{stop - 1}: {exc}")
+                continue
+            frees = tuple(sorted({i for _, _, _, fr in steps[start:stop] for i in fr}))
+            new_steps[start:stop] = [(program, tuple(ins), tuple(outs_), frees)]
+            new_nodes[start:stop] = [self._step_nodes[start]]
+            new_bound[start:stop] = [True]
+            built.append((start, stop, len(records)))
+        self.program_error = "; ".join(errors) or None
+        if not built:
+            return
+        source = _RunnerSource(new_steps, new_bound, self._initial, self._feed_slots, self.graph.outputs, self._slot_of)
+        runner, code, lines = source.build(self._missing_feed)
+        self._runner_nodes, self._runner_code, self._runner_lines = new_nodes, code, lines
+        self._runner = runner
+        self.programs = sorted(built)
+
+    def _segment_steps(
+        self, start: int, stop: int, ins: tuple[int, ...], outs: tuple[int, ...]
+    ) -> Callable[..., tuple[Any, ...]]:
+        """The steps ``[start, stop)`` as one function of the segment's inputs returning its outputs: what a
+        program runs for inputs unlike the recorded ones, and checks itself against."""
+        steps, nodes, initial, what = self._steps[start:stop], self._step_nodes[start:stop], self._initial, self._what
+
+        def run_steps(*values: Any) -> tuple[Any, ...]:
+            env = dict(zip(ins, values))
+            for node, (fn, step_ins, step_outs, _) in zip(nodes, steps):
+                try:
+                    results = fn(*[env[i] if i in env else initial[i] for i in step_ins])
+                    if type(results) is not tuple and type(results) is not list:
+                        _results(results)
+                except EdgeAIError:
+                    raise
+                except Exception as exc:
+                    raise InferenceError(
+                        f"node {node.name!r} ({node.op_type}) of {what} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+                for i, v in zip(step_outs, results):
+                    env[i] = v
+            return tuple(env[i] for i in outs)
+
+        return run_steps
 
     def run_profiled(
         self, feeds: Mapping[str, Any], output_names: Sequence[str] | None = None

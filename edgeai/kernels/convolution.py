@@ -537,13 +537,14 @@ class ConvKernel:
                     if buf is None:
                         a = xu[n].reshape(-1)
                         if pk.has_bz:
-                            conv.pixel_sums(a, self.c4, self.sh, self.sw, w_in, oh, ow, rowsum)
+                            _record.call(conv.pixel_sums, a, self.c4, self.sh, self.sw, w_in, oh, ow, rowsum)
                     else:
-                        stage(xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
+                        _record.call(stage, xu, n, g * self.cg, self.cg, self.pt, self.pl, xzp, flip, buf)
                         a = buf.reshape(-1)
                         if pk.has_bz:
-                            conv.window_sums(
-                                buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum
+                            _record.call(
+                                conv.window_sums,
+                                *(buf, self.cg, self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, oh, ow, rowsum),
                             )
                     if self.rows:
                         rkey = (g, xzp, hp, wp)

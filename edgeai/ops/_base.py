@@ -101,6 +101,10 @@ class Op:
     op_type: ClassVar[str] = ""
     domain: ClassVar[str] = ""
     since: ClassVar[int] = 1
+    program_safe: ClassVar[bool] = False
+    """Whether the step :meth:`bind_static` returns does all its work through kernel calls that report to
+    :mod:`edgeai.kernels._record`, choosing them by shapes, dtypes and constants only (never by values):
+    then a run of such steps may be compiled into one program (:mod:`edgeai.graph.program`)."""
 
     def __init__(self, ctx: OpContext) -> None:
         self.ctx = ctx

@@ -136,6 +136,7 @@ class QLinearConv(_IntegerConv):
 
     _w_index = 3
     accepts_nhwc_views = True  # an NCHW view of an NHWC array is the NHWC kernel's input as it is
+    program_safe = True  # the bound step's work is kernel calls, chosen by shapes and constants
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)

@@ -115,6 +115,7 @@ class QLinearAdd(_Binary):
     """
 
     accepts_nhwc_views = True
+    program_safe = True  # the bound step's work is one kernel call (edgeai.graph.program)
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)

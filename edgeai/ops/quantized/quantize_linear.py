@@ -73,6 +73,7 @@ def _onnx_dtype(code: int) -> np.dtype[Any]:
 
 class _QParams(Op):
     accepts_nhwc_views = True  # the numba loop walks a view in memory order; numpy handles any strides
+    program_safe = True  # the bound step's work is one kernel call (edgeai.graph.program)
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
