@@ -29,7 +29,7 @@ import numpy as np
 
 from edgeai.kernels.tiles import KIND_CODES, KIND_TILE
 
-__all__ = ["choose_kind", "pack_panels"]
+__all__ = ["aligned_copy", "choose_kind", "pack_panels"]
 
 
 def choose_kind(path: str, b: np.ndarray) -> tuple[str, int]:
@@ -73,5 +73,22 @@ def pack_panels(b: np.ndarray, kind: str) -> tuple[np.ndarray, int]:
         packed = panels.reshape(npanels, k // 4, 2, 2, nr).transpose(0, 1, 2, 4, 3).astype(np.int16)
     else:
         packed = panels.astype(np.int16)
-    flat = np.ascontiguousarray(packed).reshape(-1)
+    flat = aligned_copy(np.ascontiguousarray(packed).reshape(-1))
     return flat, flat.nbytes // npanels
+
+
+def aligned_copy(arr: np.ndarray, align: int = 64) -> np.ndarray:
+    """A C-contiguous copy of ``arr`` whose data starts on an ``align``-byte boundary.
+
+    AMX tile loads and zmm loads of a row that straddles two cache lines touch both: B tiles
+    read from a panel 16 or 32 bytes off a line boundary measured 10-20% slower here.
+
+    >>> aligned_copy(np.arange(5, dtype=np.int8)).ctypes.data % 64
+    0
+    """
+    arr = np.ascontiguousarray(arr)
+    buf = np.empty(arr.nbytes + align, np.uint8)
+    start = (-buf.ctypes.data) % align
+    out = buf[start : start + arr.nbytes].view(arr.dtype).reshape(arr.shape)
+    out[...] = arr
+    return out

@@ -1149,7 +1149,7 @@ AMX_CONFIG[48:56] = 16  # rows of tiles 0-7
 def _amx_microkernel() -> Any:
     from edgeai.kernels.x86 import make_amx_microkernel
 
-    return make_amx_microkernel(prefetch_b=32, prefetch_a=32)
+    return make_amx_microkernel(prefetch_b=32, prefetch_a=0)
 
 
 def _amx_tile(cfg, a, a_off, lda, segoff, nseg, seglen, bp, boff, c):  # type: ignore[no-untyped-def]
@@ -1325,6 +1325,15 @@ def _drive_block_amx(
         _amx_release()
 
 
+@njit(cache=True, inline="always")
+def _aligned_tile(rows, cols):  # type: ignore[no-untyped-def]
+    # int32 [rows, cols] scratch on a 64-byte boundary: a tile row that straddles two cache lines costs
+    # both in tilestored and in the epilogue's zmm loads
+    buf = np.empty(rows * cols + 16, np.int32)
+    s = ((-buf.ctypes.data) % 64) // 4
+    return buf[s : s + rows * cols].reshape((rows, cols))
+
+
 @njit(cache=True)
 def serial_amx(
     cfg,
@@ -1359,8 +1368,8 @@ def serial_amx(
     """AMX GEMM on the calling thread (``a`` rows at the uniform stride ``lda``; K runs padded to 64)."""
     npanels = (N + 31) // 32
     _drive_block_amx(
-        np.empty((32, 32), np.int32),
-        np.empty((8, 32), np.int32),
+        _aligned_tile(32, 32),
+        _aligned_tile(8, 32),
         np.empty(8, np.int64),
         np.zeros_like(cfg),
         cfg,
@@ -1436,8 +1445,8 @@ def parallel_amx(
         mb = it // npanels
         p = it - mb * npanels
         _drive_block_amx(
-            np.empty((32, 32), np.int32),
-            np.empty((8, 32), np.int32),
+            _aligned_tile(32, 32),
+            _aligned_tile(8, 32),
             np.empty(8, np.int64),
             np.zeros_like(cfg),
             cfg,
