@@ -68,6 +68,11 @@ Step = tuple[Callable[..., Any], tuple[int, ...], tuple[int, ...], tuple[int, ..
 
 WRITE_OUT_STEPS = 1500
 PROGRAM_AFTER_RUNS = 2
+PROGRAM_MIN_STEPS = 3
+"""Shorter runs of steps (or of kernel calls) stay steps: a program saves about 2 us a step and costs a
+compile the first time its model runs anywhere."""
+PROGRAM_MAX = 8
+"""At most this many programs per graph (the ones of the most kernel calls)."""
 """The run of a graph that is recorded to build its programs (:mod:`edgeai.graph.program`): the second,
 so that the first inference pays nothing for them and kernels' lazily made state exists."""
 """Graphs of up to this many steps run through a runner written out as Python source (about 100 ns
@@ -277,6 +282,7 @@ class CompiledGraph:
         """``(first step, end step, kernel calls)`` of each segment compiled into a program (see
         :mod:`edgeai.graph.program`): set once the graph has run :data:`PROGRAM_AFTER_RUNS` times."""
         self.program_error: str | None = None
+        self._program_objects: list[Any] = []
         """Why no program was built where one was tried, else None."""
         self._program_countdown = (
             PROGRAM_AFTER_RUNS if self._options.get("compile_segments", True) and self._runner_code is not None else 0
@@ -501,10 +507,15 @@ class CompiledGraph:
         threads = int(self._options.get("threads") or 1)
         errors: list[str] = []
         built: list[tuple[int, int, int]] = []
-        for start, stop in reversed(plan_segments(safe)):
-            records = [c for k in range(start, stop) for c in calls[k]]
-            if len(records) < 2:
-                continue
+        objects: list[Any] = []
+        segments = [
+            (start, stop, [c for k in range(start, stop) for c in calls[k]])
+            for start, stop in plan_segments(safe, PROGRAM_MIN_STEPS)
+        ]
+        # the longest (each program is one more compile, on the first run ever of its model)
+        segments = [s for s in segments if len(s[2]) >= PROGRAM_MIN_STEPS]
+        segments = sorted(sorted(segments, key=lambda s: -len(s[2]))[:PROGRAM_MAX], reverse=True)
+        for start, stop, records in segments:
             produced: list[int] = []
             ins: list[int] = []
             for _, step_ins, outs, _ in steps[start:stop]:
@@ -523,6 +534,7 @@ class CompiledGraph:
             new_nodes[start:stop] = [self._step_nodes[start]]
             new_bound[start:stop] = [True]
             built.append((start, stop, len(records)))
+            objects.append(program)
         self.program_error = "; ".join(errors) or None
         if not built:
             return
@@ -531,6 +543,7 @@ class CompiledGraph:
         self._runner_nodes, self._runner_code, self._runner_lines = new_nodes, code, lines
         self._runner = runner
         self.programs = sorted(built)
+        self._program_objects = objects[::-1]  # in step order, like programs
 
     def _segment_steps(
         self, start: int, stop: int, ins: tuple[int, ...], outs: tuple[int, ...]

@@ -92,3 +92,13 @@ def pixels_to_planes(src, oh, ow, wp, m, dst):  # type: ignore[no-untyped-def]
     dropping the columns ``ow..wp`` of each row (the AMX kernel's virtual pixels)."""
     for y in range(oh):
         transpose_bytes(src, y * wp * m, ow, m, m, dst, y * ow, oh * ow)
+
+
+@njit(cache=True)
+def drop_virtual_pixels(src, oh, ow, wp, m, dst):  # type: ignore[no-untyped-def]
+    """``dst`` [oh, ow, M] (flat) from ``src`` [oh, wp, M] (flat): the NHWC rows without the columns
+    ``ow..wp`` of each row (the AMX kernel's virtual pixels). A kernel, not a numpy copy, so that a
+    compiled program (``edgeai.graph.program``) records it."""
+    row = ow * m
+    for y in range(oh):
+        dst[y * row : (y + 1) * row] = src[y * wp * m : y * wp * m + row]

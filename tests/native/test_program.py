@@ -1,0 +1,176 @@
+"""Programs (``edgeai.graph.program``): runs of kernel-only steps compiled into one numba function after
+the second run. Every test checks the outputs against ONNX Runtime, and what was (or was not) compiled."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from edgeai.backends.native import GRAPH_PASSES, apply_passes
+from edgeai.graph import program as program_mod
+from edgeai.graph.executor import PROGRAM_AFTER_RUNS, CompiledGraph
+from edgeai.graph.onnx_import import import_onnx
+from edgeai.kernels import _record
+
+from .test_nhwc_raw import _model
+
+
+@pytest.fixture(autouse=True)
+def _private_programs_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generated sources in a directory of this test session (numba caches them there too)."""
+    folder = tmp_path_factory.getbasetemp() / "edgeai-cache"
+    monkeypatch.setenv("EDGEAI_CACHE_DIR", str(folder))
+    monkeypatch.setattr(program_mod, "_DIR", None)
+
+
+def _ort(model: bytes | Path, threads: int = 1) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = threads
+    return ort.InferenceSession(str(model) if isinstance(model, Path) else model, so, providers=["CPUExecutionProvider"])
+
+
+def _compiled(model: bytes | Path, **options: Any) -> CompiledGraph:
+    """The graph as a native session compiles it (after its graph passes: QDQ fusion)."""
+    return CompiledGraph(apply_passes(import_onnx(model), GRAPH_PASSES), options=options)
+
+
+def _warm(cg: CompiledGraph, feeds: dict[str, np.ndarray]) -> None:
+    for _ in range(PROGRAM_AFTER_RUNS):
+        cg.run(feeds)
+
+
+def _inputs(shape: tuple[int, ...], n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal(shape) * 2).astype(np.float32) for _ in range(n)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("fmt", ["qdq", "qop"])
+def test_mobilenetv2_runs_as_one_program_bit_exact(
+    fmt: str, threads: int, mobilenetv2_qdq: Path, mobilenetv2_qoperator: Path
+) -> None:
+    model = mobilenetv2_qdq if fmt == "qdq" else mobilenetv2_qoperator
+    ref = _ort(model, threads)
+    name = ref.get_inputs()[0].name
+    cg = _compiled(model, threads=threads)
+    xs = _inputs((1, 3, 96, 96), 5)
+    assert cg.programs == []
+    _warm(cg, {name: xs[0]})
+    assert cg.program_error is None
+    # the convolutions, adds and the quantize/dequantize around them: one program of nearly all steps
+    assert len(cg.programs) == 1
+    start, stop, calls = cg.programs[0]
+    assert stop - start >= cg.steps - 6 and calls >= stop - start
+    for x in xs:
+        np.testing.assert_array_equal(cg.run({name: x})[0], ref.run(None, {name: x})[0])
+
+
+def test_other_layouts_run_the_steps(tmp_path: Path) -> None:
+    model = _model([1, 4, 9, 11])
+    ref = _ort(model)
+    cg = _compiled(model)
+    x = _inputs((1, 4, 9, 11), 1)[0]
+    _warm(cg, {"x": x})
+    assert len(cg.programs) == 1
+    program = cg._program_objects[0]
+    calls: list[int] = []
+    fallback = program._fallback
+    program._fallback = lambda *v: (calls.append(1), fallback(*v))[1]
+    # a Fortran-ordered and a read-only input are not the recorded layout: the original steps run
+    for y in (np.asfortranarray(x * 0.5), np.frombuffer((x + 1).tobytes(), np.float32).reshape(x.shape)):
+        np.testing.assert_array_equal(cg.run({"x": y})[0], ref.run(None, {"x": np.ascontiguousarray(y)})[0])
+    assert len(calls) == 2
+    np.testing.assert_array_equal(cg.run({"x": x})[0], ref.run(None, {"x": x})[0])
+    assert len(calls) == 2  # the recorded layout: the program
+
+
+def test_a_program_that_misses_a_call_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safety net: a kernel call the recording does not see (here: the adds, dropped) makes the
+    program disagree with the steps on the random inputs it is checked on, so the steps stay."""
+    from edgeai.ops.quantized import qlinear_elementwise
+
+    add = qlinear_elementwise._qlinear_add_8bit
+    append = _record.Recorder.append
+
+    def drop_adds(self: _record.Recorder, item: Any) -> None:
+        if item[0] is not add:
+            append(self, item)
+
+    monkeypatch.setattr(_record.Recorder, "append", drop_adds)
+    model = _model([1, 4, 9, 11])
+    ref = _ort(model)
+    cg = _compiled(model)
+    x = _inputs((1, 4, 9, 11), 1)[0]
+    _warm(cg, {"x": x})
+    assert cg.programs == []
+    assert cg.program_error is not None and "does not reproduce" in cg.program_error
+    np.testing.assert_array_equal(cg.run({"x": x})[0], ref.run(None, {"x": x})[0])
+
+
+def test_compile_segments_off_keeps_the_steps() -> None:
+    model = _model([1, 4, 9, 11])
+    cg = _compiled(model, compile_segments=False)
+    x = _inputs((1, 4, 9, 11), 1)[0]
+    for _ in range(PROGRAM_AFTER_RUNS + 2):
+        cg.run({"x": x})
+    assert cg.programs == [] and cg.program_error is None
+
+
+def test_programs_from_several_threads_at_once() -> None:
+    """Each concurrent run takes its own arena (scratch and intermediates are never shared)."""
+    model = _model([1, 4, 17, 13])
+    ref = _ort(model)
+    cg = _compiled(model)
+    xs = _inputs((1, 4, 17, 13), 8, seed=3)
+    _warm(cg, {"x": xs[0]})
+    assert len(cg.programs) == 1
+    want = [ref.run(None, {"x": x})[0] for x in xs]
+    got: dict[int, list[np.ndarray]] = {}
+    barrier = threading.Barrier(4)
+
+    def work(t: int) -> None:
+        barrier.wait()
+        got[t] = [cg.run({"x": xs[(t + i) % len(xs)]})[0] for i in range(40)]
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for t in range(4):
+        for i, y in enumerate(got[t]):
+            np.testing.assert_array_equal(y, want[(t + i) % len(xs)])
+    assert len(cg._program_objects[0]._pool) >= 1
+
+
+def test_the_same_model_records_the_same_program() -> None:
+    """A program holds offsets, never this process's addresses: two graphs of one model (different
+    allocations) write out one source, which numba caches once."""
+    model = _model([1, 4, 9, 11])
+    x = _inputs((1, 4, 9, 11), 1)[0]
+    specs = []
+    for _ in range(2):
+        cg = _compiled(model)
+        _warm(cg, {"x": x})
+        specs.append(cg._program_objects[0].spec)
+    assert specs[0] == specs[1]
+    sources = list(Path(program_mod.programs_dir()).glob("p_*.py"))
+    assert sources and all(s.read_text().startswith('"""A compiled segment') for s in sources)
+
+
+def test_plan_segments_and_random_inputs() -> None:
+    assert program_mod.plan_segments([True, True, False, True, True, True]) == [(0, 2), (3, 6)]
+    assert program_mod.plan_segments([True, False, True], min_steps=2) == []
+    assert program_mod.plan_segments([True] * 3, min_steps=1) == [(0, 3)]
+    rng = np.random.default_rng(0)
+    base = np.arange(2 * 3 * 4 * 5, dtype=np.uint8).reshape(2, 3, 4, 5)
+    view = base.transpose(0, 3, 1, 2)  # an NCHW view of NHWC bytes, as the INT8 ops hand on
+    fresh = program_mod._random_like(view, rng)
+    assert fresh.shape == view.shape and fresh.strides == view.strides and fresh.dtype == view.dtype
+    assert not np.shares_memory(fresh, base)
