@@ -171,8 +171,13 @@ def _overload(fn: Any, args: tuple[Any, ...]) -> Any:
     if not isinstance(fn, Dispatcher):
         raise ProgramUnavailable(f"a kernel call to {fn!r}, not a numba dispatcher")
     sig = [fn.typeof_pyval(v) for v in args]
-    for attempt in (sig, [t.copy(readonly=False) if isinstance(t, types.Array) else t for t in sig]):
-        _, folded = fn._compiler.fold_argument_types(tuple(attempt), {})
+    _, folded = fn._compiler.fold_argument_types(tuple(sig), {})
+    cres = fn.overloads.get(tuple(folded))
+    if cres is not None:
+        return cres
+    if any(isinstance(t, types.Array) and not t.mutable for t in sig):
+        sig = [t.copy(readonly=False) if isinstance(t, types.Array) and not t.mutable else t for t in sig]
+        _, folded = fn._compiler.fold_argument_types(tuple(sig), {})
         cres = fn.overloads.get(tuple(folded))
         if cres is not None:
             return cres
@@ -318,15 +323,29 @@ def build_spec(
 # -- the compiled function ---------------------------------------------------------------------------------
 
 
-def intrinsic_for(spec: dict[str, Any]) -> Any:
-    """The numba intrinsic ``_program(arena, fptrs, inputs)`` that makes the calls of ``spec``."""
+def intrinsic_for(spec: dict[str, Any] | str) -> Any:
+    """The numba intrinsic ``_program(arena, fptrs, inputs)`` that makes the calls of ``spec`` (or of the
+    spec in the file of that path, read only when numba compiles the program: a cached program is
+    loaded without it)."""
     from llvmlite import ir
     from numba.core import cgutils, types
     from numba.core.callconv import excinfo_t
     from numba.extending import intrinsic
     from numba.np.arrayobj import populate_array
 
-    calls = [(_nbtype(r), [(_nbtype(t), t, v) for t, v in args]) for r, args in spec["calls"]]
+    got: list[Any] = []
+
+    def calls_of() -> list[Any]:
+        if not got:
+            if isinstance(spec, str):
+                import ast
+
+                with open(spec) as f:
+                    loaded = ast.literal_eval(f.read())
+            else:
+                loaded = spec
+            got.append([(_nbtype(r), [(_nbtype(t), t, v) for t, v in args]) for r, args in loaded["calls"]])
+        return got[0]
 
     def value(context: Any, builder: Any, ty: Any, tspec: Any, v: Any, bases: list[Any]) -> Any:
         intp = types.intp
@@ -355,6 +374,8 @@ def intrinsic_for(spec: dict[str, Any]) -> Any:
 
     @intrinsic
     def _program(typingctx: Any, arena: Any, fptrs: Any, ins: Any) -> Any:
+        calls = calls_of()
+
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             intp_t = context.get_value_type(types.intp)
             arena_ary = context.make_array(signature.args[0])(context, builder, args[0])
@@ -394,8 +415,7 @@ import numba
 
 from edgeai.graph.program import intrinsic_for
 
-SPEC = {spec!r}
-_program = intrinsic_for(SPEC)
+_program = intrinsic_for(__file__[:-3] + ".spec")  # the calls, read when numba compiles this file
 
 
 @numba.njit(cache=True, nogil=True)
@@ -410,24 +430,18 @@ _LOCK = threading.Lock()
 def _runner(spec: dict[str, Any]) -> Any:
     """The numba function of ``spec``, from its generated source file (written once, atomically)."""
     params = ", ".join(f"in{k}" for k in range(len(spec["inputs"])))
-    source = _SOURCE.format(spec=spec, params=params)
-    digest = hashlib.sha256(f"{_VERSION}\n{source}".encode()).hexdigest()[:24]
+    source = _SOURCE.format(params=params)
+    text = repr(spec)
+    digest = hashlib.sha256(f"{_VERSION}\n{source}\n{text}".encode()).hexdigest()[:24]
     with _LOCK:
         fn = _LOADED.get(digest)
         if fn is not None:
             return fn
         folder = programs_dir()
         path = os.path.join(folder, f"p_{digest}.py")
-        if not os.path.exists(path):
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(source)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+        if not os.path.exists(path):  # the spec first: a source is never there without its spec
+            _write_once(path[:-3] + ".spec", text)
+            _write_once(path, source)
         name = f"_edgeai_program_{digest}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         assert module_spec is not None and module_spec.loader is not None
@@ -436,6 +450,22 @@ def _runner(spec: dict[str, Any]) -> Any:
         module_spec.loader.exec_module(module)
         fn = _LOADED[digest] = module.run
         return fn
+
+
+def _write_once(path: str, text: str) -> None:
+    """``text`` into ``path`` atomically (a concurrent writer writes the same text), unless it exists:
+    rewriting a source would change the stamp numba's cache checks."""
+    if os.path.exists(path):
+        return
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 class Program:
