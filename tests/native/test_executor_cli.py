@@ -29,11 +29,12 @@ def test_ops_table_and_domain_filter(capsys: pytest.CaptureFixture[str]) -> None
     assert json.loads(capsys.readouterr().out) == []
 
 
-def test_warmup_runs_the_model_once(capsys: pytest.CaptureFixture[str]) -> None:
+def test_warmup_runs_the_model_twice(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["warmup", "--json", "--batch", "3", str(edgeai.demo.model_path())]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["device"] == "native:cpu"
     assert result["outputs"] == {"probabilities": [3, 10]}
+    assert result["first_run_s"] > 0 and result["second_run_s"] > 0
 
 
 def test_warmup_of_a_missing_file_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
