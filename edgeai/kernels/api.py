@@ -49,12 +49,19 @@ _AMX_CONFIG: np.ndarray | None = None
 _ROW_SUMS: Any = None
 _ROWS_ENTRIES: Any = None
 _ROWS_OPERANDS: Any = None
+_ALIGNED_COPY: Any = None
+_ALIGNED_EMPTY: Any = None
+_ADDRESS: Any = None
 _AMX_MIN_K = 16  # GEMMs with K up to this run on VNNI tiles in the AMX driver (see GemmKernel._plan)
 # VNNI row blocks with the store fused (tiles.ROWS_ENTRIES) up to this many MACs per call, or at any size for
 # K <= _AMX_MIN_K or a single row: measured against the AMX / 8x32 VNNI tile drivers here (2304x8x48:
 # 26 -> 15 us, 576x48x16: 6.6 -> 4.2 us, 9x160x1280: 12.3 -> 10 us); above it AMX wins (2304x64x48, 7 M
 # MACs: 34 against 37 us; 576x96x96: 27 against 34 us)
 _ROWS_MAX_MACS = 2_000_000
+# tile-driver GEMMs of at least this many MACs write a 64-byte aligned output, and with N >= 256 copy an A that is
+# not aligned (its copy is then a small part of the work): tile rows and zmm stores that straddle two cache lines
+# touch both (256^3 and 1024^3 on AMX: 5-20% faster)
+_ALIGN_MIN_MACS = 8_000_000
 
 
 class KernelArgumentError(KernelError):
@@ -234,9 +241,20 @@ class _Packed:
 
 
 def _entry(code: int, threads: int) -> Any:
-    from edgeai.kernels.tiles import AMX_CONFIG, ENTRY_PARALLEL, ENTRY_SERIAL, ROWS_ENTRIES, row_sums, rows_operands
+    from edgeai.kernels.pack import aligned_copy
+    from edgeai.kernels.tiles import (
+        AMX_CONFIG,
+        ENTRY_PARALLEL,
+        ENTRY_SERIAL,
+        ROWS_ENTRIES,
+        aligned_empty,
+        data_address,
+        row_sums,
+        rows_operands,
+    )
 
-    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRIES, _ROWS_OPERANDS
+    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRIES, _ROWS_OPERANDS, _ALIGNED_COPY, _ALIGNED_EMPTY, _ADDRESS
+    _ALIGNED_COPY, _ALIGNED_EMPTY, _ADDRESS = aligned_copy, aligned_empty, data_address
     _AMX_CONFIG = AMX_CONFIG  # bound here, once: an import in the per-call path costs microseconds
     _ROW_SUMS = row_sums
     _ROWS_ENTRIES, _ROWS_OPERANDS = ROWS_ENTRIES, rows_operands
@@ -325,12 +343,16 @@ class _GemmPlan:
     """One driver call of a GEMM shape (M, a_zp): the entry, its argument list, where ``a``, the output
     and the row sums go in it (``rs_index`` -1: no row sums), and the entry bound by :func:`_bound_entry`."""
 
-    __slots__ = ("a_index", "args", "call", "flat", "fn", "mid", "out_index", "pre", "rowsum", "rs_index", "tail")
+    __slots__ = (
+        "a_index", "align", "args", "call", "flat", "fn", "mid", "out_index", "pre", "rowsum", "rs_index", "tail",
+    )  # fmt: skip
 
     def __init__(
-        self, fn: Any, args: list, a_index: int, out_index: int, rs_index: int, rowsum: Any, flat: bool = True
-    ) -> None:
+        self, fn: Any, args: list, a_index: int, out_index: int, rs_index: int, rowsum: Any, flat: bool = True,
+        align: int = 0,
+    ) -> None:  # fmt: skip
         self.fn, self.args, self.call, self.flat = fn, args, None, flat  # flat: a and out as 1-D arrays
+        self.align = align  # 1: a 64-byte aligned output; 2: and an aligned A (see _ALIGN_MIN_MACS)
         self.a_index, self.out_index, self.rs_index, self.rowsum = a_index, out_index, rs_index, rowsum
         if rs_index >= 0:
             args[rs_index] = rowsum  # the constant row sums of weights without a zero point (zeros)
@@ -423,7 +445,10 @@ class GemmKernel:
             mc = max(pk.mr, (131072 // max(self.k4, 4)) // pk.mr * pk.mr)
             mid = [rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc]
             args = [None, *mid, None, *post, None, 0, self.n, 1]
-        return _GemmPlan(self.fn, args, self._a_index, len(args) - 4, self._rs_index, np.zeros(m, np.int32))
+        align = (1 + (self.n >= 256)) if m * self.k * self.n >= _ALIGN_MIN_MACS else 0
+        return _GemmPlan(
+            self.fn, args, self._a_index, len(args) - 4, self._rs_index, np.zeros(m, np.int32), align=align
+        )
 
     def __call__(self, a: np.ndarray, a_zp: int = 0) -> np.ndarray:
         # the per-call path of every GEMM of a model: a base ndarray of the input dtype whose (shape, a_zp) has a
@@ -434,7 +459,12 @@ class GemmKernel:
             if shape == hot_shape and a_zp == hot_zp:
                 if self._prep:
                     a = self._prepared(a, shape[0])
-                out = np.empty((shape[0], self.n), self._out_dtype)
+                if plan.align:
+                    if plan.align == 2 and _ADDRESS(a) % 64:
+                        a = _ALIGNED_COPY(a)
+                    out = _ALIGNED_EMPTY(shape[0], self.n, self._out_dtype)
+                else:
+                    out = np.empty((shape[0], self.n), self._out_dtype)
                 if plan.flat:  # the tile drivers take flat arrays (ravel: a view, or a C copy)
                     args = (*plan.pre, a.ravel(), *plan.mid, out.ravel(), *plan.tail)
                 else:  # tiles.ROWS_ENTRIES take the 2-D arrays as they are

@@ -195,6 +195,32 @@ def test_gemm_full_tiles_every_mode(kernel_path: str, m: int, k: int) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("a_dtype", [np.dtype(np.uint8), np.dtype(np.int8)])
+def test_gemm_large_repeated_calls_any_input_alignment(kernel_path: str, a_dtype: np.dtype) -> None:
+    """GEMMs above api._ALIGN_MIN_MACS: the repeated (direct) calls write a 64-byte aligned output and copy an A
+    that starts off a 64-byte boundary; A at every 16-byte offset, a strided A, int32 and requantized outputs."""
+    rng = np.random.default_rng(11)
+    m, k, n = 160, 256, 288  # 11.8 M MACs; N >= 256: the A copy too
+    info = np.iinfo(a_dtype)
+    a0 = rng.integers(int(info.min), int(info.max) + 1, (m, k)).astype(a_dtype)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    bias = rng.integers(-(2**20), 2**20, n).astype(np.int32)
+    acc = gemm_ref(a0, 3, b, 0, bias)
+    scale = np.float32(2e-5)
+    rq = Requant("onnx", scale, None, None, 128, np.dtype(np.uint8))
+    f32 = prepare_gemm(b, 0, a_dtype=a_dtype, bias=bias)
+    fq = prepare_gemm(b, 0, a_dtype=a_dtype, bias=bias, requant=rq)
+    buf = np.zeros(m * k + 64, a_dtype)
+    for offset in (0, 16, 32, 48, 1, 0, 16):
+        a = buf[offset : offset + m * k].reshape(m, k)
+        a[...] = a0
+        np.testing.assert_array_equal(f32(a, 3), acc)
+        np.testing.assert_array_equal(fq(a, 3), requantize_onnx(acc, scale, 128, 0, 255).astype(np.uint8))
+    wide = np.zeros((m, 2 * k), a_dtype)
+    wide[:, ::2] = a0
+    np.testing.assert_array_equal(f32(wide[:, ::2], 3), acc)
+
+
 @pytest.mark.parametrize("k", [1, 3, 4, 8, 12, 16, 20, 32])
 def test_gemm_small_k_many_rows_every_mode(kernel_path: str, k: int) -> None:
     """Small K (the 1x1 convolutions of thin layers) over many rows: AMX row blocks, or VNNI tiles
