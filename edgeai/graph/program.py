@@ -50,6 +50,9 @@ import numpy as np
 __all__ = ["Program", "ProgramUnavailable", "build_program", "plan_segments", "programs_dir"]
 
 _VERSION = 1  # of the generated source's layout: part of every program's hash
+_SLACK = 256
+"""Zero bytes after each buffer in the arena (a kernel's vector read past an array's last element, if
+one ever reads past it, meets zeros of the arena, as it met the rest of the original buffer)."""
 
 
 class ProgramUnavailable(Exception):
@@ -230,7 +233,7 @@ class _Layout:
             # the anchor on a 64-byte boundary, the used range's start at or after `size`
             at = -(-(size + anchor - lo) // 64) * 64  # arena offset of the anchor
             entry[4] = at - (anchor - lo)  # arena offset of the used range's first byte
-            size = entry[4] + hi - lo
+            size = entry[4] + hi - lo + _SLACK
         self.size = size
 
     def resolve(self, ref: tuple[Any, ...]) -> tuple[int, int]:
@@ -424,6 +427,18 @@ def run(arena, fptrs, {params}):
 '''
 
 _LOADED: dict[str, Any] = {}
+_CODEGEN: list[str] = []
+
+
+def _codegen_hash() -> str:
+    """A hash of this module's source: numba's cache of a program does not see the intrinsic that wrote
+    its code, so a changed code generator must name its programs anew."""
+    if not _CODEGEN:
+        with open(__file__, "rb") as f:
+            _CODEGEN.append(hashlib.sha256(f.read()).hexdigest()[:16])
+    return _CODEGEN[0]
+
+
 _LOCK = threading.Lock()
 
 
@@ -432,7 +447,7 @@ def _runner(spec: dict[str, Any]) -> Any:
     params = ", ".join(f"in{k}" for k in range(len(spec["inputs"])))
     source = _SOURCE.format(params=params)
     text = repr(spec)
-    digest = hashlib.sha256(f"{_VERSION}\n{source}\n{text}".encode()).hexdigest()[:24]
+    digest = hashlib.sha256(f"{_VERSION}\n{_codegen_hash()}\n{source}\n{text}".encode()).hexdigest()[:24]
     with _LOCK:
         fn = _LOADED.get(digest)
         if fn is not None:

@@ -16,6 +16,7 @@ from edgeai.graph import program as program_mod
 from edgeai.graph.executor import PROGRAM_AFTER_RUNS, CompiledGraph
 from edgeai.graph.onnx_import import import_onnx
 from edgeai.kernels import _record
+from edgeai.kernels.cpu import available_paths, set_kernel_path
 
 from .test_nhwc_raw import _model
 
@@ -174,3 +175,22 @@ def test_plan_segments_and_random_inputs() -> None:
     fresh = program_mod._random_like(view, rng)
     assert fresh.shape == view.shape and fresh.strides == view.strides and fresh.dtype == view.dtype
     assert not np.shares_memory(fresh, base)
+
+
+@pytest.mark.parametrize("path", available_paths())
+def test_programs_on_every_kernel_path(path: str) -> None:
+    """The recording covers each path's call sites (AMX, VNNI, AVX2 and the portable loops differ in
+    drivers, staging and scratch)."""
+    model = _model([1, 4, 13, 10])
+    ref = _ort(model)
+    set_kernel_path(path)
+    try:
+        cg = _compiled(model)
+    finally:
+        set_kernel_path(None)
+    xs = _inputs((1, 4, 13, 10), 3, seed=7)
+    _warm(cg, {"x": xs[0]})
+    assert cg.program_error is None
+    assert len(cg.programs) == 1
+    for x in xs:
+        np.testing.assert_array_equal(cg.run({"x": x})[0], ref.run(None, {"x": x})[0])
