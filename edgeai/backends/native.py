@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -189,6 +190,10 @@ class NativeExecutable:
         self._compiled: CompiledGraph | None = CompiledGraph(
             self.graph, options=options, requant_mode=requant, what=self._what
         )
+        if "numba" in sys.modules:  # kernels an op loads at its first run (edgeai.ops does it for the rest)
+            from edgeai.kernels.cached_kernels import install
+
+            install()
         self.inputs = [_spec(self.graph, n) for n in self.graph.inputs]
         self.outputs = [_spec(self.graph, n) for n in self.graph.outputs]
         self.output_names = list(self.graph.outputs)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -111,6 +112,10 @@ def _import(name: str) -> bool:
             raise
         skipped[name] = f"needs {exc.name!r}, which is not installed"
         return False
+    if "numba" in sys.modules:  # the op modules' kernels then load from numba's cache without its full set-up
+        from edgeai.kernels.cached_kernels import install
+
+        install()
     return True
 
 
