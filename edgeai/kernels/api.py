@@ -522,6 +522,8 @@ class GemmKernel:
             plan = self._plan(m, lda, azp)
             if len(self._plans) < 16:
                 self._plans[(m, key_zp)] = plan
+        if plan.align:  # as in __call__'s direct call (weights with a zero point always come here)
+            out = _ALIGNED_EMPTY(m, self.n, self._out_dtype)
         args = plan.args.copy()
         a1 = a.ravel()
         args[plan.a_index] = a1 if plan.flat else np.ascontiguousarray(a)

@@ -1225,6 +1225,143 @@ def _amx_release_overload():  # type: ignore[no-untyped-def]
     return impl
 
 
+# Outputs of at least this many bytes are written with non-temporal stores where the driver can (int32, aligned
+# rows of whole 32-column AMX tiles): an output beyond L2 otherwise costs a read for ownership of every line, and
+# its lines evict the weight panels the next row block reads again.
+_STREAM_MIN_BYTES = 2 << 20
+
+
+@njit(cache=True, inline="always")
+def _stream_ok(out, mode, ocs, obase, ors):  # type: ignore[no-untyped-def]
+    return (
+        mode == 0
+        and ocs == 1
+        and out.itemsize == 4
+        and out.size * 4 >= _STREAM_MIN_BYTES
+        and (out.ctypes.data + obase * 4) % 64 == 0
+        and ors % 16 == 0
+    )
+
+
+@functools.cache
+def _stream_kernels() -> tuple:
+    """(store, fence) ``@intrinsic``: ``store(c, r0, col0, rowsum, bz, coloff, out, obase, ors)`` writes the
+    int32 [32, 32] tile ``c`` plus the column terms (and ``- bz * rowsum`` where a column has a weight zero
+    point) to ``out[obase + (r0 + r) * ors + col0 + j]`` with non-temporal 64-byte stores (``c`` and every
+    output row 64-byte aligned); ``fence()`` is the ``sfence`` that orders them before the driver returns."""
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    from edgeai.kernels.x86 import _data_addr, _splat_any
+
+    i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
+    v16 = ir.VectorType(i32, 16)
+
+    def k64(n: int) -> ir.Constant:
+        return ir.Constant(i64, n)
+
+    @intrinsic
+    def stream_store(typingctx, c, r0, col0, rowsum, bz, coloff, out, obase, ors):  # type: ignore[no-untyped-def]
+        ip = types.intp
+        sig = types.void(c, ip, ip, rowsum, bz, coloff, out, ip, ip)
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            sa = signature.args
+            r0_v, col0_v, obase_v, ors_v = args[1], args[2], args[7], args[8]
+
+            def addr(k: int) -> ir.Value:
+                return _data_addr(context, builder, sa[k], args[k])
+
+            def vload(a: ir.Value, align: int) -> ir.Value:
+                return builder.load(builder.inttoptr(a, v16.as_pointer()), align=align)
+
+            coff = builder.mul(col0_v, k64(4))
+            cov = [vload(builder.add(builder.add(addr(5), coff), k64(64 * j)), 4) for j in range(2)]
+            bzv = [vload(builder.add(builder.add(addr(4), coff), k64(64 * j)), 4) for j in range(2)]
+            rs_addr = builder.add(addr(3), builder.mul(r0_v, k64(4)))
+            c_addr = addr(0)
+            first = builder.add(obase_v, builder.add(builder.mul(r0_v, ors_v), col0_v))
+            o_addr = builder.add(addr(6), builder.mul(first, k64(4)))
+            o_step = builder.mul(ors_v, k64(4))
+            nontemporal = builder.module.add_metadata([ir.Constant(i32, 1)])
+            anybz = builder.or_(bzv[0], bzv[1])
+            has_bz = builder.icmp_unsigned(
+                "!=",
+                builder.bitcast(builder.icmp_signed("!=", anybz, ir.Constant(v16, [0] * 16)), i16),
+                ir.Constant(i16, 0),
+            )
+
+            def rows(with_bz: bool) -> None:
+                for r in range(32):
+                    if with_bz:
+                        rs = builder.load(builder.inttoptr(builder.add(rs_addr, k64(4 * r)), i32.as_pointer()))
+                        rsv = _splat_any(builder, rs, v16)
+                    orow = builder.add(o_addr, builder.mul(o_step, k64(r)))
+                    for j in range(2):
+                        v = builder.add(vload(builder.add(c_addr, k64(128 * r + 64 * j)), 64), cov[j])
+                        if with_bz:
+                            v = builder.sub(v, builder.mul(bzv[j], rsv))
+                        dst = builder.inttoptr(builder.add(orow, k64(64 * j)), v16.as_pointer())
+                        builder.store(v, dst, align=64).set_metadata("nontemporal", nontemporal)
+
+            with builder.if_else(has_bz) as (then, otherwise):
+                with then:
+                    rows(True)
+                with otherwise:
+                    rows(False)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @intrinsic
+    def fence(typingctx):  # type: ignore[no-untyped-def]
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence"
+            )
+            builder.call(fn, [])
+            return context.get_dummy_value()
+
+        return types.void(), codegen
+
+    return stream_store, fence
+
+
+def _stream_store(c, r0, col0, rowsum, bz, coloff, out, obase, ors):  # type: ignore[no-untyped-def]
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_stream_store, jit_options=_INLINE)
+def _stream_store_overload(c, r0, col0, rowsum, bz, coloff, out, obase, ors):  # type: ignore[no-untyped-def]
+    if out.dtype != types.int32:  # never called: _stream_ok holds only for int32 outputs
+
+        def impl_none(c, r0, col0, rowsum, bz, coloff, out, obase, ors):  # type: ignore[no-untyped-def]
+            pass
+
+        return impl_none
+    store = _stream_kernels()[0]
+
+    def impl(c, r0, col0, rowsum, bz, coloff, out, obase, ors):  # type: ignore[no-untyped-def]
+        store(c, r0, col0, rowsum, bz, coloff, out, obase, ors)
+
+    return impl
+
+
+def _store_fence():  # type: ignore[no-untyped-def]
+    raise NotImplementedError("only callable from numba-compiled code")
+
+
+@overload(_store_fence, jit_options=_INLINE)
+def _store_fence_overload():  # type: ignore[no-untyped-def]
+    fence = _stream_kernels()[1]
+
+    def impl():  # type: ignore[no-untyped-def]
+        fence()
+
+    return impl
+
+
 @njit(cache=True, _nrt=False)
 def _drive_block_amx(
     c,
@@ -1272,6 +1409,7 @@ def _drive_block_amx(
     # One store call site (the store is inlined: three sites made LLVM optimize three copies of it): a flat
     # loop over (row block, panel, row) whose last pass only stores the pending AMX tile.
     tcfg = cfg
+    stream = _stream_ok(out, mode, ocs, obase, ors)
     configured = False
     pending = False
     finished = m_lo >= m_hi or p_lo >= p_hi
@@ -1314,7 +1452,9 @@ def _drive_block_amx(
                 else:
                     _tile(0, 1, a, ro, segoff, nseg, seglen4, bp, boff, cv)
                 sbuf, smr, snr, sr0, scol0 = cv, mr, nr, i0, col0
-        if (amx and pending) or not amx:
+        if stream and smr == 32 and snr == 32:  # a full AMX tile of a large int32 output (VNNI tiles: mr <= 8)
+            _stream_store(sbuf, sr0, scol0, rowsum, bz, coloff, out, obase, ors)
+        elif (amx and pending) or not amx:
             # kind 0 (VNNI), whose store is the same as AMX's: the VNNI entry's driver then shares the compiled
             # store with this one (a model with strided and stride-1 convolutions compiles it once, not twice)
             _store_fast(
@@ -1340,6 +1480,8 @@ def _drive_block_amx(
                 i0 = mb
     if configured:
         _amx_release()
+    if stream:
+        _store_fence()
 
 
 @njit(cache=True, inline="always")

@@ -221,6 +221,23 @@ def test_gemm_large_repeated_calls_any_input_alignment(kernel_path: str, a_dtype
     np.testing.assert_array_equal(f32(wide[:, ::2], 3), acc)
 
 
+@pytest.mark.parametrize("b_zp", [0, 3, "per-column"])
+def test_gemm_output_beyond_l2_every_call(kernel_path: str, b_zp: object) -> None:
+    """int32 outputs of 2 MB and more: on AMX, full tiles go out through the non-temporal store (column terms,
+    the row term of a weight zero point), the rest (VNNI rows after the last 32-row block, the narrow last panel)
+    through the vector store; the first, binding and direct calls."""
+    rng = np.random.default_rng(5)
+    m, k, n = 1030, 72, 560  # 2.2 MB of int32: 32 full row blocks, 6 VNNI rows, a 16-column last panel
+    a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    zp = rng.integers(-128, 128, n).astype(np.int8) if b_zp == "per-column" else np.int8(b_zp)
+    bias = rng.integers(-(2**20), 2**20, n).astype(np.int32)
+    f = prepare_gemm(b, zp, a_dtype=np.uint8, bias=bias)
+    want = gemm_ref(a, 17, b, zp, bias)
+    for _ in range(4):
+        np.testing.assert_array_equal(f(a, 17), want)
+
+
 @pytest.mark.parametrize("k", [1, 3, 4, 8, 12, 16, 20, 32])
 def test_gemm_small_k_many_rows_every_mode(kernel_path: str, k: int) -> None:
     """Small K (the 1x1 convolutions of thin layers) over many rows: AMX row blocks, or VNNI tiles
