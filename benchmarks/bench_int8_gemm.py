@@ -8,8 +8,9 @@ Runtime gets the same weights as an initializer of a single-node model (one
 intra-op thread, spinning off). Every round times a batch of calls of each
 engine back to back (interleaved in one process, so load changes hit all
 alike); the report gives the median per-call time, GOPS (2*M*N*K / time) and
-the ratio ORT time / edgeai time (above 1: edgeai is faster). Outputs are
-checked equal before timing. ``--paths`` lists the kernel paths to time
+the ratio ORT time / edgeai time (above 1: edgeai is faster; "rounds": the lowest and
+highest ratio within one round, which shows how far the machine's changing load moved the
+comparison during the run). Outputs are checked equal before timing. ``--paths`` lists the kernel paths to time
 (``auto`` = the one this CPU gets by default); paths this CPU lacks are skipped.
 ``--weight-bits 7`` draws weights in [-64, 63] (``reduce_range`` quantization), where
 the AVX2 path may use ``vpmaddubsw``; with 8-bit weights it uses its exact int16 kernel.
@@ -206,6 +207,10 @@ def main() -> None:
         for p in kernels:
             row[f"{p}_gops"] = ops / med[p] / 1e9
             row[f"{p}_ratio"] = med["ort"] / med[p]
+            # the ratio within each round (the two engines timed back to back): its spread shows how far the
+            # machine's changing load moved the comparison
+            per_round = [o / t for o, t in zip(times["ort"], times[p], strict=True)]
+            row[f"{p}_ratio_min"], row[f"{p}_ratio_max"] = min(per_round), max(per_round)
         rows.append(row)
     if args.json:
         print(json.dumps({"features": cpu_features(), "mode": args.mode, "rows": rows}, indent=2))
@@ -225,10 +230,15 @@ def main() -> None:
     for p in paths:
         table.add_column(f"{p} GOPS", justify="right")
         table.add_column(f"{p} ratio", justify="right")
+        table.add_column("rounds", justify="right")
     for r in rows:
         cells = [r["shape"], f"{r['ort_gops']:.1f}"]
         for p in paths:
-            cells += [f"{r[p + '_gops']:.1f}", f"{r[p + '_ratio']:.2f}"]
+            cells += [
+                f"{r[p + '_gops']:.1f}",
+                f"{r[p + '_ratio']:.2f}",
+                f"{r[p + '_ratio_min']:.2f}-{r[p + '_ratio_max']:.2f}",
+            ]
         table.add_row(*cells)
     Console(width=200).print(table)
 
