@@ -58,10 +58,12 @@ _AMX_MIN_K = 16  # GEMMs with K up to this run on VNNI tiles in the AMX driver (
 # 26 -> 15 us, 576x48x16: 6.6 -> 4.2 us, 9x160x1280: 12.3 -> 10 us); above it AMX wins (2304x64x48, 7 M
 # MACs: 34 against 37 us; 576x96x96: 27 against 34 us)
 _ROWS_MAX_MACS = 2_000_000
-# tile-driver GEMMs of at least this many MACs write a 64-byte aligned output, and with N >= 256 copy an A that is
-# not aligned (its copy is then a small part of the work): tile rows and zmm stores that straddle two cache lines
-# touch both (256^3 and 1024^3 on AMX: 5-20% faster)
+# tile-driver GEMMs of at least this many MACs write a 64-byte aligned output, and with N >= 512 and an A of at
+# least _ALIGN_A_MIN_BYTES copy an A that is not aligned: tile rows and zmm stores that straddle two cache lines
+# touch both. Measured on AMX, ratio to ONNX Runtime: 1024^3 with A 16 bytes off 0.95-0.97 -> 1.21-1.32 (output)
+# -> 1.40-1.42 (and A); at 256^3 the aligned output changed nothing and the A copy cost 15-25%
 _ALIGN_MIN_MACS = 8_000_000
+_ALIGN_A_MIN_BYTES = 512 << 10
 
 
 class KernelArgumentError(KernelError):
@@ -241,12 +243,12 @@ class _Packed:
 
 
 def _entry(code: int, threads: int) -> Any:
-    from edgeai.kernels.pack import aligned_copy
     from edgeai.kernels.tiles import (
         AMX_CONFIG,
         ENTRY_PARALLEL,
         ENTRY_SERIAL,
         ROWS_ENTRIES,
+        aligned_copy_rows,
         aligned_empty,
         data_address,
         row_sums,
@@ -254,7 +256,7 @@ def _entry(code: int, threads: int) -> Any:
     )
 
     global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRIES, _ROWS_OPERANDS, _ALIGNED_COPY, _ALIGNED_EMPTY, _ADDRESS
-    _ALIGNED_COPY, _ALIGNED_EMPTY, _ADDRESS = aligned_copy, aligned_empty, data_address
+    _ALIGNED_COPY, _ALIGNED_EMPTY, _ADDRESS = aligned_copy_rows, aligned_empty, data_address
     _AMX_CONFIG = AMX_CONFIG  # bound here, once: an import in the per-call path costs microseconds
     _ROW_SUMS = row_sums
     _ROWS_ENTRIES, _ROWS_OPERANDS = ROWS_ENTRIES, rows_operands
@@ -445,7 +447,9 @@ class GemmKernel:
             mc = max(pk.mr, (131072 // max(self.k4, 4)) // pk.mr * pk.mr)
             mid = [rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc]
             args = [None, *mid, None, *post, None, 0, self.n, 1]
-        align = (1 + (self.n >= 256)) if m * self.k * self.n >= _ALIGN_MIN_MACS else 0
+        align = 0
+        if m * self.k * self.n >= _ALIGN_MIN_MACS:
+            align = 2 if self.n >= 512 and m * lda >= _ALIGN_A_MIN_BYTES else 1
         return _GemmPlan(
             self.fn, args, self._a_index, len(args) - 4, self._rs_index, np.zeros(m, np.int32), align=align
         )
@@ -461,7 +465,7 @@ class GemmKernel:
                     a = self._prepared(a, shape[0])
                 if plan.align:
                     if plan.align == 2 and _ADDRESS(a) % 64:
-                        a = _ALIGNED_COPY(a)
+                        a = _ALIGNED_COPY(a.shape[0], a.shape[1], a)
                     out = _ALIGNED_EMPTY(shape[0], self.n, self._out_dtype)
                 else:
                     out = np.empty((shape[0], self.n), self._out_dtype)
