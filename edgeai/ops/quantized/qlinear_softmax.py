@@ -1,13 +1,23 @@
-"""com.microsoft QLinearSoftmax, as ONNX Runtime computes it.
+"""com.microsoft QLinearSoftmax, bit for bit as ONNX Runtime's CPU kernel computes it.
 
-A float32 table ``t[i] = exp((i - 255) * x_scale + b)`` (computed in double,
-``b = log(FLT_MAX / D) - 5`` keeps the row sum finite), indexed by each
-element's distance from its row maximum; the row sum is accumulated in
-float32 left to right; ``y = rint(t * (floor(1 / y_scale) / sum)) + y_zp``,
-saturated (``floor(1 / y_scale) / sum`` first, which cannot overflow). The
-zero points of ``x`` do not matter (softmax is shift invariant). ``opset``
-< 13 flattens the input to 2-D at ``axis``; 13 and later reduce over the
-single ``axis``.
+Each row (``opset`` < 13: the input flattened to 2-D at ``axis``; 13 and
+later: the single ``axis``) goes through four steps:
+
+1. A float32 table ``t[k] = exp((k - 255 + b / x_scale) * x_scale)``,
+   computed in double and rounded to float32, indexed by ``k = 255 -
+   (row max - x)`` (int8 and uint8 alike). ``b = max(0, logf(FLT_MAX /
+   D) - 5)`` keeps the row sum finite; the quotient ``FLT_MAX / D`` and its
+   log are float32 (C ``logf``), which is why the table depends on ``D``.
+2. The row sum ``s`` of the table values, accumulated in float32 from left
+   to right.
+3. ``c = floor(1 / y_scale)``, the reciprocal and its floor in float32
+   (when that reciprocal overflows, for a subnormal ``y_scale``, ONNX
+   Runtime uses the real ``1 / y_scale``: done here in double).
+4. ``y = rint(t * c / s) + y_zero_point``, the product and quotient in
+   double, rounded half to even, then saturated to the output type; a NaN
+   (a NaN ``y_scale``, or ``0 * inf``) gives 0.
+
+The zero point of ``x`` does not matter (softmax is shift invariant).
 
 Example:
     >>> import numpy as np
@@ -21,7 +31,10 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,14 +46,55 @@ from edgeai.quant.params import normalize_axis, qrange
 __all__ = ["QLinearSoftmax"]
 
 _F = np.float32
-_FLT_MAX = float(np.finfo(np.float32).max)
+_FLT_MAX = _F(np.finfo(np.float32).max)
+
+
+def _load_logf() -> Callable[[float], float]:
+    """The C library's float32 ``logf``, which ONNX Runtime calls for the table's headroom.
+
+    ``float32(math.log(q))`` (correctly rounded) differs from glibc's ``logf``
+    by one ulp for a few reduce lengths (the first is D = 60594); the fallback
+    is used only where no C math library can be loaded.
+    """
+    for name in (ctypes.util.find_library("m"), "libm.so.6", ctypes.util.find_library("c")):
+        if not name:
+            continue
+        try:
+            fn = ctypes.CDLL(name).logf
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_float
+        fn.argtypes = [ctypes.c_float]
+        return lambda v: float(fn(v))
+    return lambda v: float(_F(math.log(v)))
+
+
+_logf = _load_logf()
+
+
+def _c_exp(v: float) -> float:
+    """The C library's double ``exp`` (numpy's SIMD exp may differ by an ulp), ``inf`` on overflow like C."""
+    try:
+        return math.exp(v)
+    except OverflowError:
+        return math.inf
 
 
 def _exp_table(x_scale: float, reduce_len: int) -> np.ndarray:
-    shift = math.log(_FLT_MAX / reduce_len)
-    shift = shift - 5.0 if shift > 5.0 else 0.0
-    i = np.arange(256, dtype=np.float64)
-    return np.exp((i - 255.0 + shift / x_scale) * x_scale).astype(_F)
+    """``t[k]`` for ``k = 255 - (row max - x)``: 256 float32 values."""
+    headroom = _logf(float(_FLT_MAX / _F(reduce_len)))  # float32 quotient, float32 log
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        shift = float(np.float64(max(0.0, headroom - 5.0)) / np.float64(x_scale))  # x_scale 0: inf, as in C
+        return np.array([_c_exp((k - 255.0 + shift) * x_scale) for k in range(256)], np.float64).astype(_F)
+
+
+def _reciprocal_floor(y_scale: np.float32) -> float:
+    """``floor(1 / y_scale)`` in float32; in double where the float32 reciprocal overflows."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        c = np.floor(_F(1.0) / y_scale)
+        if np.isinf(c) and y_scale != 0:
+            c = np.floor(np.float64(1.0) / np.float64(y_scale))
+    return float(c)
 
 
 @register("QLinearSoftmax", domain="com.microsoft", since=1)
@@ -59,9 +113,11 @@ class QLinearSoftmax(Op):
         x = np.asarray(x)
         check_int_dtype(ctx, x, "X", ("int8", "uint8"))
         xs = float(scalar(ctx, x_scale, "x_scale").astype(_F))
-        ys = float(scalar(ctx, y_scale, "y_scale").astype(_F))
-        yz = scalar(ctx, zero_point_or_default(y_zp, x.dtype), "y_zero_point")
+        ys = scalar(ctx, y_scale, "y_scale").astype(_F)
+        yz = int(scalar(ctx, zero_point_or_default(y_zp, x.dtype), "y_zero_point"))
         axis = normalize_axis(self.axis, x.ndim)
+        if x.size == 0:
+            return (np.empty_like(x),)
         if self.opset < 13:
             rows = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
         else:
@@ -73,10 +129,12 @@ class QLinearSoftmax(Op):
             table = self._tables[key] = _exp_table(xs, d)
         xi = rows.astype(np.int32)
         vt = table[xi - xi.max(axis=-1, keepdims=True) + 255]
-        vsum = np.cumsum(vt, axis=-1, dtype=_F)[..., -1:]  # cumsum: float32, left to right
-        c = np.floor(_F(1.0) / _F(ys))  # 1 / y_scale in float32, then floor
-        q = np.rint((vt * (c / vsum).astype(_F)).astype(_F)).astype(np.int64) + int(yz)
+        vsum = np.add.accumulate(vt, axis=-1, dtype=_F)[..., -1:]  # float32, strictly left to right
+        c = _reciprocal_floor(ys)
         qmin, qmax = qrange(x.dtype)
-        y = np.clip(q, qmin, qmax).astype(x.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = np.rint(vt.astype(np.float64) * c / vsum.astype(np.float64))  # double, as ORT
+            q = np.clip(v + yz, qmin, qmax)
+        y = np.where(np.isnan(q), 0, q).astype(x.dtype)
         y = y.reshape(x.shape) if self.opset < 13 else np.moveaxis(y, -1, axis)
         return (y,)
