@@ -555,12 +555,82 @@ def test_qlinear_softmax(dtype: Any, opset: int, data: st.DataObject) -> None:
     shape = tuple(data.draw(st.lists(st.integers(1, 7), min_size=1, max_size=4)))
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     x = ints(dtype, shape, data.draw(st.integers(0, 2**16)))
-    y_scale = data.draw(st.one_of(st.just(np.float32(1 / 256)), scales(lo=5e-4, hi=0.05)))
+    if data.draw(st.booleans()):  # a few distinct values: equal entries, rows whose softmax ties at .5
+        x = (np.iinfo(dtype).max - x.astype(np.int32) % data.draw(st.integers(1, 3))).astype(dtype)
+    tie = st.integers(1, 300).map(lambda k: np.float32(1 / (k + 0.5)))  # floor(1 / y_scale) = k
+    y_scale = data.draw(st.one_of(st.just(np.float32(1 / 256)), scales(lo=5e-4, hi=0.05), tie))
     y_zp = dtype(data.draw(st.integers(int(np.iinfo(dtype).min), int(np.iinfo(dtype).min) + 40)))
     ins = [x, data.draw(scales(lo=1e-3, hi=0.5)), data.draw(zero_point(dtype)), y_scale, y_zp]
     attrs = {"axis": axis, "opset": opset}
     want = ort_node("QLinearSoftmax", ins, attrs=attrs, domain=MS)[0]
     assert_same(native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1)[0], want)
+
+
+def _softmax_vs_ort(x: np.ndarray, x_scale: float, y_scale: float, y_zp: int, axis: int = -1, opset: int = 13) -> None:
+    ins = [x, np.float32(x_scale), x.dtype.type(0), np.float32(y_scale), x.dtype.type(y_zp)]
+    attrs = {"axis": axis, "opset": opset}
+    want = ort_node("QLinearSoftmax", ins, attrs=attrs, domain=MS)[0]
+    assert_same(native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1)[0], want)
+
+
+def test_qlinear_softmax_tie_of_two_equal_values() -> None:
+    """0.5 * floor(1 / 0.03172694) = 15.5 exactly; float32 t * (31 / s) came out 15.499999 and rounded to 15."""
+    _softmax_vs_ort(ints(U8, (2, 5, 2), 8086), 0.5, 0.03172694, 0, axis=-1, opset=11)
+
+
+def test_qlinear_softmax_rounds_the_double_quotient() -> None:
+    """t * c / s = 75.4999993 in double: ORT rounds that (75), not its float32 rounding 75.5 (76)."""
+    x = np.array([[124, 127, 126, 124, 124, 126, 125, 126]], S8)
+    _softmax_vs_ort(x, 0.47073302, 0.0008074283, 0)
+
+
+@pytest.mark.parametrize("dtype", [U8, S8])
+def test_qlinear_softmax_all_equal_rows_at_half(dtype: Any) -> None:
+    """Rows of D equal values with floor(1 / y_scale) / D = k + 0.5: exact ties, or near ties set by the
+    float32 row sum (D * t rounds differently for each D, through the table's float32 logf headroom)."""
+    for d in (2, 3, 5, 6, 8, 10, 12, 14, 16, 18, 20, 32, 33, 48):
+        for k in (0, 1, 4, 8, 53):
+            x = np.full((3, d), 100, dtype)
+            x[1] = 7
+            _softmax_vs_ort(x, 0.5, 1 / (d * (k + 0.5) + 0.25), 3)
+
+
+@pytest.mark.parametrize("dtype", [U8, S8])
+def test_qlinear_softmax_extreme_output_scales(dtype: Any) -> None:
+    """Saturation at 255 / 127 (int8 used to wrap past 127 in old ORT), y_scale above 1 (c = 0: the zero point
+    only), and a subnormal y_scale whose float32 reciprocal overflows (ORT keeps the real 1 / y_scale)."""
+    lo = int(np.iinfo(dtype).min)
+    x = np.array([[100, 90, 100, 40], [5, 5, 5, 5], [100, 99, 98, 97], [100, 0, 0, 0]], dtype)
+    for y_scale in (1 / 256, 1e-3, 1e-5, 1e-9, 1e-30, 1e-39, 1e-45, 0.9, 1.0, 1.5, 100.0):
+        for y_zp in (lo, lo + 3, 0):
+            _softmax_vs_ort(x, 0.1, y_scale, y_zp)
+    # entries far below the max: tiny (x_scale 0.5) and zero (x_scale 2) table values times a huge 1 / y_scale
+    x = np.array([[int(np.iinfo(dtype).max), lo, lo + 1]], dtype)
+    for x_scale in (0.5, 2.0):
+        for y_scale in (1e-3, 1e-39, 1e-45):
+            _softmax_vs_ort(x, x_scale, y_scale, lo + 7)
+
+
+def test_qlinear_softmax_long_rows_use_c_logf() -> None:
+    """D = 60594 is the first reduce length where float32(log(FLT_MAX / D)) and C logf differ by one ulp."""
+    x = (250 - np.random.default_rng(0).integers(0, 3, (2, 60594))).astype(U8)
+    _softmax_vs_ort(x, 0.12002618, 3.0091707e-07, 0)
+
+
+def test_qlinear_softmax_random_near_ties() -> None:
+    """Random scales, rows of few distinct values (sums of equal terms, near-ties), long rows (the sum order)
+    and every axis, both opsets, both types, against ORT."""
+    rng = np.random.default_rng(20261127)
+    for i in range(60):
+        dtype = (U8, S8)[int(rng.integers(2))]
+        info = np.iinfo(dtype)
+        shape = [int(rng.integers(1, 5)) for _ in range(int(rng.integers(1, 4)))]
+        axis = int(rng.integers(-len(shape), len(shape)))
+        shape[axis] = int(rng.choice([int(rng.integers(1, 20)), int(rng.integers(20, 300))]))
+        x = (int(info.max) - rng.integers(0, int(rng.integers(1, 4)), shape)).astype(dtype)
+        x_scale = float(rng.choice([rng.uniform(1e-3, 0.5), 2.0 ** -int(rng.integers(1, 10))]))
+        y_scale = float(rng.choice([1 / 256, rng.uniform(1e-6, 1.5), 1 / (int(rng.integers(1, 3000)) + 0.5)]))
+        _softmax_vs_ort(x, x_scale, y_scale, int(rng.integers(info.min, int(info.max) + 1)), axis, (11, 13)[i % 2])
 
 
 # ----------------------------------------------------------------- errors
