@@ -49,21 +49,17 @@ _AMX_CONFIG: np.ndarray | None = None
 _ROW_SUMS: Any = None
 _ROWS_ENTRIES: Any = None
 _ROWS_OPERANDS: Any = None
-_ALIGNED_COPY: Any = None
 _ALIGNED_EMPTY: Any = None
-_ADDRESS: Any = None
 _AMX_MIN_K = 16  # GEMMs with K up to this run on VNNI tiles in the AMX driver (see GemmKernel._plan)
 # VNNI row blocks with the store fused (tiles.ROWS_ENTRIES) up to this many MACs per call, or at any size for
 # K <= _AMX_MIN_K or a single row: measured against the AMX / 8x32 VNNI tile drivers here (2304x8x48:
 # 26 -> 15 us, 576x48x16: 6.6 -> 4.2 us, 9x160x1280: 12.3 -> 10 us); above it AMX wins (2304x64x48, 7 M
 # MACs: 34 against 37 us; 576x96x96: 27 against 34 us)
 _ROWS_MAX_MACS = 2_000_000
-# tile-driver GEMMs of at least this many MACs write a 64-byte aligned output, and with N >= 512 and an A of at
-# least _ALIGN_A_MIN_BYTES copy an A that is not aligned: tile rows and zmm stores that straddle two cache lines
-# touch both. Measured on AMX, ratio to ONNX Runtime: 1024^3 with A 16 bytes off 0.95-0.97 -> 1.21-1.32 (output)
-# -> 1.40-1.42 (and A); at 256^3 the aligned output changed nothing and the A copy cost 15-25%
+# tile-driver GEMMs of at least this many MACs write a 64-byte aligned output: zmm stores that straddle two cache
+# lines touch both, and the AMX driver streams large int32 outputs only to aligned rows (1024^3, ratio to ONNX
+# Runtime in one process: 0.95-1.08 -> 1.19-1.49; 256^3: no change)
 _ALIGN_MIN_MACS = 8_000_000
-_ALIGN_A_MIN_BYTES = 512 << 10
 
 
 class KernelArgumentError(KernelError):
@@ -248,15 +244,13 @@ def _entry(code: int, threads: int) -> Any:
         ENTRY_PARALLEL,
         ENTRY_SERIAL,
         ROWS_ENTRIES,
-        aligned_copy_rows,
         aligned_empty,
-        data_address,
         row_sums,
         rows_operands,
     )
 
-    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRIES, _ROWS_OPERANDS, _ALIGNED_COPY, _ALIGNED_EMPTY, _ADDRESS
-    _ALIGNED_COPY, _ALIGNED_EMPTY, _ADDRESS = aligned_copy_rows, aligned_empty, data_address
+    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRIES, _ROWS_OPERANDS, _ALIGNED_EMPTY
+    _ALIGNED_EMPTY = aligned_empty
     _AMX_CONFIG = AMX_CONFIG  # bound here, once: an import in the per-call path costs microseconds
     _ROW_SUMS = row_sums
     _ROWS_ENTRIES, _ROWS_OPERANDS = ROWS_ENTRIES, rows_operands
@@ -351,10 +345,10 @@ class _GemmPlan:
 
     def __init__(
         self, fn: Any, args: list, a_index: int, out_index: int, rs_index: int, rowsum: Any, flat: bool = True,
-        align: int = 0,
+        align: bool = False,
     ) -> None:  # fmt: skip
         self.fn, self.args, self.call, self.flat = fn, args, None, flat  # flat: a and out as 1-D arrays
-        self.align = align  # 1: a 64-byte aligned output; 2: and an aligned A (see _ALIGN_MIN_MACS)
+        self.align = align  # a 64-byte aligned output (see _ALIGN_MIN_MACS)
         self.a_index, self.out_index, self.rs_index, self.rowsum = a_index, out_index, rs_index, rowsum
         if rs_index >= 0:
             args[rs_index] = rowsum  # the constant row sums of weights without a zero point (zeros)
@@ -447,9 +441,7 @@ class GemmKernel:
             mc = max(pk.mr, (131072 // max(self.k4, 4)) // pk.mr * pk.mr)
             mid = [rowoffs, self._segoff, 1, self.k4 // 4, *tail, mc]
             args = [None, *mid, None, *post, None, 0, self.n, 1]
-        align = 0
-        if m * self.k * self.n >= _ALIGN_MIN_MACS:
-            align = 2 if self.n >= 512 and m * lda >= _ALIGN_A_MIN_BYTES else 1
+        align = m * self.k * self.n >= _ALIGN_MIN_MACS
         return _GemmPlan(
             self.fn, args, self._a_index, len(args) - 4, self._rs_index, np.zeros(m, np.int32), align=align
         )
@@ -464,8 +456,6 @@ class GemmKernel:
                 if self._prep:
                     a = self._prepared(a, shape[0])
                 if plan.align:
-                    if plan.align == 2 and _ADDRESS(a) % 64:
-                        a = _ALIGNED_COPY(a.shape[0], a.shape[1], a)
                     out = _ALIGNED_EMPTY(shape[0], self.n, self._out_dtype)
                 else:
                     out = np.empty((shape[0], self.n), self._out_dtype)

@@ -27,16 +27,7 @@ from numba.extending import overload
 
 from edgeai.kernels.requant import requantize_fixed_point_branchless, requantize_float
 
-__all__ = [
-    "KIND_CODES",
-    "KIND_TILE",
-    "ROWS_ENTRIES",
-    "aligned_copy_rows",
-    "aligned_empty",
-    "data_address",
-    "row_sums",
-    "rows_operands",
-]
+__all__ = ["KIND_CODES", "KIND_TILE", "ROWS_ENTRIES", "aligned_empty", "row_sums", "rows_operands"]
 
 # kind code -> (microkernel kind name or "portable", MR, NR)
 KIND_CODES = {"vnni": 0, "avx2_7bit": 1, "avx2_i16": 2, "portable": 3, "amx": 4}
@@ -146,25 +137,6 @@ def aligned_empty(m: int, n: int, dtype: Any) -> np.ndarray:
     buf = np.empty(m * n + 64, dtype)
     s = ((-buf.ctypes.data) % 64) // buf.itemsize
     return buf[s : s + m * n].reshape((m, n))
-
-
-@njit(cache=True)
-def aligned_copy_rows(m: int, k: int, a: np.ndarray) -> np.ndarray:
-    """A copy of the [m, k] array ``a`` (any strides) starting on a 64-byte boundary, as
-    :func:`aligned_empty`."""
-    out = aligned_empty(m, k, a.dtype)
-    for i in range(m):  # explicit loops: numba's 2-D slice assignment ran 5x slower than numpy's copy
-        o = out[i]
-        r = a[i]
-        for j in range(k):
-            o[j] = r[j]
-    return out
-
-
-@njit(cache=True)
-def data_address(a: np.ndarray) -> int:
-    """The address of ``a``'s first element (``a.ctypes.data``, 8x cheaper from Python)."""
-    return a.ctypes.data
 
 
 @njit(cache=True, inline="always")
@@ -1384,11 +1356,36 @@ def _store_fence_overload():  # type: ignore[no-untyped-def]
     return impl
 
 
+# a row block is copied to the aligned scratch (when A's rows are misaligned) only if at least this many panels
+# read it
+_COPY_A_MIN_PANELS = 8
+
+
+@njit(cache=True, inline="always")
+def _copy_block(a, src, lda, ablk, k64):  # type: ignore[no-untyped-def]
+    # rows of slices: a run-time base in an index would keep numba's wraparound check and LLVM from vectorizing
+    for r in range(32):
+        s = src + r * lda
+        d = r * k64
+        arow = a[s : s + k64]
+        brow = ablk[d : d + k64]
+        for j in range(k64):
+            brow[j] = arow[j]
+
+
+@njit(cache=True, inline="always")
+def _aligned_bytes(n):  # type: ignore[no-untyped-def]
+    buf = np.empty(n + 64, np.uint8)
+    s = (-buf.ctypes.data) % 64
+    return buf[s : s + n]
+
+
 @njit(cache=True, _nrt=False)
 def _drive_block_amx(
     c,
     cv,
     ro,
+    ablk,
     nocfg,
     cfg,
     a,
@@ -1432,6 +1429,14 @@ def _drive_block_amx(
     # loop over (row block, panel, row) whose last pass only stores the pending AMX tile.
     tcfg = cfg
     stream = _stream_ok(out, mode, ocs, obase, ors)
+    # A rows off 64-byte boundaries (numpy's large arrays start 16 bytes past one as often as not; K not a multiple
+    # of 64): each 32-row block is copied once into the aligned scratch ablk and read from there by all the block's
+    # panels, where there are enough of them to pay for the copy. It reads the bytes the tile loads would.
+    k64 = seglen64 * 64
+    copy_a = False
+    if nseg == 1 and p_hi - p_lo >= _COPY_A_MIN_PANELS and ablk.size >= 32 * k64 and m_lo < m_hi:
+        copy_a = (a.ctypes.data + rowoffs[m_lo] + segoff[0]) % 64 != 0 or lda % 64 != 0
+    copied = np.int64(-1)
     configured = False
     pending = False
     finished = m_lo >= m_hi or p_lo >= p_hi
@@ -1456,7 +1461,13 @@ def _drive_block_amx(
             boff = p * panel_bytes
             amx = i0 + 32 <= min(me, amx_end)
             if amx:
-                _amx_compute(tcfg, a, rowoffs[i0], lda, segoff, nseg, seglen64, bp, boff)
+                if copy_a:
+                    if copied != i0:
+                        _copy_block(a, rowoffs[i0] + segoff[0], lda, ablk, k64)
+                        copied = i0
+                    _amx_compute(tcfg, ablk, -segoff[0], k64, segoff, nseg, seglen64, bp, boff)
+                else:
+                    _amx_compute(tcfg, a, rowoffs[i0], lda, segoff, nseg, seglen64, bp, boff)
                 tcfg = nocfg
                 configured = True
                 # the previous AMX tile is stored while the unit computes this one
@@ -1548,10 +1559,14 @@ def serial_amx(
 ):  # type: ignore[no-untyped-def]
     """AMX GEMM on the calling thread (``a`` rows at the uniform stride ``lda``; K runs padded to 64)."""
     npanels = (N + 31) // 32
+    ablk_bytes = 64
+    if nseg == 1:  # room for one 32-row block of A (see _drive_block_amx)
+        ablk_bytes = 32 * seglen64 * 64
     _drive_block_amx(
         _aligned_tile(32, 32),
         _aligned_tile(8, 32),
         np.empty(8, np.int64),
+        _aligned_bytes(ablk_bytes),
         np.zeros_like(cfg),
         cfg,
         a,
@@ -1629,6 +1644,7 @@ def parallel_amx(
             _aligned_tile(32, 32),
             _aligned_tile(8, 32),
             np.empty(8, np.int64),
+            _aligned_bytes(64),  # one panel per work item: no block copies
             np.zeros_like(cfg),
             cfg,
             a,
