@@ -563,14 +563,16 @@ def test_qlinear_softmax(dtype: Any, opset: int, data: st.DataObject) -> None:
     ins = [x, data.draw(scales(lo=1e-3, hi=0.5)), data.draw(zero_point(dtype)), y_scale, y_zp]
     attrs = {"axis": axis, "opset": opset}
     want = ort_node("QLinearSoftmax", ins, attrs=attrs, domain=MS)[0]
-    assert_same(native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1)[0], want)
+    for kernels in (False, True):  # the numpy reference and the numba row loop
+        assert_same(native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1, kernels=kernels)[0], want)
 
 
 def _softmax_vs_ort(x: np.ndarray, x_scale: float, y_scale: float, y_zp: int, axis: int = -1, opset: int = 13) -> None:
     ins = [x, np.float32(x_scale), x.dtype.type(0), np.float32(y_scale), x.dtype.type(y_zp)]
     attrs = {"axis": axis, "opset": opset}
     want = ort_node("QLinearSoftmax", ins, attrs=attrs, domain=MS)[0]
-    assert_same(native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1)[0], want)
+    for kernels in (False, True):
+        assert_same(native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1, kernels=kernels)[0], want)
 
 
 def test_qlinear_softmax_tie_of_two_equal_values() -> None:

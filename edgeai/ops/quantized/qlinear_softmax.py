@@ -18,6 +18,8 @@ later: the single ``axis``) goes through four steps:
    (a NaN ``y_scale``, or ``0 * inf``) gives 0.
 
 The zero point of ``x`` does not matter (softmax is shift invariant).
+With ``int8_kernels`` (the default) one numba loop per row does steps 2 and
+4 in the same order; ``int8_kernels=False`` runs the numpy reference.
 
 Example:
     >>> import numpy as np
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from edgeai.ops._base import Op, OpContext, register
 from edgeai.ops.quantized._common import check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
@@ -97,6 +100,41 @@ def _reciprocal_floor(y_scale: np.float32) -> float:
     return float(c)
 
 
+def _softmax_rows_reference(
+    rows: np.ndarray, table: np.ndarray, c: float, zp: int, qmin: int, qmax: int, out_dtype: Any
+) -> np.ndarray:
+    """Steps 2 and 4 over the last axis of ``rows`` with numpy: the oracle of :func:`_softmax_rows`."""
+    xi = rows.astype(np.int32)
+    vt = table[xi - xi.max(axis=-1, keepdims=True) + 255]
+    vsum = np.add.accumulate(vt, axis=-1, dtype=_F)[..., -1:]  # float32, strictly left to right
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.rint(vt.astype(np.float64) * c / vsum.astype(np.float64))  # double, as ORT
+        q = np.clip(v + zp, qmin, qmax)
+    return np.where(np.isnan(q), 0, q).astype(out_dtype)
+
+
+@njit(cache=True, nogil=True)
+def _softmax_rows(rows: np.ndarray, table: np.ndarray, params: np.ndarray, out: np.ndarray) -> None:
+    """Steps 2 and 4 for each row of the 2-D ``rows`` into ``out``; ``params``: float64
+    ``[c, zero point, qmin, qmax]``. No fastmath: the sum stays sequential, the quotient a division."""
+    c, zp, qmin, qmax = params[0], params[1], params[2], params[3]
+    n, d = rows.shape
+    for r in range(n):
+        m = np.int32(rows[r, 0])
+        for j in range(1, d):
+            m = max(m, np.int32(rows[r, j]))
+        s = np.float32(0.0)
+        for j in range(d):
+            s = s + table[np.int32(rows[r, j]) - m + 255]
+        sd = np.float64(s)
+        for j in range(d):
+            v = np.rint(np.float64(table[np.int32(rows[r, j]) - m + 255]) * c / sd)
+            if v != v:
+                out[r, j] = 0
+            else:
+                out[r, j] = min(max(v + zp, qmin), qmax)
+
+
 @register("QLinearSoftmax", domain="com.microsoft", since=1)
 class QLinearSoftmax(Op):
     """Softmax over ``axis`` of a uint8/int8 tensor."""
@@ -107,6 +145,7 @@ class QLinearSoftmax(Op):
         self.opset = int(ctx.attr("opset", 13))
         self.axis = int(ctx.attr("axis", -1 if self.opset >= 13 else 1))
         self._tables: dict[tuple[float, int], np.ndarray] = {}
+        self._numba = bool(ctx.options.get("int8_kernels", True))
 
     def run(self, x: np.ndarray, x_scale: Any, x_zp: Any, y_scale: Any, y_zp: Any = None) -> tuple[Any, ...]:
         ctx = self.ctx
@@ -127,14 +166,14 @@ class QLinearSoftmax(Op):
         table = self._tables.get(key)
         if table is None:
             table = self._tables[key] = _exp_table(xs, d)
-        xi = rows.astype(np.int32)
-        vt = table[xi - xi.max(axis=-1, keepdims=True) + 255]
-        vsum = np.add.accumulate(vt, axis=-1, dtype=_F)[..., -1:]  # float32, strictly left to right
         c = _reciprocal_floor(ys)
         qmin, qmax = qrange(x.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            v = np.rint(vt.astype(np.float64) * c / vsum.astype(np.float64))  # double, as ORT
-            q = np.clip(v + yz, qmin, qmax)
-        y = np.where(np.isnan(q), 0, q).astype(x.dtype)
+        if self._numba:
+            flat = np.ascontiguousarray(rows).reshape(-1, d)
+            y = np.empty(flat.shape, x.dtype)
+            _softmax_rows(flat, table, np.array([c, yz, qmin, qmax], np.float64), y)
+            y = y.reshape(rows.shape)
+        else:
+            y = _softmax_rows_reference(rows, table, c, yz, qmin, qmax, x.dtype)
         y = y.reshape(x.shape) if self.opset < 13 else np.moveaxis(y, -1, axis)
         return (y,)
