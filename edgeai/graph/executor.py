@@ -67,17 +67,21 @@ __all__ = ["CompiledGraph", "MissingOp", "find_missing_ops", "unsupported_op_err
 Step = tuple[Callable[..., Any], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 WRITE_OUT_STEPS = 1500
+"""Graphs of up to this many steps run through a runner written out as Python source (about 100 ns
+a step less per run than a loop); compiling that source costs 25-60 us a step once, so larger graphs
+keep the loop."""
 PROGRAM_AFTER_RUNS = 2
+"""The run of a graph that is recorded to build its programs (:mod:`edgeai.graph.program`): the second,
+so that the first inference pays nothing for them and kernels' lazily made state exists."""
 PROGRAM_MIN_STEPS = 3
 """Shorter runs of steps (or of kernel calls) stay steps: a program saves about 2 us a step and costs a
 compile the first time its model runs anywhere."""
 PROGRAM_MAX = 8
 """At most this many programs per graph (the ones of the most kernel calls)."""
-"""The run of a graph that is recorded to build its programs (:mod:`edgeai.graph.program`): the second,
-so that the first inference pays nothing for them and kernels' lazily made state exists."""
-"""Graphs of up to this many steps run through a runner written out as Python source (about 100 ns
-a step less per run than a loop); compiling that source costs 25-60 us a step once, so larger graphs
-keep the loop."""
+PROGRAM_MAX_CALLS = 1024
+"""At most this many kernel calls compiled into a graph's programs (compiling costs about 40 ms a call
+here, once per model and machine, inside the second run: ``edgeai warmup`` pays it ahead)."""
+_RECORDING = threading.Lock()  # one recorded run at a time in a process (the recorder is one global)
 
 
 class MissingOp(tuple[str, str, int, str]):
@@ -282,10 +286,10 @@ class CompiledGraph:
         """``(first step, end step, kernel calls)`` of each segment compiled into a program (see
         :mod:`edgeai.graph.program`): set once the graph has run :data:`PROGRAM_AFTER_RUNS` times."""
         self.program_error: str | None = None
+        """Why no program was built where one was tried (per segment), else None."""
         self._program_objects: list[Any] = []
-        """Why no program was built where one was tried, else None."""
         self._program_countdown = (
-            PROGRAM_AFTER_RUNS if self._options.get("compile_segments", True) and self._runner_code is not None else 0
+            PROGRAM_AFTER_RUNS if self._options.get("programs", True) and self._runner_code is not None else 0
         )
         self._program_lock = threading.Lock()
         self._slot_of = slot_of
@@ -449,7 +453,16 @@ class CompiledGraph:
         if self._program_countdown or not self._program_lock.acquire(blocking=False):
             return self._runner(feeds)
         try:
-            return self._recorded_run(feeds)
+            if not _RECORDING.acquire(blocking=False):  # another graph records now: the next run
+                self._program_countdown = 1
+                return self._runner(feeds)
+            try:
+                return self._recorded_run(feeds)
+            except BaseException:
+                self._program_countdown = 1  # (the run failed: the next one records)
+                raise
+            finally:
+                _RECORDING.release()
         finally:
             self._program_lock.release()
 
@@ -497,14 +510,24 @@ class CompiledGraph:
         return values
 
     def _install_programs(self, slots: Sequence[Any], calls: Sequence[list[Any]]) -> None:
-        from edgeai.graph.program import ProgramUnavailable, build_program, plan_segments
+        from edgeai.graph.program import ProgramUnavailable, build_program, plan_segments, writes_within
 
         steps = self._steps
-        safe = [bool(getattr(op, "program_safe", False)) and bound for op, bound in zip(self._step_ops, self._bound)]
+        # a step takes part when its op says its bound step only makes recorded kernel calls, and its
+        # outputs lie in arrays those calls were handed (a step that took another path this time did not)
+        safe = [
+            bool(getattr(op, "program_safe", False))
+            and bound
+            and writes_within(calls[k], [slots[i] for i in outs if i >= 0])
+            for k, (op, bound, (_, _, outs, _)) in enumerate(zip(self._step_ops, self._bound, steps))
+        ]
         const = {i for i, v in enumerate(self._initial) if v is not None} - {i for _, i in self._feed_slots}
         keep = {self._output_slots[n] for n in self.output_names}
         new_steps, new_nodes, new_bound = list(steps), list(self._step_nodes), list(self._bound)
-        threads = int(self._options.get("threads") or 1)
+        try:
+            threads = max(1, int(self._options.get("threads") or 1))
+        except (TypeError, ValueError):
+            threads = 1
         errors: list[str] = []
         built: list[tuple[int, int, int]] = []
         objects: list[Any] = []
@@ -514,8 +537,14 @@ class CompiledGraph:
         ]
         # the longest (each program is one more compile, on the first run ever of its model)
         segments = [s for s in segments if len(s[2]) >= PROGRAM_MIN_STEPS]
-        segments = sorted(sorted(segments, key=lambda s: -len(s[2]))[:PROGRAM_MAX], reverse=True)
-        for start, stop, records in segments:
+        chosen, total = [], 0
+        for seg in sorted(segments, key=lambda s: -len(s[2]))[:PROGRAM_MAX]:
+            if total + len(seg[2]) <= PROGRAM_MAX_CALLS:
+                chosen.append(seg)
+                total += len(seg[2])
+            else:
+                errors.append(f"steps {seg[0]}-{seg[1] - 1}: over PROGRAM_MAX_CALLS ({PROGRAM_MAX_CALLS}) calls")
+        for start, stop, records in sorted(chosen, reverse=True):
             produced: list[int] = []
             ins: list[int] = []
             for _, step_ins, outs, _ in steps[start:stop]:
@@ -528,6 +557,9 @@ class CompiledGraph:
                 program = build_program(records, [slots[i] for i in ins], [slots[i] for i in outs_], fallback, threads)
             except ProgramUnavailable as exc:
                 errors.append(f"steps {start}-{stop - 1}: {exc}")
+                continue
+            except Exception as exc:  # a segment that fails to build leaves the others (and the run) alone
+                errors.append(f"steps {start}-{stop - 1}: {type(exc).__name__}: {exc}")
                 continue
             frees = tuple(sorted({i for _, _, _, fr in steps[start:stop] for i in fr}))
             new_steps[start:stop] = [(program, tuple(ins), tuple(outs_), frees)]

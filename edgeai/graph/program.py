@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Program", "ProgramUnavailable", "build_program", "plan_segments", "programs_dir"]
+__all__ = ["Program", "ProgramUnavailable", "build_program", "plan_segments", "programs_dir", "writes_within"]
 
 _VERSION = 1  # of the generated source's layout: part of every program's hash
 _SLACK = 256
@@ -72,15 +72,20 @@ def plan_segments(safe: Sequence[bool], min_steps: int = 2) -> list[tuple[int, i
     return out
 
 
+def _preferred_dir() -> str:
+    base = os.environ.get("EDGEAI_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "edgeai"
+    )
+    return os.path.join(base, "programs")
+
+
 def programs_dir() -> str:
-    """Where generated program sources live (created on first use; a private temporary directory
-    when the cache directory cannot be written)."""
+    """Where generated program sources are written (created on first use; a private temporary
+    directory when the cache directory cannot be written; programs already in the cache directory
+    are still read from there)."""
     global _DIR
     if _DIR is None:
-        base = os.environ.get("EDGEAI_CACHE_DIR") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "edgeai"
-        )
-        path = os.path.join(base, "programs")
+        path = _preferred_dir()
         try:
             os.makedirs(path, exist_ok=True)
             if not os.access(path, os.W_OK):
@@ -112,9 +117,7 @@ def _tspec(ty: Any) -> tuple[Any, ...]:
         return ("s", as_dtype(ty).str)
     if isinstance(ty, types.BaseTuple):
         return ("t", tuple(_tspec(t) for t in ty.types))
-    if isinstance(ty, types.Omitted):
-        return ("o",)
-    raise ProgramUnavailable(f"a kernel argument of type {ty}")
+    raise ProgramUnavailable(f"a kernel argument of type {ty}")  # (an omitted one too: pass it)
 
 
 def _nbtype(spec: tuple[Any, ...]) -> Any:
@@ -159,6 +162,11 @@ def _bounds(a: np.ndarray) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+def _alignment(ptr: int) -> int:
+    """The largest power of two up to 64 dividing ``ptr``."""
+    return min(ptr & -ptr, 64) if ptr else 64
+
+
 def _root(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
         a = a.base
@@ -185,6 +193,23 @@ def _overload(fn: Any, args: tuple[Any, ...]) -> Any:
         if cres is not None:
             return cres
     raise ProgramUnavailable(f"no compiled {fn.__name__} for the recorded argument types")
+
+
+def writes_within(records: Sequence[tuple[Any, tuple[Any, ...]]], outputs: Sequence[Any]) -> bool:
+    """Whether every output of a step lies in the bytes of an array one of its recorded calls was handed
+    (else the step made it some other way, and cannot be part of a program)."""
+    spans = [(id(_root(a)), *_bounds(a)) for _, args in records for a in args if isinstance(a, np.ndarray) and a.size]
+    for v in outputs:
+        if v is None:
+            continue
+        if not isinstance(v, np.ndarray):
+            return False
+        if not v.size:
+            continue
+        root, (lo, hi) = id(_root(v)), _bounds(v)
+        if not any(r == root and a <= lo and hi <= b for r, a, b in spans):
+            return False
+    return True
 
 
 class _Layout:
@@ -219,9 +244,7 @@ class _Layout:
                     raise ProgramUnavailable("a kernel buffer that overlaps an input")
             got = self.roots[id(root)] = [root, lo, hi, ptr, 0]
         got[1], got[2] = min(got[1], lo), max(got[2], hi)
-        if (ptr & -ptr) % 64 > (got[3] & -got[3]) % 64 or (
-            (ptr & -ptr) % 64 == (got[3] & -got[3]) % 64 and ptr < got[3]
-        ):
+        if (_alignment(ptr), -ptr) > (_alignment(got[3]), -got[3]):
             got[3] = ptr  # the anchor: the best-aligned (then lowest) address used
         return ("root", id(root), ptr)
 
@@ -249,7 +272,7 @@ class _Layout:
         lo, hi = _bounds(a)
         entry = self.roots.get(id(_root(a)))
         if entry is None or not (entry[1] <= lo and hi <= entry[2]):
-            raise ProgramUnavailable("a segment output no recorded kernel call wrote")
+            raise ProgramUnavailable("a segment output outside the bytes the recorded calls touched")
         return entry[4] + lo - entry[1], hi - lo, a.__array_interface__["data"][0] - lo
 
     def template(self) -> np.ndarray:
@@ -291,9 +314,7 @@ def build_spec(
         argspecs: list[Any] = []
         for ty, value in zip(cres.signature.args, [*args, *([None] * (len(cres.signature.args) - len(args)))]):
             ts = _tspec(ty)
-            if ts[0] == "o":
-                argspecs.append((ts, None))
-            elif ts[0] == "a":
+            if ts[0] == "a":
                 if not isinstance(value, np.ndarray):
                     raise ProgramUnavailable("an array argument that is not an ndarray")
                 shape, strides = tuple(map(int, value.shape)), tuple(map(int, value.strides))
@@ -305,6 +326,8 @@ def build_spec(
     for v in outputs:
         if not isinstance(v, np.ndarray):
             raise ProgramUnavailable("a segment output that is not an array")
+        if id(_root(v)) not in layout.roots:
+            raise ProgramUnavailable("a segment output no recorded kernel call touched")
         if layout.add(v)[0] == "in":
             raise ProgramUnavailable("a segment output that is a view of its input")
     layout.finish()
@@ -366,7 +389,7 @@ def intrinsic_for(spec: dict[str, Any] | str) -> Any:
                 meminfo=None,
             )
             return ary._getvalue()
-        if tspec[0] in ("n", "o"):
+        if tspec[0] == "n":
             return context.get_dummy_value()
         if tspec[0] == "t":
             items = [value(context, builder, t, s, x, bases) for t, s, x in zip(ty.types, tspec[1], v)]
@@ -452,11 +475,13 @@ def _runner(spec: dict[str, Any]) -> Any:
         fn = _LOADED.get(digest)
         if fn is not None:
             return fn
-        folder = programs_dir()
-        path = os.path.join(folder, f"p_{digest}.py")
-        if not os.path.exists(path):  # the spec first: a source is never there without its spec
-            _write_once(path[:-3] + ".spec", text)
-            _write_once(path, source)
+        name = f"p_{digest}.py"
+        path = os.path.join(_preferred_dir(), name)
+        if not (os.path.exists(path) and _spec_is(path[:-3] + ".spec", text)):  # (a read-only cache is read)
+            path = os.path.join(programs_dir(), name)
+            if not _spec_is(path[:-3] + ".spec", text):  # missing or damaged: its text is known
+                _write_once(path[:-3] + ".spec", text, replace=True)
+            _write_once(path, source)  # after its spec: a source is never there without it
         name = f"_edgeai_program_{digest}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         assert module_spec is not None and module_spec.loader is not None
@@ -467,20 +492,35 @@ def _runner(spec: dict[str, Any]) -> Any:
         return fn
 
 
-def _write_once(path: str, text: str) -> None:
-    """``text`` into ``path`` atomically (a concurrent writer writes the same text), unless it exists:
-    rewriting a source would change the stamp numba's cache checks."""
-    if os.path.exists(path):
+def _spec_is(path: str, text: str) -> bool:
+    try:
+        with open(path) as f:
+            return f.read() == text
+    except OSError:
+        return False
+
+
+def _write_once(path: str, text: str, replace: bool = False) -> None:
+    """``text`` into ``path`` atomically (a concurrent writer writes the same text), unless it exists
+    (rewriting a source would change the stamp numba's cache checks) or ``replace``."""
+    if os.path.exists(path) and not replace:
         return
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # never replaces a file another process wrote meanwhile (same text)
+            except FileExistsError:
+                pass
+            except OSError:  # no hard links here: an atomic replace (the text is the same)
+                os.replace(tmp, path)
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 class Program:
@@ -518,7 +558,8 @@ class Program:
             self._fn.compile(sig)
         self._entry = self._fn.overloads[sig].entry_point
 
-    def __call__(self, *inputs: Any) -> tuple[Any, ...]:
+    def takes(self, inputs: Sequence[Any]) -> bool:
+        """Whether ``inputs`` have the recorded layout (dtype, shape, strides, writeability)."""
         for v, (dtype, shape, strides, writeable) in zip(inputs, self._checks):
             if not (
                 v.__class__ is np.ndarray
@@ -527,7 +568,16 @@ class Program:
                 and v.strides == strides
                 and v.flags.writeable == writeable
             ):
-                return self._fallback(*inputs)
+                return False
+        return True
+
+    def __call__(self, *inputs: Any) -> tuple[Any, ...]:
+        if not self.takes(inputs):
+            return self._fallback(*inputs)
+        return self.run(inputs)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> tuple[Any, ...]:
+        """The compiled calls on ``inputs`` (of the recorded layout: see :meth:`takes`)."""
         pool = self._pool
         try:
             arena = pool.pop()
@@ -551,23 +601,24 @@ class Program:
 
 
 def _random_like(v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A fresh input of v's dtype, shape and memory layout, with values over v's range."""
-    base = _root(v)
-    if base.dtype.kind == "f":
+    """A fresh array of v's dtype, shape, strides and writeability (the layout a program was recorded
+    for), in a buffer of its own, with values over v's range."""
+    lo, hi = _bounds(v)
+    n = (hi - lo) // v.itemsize
+    if v.dtype.kind == "f":
         fin = v[np.isfinite(v)] if v.size else v
         mu, sd = (float(fin.mean()), float(fin.std()) or 1.0) if fin.size else (0.0, 1.0)
-        new_base = (rng.standard_normal(base.shape) * sd + mu).astype(base.dtype)
-    elif base.dtype.kind in "iu":
-        info = np.iinfo(base.dtype)
-        new_base = rng.integers(info.min, info.max, base.shape, dtype=base.dtype, endpoint=True)
-    elif base.dtype.kind == "b":
-        new_base = rng.integers(0, 2, base.shape).astype(bool)
+        flat = (rng.standard_normal(n) * sd + mu).astype(v.dtype)
+    elif v.dtype.kind in "iu":
+        info = np.iinfo(v.dtype)
+        flat = rng.integers(info.min, info.max, n, dtype=v.dtype, endpoint=True)
+    elif v.dtype.kind == "b":
+        flat = rng.integers(0, 2, n).astype(bool)
     else:
-        raise ProgramUnavailable(f"a segment input of dtype {base.dtype}")
-    if base is v:
-        return new_base
-    offset = v.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-    return np.ndarray(v.shape, v.dtype, new_base, offset, v.strides)
+        raise ProgramUnavailable(f"a segment input of dtype {v.dtype}")
+    out = np.ndarray(v.shape, v.dtype, flat, v.__array_interface__["data"][0] - lo, v.strides)
+    out.flags.writeable = v.flags.writeable
+    return out
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -600,8 +651,10 @@ def build_program(
     rng = np.random.default_rng(0x5EED)
     for _ in range(checks):
         fresh = [_random_like(v, rng) for v in inputs]
+        if not program.takes(fresh):
+            raise ProgramUnavailable("a fresh input of the recorded layout is not taken")  # never: a bug
         want = fallback(*fresh)
-        got = program(*fresh)
+        got = program.run(fresh)
         if len(want) != len(got) or not all(_same(w, g) for w, g in zip(want, got)):
             raise ProgramUnavailable("the compiled segment does not reproduce the steps on a random input")
     return program

@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from edgeai.errors import InferenceError
+from edgeai.kernels import _record
 from edgeai.ops._base import Op, OpContext, nhwc_base
 from edgeai.ops.elementwise import as_dtype, is_float, register_versions, unsupported
 
@@ -100,6 +101,7 @@ class ReduceMean(_Reduce):
     NCHW view of an NHWC array (what an INT8 convolution hands on), so the result is ORT's bytes."""
 
     accepts_nhwc_views = True  # the float32 trailing-axes loop reads them; other cases copy (c_order)
+    program_safe = True  # the bound step's work is one recorded kernel call (edgeai.graph.program)
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -153,7 +155,10 @@ class ReduceMean(_Reduce):
                 if plan is None:
                     return (mean(x),)  # makes the plan of this shape
                 out = empty((nb, c, 1, 1) if keepdims else (nb, c), _F32)
-                run_program(x.reshape(key), plan[0], plan[1], out.reshape(nb, c))
+                args = (x.reshape(key), plan[0], plan[1], out.reshape(nb, c))
+                if _record.RECORD is not None:
+                    _record.RECORD.append((run_program, args))
+                run_program(*args)
                 return (out,)
             return run(x.transpose(0, 3, 1, 2), *consts)
 

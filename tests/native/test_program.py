@@ -33,7 +33,9 @@ def _ort(model: bytes | Path, threads: int = 1) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(model) if isinstance(model, Path) else model, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(model) if isinstance(model, Path) else model, so, providers=["CPUExecutionProvider"]
+    )
 
 
 def _compiled(model: bytes | Path, **options: Any) -> CompiledGraph:
@@ -92,18 +94,19 @@ def test_other_layouts_run_the_steps(tmp_path: Path) -> None:
 
 
 def test_a_program_that_misses_a_call_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The safety net: a kernel call the recording does not see (here: the adds, dropped) makes the
-    program disagree with the steps on the random inputs it is checked on, so the steps stay."""
-    from edgeai.ops.quantized import qlinear_elementwise
+    """The safety net: a kernel call the recording does not see (here: the convolutions' input staging,
+    dropped; the steps' outputs still come from recorded calls) makes the program disagree with the
+    steps on the random inputs it is checked on, so the steps stay."""
+    from edgeai.kernels import conv
 
-    add = qlinear_elementwise._qlinear_add_8bit
+    stage = conv.stage_from_nhwc
     append = _record.Recorder.append
 
-    def drop_adds(self: _record.Recorder, item: Any) -> None:
-        if item[0] is not add:
+    def drop_staging(self: _record.Recorder, item: Any) -> None:
+        if item[0] is not stage:
             append(self, item)
 
-    monkeypatch.setattr(_record.Recorder, "append", drop_adds)
+    monkeypatch.setattr(_record.Recorder, "append", drop_staging)
     model = _model([1, 4, 9, 11])
     ref = _ort(model)
     cg = _compiled(model)
@@ -114,9 +117,9 @@ def test_a_program_that_misses_a_call_is_rejected(monkeypatch: pytest.MonkeyPatc
     np.testing.assert_array_equal(cg.run({"x": x})[0], ref.run(None, {"x": x})[0])
 
 
-def test_compile_segments_off_keeps_the_steps() -> None:
+def test_programs_off_keeps_the_steps() -> None:
     model = _model([1, 4, 9, 11])
-    cg = _compiled(model, compile_segments=False)
+    cg = _compiled(model, programs=False)
     x = _inputs((1, 4, 9, 11), 1)[0]
     for _ in range(PROGRAM_AFTER_RUNS + 2):
         cg.run({"x": x})
@@ -194,3 +197,43 @@ def test_programs_on_every_kernel_path(path: str) -> None:
     assert len(cg.programs) == 1
     for x in xs:
         np.testing.assert_array_equal(cg.run({"x": x})[0], ref.run(None, {"x": x})[0])
+
+
+def _layout(kind: str, x: np.ndarray) -> np.ndarray:
+    if kind == "fortran":
+        return np.asfortranarray(x)
+    if kind == "channels_last_own_base":  # img.transpose(2, 0, 1)[None].astype(np.float32) / 255 gives such
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) * np.float32(1)
+    y = x.copy()
+    y.flags.writeable = False
+    return y
+
+
+@pytest.mark.parametrize("kind", ["fortran", "channels_last_own_base", "readonly"])
+def test_recorded_on_another_input_layout_every_later_input_is_exact(kind: str) -> None:
+    """The check runs the compiled program (never its fallback) on fresh inputs of the recorded layout:
+    a first step that took an unrecorded path for that layout is left out of the program, or the
+    program is rejected, but never trusted on stale bytes."""
+    model = _model([1, 4, 9, 11])
+    ref = _ort(model)
+    cg = _compiled(model)
+    xs = _inputs((1, 4, 9, 11), 5, seed=11)
+    for x in xs[:PROGRAM_AFTER_RUNS]:
+        cg.run({"x": _layout(kind, x)})
+    if kind == "fortran":  # the QuantizeLinear's NHWC result is then a view of an NCHW copy, which the
+        # next convolution copies again (numpy, unrecorded): that program is caught by its check
+        assert not cg.programs and "does not reproduce" in str(cg.program_error)
+    else:
+        assert cg.programs, cg.program_error
+    for x in xs:
+        np.testing.assert_array_equal(cg.run({"x": _layout(kind, x)})[0], ref.run(None, {"x": x})[0])
+        np.testing.assert_array_equal(cg.run({"x": x})[0], ref.run(None, {"x": x})[0])
+
+
+def test_a_step_that_took_an_unrecorded_path_splits_the_segment() -> None:
+    model = _model([1, 4, 9, 11])
+    cg = _compiled(model)
+    x = _layout("channels_last_own_base", _inputs((1, 4, 9, 11), 1)[0])  # quantized by numpy, unrecorded
+    _warm(cg, {"x": x})
+    ((start, stop, _),) = cg.programs
+    assert cg._step_nodes[0].op_type == "QuantizeLinear" and start == 1 and stop == cg.steps

@@ -209,6 +209,7 @@ class QGemm(_IntegerMatMul):
     """
 
     _b_index = 3
+    program_safe = True  # the bound step's work is the fused GEMM's recorded kernel call
 
     def __init__(self, ctx: OpContext) -> None:
         super().__init__(ctx)
@@ -231,6 +232,26 @@ class QGemm(_IntegerMatMul):
             bias = None if c is None else np.asarray(c).reshape(-1)
             self.fused = _fused_gemm(ctx, b2, params, alpha=self.alpha, bias=bias)
             self._c_absent = c is None
+
+    def bind_static(
+        self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
+    ) -> tuple[Callable[[np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
+        """``(step(a), (0,))`` when the fused GEMM was packed at creation (every input but ``a`` is then a
+        constant this op holds): a 2-D ``a`` of its dtype goes straight to the kernel, anything else to
+        :meth:`run` with the constants. None otherwise."""
+        fused = self.fused
+        if fused is None:
+            return None
+        kernel, dtype, zp = fused
+        consts = tuple(self.ctx.input_consts[1:9]) + (None,) * max(0, 9 - len(self.ctx.input_consts))
+        run, ndarray, trans_a = self.run, np.ndarray, self.trans_a
+
+        def step(a: np.ndarray) -> tuple[Any, ...]:
+            if type(a) is ndarray and a.ndim == 2 and a.dtype == dtype:
+                return (kernel(a.T if trans_a else a, zp),)
+            return run(a, *consts)
+
+        return step, (0,)
 
     def run(
         self,

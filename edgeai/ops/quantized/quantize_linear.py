@@ -103,6 +103,27 @@ class _QParams(Op):
         return s, z
 
 
+def _plain_step(
+    run: Callable[..., tuple[Any, ...]], consts: Any, kernel: Any, params: np.ndarray, in_dtype: Any, out_dtype: Any
+) -> Callable[[np.ndarray], tuple[Any, ...]]:
+    """The bound step of a per-tensor QuantizeLinear/DequantizeLinear between plain (NCHW) values:
+    ``kernel`` over a C-contiguous input of ``in_dtype`` in memory order, anything else through
+    ``run`` with the constants."""
+    ndarray, empty, in_dtype = np.ndarray, np.empty, np.dtype(in_dtype)
+
+    def step(x: np.ndarray) -> tuple[Any, ...]:
+        if type(x) is ndarray and x.dtype == in_dtype and x.flags.c_contiguous:
+            out = empty(x.shape, out_dtype)
+            args = (x.reshape(-1), params, out.reshape(-1))
+            if _record.RECORD is not None:
+                _record.RECORD.append((kernel, args))
+            kernel(*args)
+            return (out,)
+        return run(x, *consts)
+
+    return step
+
+
 @register("QuantizeLinear", since=10)
 @register("QuantizeLinear", since=13)
 @register("QuantizeLinear", since=19)
@@ -133,13 +154,16 @@ class QuantizeLinear(_QParams):
     def bind_static(
         self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
     ) -> tuple[Callable[[np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
-        """With ``nhwc_out`` (see :mod:`edgeai.graph.executor`): ``(step(x), (0,))`` writing the NHWC
-        array of the result; None otherwise (:meth:`run` is called)."""
+        """With a per-tensor constant scale and zero point (ONNX mode): ``(step(x), (0,))``, with
+        ``nhwc_out`` (see :mod:`edgeai.graph.executor`) writing the NHWC array of the result; None
+        otherwise (:meth:`run` is called)."""
         fast = self._per_tensor
-        if not nhwc_out or fast is None:
+        if fast is None:
             return None
         params, dtype = fast
         run, consts, ndarray, empty = self.run, self.ctx.input_consts[1:3], np.ndarray, np.empty
+        if not nhwc_out:
+            return None if self.nhwc_views else (_plain_step(run, consts, _quantize_8bit, params, _F32, dtype), (0,))
 
         def step(x: np.ndarray) -> tuple[Any, ...]:
             if type(x) is ndarray and x.dtype == _F32 and x.ndim == 4 and x.flags.c_contiguous:
@@ -221,13 +245,17 @@ class DequantizeLinear(_QParams):
     def bind_static(
         self, nhwc_in: frozenset[int] = frozenset(), nhwc_out: bool = False
     ) -> tuple[Callable[[np.ndarray], tuple[Any, ...]], tuple[int, ...]] | None:
-        """With ``0 in nhwc_in`` or ``nhwc_out`` (see :mod:`edgeai.graph.executor`): ``(step(x), (0,))``
-        reading or writing NHWC arrays; None otherwise (:meth:`run` is called)."""
+        """With a per-tensor constant scale and zero point (ONNX mode): ``(step(x), (0,))``, with
+        ``0 in nhwc_in`` or ``nhwc_out`` (see :mod:`edgeai.graph.executor`) reading or writing NHWC
+        arrays; None otherwise (:meth:`run` is called)."""
         fast = self._per_tensor
-        if fast is None or not (nhwc_in or nhwc_out):
+        if fast is None:
             return None
         params, qdtype = fast
         run, consts, ndarray, empty, views = self.run, self.ctx.input_consts[1:3], np.ndarray, np.empty, self.nhwc_views
+        if not (nhwc_in or nhwc_out):
+            # (a C-contiguous input is read in memory order whatever the readers take: run() does the same)
+            return _plain_step(run, consts, _dequantize_8bit, params, qdtype, _F32), (0,)
         raw_in, raw_out = 0 in nhwc_in, nhwc_out
 
         def step(x: np.ndarray) -> tuple[Any, ...]:
