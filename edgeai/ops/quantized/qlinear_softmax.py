@@ -14,8 +14,10 @@ later: the single ``axis``) goes through four steps:
    (when that reciprocal overflows, for a subnormal ``y_scale``, ONNX
    Runtime uses the real ``1 / y_scale``: done here in double).
 4. ``y = rint(t * c / s) + y_zero_point``, the product and quotient in
-   double, rounded half to even, then saturated to the output type; a NaN
-   (a NaN ``y_scale``, or ``0 * inf``) gives 0.
+   double, rounded half to even, then saturated to the output type (int8
+   at 127, no wrap-around); a NaN (a NaN ``y_scale``, or ``0 * inf``)
+   gives 0. ONNX Runtime 1.32 was probed for this (ties at .5, ``t * c``
+   beyond float32): its older published source divides in float32.
 
 The zero point of ``x`` does not matter (softmax is shift invariant).
 With ``int8_kernels`` (the default) one numba loop per row does steps 2 and
