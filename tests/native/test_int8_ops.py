@@ -619,6 +619,17 @@ def test_qlinear_softmax_long_rows_use_c_logf() -> None:
     _softmax_vs_ort(x, 0.12002618, 3.0091707e-07, 0)
 
 
+@pytest.mark.parametrize("x_scale", [0.0, -0.1, float("nan"), -float("inf")])
+def test_qlinear_softmax_refuses_a_non_positive_x_scale(x_scale: float) -> None:
+    ins = [np.zeros((1, 4), U8), np.float32(x_scale), U8(0), np.float32(1 / 256), U8(0)]
+    attrs = {"axis": -1, "opset": 13}
+    with pytest.raises(Exception, match="x_scale must be positive"):  # ORT's own check, at run time
+        ort_node("QLinearSoftmax", ins, attrs=attrs, domain=MS)
+    for kernels in (False, True):
+        with pytest.raises(ModelFormatError, match="x_scale must be positive"):
+            native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1, kernels=kernels)
+
+
 def test_qlinear_softmax_random_near_ties() -> None:
     """Random scales, rows of few distinct values (sums of equal terms, near-ties), long rows (the sum order)
     and every axis, both opsets, both types, against ORT."""

@@ -19,7 +19,9 @@ later: the single ``axis``) goes through four steps:
    gives 0. ONNX Runtime 1.32 was probed for this (ties at .5, ``t * c``
    beyond float32): its older published source divides in float32.
 
-The zero point of ``x`` does not matter (softmax is shift invariant).
+The zero point of ``x`` does not matter (softmax is shift invariant); an
+``x_scale`` that is not positive raises :class:`edgeai.errors.ModelFormatError`
+(ONNX Runtime refuses it as well).
 With ``int8_kernels`` (the default) one numba loop per row does steps 2 and
 4 in the same order; ``int8_kernels=False`` runs the numpy reference.
 
@@ -45,7 +47,7 @@ import numpy as np
 from numba import njit
 
 from edgeai.ops._base import Op, OpContext, register
-from edgeai.ops.quantized._common import check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
+from edgeai.ops.quantized._common import bad_model, check_int_dtype, onnx_mode_only, scalar, zero_point_or_default
 from edgeai.quant.params import normalize_axis, qrange
 
 __all__ = ["QLinearSoftmax"]
@@ -61,7 +63,7 @@ def _load_logf() -> Callable[[float], float]:
     by one ulp for a few reduce lengths (the first is D = 60594); the fallback
     is used only where no C math library can be loaded.
     """
-    for name in (ctypes.util.find_library("m"), "libm.so.6", ctypes.util.find_library("c")):
+    for name in (ctypes.util.find_library("m"), "libm.so.6", ctypes.util.find_library("c"), "ucrtbase"):
         if not name:
             continue
         try:
@@ -154,6 +156,8 @@ class QLinearSoftmax(Op):
         x = np.asarray(x)
         check_int_dtype(ctx, x, "X", ("int8", "uint8"))
         xs = float(scalar(ctx, x_scale, "x_scale").astype(_F))
+        if not xs > 0:  # ORT refuses these too (0, negative, NaN); +inf passes and gives NaN rows: zeros
+            raise bad_model(ctx, f"x_scale must be positive, got {xs:g}")
         ys = scalar(ctx, y_scale, "y_scale").astype(_F)
         yz = int(scalar(ctx, zero_point_or_default(y_zp, x.dtype), "y_zero_point"))
         axis = normalize_axis(self.axis, x.ndim)
