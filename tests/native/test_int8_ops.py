@@ -630,6 +630,14 @@ def test_qlinear_softmax_refuses_a_non_positive_x_scale(x_scale: float) -> None:
             native("QLinearSoftmax", *ins, attrs=attrs, domain=MS, opset=1, kernels=kernels)
 
 
+def test_qlinear_softmax_refuses_a_scalar_input() -> None:
+    """ORT's shape inference refuses a rank-0 X for any axis; numpy's AxisError is not an edgeai error."""
+    ins = [U8(3), np.float32(0.1), U8(0), np.float32(1 / 256), U8(0)]
+    for kernels in (False, True):
+        with pytest.raises(ModelFormatError, match="rank 1 or more"):
+            native("QLinearSoftmax", *ins, attrs={"axis": 0, "opset": 13}, domain=MS, opset=1, kernels=kernels)
+
+
 def test_qlinear_softmax_random_near_ties() -> None:
     """Random scales, rows of few distinct values (sums of equal terms, near-ties), long rows (the sum order)
     and every axis, both opsets, both types, against ORT."""

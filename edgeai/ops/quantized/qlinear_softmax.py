@@ -160,6 +160,8 @@ class QLinearSoftmax(Op):
             raise bad_model(ctx, f"x_scale must be positive, got {xs:g}")
         ys = scalar(ctx, y_scale, "y_scale").astype(_F)
         yz = int(scalar(ctx, zero_point_or_default(y_zp, x.dtype), "y_zero_point"))
+        if x.ndim == 0:  # ORT's shape inference refuses it too
+            raise bad_model(ctx, "X is a scalar; softmax needs an input of rank 1 or more")
         axis = normalize_axis(self.axis, x.ndim)
         if x.size == 0:
             return (np.empty_like(x),)
