@@ -33,15 +33,18 @@ _lock = threading.Lock()
 _installed = False
 
 
-_GENERATED_PREFIX = "_edgeai_program_"
-"""Module names of the programs :mod:`edgeai.graph.program` writes out and loads."""
+_LIGHT_MODULES = ("edgeai.kernels.", "edgeai.ops.quantized.", "edgeai.ops._mean_kernels", "_edgeai_program_")
+"""Modules whose cached functions load without the refresh: the INT8 kernels, the quantized ops' loops,
+the mean loops and the programs :mod:`edgeai.graph.program` generates, all plain ``@njit`` functions.
+Not every edgeai module: a cached ``@vectorize`` (``edgeai.ops.elementwise``) builds its ufunc wrapper
+with the target context right after the load, and that needs the context's full registries."""
 
 
 def is_edgeai_function(py_func: Any) -> bool:
-    """Whether ``py_func`` is edgeai's own: defined in its package, or in a program it generated
-    (the functions :func:`install` serves)."""
+    """Whether ``py_func`` is one of the edgeai functions :func:`install` serves (see
+    :data:`_LIGHT_MODULES`)."""
     module = getattr(py_func, "__module__", None) or ""
-    return module == "edgeai" or module.startswith(("edgeai.", _GENERATED_PREFIX))
+    return module.startswith(_LIGHT_MODULES)
 
 
 def installed() -> bool:

@@ -5,6 +5,7 @@ functions (cached or compiled) still get the full set-up."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -64,6 +65,19 @@ _PROBE = textwrap.dedent(
         return np.median(a), np.sort(a)[0]
 
 
+    # a cached @vectorize of edgeai's (Erf) builds its ufunc wrapper with the context after the load:
+    # it must get the full set-up (it failed with NumbaNotImplementedError when it did not)
+    from onnx import TensorProto, helper
+
+    erf = helper.make_graph(
+        [helper.make_node("Erf", ["x"], ["y"])], "erf",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    erf_model = helper.make_model(erf, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    xs = np.array([0.0, 0.5, -1.0, 2.0], np.float32)
+    report["erf"] = edgeai.Session(erf_model, device="native").run(None, {"x": xs})[0].tolist()
+
     a = np.array([3.0, 1.0, 2.0, 7.0])
     report["user_stats"] = [float(v) for v in user_stats(a)]
     report["full_refresh_after_user"] = "numba.np.arraymath" in sys.modules
@@ -109,6 +123,8 @@ def _check_warm_run(tmp_path: Path, model: Path, images: np.ndarray, threads: in
     # a cached function outside edgeai still loads with the full refresh, and its results are numpy's
     assert report["full_refresh_after_user"]
     assert report["user_stats"] == [2.5, 1.0]
+    want_erf = [math.erf(v) for v in (0.0, 0.5, -1.0, 2.0)]
+    np.testing.assert_allclose(report["erf"], want_erf, rtol=1e-6, atol=1e-7)
     assert report["user_dot"] in (None, True)
 
 
@@ -131,6 +147,9 @@ def test_only_edgeai_functions_are_served() -> None:
     assert not is_edgeai_function(np.median)
     assert not is_edgeai_function(json.dumps)
     assert not is_edgeai_function(None)
+    from edgeai.ops import elementwise  # its cached @vectorize ufuncs need the full set-up
+
+    assert not is_edgeai_function(elementwise.as_dtype)
 
     def local() -> None: ...
 
