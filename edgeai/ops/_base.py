@@ -166,11 +166,25 @@ def resolve_version(op_type: str, domain: str, opset: int) -> int | None:
     >>> resolve_version("Relu", "", 12)
     6
     """
-    versions = schema_versions(op_type, domain)
-    if not versions:
-        return opset
-    found = [v for v in versions if v <= opset]
-    return found[-1] if found else None
+    key = (op_type, _norm_domain(domain), int(opset))
+    try:
+        return _RESOLVED[key]
+    except KeyError:
+        pass
+    import onnx.defs  # one schema lookup (the history table of every schema costs ~10 ms to build)
+
+    if not onnx.defs.has(key[0], key[1]):
+        version: int | None = opset
+    else:
+        try:
+            version = int(onnx.defs.get_schema(key[0], key[2], key[1]).since_version)
+        except onnx.defs.SchemaError:
+            version = None
+    _RESOLVED[key] = version
+    return version
+
+
+_RESOLVED: dict[tuple[str, str, int], int | None] = {}
 
 
 def _covering(entries: list[tuple[int, int | None, type[Op]]], version: int) -> type[Op] | None:
