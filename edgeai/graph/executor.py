@@ -78,7 +78,7 @@ PROGRAM_MIN_STEPS = 3
 compile the first time its model runs anywhere."""
 PROGRAM_MAX = 8
 """At most this many programs per graph (the ones of the most kernel calls)."""
-PROGRAM_MAX_CALLS = 1024
+PROGRAM_MAX_CALLS = 256
 """At most this many kernel calls compiled into a graph's programs (compiling costs about 40 ms a call
 here, once per model and machine, inside the second run: ``edgeai warmup`` pays it ahead)."""
 _RECORDING = threading.Lock()  # one recorded run at a time in a process (the recorder is one global)

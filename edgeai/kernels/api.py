@@ -48,6 +48,7 @@ _INT8 = (np.dtype(np.uint8), np.dtype(np.int8))
 _AMX_CONFIG: np.ndarray | None = None
 _ROW_SUMS: Any = None
 _ROWS_ENTRIES: Any = None
+_PREPARE_ROWS: Any = None
 _ROWS_OPERANDS: Any = None
 _ALIGNED_EMPTY: Any = None
 _AMX_MIN_K = 16  # GEMMs with K up to this run on VNNI tiles in the AMX driver (see GemmKernel._plan)
@@ -248,9 +249,11 @@ def _entry(code: int, threads: int) -> Any:
         row_sums,
         rows_operands,
     )
+    from edgeai.kernels.transpose import prepare_rows
 
-    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRIES, _ROWS_OPERANDS, _ALIGNED_EMPTY
+    global _AMX_CONFIG, _ROW_SUMS, _ROWS_ENTRIES, _ROWS_OPERANDS, _ALIGNED_EMPTY, _PREPARE_ROWS
     _ALIGNED_EMPTY = aligned_empty
+    _PREPARE_ROWS = prepare_rows
     _AMX_CONFIG = AMX_CONFIG  # bound here, once: an import in the per-call path costs microseconds
     _ROW_SUMS = row_sums
     _ROWS_ENTRIES, _ROWS_OPERANDS = ROWS_ENTRIES, rows_operands
@@ -477,11 +480,9 @@ class GemmKernel:
     def _prepared(self, a: np.ndarray, m: int) -> np.ndarray:
         """``a`` as the kernels read it: int8 as uint8 (u8 = s8 + 128: the same differences with a_zp + 128,
         in the plan), rows padded to the kernel's stride."""
-        if self._signed:
-            a = a.view(np.uint8) ^ np.uint8(0x80)
-        if self._lda != self.k:
-            a = self._padded(a, m)
-        return a
+        out = np.empty((m, self.k), np.uint8) if self._lda == self.k else np.zeros((m, self._lda), np.uint8)
+        _record.call(_PREPARE_ROWS, a.view(np.uint8), 0x80 if self._signed else 0, out)
+        return out
 
     def _coerce(self, a: Any) -> np.ndarray:
         """``a`` as a base ndarray of the input dtype, or the error that says why it is not one."""
@@ -490,11 +491,6 @@ class GemmKernel:
                 f"GEMM input must be a {self.a_dtype} array, got {getattr(a, 'dtype', type(a).__name__)}"
             )
         return np.asarray(a)  # a subclass (np.matrix reshapes to 2-D): the entry takes base arrays
-
-    def _padded(self, a: np.ndarray, m: int) -> np.ndarray:
-        padded = np.zeros((m, self._lda), np.uint8)
-        padded[:, : self.k] = a
-        return padded
 
     def _call_planned(self, a: np.ndarray, a_zp: Any) -> np.ndarray:
         """The first call of an (M, a_zp) (checks a_zp, builds the plan, binds the entry), every call with a

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["pixels_to_planes", "transpose_bytes"]
+__all__ = ["drop_virtual_pixels", "pixels_to_planes", "prepare_rows", "transpose_bytes"]
 
 _i8, _i32, _i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
 
@@ -102,3 +103,15 @@ def drop_virtual_pixels(src, oh, ow, wp, m, dst):  # type: ignore[no-untyped-def
     row = ow * m
     for y in range(oh):
         dst[y * row : (y + 1) * row] = src[y * wp * m : y * wp * m + row]
+
+
+@njit(cache=True)
+def prepare_rows(a, flip, out):  # type: ignore[no-untyped-def]
+    """``out[:, :K] = a ^ flip`` for the uint8 bytes ``a`` [M, K] (any strides): int8 activations as the
+    uint8 the GEMM kernels read (``flip`` 0x80: ``s8 + 128``), rows copied to the kernel's padded
+    stride (``flip`` 0). The rest of each ``out`` row is left as it is (zeros). A kernel rather than
+    numpy, so that a compiled program (``edgeai.graph.program``) records it."""
+    f = np.uint8(flip)
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[i, j] = a[i, j] ^ f
