@@ -257,3 +257,38 @@ def test_int8_activations_run_as_a_program() -> None:
     assert cg.programs and cg.program_error is None, cg.program_error
     for x in xs:
         np.testing.assert_array_equal(cg.run({"x": x})[0], ref.run(None, {"x": x})[0])
+
+
+def test_two_graphs_recording_at_once_both_get_their_programs() -> None:
+    """One recording at a time per process (the recorder is one global): a graph whose recording run
+    finds another graph recording runs its steps and records on its next run."""
+    models = [_model([1, 4, 9, 11]), _model([1, 4, 12, 7])]
+    shapes = [(1, 4, 9, 11), (1, 4, 12, 7)]
+    graphs = [_compiled(m) for m in models]
+    refs = [_ort(m) for m in models]
+    barrier = threading.Barrier(2)
+    results: dict[int, list[np.ndarray]] = {}
+
+    def work(t: int) -> None:
+        xs = _inputs(shapes[t], 30, seed=t)
+        barrier.wait()
+        out = []
+        for x in xs:
+            out.append(graphs[t].run({"x": x})[0])
+            if graphs[t].programs and len(out) >= PROGRAM_AFTER_RUNS + 2:
+                break
+        results[t] = out
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for t in range(2):
+        xs = _inputs(shapes[t], 30, seed=t)
+        for x, y in zip(xs, results[t]):
+            np.testing.assert_array_equal(y, refs[t].run(None, {"x": x})[0])
+        # (the one that found the other recording, for as long as that took, records on a later run)
+        for x in xs[:PROGRAM_AFTER_RUNS]:
+            np.testing.assert_array_equal(graphs[t].run({"x": x})[0], refs[t].run(None, {"x": x})[0])
+        assert graphs[t].programs, graphs[t].program_error
