@@ -400,6 +400,13 @@ class CompiledGraph:
     def _run_loop(self, feeds: Mapping[str, Any]) -> list[Any]:
         """The runner of a graph of more than :data:`WRITE_OUT_STEPS` steps: a loop over the steps
         (the same results and errors as the written-out runner)."""
+        slots = self._loop(feeds, None)
+        return [slots[self._output_slots[n]] for n in self.output_names]
+
+    def _loop(self, feeds: Mapping[str, Any], calls: list[list[Any]] | None) -> list[Any]:
+        """The slots after a loop over the steps; with ``calls``, each step's kernel calls are recorded
+        into it (:mod:`edgeai.kernels._record`) and nothing is freed (no buffer is reused, so an address
+        names one array)."""
         slots = self._initial.copy()
         for name, i in self._feed_slots:
             try:
@@ -407,10 +414,23 @@ class CompiledGraph:
             except KeyError:
                 slots[i] = self._missing_feed(name)
         steps, unpacked, k = self._steps, self._unpacked, -1
+        if calls is not None:
+            from edgeai.kernels import _record
+
+            recorder = _record.Recorder()
         try:
             for k in range(len(steps)):
                 fn, ins, outs, frees = steps[k]
-                results = fn(*[slots[i] for i in ins])
+                if calls is None:
+                    results = fn(*[slots[i] for i in ins])
+                else:
+                    _record.RECORD = recorder
+                    try:
+                        results = fn(*[slots[i] for i in ins])
+                    finally:
+                        _record.RECORD = None
+                    calls.append(recorder.take())
+                    frees = ()
                 if type(results) is not tuple and type(results) is not list:
                     _results(results)
                 if unpacked[k]:
@@ -427,7 +447,7 @@ class CompiledGraph:
             raise InferenceError(
                 f"node {node.name!r} ({node.op_type}) of {self._what} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        return [slots[self._output_slots[n]] for n in self.output_names]
+        return slots
 
     def _missing_feed(self, name: str) -> Any:
         """What the runner uses for a feed the caller left out: an overridable initializer's value,
@@ -467,41 +487,10 @@ class CompiledGraph:
             self._program_lock.release()
 
     def _recorded_run(self, feeds: Mapping[str, Any]) -> list[Any]:
-        """One run through the steps with each step's kernel calls recorded and nothing freed (no buffer
-        is reused, so an address names one array), then the programs of its segments."""
-        from edgeai.kernels import _record
-
-        slots = self._initial.copy()
-        for name, i in self._feed_slots:
-            try:
-                slots[i] = feeds[name]
-            except KeyError:
-                slots[i] = self._missing_feed(name)
+        """One run through the steps with each step's kernel calls recorded (see :meth:`_loop`), then the
+        programs of its segments."""
         calls: list[list[Any]] = []
-        recorder = _record.Recorder()
-        k = -1
-        try:
-            for k, (fn, ins, outs, _) in enumerate(self._steps):
-                _record.RECORD = recorder
-                try:
-                    results = fn(*[slots[i] for i in ins])
-                finally:
-                    _record.RECORD = None
-                calls.append(recorder.take())
-                if type(results) is not tuple and type(results) is not list:
-                    _results(results)
-                if self._unpacked[k]:
-                    (slots[outs[0]],) = results
-                else:
-                    for i, v in zip(outs, results):
-                        slots[i] = v
-        except EdgeAIError:
-            raise
-        except Exception as exc:
-            node = self._step_nodes[k]
-            raise InferenceError(
-                f"node {node.name!r} ({node.op_type}) of {self._what} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+        slots = self._loop(feeds, calls)
         values = [slots[self._output_slots[n]] for n in self.output_names]
         try:
             self._install_programs(slots, calls)
