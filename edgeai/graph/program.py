@@ -398,6 +398,49 @@ def intrinsic_for(spec: dict[str, Any] | str) -> Any:
             return context.get_constant(ty, float.fromhex(v))
         return context.get_constant(ty, v)
 
+    def flat_array(context: Any, builder: Any, ty: Any, v: Any, bases: list[Any]) -> list[Any] | None:
+        """An array argument as the callee's flattened arguments, all constants but the data pointer
+        (two instructions, against some thirty for a struct built and taken apart again: the program's
+        compile time is mostly its IR); None where the array model is not the expected one."""
+        src, off, shape, strides = v
+        model = context.data_model_manager[ty]
+        names = getattr(model, "_fields", None)
+        if tuple(names or ()) != ("meminfo", "parent", "nitems", "itemsize", "data", "shape", "strides"):
+            return None
+        intp_t = context.get_value_type(types.intp)
+        data_t = context.get_data_type(ty.dtype).as_pointer()
+        meminfo_t, parent_t = (context.get_value_type(t) for t in model._members[:2])
+        nitems = 1
+        for d in shape:
+            nitems *= d
+        itemsize = context.get_abi_sizeof(context.get_data_type(ty.dtype))
+        data = builder.inttoptr(builder.add(bases[src + 1], ir.Constant(intp_t, off)), data_t)
+        return [
+            ir.Constant(meminfo_t, None),
+            ir.Constant(parent_t, None),
+            ir.Constant(intp_t, nitems),
+            ir.Constant(intp_t, itemsize),
+            data,
+            *[ir.Constant(intp_t, d) for d in shape],
+            *[ir.Constant(intp_t, d) for d in strides],
+        ]
+
+    def arguments(context: Any, builder: Any, argv: list[Any], bases: list[Any]) -> list[Any]:
+        """The callee's flattened arguments (numba's argument packing of each argument's value)."""
+        packer = context.call_conv._get_arg_packer([t for t, _, _ in argv])
+        flat: list[Any] = []
+        for t, spec_, v in argv:
+            got = flat_array(context, builder, t, v, bases) if spec_[0] == "a" else None
+            if got is None:
+                single = context.call_conv._get_arg_packer([t])
+                got = list(single.as_arguments(builder, [value(context, builder, t, spec_, v, bases)]))
+            flat += got
+        want = list(packer.argument_types)
+        if len(flat) != len(want) or any(a.type != b for a, b in zip(flat, want)):  # never: the generic packing
+            vals = [value(context, builder, t, s, v, bases) for t, s, v in argv]
+            flat = list(packer.as_arguments(builder, vals))
+        return flat
+
     @intrinsic
     def _program(typingctx: Any, arena: Any, fptrs: Any, ins: Any) -> Any:
         calls = calls_of()
@@ -415,7 +458,6 @@ def intrinsic_for(spec: dict[str, Any] | str) -> Any:
             cc = context.call_conv
             for k, (resty, argv) in enumerate(calls):
                 argtys = [t for t, _, _ in argv]
-                vals = [value(context, builder, t, s, v, bases) for t, s, v in argv]
                 fnty = cc.get_function_type(resty, argtys)
                 addr = builder.load(builder.gep(fp, [context.get_constant(types.intp, k)]))
                 callee = builder.inttoptr(addr, fnty.as_pointer())
@@ -423,8 +465,7 @@ def intrinsic_for(spec: dict[str, Any] | str) -> Any:
                 ret = cgutils.alloca_once(builder, retty)
                 builder.store(cgutils.get_null_value(retty), ret)
                 exc = cgutils.alloca_once(builder, ir.PointerType(excinfo_t), name="excinfo")
-                packed = list(cc._get_arg_packer(argtys).as_arguments(builder, vals))
-                code = builder.call(callee, [ret, exc, *packed])
+                code = builder.call(callee, [ret, exc, *arguments(context, builder, argv, bases)])
                 status = cc._get_return_status(builder, code, builder.load(exc))
                 with cgutils.if_unlikely(builder, status.is_error):
                     cc.return_status_propagate(builder, status)
