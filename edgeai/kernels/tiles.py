@@ -1247,10 +1247,10 @@ def _stream_kernels() -> tuple:
     from numba.core import cgutils
     from numba.extending import intrinsic
 
-    from edgeai.kernels.x86 import _data_addr, _splat_any
+    from edgeai.kernels.x86 import _V16I32, _data_addr, _splat_any
 
     i16, i32, i64 = ir.IntType(16), ir.IntType(32), ir.IntType(64)
-    v16 = ir.VectorType(i32, 16)
+    v16 = _V16I32
 
     def k64(n: int) -> ir.Constant:
         return ir.Constant(i64, n)

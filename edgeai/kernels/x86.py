@@ -44,6 +44,9 @@ from numba.extending import intrinsic
 __all__ = ["KINDS", "Kind", "make_microkernel", "make_rows_kernel"]
 
 _i8, _i16, _i32, _i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+# the vector types of the 16-lane (zmm) IR: int32, float32, int8, mask lanes, and 8 int64 lanes
+_V16I32, _V16F32 = ir.VectorType(_i32, 16), ir.VectorType(ir.FloatType(), 16)
+_V16I8, _V16I1, _V8I64 = ir.VectorType(_i8, 16), ir.VectorType(ir.IntType(1), 16), ir.VectorType(_i64, 8)
 
 
 @dataclass(frozen=True)
@@ -347,10 +350,7 @@ def make_store_rows(nr: int, mode: int) -> Any:
     if nr % 16 or mode not in (0, 1, 2):
         raise ValueError(f"no vector store for nr={nr}, mode={mode}")
     nv = nr // 16
-    v16 = ir.VectorType(_i32, 16)
-    f16 = ir.VectorType(ir.FloatType(), 16)
-    b16 = ir.VectorType(_i8, 16)
-    m16 = ir.VectorType(ir.IntType(1), 16)
+    v16, f16, b16, m16 = _V16I32, _V16F32, _V16I8, _V16I1
 
     @intrinsic
     def store_rows(
@@ -515,11 +515,8 @@ def make_rows_kernel(nv: int, rows: int, quant: int) -> Any:
     if quant not in (0, 1, 2):
         raise ValueError(f"no requantization {quant}")
     out_int32 = quant == 0
-    v16 = ir.VectorType(_i32, 16)
+    v16, f16, b16, m16 = _V16I32, _V16F32, _V16I8, _V16I1
     vbytes = ir.VectorType(_i8, 64)
-    f16 = ir.VectorType(ir.FloatType(), 16)
-    b16 = ir.VectorType(_i8, 16)
-    m16 = ir.VectorType(ir.IntType(1), 16)
 
     @intrinsic
     def rows_kernel(
@@ -702,8 +699,7 @@ def _fixed_point_columns(builder: ir.IRBuilder, mult: ir.Value, shift: ir.Value)
     """Per-column terms of the fixed-point requantization: (left, multiplier of the even lanes,
     multiplier of the odd lanes) for the high multiply, (right, mask, mask >> 1) for the rounding
     shift, all loaded once per tile."""
-    v64 = ir.VectorType(_i64, 8)
-    v32 = ir.VectorType(_i32, 16)
+    v64, v32 = _V8I64, _V16I32
     zero = ir.Constant(v32, [0] * 16)
     one = ir.Constant(v32, [1] * 16)
     left = builder.select(builder.icmp_signed(">", shift, zero), shift, zero)
@@ -728,8 +724,7 @@ def _fixed_point(builder: ir.IRBuilder, v: ir.Value, left: ir.Value, mult_even: 
     multiplies (``vpmuldq``) of the even and the odd lanes; the even results are taken from the low
     and the odd ones from the high half of each 64-bit lane, without a narrowing pass.
     """
-    v64 = ir.VectorType(_i64, 8)
-    v32 = ir.VectorType(_i32, 16)
+    v64, v32 = _V8I64, _V16I32
 
     def c64(n: int) -> ir.Constant:
         return ir.Constant(v64, [n] * 8)
