@@ -578,7 +578,7 @@ class Program:
         fallback: Callable[..., tuple[Any, ...]],
         threads: int = 1,
     ) -> None:
-        self.spec, self.calls = spec, len(cres_list)
+        self.spec = spec
         self._cres = list(cres_list)  # keeps the kernels' code alive
         self.fptrs = np.array([c.library.get_pointer_to_function(c.fndesc.llvm_func_name) for c in cres_list], np.int64)
         if not self.fptrs.all():
